@@ -1,0 +1,3 @@
+"""campaignctl: campaigns as code."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,107 @@
+"""The object every command receives in `ctx.obj`: settings, the two consoles, the workspace."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import typer
+
+from campaignctl.cli.options import ColorMode
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from campaignctl.spec.workspace import Workspace
+
+
+def color_enabled(mode: ColorMode, stream: TextIO) -> bool:
+    """DESIGN.md §2: --color, then NO_COLOR, FORCE_COLOR, TERM=dumb, then whether it is a TTY."""
+    if mode == ColorMode.ALWAYS:
+        return True
+    if mode == ColorMode.NEVER:
+        return False
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("TERM") == "dumb":
+        return False
+    return stream.isatty()
+
+
+def interactive() -> bool:
+    """Whether someone can answer a prompt: stdin is a TTY and CI is not set."""
+    return sys.stdin.isatty() and not os.environ.get("CI")
+
+
+@dataclass
+class App:
+    workspace_dir: Path | None = None
+    debug: bool = False
+    color: ColorMode = ColorMode.AUTO
+    _workspace: Workspace | None = field(default=None, repr=False)
+
+    def _console(self, stream: TextIO) -> Console:
+        from rich.console import Console
+
+        on = color_enabled(self.color, stream)
+        return Console(
+            file=stream,
+            markup=False,  # user strings such as "[promo]" print as written
+            highlight=False,
+            force_terminal=on if on else None,
+            no_color=not on,
+            soft_wrap=True,
+        )
+
+    @cached_property
+    def out(self) -> Console:
+        """stdout: data (tables, plans, JSON)."""
+        return self._console(sys.stdout)
+
+    @cached_property
+    def err(self) -> Console:
+        """stderr: talk (progress, warnings, hints, errors)."""
+        return self._console(sys.stderr)
+
+    def use(self, workspace: Path | None) -> App:
+        """Let a command's own --workspace override the root one."""
+        if workspace is not None:
+            self.workspace_dir = workspace
+            self._workspace = None
+        return self
+
+    def workspace_root(self) -> Path:
+        from campaignctl.spec.workspace import find_workspace_root
+
+        return find_workspace_root(self.workspace_dir)
+
+    def workspace(self) -> Workspace:
+        """The loaded workspace, with whatever problems it has (see `valid_workspace`)."""
+        if self._workspace is None:
+            from campaignctl.spec.workspace import load_workspace
+
+            self._workspace = load_workspace(self.workspace_root())
+        return self._workspace
+
+    def valid_workspace(self) -> Workspace:
+        """The loaded workspace; raises SpecError (exit 65) listing every error otherwise."""
+        return self.workspace().require_valid()
+
+    def print_json(self, document: dict[str, Any]) -> None:
+        import json
+
+        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def get_app(ctx: typer.Context) -> App:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, App):  # commands invoked without the root callback (library use)
+        obj = App()
+        ctx.find_root().obj = obj
+    return obj

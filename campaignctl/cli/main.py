@@ -1,0 +1,175 @@
+"""The `campaignctl` root command: global options, sub-apps, and the exit-code mapping.
+
+Start-up is a feature: nothing heavy (SQLAlchemy, Jinja, aiosmtplib, the web
+stack, even pydantic) is imported here; commands import what they need.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from campaignctl import __version__
+from campaignctl.cli.app import App
+from campaignctl.cli.options import ColorMode, EnvVars
+from campaignctl.errors import CampaignctlError, ExitCode
+
+EPILOG = (
+    "Exit codes: 0 success; 1 the operation failed; 2 changes present (only with "
+    "--detailed-exitcode); 64 usage error; 65 invalid definitions or data; 69 a service is "
+    "unreachable; 70 internal error (a bug); 75 temporary failure, retry later.\n\n"
+    "Example: campaignctl init my-campaigns && cd my-campaigns && campaignctl validate"
+)
+
+
+def _debug_requested(args: list[str]) -> bool:
+    return "--debug" in args or os.environ.get(EnvVars.DEBUG, "").lower() in ("1", "true", "yes")
+
+
+class CampaignctlGroup(TyperGroup):
+    """A root group whose `main` turns every exception into one paragraph and an exit code.
+
+    Living in `main` (not in a wrapper script) means typer's CliRunner sees the same
+    exit codes and messages as a user does.
+    """
+
+    def main(  # type: ignore[override]
+        self,
+        args: list[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = _debug_requested(argv)
+        code = _run(
+            lambda: super(CampaignctlGroup, self).main(
+                argv, prog_name or "campaignctl", complete_var, standalone_mode=False, **extra
+            ),
+            debug,
+        )
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _run(invoke: Any, debug: bool) -> int:
+    try:
+        result = invoke()
+    except CampaignctlError as exc:
+        _say(exc.render())
+        if debug:
+            traceback.print_exc()
+        return int(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        _say(exc.ctx.get_help() if exc.ctx else str(exc))
+        return int(ExitCode.USAGE)
+    except click.UsageError as exc:
+        exc.show()
+        return int(ExitCode.USAGE)  # click says 2; 2 means "changes present" here
+    except click.ClickException as exc:  # bad file argument and the like
+        exc.show()
+        return int(ExitCode.USAGE)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        _say("interrupted")
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:  # `campaignctl ... | head`
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - silence the interpreter's last flush
+        return 0
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        _say(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "  hint: this is a bug in campaignctl. Run the command again with --debug "
+            f"(or {EnvVars.DEBUG}=1) to see the traceback, and report it with that output."
+        )
+        return int(ExitCode.SOFTWARE)
+    return result if isinstance(result, int) else 0
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+app = typer.Typer(
+    cls=CampaignctlGroup,
+    name="campaignctl",
+    help="Campaigns as code: validate, plan, preview, lock, send, relaunch and report "
+    "email, SMS and questionnaire campaigns kept as YAML and Jinja files.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"campaignctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            envvar=EnvVars.WORKSPACE,
+            show_envvar=True,
+            file_okay=False,
+            help="Workspace directory (default: the nearest one holding campaignctl.yaml, "
+            "from the current directory upward).",
+        ),
+    ] = None,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", envvar=EnvVars.DEBUG, show_envvar=True, help="Show tracebacks of errors."
+        ),
+    ] = False,
+    color: Annotated[
+        ColorMode,
+        typer.Option(
+            "--color",
+            envvar=EnvVars.COLOR,
+            show_envvar=True,
+            help="Colour: auto follows NO_COLOR, FORCE_COLOR, TERM=dumb and the TTY.",
+        ),
+    ] = ColorMode.AUTO,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = App(workspace_dir=workspace, debug=debug, color=color)
+
+
+def _register() -> None:
+    from campaignctl.cli import workspace as workspace_commands
+
+    workspace_commands.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,46 @@
+"""Options shared by several commands, declared once so `--help` always names their variables."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class EnvVars:
+    """Every environment variable campaignctl reads for its own settings."""
+
+    WORKSPACE = "CAMPAIGNCTL_WORKSPACE"
+    STORE = "CAMPAIGNCTL_STORE"
+    DEBUG = "CAMPAIGNCTL_DEBUG"
+    COLOR = "CAMPAIGNCTL_COLOR"
+
+
+class ColorMode(enum.StrEnum):
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+WorkspaceOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace",
+        "-w",
+        envvar=EnvVars.WORKSPACE,
+        show_envvar=True,
+        file_okay=False,
+        help="Workspace directory (default: the nearest one holding campaignctl.yaml, "
+        "from the current directory upward).",
+    ),
+]
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print one JSON document on stdout (see docs/json.md)."),
+]
+YesOption = Annotated[
+    bool,
+    typer.Option("--yes", "-y", help="Do not ask for confirmation (required without a terminal)."),
+]

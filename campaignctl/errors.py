@@ -1,0 +1,135 @@
+"""The error hierarchy and the one place that maps an error to an exit code.
+
+The library raises these; only the CLI entry point prints them and exits.
+Exit codes follow DESIGN.md §2 (sysexits where one fits).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FAILED = 1  # the operation failed (some messages not sent, checks failed)
+    CHANGES = 2  # only with --detailed-exitcode: success with changes present
+    USAGE = 64  # bad flag or argument
+    DATA = 65  # invalid definitions, input data or a stale plan
+    UNAVAILABLE = 69  # a required service is unreachable
+    SOFTWARE = 70  # internal error: a bug
+    TEMPFAIL = 75  # retry later: a lease is held, rate limited
+    INTERRUPTED = 130  # Ctrl-C
+    TERMINATED = 143  # SIGTERM
+
+
+class Severity(enum.StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """One problem found in a file, with where it is and how to fix it.
+
+    `file` is relative to the workspace root (or as given); `line` and `column`
+    are 1-based, 0 when the problem concerns the file as a whole.
+    """
+
+    file: str
+    line: int
+    column: int
+    severity: Severity = field(compare=False)
+    code: str = field(compare=False)
+    message: str = field(compare=False)
+    hint: str | None = field(default=None, compare=False)
+
+    def format(self) -> str:
+        text = (
+            f"{self.file}:{self.line}:{self.column}: {self.severity}[{self.code}]: {self.message}"
+        )
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "severity": str(self.severity),
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+class CampaignctlError(Exception):
+    """Base of every error a user may see. Carries its exit code and a hint."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def render(self) -> str:
+        text = f"error: {self.message}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class UsageError(CampaignctlError):
+    """The command was called wrongly (bad flag, missing workspace, no TTY to confirm)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class SpecError(CampaignctlError):
+    """Definitions are invalid; carries every diagnostic found in one pass."""
+
+    exit_code = ExitCode.DATA
+
+    def __init__(self, diagnostics: Iterable[Diagnostic], message: str | None = None) -> None:
+        self.diagnostics = sorted(diagnostics)
+        errors = [d for d in self.diagnostics if d.severity == Severity.ERROR]
+        summary = message or f"{len(errors)} error(s) in the workspace definitions"
+        super().__init__(summary, hint="run `campaignctl validate` to see every problem")
+
+    def render(self) -> str:
+        lines = [d.format() for d in self.diagnostics]
+        lines.append(f"error: {self.message}")
+        return "\n".join(lines)
+
+
+class InputError(CampaignctlError):
+    """Input data is unusable (a CSV that is not a CSV, an unknown encoding, a bad event file)."""
+
+    exit_code = ExitCode.DATA
+
+
+class StateError(CampaignctlError):
+    """The store is not in a state that allows the operation (stale plan, frozen option)."""
+
+    exit_code = ExitCode.DATA
+
+
+class ServiceUnavailable(CampaignctlError):
+    """A required service (SMTP, SMS provider, database) cannot be reached."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class TemporaryFailure(CampaignctlError):
+    """Retry later: a lease is held by someone else, or a rate limit applies."""
+
+    exit_code = ExitCode.TEMPFAIL
+
+
+class OperationFailed(CampaignctlError):
+    """The operation ran but did not fully succeed (some messages could not be sent)."""
+
+    exit_code = ExitCode.FAILED

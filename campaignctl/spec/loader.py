@@ -1,0 +1,255 @@
+"""YAML loading that remembers where every value came from.
+
+PyYAML's composer gives a node tree with start marks; we build plain Python
+values from it and, beside them, a `SourceMap` from each value's path (the
+tuple of keys and list indices that pydantic uses as an error `loc`) to its
+line and column. Duplicate keys in one mapping are reported, not silently
+overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from campaignctl.errors import Diagnostic, Severity
+
+try:  # the C composer is several times faster when libyaml is present
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - depends on the PyYAML build
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+PathKey = tuple[str | int, ...]
+MAX_NODES = 200_000
+
+
+class _Recursive(Exception):
+    def __init__(self, node: yaml.Node) -> None:
+        self.node = node
+
+
+class _TooLarge(_Recursive):
+    pass
+
+
+@dataclass(frozen=True)
+class Mark:
+    line: int  # 1-based
+    column: int  # 1-based
+
+
+@dataclass
+class SourceMap:
+    """Where each value (and each mapping key) of one YAML document stands."""
+
+    values: dict[PathKey, Mark] = field(default_factory=dict)
+    keys: dict[PathKey, Mark] = field(default_factory=dict)
+
+    def locate(self, path: PathKey, *, key: bool = False) -> Mark:
+        """The mark of `path`, or of its deepest ancestor that exists in the file."""
+        table = self.keys if key else self.values
+        if path in table:
+            return table[path]
+        for cut in range(len(path), -1, -1):
+            prefix = path[:cut]
+            if prefix in self.values:
+                return self.values[prefix]
+        return Mark(1, 1)
+
+    def known_prefix(self, path: PathKey) -> PathKey:
+        """The longest prefix of `path` whose every step is a real key or index in the file."""
+        best: PathKey = ()
+        current: PathKey = ()
+        for part in path:
+            candidate = (*current, part)
+            if candidate in self.values:
+                current = candidate
+                best = current
+        return best
+
+
+@dataclass
+class YamlDocument:
+    """One document of a YAML file: its data, its source map, its position in the file."""
+
+    file: str
+    index: int
+    data: Any
+    source_map: SourceMap
+    start: Mark
+
+
+def _mark(node: yaml.Node) -> Mark:
+    return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.constructor = yaml.SafeLoader("")  # only its scalar constructors are used
+        self.diagnostics: list[Diagnostic] = []
+        self.open_nodes: set[int] = set()  # guards against recursive anchors
+        self.budget = MAX_NODES  # guards against alias bombs ("billion laughs")
+
+    def build(self, node: yaml.Node, path: PathKey, smap: SourceMap) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _TooLarge(node)
+        smap.values[path] = _mark(node)
+        if id(node) in self.open_nodes:
+            raise _Recursive(node)
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            self.open_nodes.add(id(node))
+            try:
+                return self._build_collection(node, path, smap)
+            finally:
+                self.open_nodes.discard(id(node))
+        return self.constructor.construct_object(node, deep=True)
+
+    def _build_collection(self, node: yaml.Node, path: PathKey, smap: SourceMap) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            self.constructor.flatten_mapping(node)
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.constructor.construct_object(key_node, deep=True)
+                if not isinstance(key, (str, int, float, bool)) or key is None:
+                    self._error(key_node, "invalid-key", "a mapping key must be a plain value")
+                    continue
+                # YAML 1.1 reads `on:`/`yes:` as booleans; keys are names, keep their text.
+                if isinstance(key, bool) and isinstance(key_node, yaml.ScalarNode):
+                    key = key_node.value
+                key_path = (*path, key)
+                if key in result:
+                    first = smap.keys[key_path]
+                    self._error(
+                        key_node,
+                        "duplicate-key",
+                        f"key {key!r} appears twice in the same mapping "
+                        f"(first at line {first.line})",
+                        hint="remove one of them; YAML would silently keep only the last",
+                    )
+                    continue
+                smap.keys[key_path] = _mark(key_node)
+                result[key] = self.build(value_node, key_path, smap)
+            return result
+        return [self.build(child, (*path, i), smap) for i, child in enumerate(node.value)]
+
+    def _error(self, node: yaml.Node, code: str, message: str, hint: str | None = None) -> None:
+        mark = _mark(node)
+        self.diagnostics.append(
+            Diagnostic(self.file, mark.line, mark.column, Severity.ERROR, code, message, hint)
+        )
+
+
+def yaml_error_diagnostic(file: str, exc: yaml.YAMLError) -> Diagnostic:
+    """Turn a PyYAML exception into a located diagnostic."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
+    return Diagnostic(
+        file,
+        line,
+        column,
+        Severity.ERROR,
+        "yaml-syntax",
+        message,
+        "check the indentation and quoting around this place; "
+        "quote values that contain ': ' or start with a special character",
+    )
+
+
+def load_yaml_text(text: str, file: str) -> tuple[list[YamlDocument], list[Diagnostic]]:
+    """Parse every document of a YAML text; never raises for bad YAML."""
+    builder = _Builder(file)
+    documents: list[YamlDocument] = []
+    try:
+        nodes = list(_compose_all(text))
+    except yaml.YAMLError as exc:
+        return [], [yaml_error_diagnostic(file, exc)]
+    except ValueError as exc:  # e.g. a control character the reader refuses
+        return [], [
+            Diagnostic(file, 1, 1, Severity.ERROR, "yaml-syntax", f"invalid YAML: {exc}", None)
+        ]
+    for index, node in enumerate(nodes):
+        if node is None:
+            continue
+        smap = SourceMap()
+        try:
+            data = builder.build(node, (), smap)
+        except yaml.YAMLError as exc:
+            builder.diagnostics.append(yaml_error_diagnostic(file, exc))
+            continue
+        except _Recursive as exc:
+            mark = _mark(exc.node)
+            what = (
+                "the document expands to too many values (nested aliases)"
+                if isinstance(exc, _TooLarge)
+                else "an alias refers to a collection that contains it"
+            )
+            builder.diagnostics.append(
+                Diagnostic(
+                    file,
+                    mark.line,
+                    mark.column,
+                    Severity.ERROR,
+                    "yaml-syntax",
+                    what,
+                    "write the values out instead of using anchors and aliases",
+                )
+            )
+            continue
+        except (ValueError, TypeError, OverflowError) as exc:
+            # a scalar the constructor cannot build, e.g. a timestamp out of range
+            mark = _mark(node)
+            builder.diagnostics.append(
+                Diagnostic(
+                    file,
+                    mark.line,
+                    mark.column,
+                    Severity.ERROR,
+                    "yaml-syntax",
+                    f"invalid YAML value: {exc}",
+                    "quote the value to keep it as text",
+                )
+            )
+            continue
+        documents.append(YamlDocument(file, index, data, smap, _mark(node)))
+    return documents, builder.diagnostics
+
+
+def _compose_all(text: str) -> Iterator[yaml.Node | None]:
+    loader = _Loader(text)
+    try:
+        while loader.check_node():
+            yield loader.get_node()
+    finally:
+        loader.dispose()
+
+
+def load_yaml_file(path: Path, display: str) -> tuple[list[YamlDocument], list[Diagnostic]]:
+    """Read and parse a YAML file; unreadable or non-UTF-8 files become diagnostics."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return [], [
+            Diagnostic(
+                display,
+                1,
+                1,
+                Severity.ERROR,
+                "encoding",
+                f"the file is not UTF-8 text (byte {exc.start}): {exc.reason}",
+                "save the file as UTF-8",
+            )
+        ]
+    except OSError as exc:
+        return [], [
+            Diagnostic(display, 0, 0, Severity.ERROR, "unreadable", f"cannot read: {exc.strerror}")
+        ]
+    return load_yaml_text(text, display)

@@ -1,0 +1,274 @@
+"""Value types shared by the spec models: durations, relative dates, time zones, addresses.
+
+Each is an `Annotated` type with its parser and its JSON Schema, so the loader,
+`validate` and `campaignctl schema` agree on what a valid value is.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from email.utils import parseaddr
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+_SLUG = re.compile(SLUG_PATTERN)
+
+# --------------------------------------------------------------------------- slugs
+
+
+def _check_slug(value: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid name: use lower-case letters, digits, '-' and '_', "
+            "starting with a letter or digit (e.g. 'hotels-renewing-soon')"
+        )
+    return value
+
+
+Slug = Annotated[
+    str, AfterValidator(_check_slug), WithJsonSchema({"type": "string", "pattern": SLUG_PATTERN})
+]
+
+# --------------------------------------------------------------------------- durations
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DURATION_PATTERN = r"^-?(\d+[smhdw])+$"
+_DURATION = re.compile(DURATION_PATTERN)
+_DURATION_PART = re.compile(r"(\d+)([smhdw])")
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Parse `7d`, `5m`, `1d12h`, `-2d` (a sign for 'before') into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"expected a duration such as 7d or 5m, got {value!r}")
+    text = str(value).strip()
+    if isinstance(value, int) or not _DURATION.match(text):
+        raise ValueError(
+            f"invalid duration {text!r}: write a whole number followed by a unit "
+            "s, m, h, d or w (e.g. 30s, 5m, 6h, 7d, 2w, or 1d12h)"
+        )
+    sign = -1 if text.startswith("-") else 1
+    seconds = sum(int(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+    return timedelta(seconds=sign * seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest text that `parse_duration` reads back as `value`."""
+    seconds = int(value.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    if seconds == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return sign + "".join(parts)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["7d", "5m"]}),
+]
+
+# --------------------------------------------------------------------------- relative dates
+
+RELATIVE_BASES = (
+    "today",
+    "start_of_week",
+    "start_of_month",
+    "start_of_year",
+    "end_of_week",
+    "end_of_month",
+    "end_of_year",
+)
+RELATIVE_DATE_PATTERN = (
+    r"^(\d{4}-\d{2}-\d{2}|(" + "|".join(RELATIVE_BASES) + r")?([+-]\d+[dwmy])*)$"
+)
+_RELATIVE = re.compile(
+    r"^(?P<base>" + "|".join(RELATIVE_BASES) + r")?(?P<offsets>([+-]\d+[dwmy])*)$"
+)
+_OFFSET = re.compile(r"([+-])(\d+)([dwmy])")
+# Strings that look like an attempt at a relative date; a typo in one is an error, not text.
+_LOOKS_RELATIVE = re.compile(r"^(today|start_of|end_of|[+-]\d)")
+
+
+def add_months(day: date, months: int) -> date:
+    """Shift by whole months, clamping to the month's last day (31 Jan + 1m = 28/29 Feb)."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(day.day, last))
+
+
+@dataclass(frozen=True)
+class RelativeDate:
+    """A date written relative to the day of evaluation: `today+15d`, `-2d`, `start_of_month`.
+
+    An absolute ISO date is a RelativeDate with no base and a fixed `absolute` value.
+    """
+
+    text: str
+    base: str | None = None
+    offsets: tuple[tuple[int, str], ...] = ()
+    absolute: date | None = None
+
+    def resolve(self, today: date) -> date:
+        if self.absolute is not None:
+            return self.absolute
+        day = today
+        if self.base == "start_of_week":
+            day = today - timedelta(days=today.weekday())
+        elif self.base == "end_of_week":
+            day = today + timedelta(days=6 - today.weekday())
+        elif self.base == "start_of_month":
+            day = today.replace(day=1)
+        elif self.base == "end_of_month":
+            day = today.replace(day=calendar.monthrange(today.year, today.month)[1])
+        elif self.base == "start_of_year":
+            day = date(today.year, 1, 1)
+        elif self.base == "end_of_year":
+            day = date(today.year, 12, 31)
+        for amount, unit in self.offsets:
+            if unit == "d":
+                day += timedelta(days=amount)
+            elif unit == "w":
+                day += timedelta(weeks=amount)
+            elif unit == "m":
+                day = add_months(day, amount)
+            else:
+                day = add_months(day, 12 * amount)
+        return day
+
+    @property
+    def is_relative(self) -> bool:
+        return self.absolute is None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_relative_date(value: Any) -> RelativeDate:
+    """Read a date value of a filter: an ISO date or a relative expression."""
+    if isinstance(value, RelativeDate):
+        return value
+    if isinstance(value, datetime):
+        value = value.date()
+    if isinstance(value, date):
+        return RelativeDate(value.isoformat(), absolute=value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a date, got {value!r}")
+    text = value.strip().replace(" ", "")
+    try:
+        return RelativeDate(text, absolute=date.fromisoformat(text))
+    except ValueError:
+        pass
+    match = _RELATIVE.match(text)
+    if not text or not match:
+        raise ValueError(
+            f"invalid date {value!r}: write an ISO date (2027-03-01) or a relative date: "
+            f"a base ({', '.join(RELATIVE_BASES)}) and/or offsets such as +15d, -2w, +1m, +1y "
+            "(units d, w, m, y), e.g. today+15d or start_of_month"
+        )
+    offsets = tuple(
+        (int(n) * (-1 if sign == "-" else 1), unit)
+        for sign, n, unit in _OFFSET.findall(match.group("offsets"))
+    )
+    return RelativeDate(text, base=match.group("base"), offsets=offsets)
+
+
+def looks_like_relative_date(value: Any) -> bool:
+    return isinstance(value, str) and bool(_LOOKS_RELATIVE.match(value.strip()))
+
+
+# --------------------------------------------------------------------------- time zones
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        import difflib
+
+        close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
+        suggestion = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"unknown time zone {value!r}{suggestion} Use an IANA name such as 'Europe/Paris'"
+        ) from None
+    return value
+
+
+TimeZoneName = Annotated[
+    str,
+    AfterValidator(_check_timezone),
+    WithJsonSchema({"type": "string", "examples": ["Europe/Paris", "UTC"]}),
+]
+
+# --------------------------------------------------------------------------- times of day
+
+
+def _parse_time_of_day(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 21:30 as the sexagesimal integer 1290
+        return time(value // 60 % 24, value % 60)
+    if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
+        hours, minutes = (int(p) for p in value.strip().split(":"))
+        if hours < 24 and minutes < 60:
+            return time(hours, minutes)
+    raise ValueError(f'invalid time of day {value!r}: write HH:MM, e.g. "21:30"')
+
+
+TimeOfDay = Annotated[
+    time,
+    BeforeValidator(_parse_time_of_day),
+    PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^\d{1,2}:\d{2}$"}),
+]
+
+# --------------------------------------------------------------------------- email addresses
+
+
+def check_email(value: str) -> str:
+    """Validate an address by its syntax (no DNS: validation must work offline)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"invalid email address {value!r}: {exc}") from None
+
+
+def _check_mailbox(value: str) -> str:
+    """A `From:`-style mailbox: `Name <addr@example.org>` or a bare address."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected an address such as 'Name <contact@example.org>', got {value!r}")
+    _name, address = parseaddr(value)
+    if not address or "@" not in address:
+        raise ValueError(
+            f"invalid sender {value!r}: write 'Name <address@example.org>' or a bare address"
+        )
+    check_email(address)
+    return value
+
+
+EmailAddress = Annotated[
+    str, AfterValidator(check_email), WithJsonSchema({"type": "string", "format": "email"})
+]
+Mailbox = Annotated[
+    str,
+    AfterValidator(_check_mailbox),
+    WithJsonSchema({"type": "string", "examples": ["Office de tourisme <contact@example.org>"]}),
+]
