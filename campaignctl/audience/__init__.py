@@ -1,0 +1,1 @@
+"""Contact sources: reading, typing and normalising records; segments."""

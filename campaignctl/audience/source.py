@@ -1,0 +1,217 @@
+"""Reading an Audience's CSV source: dialect detection, header mapping, typed records.
+
+Streams the file (never loads it whole). Each row becomes a `SourceRecord` with
+its typed attributes and the problems of its bad values; a row whose key is
+missing is returned with `rejected` set, so callers can count and report it
+without aborting the read.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import difflib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from campaignctl.audience.values import ValueProblem, converter
+from campaignctl.errors import InputError
+from campaignctl.spec.models import Audience, ColumnType
+
+SNIFF_BYTES = 64 * 1024
+DELIMITERS = (";", ",", "\t", "|")
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    row: int  # line number in the file, the header being line 1
+    column: str
+    value: str
+    reason: str
+    message: str
+
+
+@dataclass
+class SourceRecord:
+    row: int
+    key: str
+    email: str | None
+    phone: str | None
+    category: str | None
+    attributes: dict[str, Any]
+    problems: list[RowProblem] = field(default_factory=list)
+    rejected: bool = False
+
+
+@dataclass(frozen=True)
+class SourceLayout:
+    """How one CSV file maps onto an audience: its dialect and column positions."""
+
+    path: Path
+    encoding: str
+    delimiter: str
+    header: list[str]
+    positions: dict[str, int]  # attribute name -> column index in the file
+
+
+def _detect_encoding(raw: bytes, declared: str) -> str:
+    if raw.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if declared.lower().replace("_", "-") in ("utf-8", "utf8"):
+        return "utf-8-sig"  # tolerate a BOM even when UTF-8 is declared
+    return declared
+
+
+def _detect_delimiter(first_line: str, declared: str) -> str:
+    if declared != "auto":
+        return declared
+    counts = {d: first_line.count(d) for d in DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def inspect_source(path: Path, audience: Audience, display: str | None = None) -> SourceLayout:
+    """Open the file far enough to know its encoding, delimiter and header; check the mapping."""
+    shown = display or str(path)
+    if not path.is_file():
+        raise InputError(
+            f"{shown}: source file of audience {audience.name!r} not found",
+            hint=f"put the CSV there or change `source:` in the {audience.name!r} audience",
+        )
+    with path.open("rb") as handle:
+        raw = handle.read(SNIFF_BYTES)
+    if b"\x00" in raw and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise InputError(
+            f"{shown}: this is not a CSV text file (it contains binary data)",
+            hint="export the contacts as CSV (UTF-8) from your spreadsheet or CRM",
+        )
+    try:
+        encoding = _detect_encoding(raw, audience.encoding)
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InputError(
+            f"{shown}: unknown encoding {audience.encoding!r}",
+            hint="set `encoding:` to utf-8, latin-1 or cp1252",
+        ) from None
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        if len(raw) == SNIFF_BYTES and exc.start >= len(raw) - 4:
+            text = raw[: exc.start].decode(encoding)  # a character cut by the sniff window
+        else:
+            raise InputError(
+                f"{shown}: the file is not valid {audience.encoding} text (byte {exc.start})",
+                hint="save it as UTF-8, or set `encoding: cp1252` (Excel on Windows)",
+            ) from None
+    first_line = text.splitlines()[0] if text else ""
+    if not first_line.strip():
+        raise InputError(
+            f"{shown}: the file is empty or starts with a blank line",
+            hint="the first line must be the header with the column names",
+        )
+    delimiter = _detect_delimiter(first_line, audience.delimiter)
+    header = [h.strip() for h in next(csv.reader([first_line], delimiter=delimiter))]
+    positions: dict[str, int] = {}
+    missing = []
+    for name, column in audience.columns.items():
+        wanted = column.header or name
+        if wanted in header:
+            positions[name] = header.index(wanted)
+        else:
+            missing.append((name, wanted))
+    if missing:
+        name, wanted = missing[0]
+        close = difflib.get_close_matches(wanted, header, n=1)
+        others = ", ".join(repr(w) for _, w in missing[1:])
+        raise InputError(
+            f"{shown}:1: column {wanted!r} of audience {audience.name!r} is not in the header"
+            + (f" (nor {others})" if others else ""),
+            hint=(
+                f"the header has {close[0]!r}: set `header: {close[0]!r}` on column {name!r}"
+                if close
+                else f"the header is: {', '.join(header)}"
+            ),
+        )
+    return SourceLayout(path, encoding, delimiter, header, positions)
+
+
+def iter_source(
+    layout: SourceLayout, audience: Audience, default_region: str, limit: int | None = None
+) -> Iterator[SourceRecord]:
+    """Typed records of the file, in file order; bad values become problems, not exceptions."""
+    converters: dict[str, Callable[[str], Any]] = {
+        name: converter(column, default_region) for name, column in audience.columns.items()
+    }
+    email_column = audience.first_column(ColumnType.EMAIL)
+    phone_column = audience.first_column(ColumnType.PHONE)
+    category_column = "category" if "category" in audience.columns else None
+    required = [n for n, c in audience.columns.items() if c.required and n != audience.key]
+    key_index = layout.positions[audience.key]
+    items = list(layout.positions.items())
+    width = len(layout.header)
+    with layout.path.open(encoding=layout.encoding, newline="") as handle:
+        reader = csv.reader(handle, delimiter=layout.delimiter)
+        next(reader, None)
+        for count, cells in enumerate(reader):
+            if limit is not None and count >= limit:
+                return
+            row = reader.line_num
+            if not cells or all(not c.strip() for c in cells):
+                continue
+            if len(cells) < width:
+                cells = cells + [""] * (width - len(cells))
+            key = cells[key_index].strip()
+            record = SourceRecord(row, key, None, None, None, {})
+            if not key:
+                record.rejected = True
+                record.problems.append(
+                    RowProblem(
+                        row,
+                        audience.key,
+                        "",
+                        "missing_key",
+                        f"the key column {audience.key!r} is empty",
+                    )
+                )
+                yield record
+                continue
+            attributes = record.attributes
+            for name, index in items:
+                raw = cells[index]
+                if not raw.strip():
+                    attributes[name] = None
+                    continue
+                try:
+                    attributes[name] = converters[name](raw)
+                except ValueProblem as problem:
+                    attributes[name] = None  # keep the record, drop the bad value
+                    record.problems.append(
+                        RowProblem(row, name, raw, problem.reason, problem.message)
+                    )
+            for name in required:
+                if attributes.get(name) is None and not any(
+                    p.column == name for p in record.problems
+                ):
+                    record.problems.append(
+                        RowProblem(
+                            row, name, "", "missing_required", f"required column {name!r} is empty"
+                        )
+                    )
+            record.email = attributes.get(email_column) if email_column else None
+            record.phone = attributes.get(phone_column) if phone_column else None
+            category = attributes.get(category_column) if category_column else None
+            record.category = str(category) if category is not None else None
+            yield record
+
+
+def read_source(
+    root: Path, audience: Audience, default_region: str, limit: int | None = None
+) -> Iterator[SourceRecord]:
+    """Records of an audience's CSV, read straight from the workspace (no store needed)."""
+    path = root / audience.source
+    layout = inspect_source(path, audience, audience.source)
+    return iter_source(layout, audience, default_region, limit)
