@@ -12,9 +12,13 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
+
+try:  # typer >= 0.20 vendors click; older releases use the click package
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from campaignctl import __version__
 from campaignctl.cli.app import App
@@ -69,18 +73,15 @@ def _run(invoke: Any, debug: bool) -> int:
         if debug:
             traceback.print_exc()
         return int(exc.exit_code)
-    except click.exceptions.NoArgsIsHelpError as exc:
+    except click_exceptions.NoArgsIsHelpError as exc:
         _say(exc.ctx.get_help() if exc.ctx else str(exc))
         return int(ExitCode.USAGE)
-    except click.UsageError as exc:
+    except click_exceptions.ClickException as exc:  # usage errors, bad file arguments
         exc.show()
         return int(ExitCode.USAGE)  # click says 2; 2 means "changes present" here
-    except click.ClickException as exc:  # bad file argument and the like
-        exc.show()
-        return int(ExitCode.USAGE)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except (click.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         _say("interrupted")
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:  # `campaignctl ... | head`

@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PositiveFloat,
     PositiveInt,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -540,8 +541,20 @@ class Recurrence(SpecModel):
         return self
 
 
+LocalDateTime = Annotated[
+    datetime,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$",
+            "examples": ["2027-03-01T09:00", "2027-03-01T09:00+01:00"],
+        }
+    ),
+]
+
+
 class Schedule(SpecModel):
-    send_at: datetime | None = Field(
+    send_at: LocalDateTime | None = Field(
         None,
         description="Local time in `timezone` (default: the workspace's) unless it has an offset.",
     )

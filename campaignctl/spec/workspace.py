@@ -212,7 +212,11 @@ def load_workspace(root: Path) -> Workspace:
             loaded = _build_document(ydoc.data, display, ydoc.source_map, diagnostics)
             if loaded is None or loaded.partial:
                 data = ydoc.data if isinstance(ydoc.data, dict) else {}
-                if data.get("kind") in KINDS and isinstance(data.get("name"), str):
+                if (
+                    isinstance(data.get("kind"), str)
+                    and data["kind"] in KINDS
+                    and isinstance(data.get("name"), str)
+                ):
                     broken.setdefault(data["kind"], set()).add(data["name"])
             if loaded is None:
                 continue
@@ -300,14 +304,14 @@ def _build_document(
         )
         return None
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         if kind is None:
             mark = smap.locate(())
             message = "the document has no `kind:`"
         else:
             mark = smap.locate(("kind",))
             message = f"unknown kind {kind!r}"
-        close = difflib.get_close_matches(str(kind), list(KINDS), n=1) if kind else []
+        close = difflib.get_close_matches(kind, list(KINDS), n=1) if isinstance(kind, str) else []
         hint = f"did you mean {close[0]!r}?" if close else f"kind is one of {kinds}"
         diagnostics.append(
             Diagnostic(file, mark.line, mark.column, Severity.ERROR, "unknown-kind", message, hint)
