@@ -1,0 +1,1 @@
+"""Definitions: pydantic models of every YAML kind, the located loader, validation, JSON Schema."""

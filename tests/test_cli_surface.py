@@ -1,0 +1,103 @@
+"""Guards on the command line as a whole: documented commands, layering, start-up weight."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.main import get_command
+
+import campaignctl
+from campaignctl.cli.main import app
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _commands() -> list[tuple[str, object]]:
+    """(full name, click command) for every leaf command."""
+    found = []
+
+    def walk(command, prefix: str) -> None:
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            for name, sub in sorted(subcommands.items()):
+                walk(sub, f"{prefix} {name}".strip())
+        else:
+            found.append((prefix, command))
+
+    walk(get_command(app), "")
+    return found
+
+
+COMMANDS = _commands()
+
+
+def test_there_are_commands() -> None:
+    assert {"init", "validate", "schema"} <= {name for name, _ in COMMANDS}
+
+
+@pytest.mark.parametrize(("name", "command"), COMMANDS, ids=[n for n, _ in COMMANDS])
+def test_every_command_has_help_with_an_example(name: str, command) -> None:
+    text = command.help or ""
+    assert text.strip(), f"`campaignctl {name}` has no help text"
+    assert "Example: campaignctl " in text, f"`campaignctl {name}` --help shows no example"
+
+
+@pytest.mark.parametrize(("name", "command"), COMMANDS, ids=[n for n, _ in COMMANDS])
+def test_every_command_is_in_the_readme(name: str, command) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"campaignctl {name}" in readme, f"README.md never mentions `campaignctl {name}`"
+
+
+def test_help_and_version_work() -> None:
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "Exit codes: 0 success" in result.stdout
+    version = runner.invoke(app, ["--version"])
+    assert version.stdout == f"campaignctl {campaignctl.__version__}\n"
+
+
+def test_library_never_imports_the_cli_stack() -> None:
+    """Everything below cli/ is usable without typer or rich (STYLE.md: a thin CLI)."""
+    code = (
+        "import sys, importlib, pkgutil, campaignctl\n"
+        "names = [m.name for m in pkgutil.walk_packages(campaignctl.__path__, 'campaignctl.')\n"
+        "         if not m.name.startswith('campaignctl.cli')]\n"
+        "for name in names: importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'rich', 'click'))\n"
+        "print(len(names), bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    count, bad = out.stdout.split(" ", 1)
+    assert int(count) > 5
+    assert bad.strip() == "[]", out.stdout
+
+
+def test_help_imports_nothing_heavy() -> None:
+    code = (
+        "import sys\n"
+        "from campaignctl.cli.main import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('sqlalchemy', 'sqlmodel', 'jinja2', 'aiosmtplib', 'starlette', 'uvicorn', "
+        "'httpx', 'pydantic', 'yaml', 'phonenumbers', 'alembic', 'apscheduler')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)), file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stderr.strip().splitlines()[-1] == "[]", out.stderr
+
+
+def test_every_module_imports() -> None:
+    for module in pkgutil.walk_packages(campaignctl.__path__, "campaignctl."):
+        importlib.import_module(module.name)
+
+
+def test_typer_is_the_cli_framework() -> None:
+    assert isinstance(app, typer.Typer)
