@@ -50,7 +50,9 @@ class App:
         from rich.console import Console
 
         on = color_enabled(self.color, stream)
+        tty = stream.isatty()
         return Console(
+            width=None if tty or os.environ.get("COLUMNS") else 160,  # logs: do not wrap at 80
             file=stream,
             markup=False,  # user strings such as "[promo]" print as written
             highlight=False,
@@ -92,6 +94,22 @@ class App:
     def valid_workspace(self) -> Workspace:
         """The loaded workspace; raises SpecError (exit 65) listing every error otherwise."""
         return self.workspace().require_valid()
+
+    def table(self, title: str | None, *columns: str, stream: str = "out") -> Any:
+        """A rich Table styled for where it goes: box lines on a terminal, ASCII otherwise."""
+        from rich import box
+        from rich.table import Table
+
+        console = self.out if stream == "out" else self.err
+        table = Table(
+            title=title,
+            title_justify="left",
+            box=box.ROUNDED if console.is_terminal else box.ASCII2,
+            header_style="bold" if console.is_terminal else "",
+        )
+        for column in columns:
+            table.add_column(column)
+        return table
 
     def print_json(self, document: dict[str, Any]) -> None:
         import json

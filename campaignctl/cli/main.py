@@ -163,9 +163,10 @@ def root(
 
 
 def _register() -> None:
-    from campaignctl.cli import workspace as workspace_commands
+    from campaignctl.cli import calendar, workspace
 
-    workspace_commands.register(app)
+    for module in (workspace, calendar):
+        module.register(app)
 
 
 _register()

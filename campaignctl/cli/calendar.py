@@ -1,0 +1,113 @@
+"""`campaignctl calendar`: what is scheduled when."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from campaignctl.cli.app import get_app
+from campaignctl.cli.options import JsonOption, WorkspaceOption
+
+DEFAULT_DAYS = 90
+
+
+def calendar(
+    ctx: typer.Context,
+    start: Annotated[
+        str | None, typer.Option("--from", help="First day (YYYY-MM-DD; default: today).")
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help=f"Last day (YYYY-MM-DD; default: {DEFAULT_DAYS} days after --from)."
+        ),
+    ] = None,
+    ics: Annotated[
+        Path | None, typer.Option("--ics", dir_okay=False, help="Also write an iCalendar file.")
+    ] = None,
+    drafts: Annotated[bool, typer.Option("--drafts", help="Include draft campaigns.")] = False,
+    json_output: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """List every scheduled send, recurrence and relaunch in a period.
+
+    Times are shown in each campaign's time zone with the UTC offset; a local
+    time that does not exist on a clock-change day is moved and flagged.
+
+    Example: campaignctl calendar --from 2027-03-01 --to 2027-03-31 --ics campagnes.ics
+    """
+    from campaignctl import clock
+    from campaignctl.errors import UsageError
+    from campaignctl.schedule.timeline import day_bounds, workspace_timeline
+
+    app = get_app(ctx).use(workspace)
+    ws = app.valid_workspace()
+    tz = ws.config.timezone
+    try:
+        first = date.fromisoformat(start) if start else clock.today(tz)
+        last = (
+            date.fromisoformat(end) if end else first.fromordinal(first.toordinal() + DEFAULT_DAYS)
+        )
+    except ValueError as exc:
+        raise UsageError(f"--from/--to: {exc}", hint="write dates as YYYY-MM-DD") from None
+    if last < first:
+        raise UsageError(f"--to ({last}) is before --from ({first})")
+    lo, hi = day_bounds(first, last, tz)
+    waves = workspace_timeline(list(ws.campaigns.values()), tz, lo, hi, include_drafts=drafts)
+    if ics is not None:
+        from campaignctl.schedule.ical import calendar_ics
+
+        ics.write_bytes(calendar_ics(waves, ws.config.organization.name, clock.now()))
+        app.err.print(f"wrote {len(waves)} event(s) to {ics}")
+    if json_output:
+        app.print_json(
+            {
+                "format_version": 1,
+                "from": first.isoformat(),
+                "to": last.isoformat(),
+                "waves": [_wave_json(w) for w in waves],
+            }
+        )
+        return
+    _print_table(app, waves, first, last)
+
+
+def _wave_json(wave) -> dict[str, object]:
+    return {
+        "campaign": wave.campaign,
+        "kind": str(wave.kind),
+        "key": wave.key,
+        "occurrence": wave.occurrence,
+        "relaunch": wave.relaunch,
+        "at": wave.at.isoformat(),
+        "local": wave.local.isoformat(),
+        "timezone": wave.timezone,
+        "target": str(wave.target) if wave.target else None,
+        "channels": [str(c) for c in wave.channels],
+        "note": wave.note,
+    }
+
+
+def _print_table(app, waves, first: date, last: date) -> None:
+    if not waves:
+        app.err.print(f"Nothing scheduled from {first} to {last}.")
+        return
+    table = app.table(
+        f"Scheduled waves, {first} → {last}", "when (local)", "campaign", "wave", "channels", "note"
+    )
+    for wave in waves:
+        table.add_row(
+            wave.local.strftime("%a %Y-%m-%d %H:%M %z"),
+            wave.campaign,
+            wave.label(),
+            ", ".join(wave.channels),
+            wave.note or "",
+        )
+    app.out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Schedules")(calendar)

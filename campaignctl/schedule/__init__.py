@@ -1,0 +1,1 @@
+"""Waves in time: schedules, recurrences, relaunches, the scheduler."""
