@@ -68,7 +68,7 @@ def format_duration(value: timedelta) -> str:
     if seconds == 0:
         return "0s"
     parts = []
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):  # 7d reads better than 1w
         if seconds >= size:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size

@@ -1,0 +1,1 @@
+"""Plans, applies and locks: knowing what will happen before anything is sent."""
