@@ -1,0 +1,1 @@
+"""Events: what happened to messages and records, from every producer."""
