@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class ExitCode(enum.IntEnum):
@@ -40,10 +40,10 @@ class Diagnostic:
     file: str
     line: int
     column: int
-    severity: Severity = field(compare=False)
-    code: str = field(compare=False)
-    message: str = field(compare=False)
-    hint: str | None = field(default=None, compare=False)
+    severity: Severity
+    code: str
+    message: str
+    hint: str | None = None
 
     def format(self) -> str:
         text = (

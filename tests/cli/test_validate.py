@@ -370,3 +370,14 @@ def test_not_utf8_file(scaffold: Path) -> None:
     )
     result = validate(scaffold)
     assert "campaigns/latin.yaml:1:1: error[encoding]: the file is not UTF-8 text" in result.stdout
+
+
+def test_two_problems_at_the_same_place_are_both_reported(scaffold: Path) -> None:
+    for suffix in ("html", "txt", "sms"):
+        (scaffold / "templates" / f"update-request.{suffix}.j2").unlink()
+    result = validate(scaffold)
+    lines = [line for line in result.stdout.splitlines() if not line.startswith("  hint:")]
+    assert lines == [
+        "campaigns/update-2027.yaml:16:13: error[missing-file]: template 'update-request' has no SMS part: templates/update-request.sms.j2 not found",
+        "campaigns/update-2027.yaml:16:13: error[missing-file]: template 'update-request' has no email part: templates/update-request.html.j2 or templates/update-request.txt.j2 not found",
+    ]

@@ -1,0 +1,1 @@
+"""Reports: campaign figures from SQL aggregation, and their renderers."""

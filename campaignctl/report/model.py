@@ -1,0 +1,197 @@
+"""What a report says, independent of how it is shown (DESIGN.md §7).
+
+The store's SQL aggregations fill these dataclasses; the renderers (terminal
+table, JSON, CSV, HTML) only read them. Rates carry their denominators so that
+every renderer shows "40 / 90 delivered (44.4 %)", never a bare percentage, and
+an empty denominator is "—", never a division by zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
+from typing import Any
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Rate:
+    numerator: int
+    denominator: int
+    basis: str  # what the denominator counts: "delivered", "contacted", …
+
+    @property
+    def value(self) -> float | None:
+        return self.numerator / self.denominator if self.denominator else None
+
+    def describe(self) -> str:
+        if not self.denominator:
+            return f"— (no {self.basis} yet)"
+        return f"{self.numerator} / {self.denominator} {self.basis} ({self.value:.1%})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "numerator": self.numerator,
+            "denominator": self.denominator,
+            "basis": self.basis,
+            "value": self.value,
+        }
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Counts for one wave, one segment × channel cell, or a whole campaign."""
+
+    queued: int = 0
+    sent: int = 0  # accepted by the transport (includes those later delivered or bounced)
+    delivered: int = 0
+    failed: int = 0
+    bounced_hard: int = 0
+    bounced_soft: int = 0
+    suppressed: int = 0
+    skipped: int = 0
+    opened: int = 0
+    clicked: int = 0
+    form_opened: int = 0
+    answered: int = 0
+    unsubscribed: int = 0
+    complained: int = 0
+    sms_parts: int = 0
+    records_contacted: int = 0  # records behind the messages sent (grouping makes it ≥ sent)
+
+    @property
+    def bounced(self) -> int:
+        return self.bounced_hard + self.bounced_soft
+
+    @property
+    def open_rate(self) -> Rate:
+        return Rate(self.opened, self.delivered or self.sent, "delivered")
+
+    @property
+    def click_rate(self) -> Rate:
+        return Rate(self.clicked, self.delivered or self.sent, "delivered")
+
+    @property
+    def response_rate(self) -> Rate:
+        return Rate(self.answered, self.records_contacted, "records contacted")
+
+    @property
+    def form_open_rate(self) -> Rate:
+        """Seed 000's "taux d'ouverture": opened the form without submitting it."""
+        return Rate(
+            max(self.form_opened - self.answered, 0), self.records_contacted, "records contacted"
+        )
+
+    def counts(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.counts(),
+            "bounced": self.bounced,
+            "rates": {
+                "open": self.open_rate.as_dict(),
+                "click": self.click_rate.as_dict(),
+                "response": self.response_rate.as_dict(),
+                "form_open_without_answer": self.form_open_rate.as_dict(),
+            },
+        }
+
+
+@dataclass(frozen=True)
+class WaveReport:
+    number: int
+    kind: str  # initial | relaunch | recurrence
+    status: str  # scheduled | sending | done | failed | missed
+    scheduled_for: datetime | None
+    started_at: datetime | None
+    figures: Figures
+    skipped_reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    segment: str
+    channel: str
+    figures: Figures
+
+
+@dataclass(frozen=True)
+class DailyAnswers:
+    day: date
+    answers: int
+    cumulative: int
+
+
+@dataclass(frozen=True)
+class StepFigures:
+    """Automation campaigns: records that reached a step vs records it processed."""
+
+    step: str
+    affected: int
+    processed: int
+
+
+@dataclass(frozen=True)
+class CampaignReport:
+    name: str
+    type: str
+    category: str
+    status: str
+    timezone: str
+    records: int
+    messages: int
+    responses_to_process: int
+    totals: Figures
+    waves: list[WaveReport]
+    matrix: list[MatrixCell]
+    answers_per_day: list[DailyAnswers]
+    steps: list[StepFigures] = field(default_factory=list)
+    generated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CampaignListRow:
+    name: str
+    type: str
+    category: str
+    status: str  # of the last wave: scheduled | sending | done | failed | missed | never sent
+    records: int
+    messages: int
+    response_rate: Rate
+    form_open_rate: Rate
+    email_open_rate: Rate
+    responses_to_process: int
+    waves: list[tuple[datetime, str]]  # (when, kind) of every wave sent, local time
+
+
+@dataclass(frozen=True)
+class CampaignList:
+    rows: list[CampaignListRow]
+    timezone: str
+    generated_at: datetime | None = None
+
+
+def to_json(report: CampaignReport | CampaignList) -> dict[str, Any]:
+    """The documented JSON form (docs/json.md): format_version, then the report's fields."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, Figures):
+            return value.as_dict()
+        if isinstance(value, Rate):
+            return value.as_dict()
+        if isinstance(value, (datetime, date)):
+            return value.isoformat()
+        if isinstance(value, list):
+            return [convert(v) for v in value]
+        if isinstance(value, tuple):
+            return [convert(v) for v in value]
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        if hasattr(value, "__dataclass_fields__"):
+            return {f.name: convert(getattr(value, f.name)) for f in fields(value)}
+        return value
+
+    kind = "campaign" if isinstance(report, CampaignReport) else "campaign_list"
+    return {"format_version": FORMAT_VERSION, "report": kind, **convert(report)}

@@ -1,0 +1,307 @@
+"""Report renderers: tables (terminal and CSV share them), and a self-contained HTML page.
+
+The HTML page needs no network and no JavaScript: styles are inline, charts are
+inline SVG, and it prints cleanly.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from campaignctl.report.model import CampaignList, CampaignReport, Figures, Rate
+
+WAVE_KIND_LABEL = {"initial": "", "relaunch": " (relance)", "recurrence": " (récurrence)"}
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    name: str  # file stem for CSV: campaigns, waves, matrix, answers, steps
+    title: str
+    headers: list[str]
+    rows: list[list[str | int | float | None]]
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _local(value: datetime | None, tz: str) -> str:
+    return value.astimezone(ZoneInfo(tz)).strftime("%d/%m %H:%M") if value else ""
+
+
+def _pct(rate: Rate) -> str:
+    return "—" if rate.value is None else f"{rate.value:.1%}"
+
+
+FIGURE_COLUMNS = [
+    ("queued", "queued"),
+    ("sent", "sent"),
+    ("delivered", "delivered"),
+    ("failed", "failed"),
+    ("bounced_hard", "bounced hard"),
+    ("bounced_soft", "bounced soft"),
+    ("suppressed", "suppressed"),
+    ("skipped", "skipped"),
+    ("opened", "opened"),
+    ("clicked", "clicked"),
+    ("form_opened", "form opened"),
+    ("answered", "answered"),
+    ("unsubscribed", "unsubscribed"),
+    ("complained", "complained"),
+    ("sms_parts", "SMS parts"),
+]
+
+
+def _figure_cells(figures: Figures) -> list[str | int | float | None]:
+    return [
+        *(getattr(figures, attr) for attr, _ in FIGURE_COLUMNS),
+        _pct(figures.open_rate),
+        _pct(figures.response_rate),
+    ]
+
+
+FIGURE_HEADERS = [label for _, label in FIGURE_COLUMNS] + ["open rate", "response rate"]
+
+
+def report_tables(report: CampaignReport | CampaignList) -> list[ReportTable]:
+    """The tables of a report, in display order; the same for the terminal and for CSV."""
+    if isinstance(report, CampaignList):
+        rows = [
+            [
+                r.name,
+                r.type,
+                r.category,
+                r.status,
+                r.records,
+                r.messages,
+                _pct(r.response_rate),
+                _pct(r.form_open_rate),
+                _pct(r.email_open_rate),
+                r.responses_to_process,
+                ", ".join(
+                    f"{_local(at, report.timezone)}{WAVE_KIND_LABEL.get(kind, '')}"
+                    for at, kind in r.waves
+                ),
+            ]
+            for r in report.rows
+        ]
+        headers = [
+            "campaign",
+            "type",
+            "category",
+            "status",
+            "records",
+            "messages",
+            "response rate",
+            "form opened, no answer",
+            "email open rate",
+            "to process",
+            "waves",
+        ]
+        return [ReportTable("campaigns", "Campaigns", headers, rows)]
+    tz = report.timezone
+    waves = [
+        [
+            w.number,
+            w.kind,
+            w.status,
+            _local(w.started_at or w.scheduled_for, tz),
+            *_figure_cells(w.figures),
+        ]
+        for w in report.waves
+    ]
+    tables = [
+        ReportTable(
+            "waves",
+            f"{report.name}: waves",
+            ["wave", "kind", "status", "when", *FIGURE_HEADERS],
+            waves,
+        ),
+        ReportTable(
+            "matrix",
+            f"{report.name}: segment × channel",
+            ["segment", "channel", *FIGURE_HEADERS],
+            [[c.segment, c.channel, *_figure_cells(c.figures)] for c in report.matrix],
+        ),
+        ReportTable(
+            "answers",
+            f"{report.name}: answers per day",
+            ["day", "answers", "cumulative"],
+            [[d.day.isoformat(), d.answers, d.cumulative] for d in report.answers_per_day],
+        ),
+    ]
+    if report.steps:
+        tables.append(
+            ReportTable(
+                "steps",
+                f"{report.name}: automation steps",
+                ["step", "affected", "processed"],
+                [[s.step, s.affected, s.processed] for s in report.steps],
+            )
+        )
+    return tables
+
+
+def empty_state(report: CampaignReport | CampaignList) -> str | None:
+    """The sentence to show instead of empty tables."""
+    if isinstance(report, CampaignList):
+        return None if report.rows else "No campaign has been applied to the store yet."
+    return None if report.waves else f"No wave of {report.name} has been sent yet."
+
+
+# ----------------------------------------------------------------------------- CSV
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: object) -> object:
+    """Cells a spreadsheet would run as a formula get a leading apostrophe (OWASP advice)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return "" if value is None else value
+
+
+def table_csv(table: ReportTable) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(table.headers)
+    for row in table.rows:
+        writer.writerow([neutralise(cell) for cell in row])
+    return buffer.getvalue()
+
+
+def write_csv(report: CampaignReport | CampaignList, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for table in report_tables(report):
+        path = out_dir / f"{table.name}.csv"
+        path.write_text(table_csv(table), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+# ----------------------------------------------------------------------------- HTML
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;
+  margin:2rem;color:#1d2433}
+h1{font-size:1.5rem;margin:0 0 .25rem}h2{font-size:1.1rem;margin:2rem 0 .5rem}
+.meta{color:#5b6475;margin:0 0 1rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+th,td{border:1px solid #d5dae3;padding:.25rem .5rem;text-align:right}
+th{background:#f2f4f8}td:first-child,th:first-child{text-align:left}
+.empty{padding:1rem;background:#f7f7f9;border:1px dashed #c8ccd4}
+svg text{font-size:11px;fill:#1d2433}
+@media print{body{margin:0}h2{break-after:avoid}table,svg{break-inside:avoid}}
+"""
+_FUNNEL = [
+    ("sent", "#4c6ef5"),
+    ("delivered", "#15aabf"),
+    ("opened", "#40c057"),
+    ("clicked", "#fab005"),
+    ("answered", "#e8590c"),
+]
+
+
+def _funnel_svg(report: CampaignReport) -> str:
+    bar_h, gap, label_w, width = 14, 4, 110, 560
+    waves = report.waves
+    peak = max([max(getattr(w.figures, k) for k, _ in _FUNNEL) for w in waves] + [1])
+    group_h = len(_FUNNEL) * (bar_h + gap) + 18
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + label_w + 60}" '
+        f'height="{group_h * len(waves)}" role="img" aria-label="Funnel per wave">'
+    ]
+    for i, wave in enumerate(waves):
+        top = i * group_h
+        parts.append(
+            f'<text x="0" y="{top + 12}" font-weight="bold">Wave {wave.number} '
+            f"({html.escape(wave.kind)})</text>"
+        )
+        for j, (key, colour) in enumerate(_FUNNEL):
+            value = getattr(wave.figures, key)
+            y = top + 18 + j * (bar_h + gap)
+            w = round(width * value / peak)
+            parts.append(
+                f'<text x="8" y="{y + 11}">{key}</text>'
+                f'<rect x="{label_w}" y="{y}" width="{w}" height="{bar_h}" fill="{colour}"/>'
+                f'<text x="{label_w + w + 4}" y="{y + 11}">{value}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _answers_svg(report: CampaignReport) -> str:
+    days = report.answers_per_day
+    width, height, pad = 600, 180, 30
+    peak = max([d.cumulative for d in days] + [1])
+    span = max(len(days) - 1, 1)
+    inner_w, inner_h = width - 2 * pad, height - 2 * pad
+    points = " ".join(
+        f"{pad + inner_w * i / span:.1f},{height - pad - inner_h * d.cumulative / peak:.1f}"
+        for i, d in enumerate(days)
+    )
+    first, last = days[0].day.isoformat(), days[-1].day.isoformat()
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="Cumulative answers per day">'
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+        'stroke="#8a93a6"/>'
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#8a93a6"/>'
+        f'<polyline points="{points}" fill="none" stroke="#e8590c" stroke-width="2"/>'
+        f'<text x="{pad}" y="{height - 8}">{first}</text>'
+        f'<text x="{width - pad - 70}" y="{height - 8}">{last}</text>'
+        f'<text x="4" y="{pad - 8}">{peak}</text></svg>'
+    )
+
+
+def _html_table(table: ReportTable) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.headers)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape(str('' if c is None else c))}</td>" for c in row)
+        + "</tr>"
+        for row in table.rows
+    )
+    return (
+        f"<h2>{html.escape(table.title)}</h2>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def html_page(report: CampaignReport | CampaignList, organization: str) -> str:
+    """One self-contained page: inline styles and SVG charts, readable without JavaScript."""
+    title = "Campaigns" if isinstance(report, CampaignList) else f"Campaign {report.name}"
+    stamp = report.generated_at.strftime("%Y-%m-%d %H:%M %Z") if report.generated_at else ""
+    sections = [
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="meta">{html.escape(organization)}{" — " + stamp if stamp else ""}</p>',
+    ]
+    empty = empty_state(report)
+    if empty:
+        sections.append(f'<p class="empty">{html.escape(empty)}</p>')
+    else:
+        if isinstance(report, CampaignReport):
+            t = report.totals
+            sections.append(
+                '<p class="meta">'
+                f"{report.records} records, {report.messages} messages; "
+                f"answers: {html.escape(t.response_rate.describe())}; "
+                f"opens: {html.escape(t.open_rate.describe())}; "
+                f"responses to process: {report.responses_to_process}</p>"
+            )
+            sections.append("<h2>Funnel per wave</h2>" + _funnel_svg(report))
+            if report.answers_per_day:
+                sections.append("<h2>Answers over time (cumulative)</h2>" + _answers_svg(report))
+        sections.extend(_html_table(t) for t in report_tables(report))
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body>{''.join(sections)}</body></html>\n"
+    )
