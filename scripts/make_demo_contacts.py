@@ -183,7 +183,8 @@ def opening_periods(rng: random.Random, category: str) -> str:
         return f"{start}..{end}"
     if category in ("hotel", "restaurant", "chambres_hotes") and rng.random() < 0.35:
         return "2026-01-01..2026-12-31"
-    summer = f"2026-{rng.choice(['05-15', '06-01', '06-15'])}..2026-{rng.choice(['09-15', '09-30', '10-31'])}"
+    summer_start = rng.choice(["05-15", "06-01", "06-15"])
+    summer = f"2026-{summer_start}..2026-{rng.choice(['09-15', '09-30', '10-31'])}"
     winter = f"2026-12-{rng.choice(['13', '19', '20'])}..2027-04-{rng.choice(['05', '12', '19'])}"
     if category == "activite":
         return rng.choice([summer, winter, f"{summer};{winter}"])
