@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import re
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -29,6 +29,7 @@ from pydantic import (
 from campaignctl.spec.types import (
     Duration,
     EmailAddress,
+    LocalDateTime,
     Mailbox,
     Slug,
     TimeOfDay,
@@ -621,7 +622,14 @@ class Step(SpecModel):
     """One node of an automation: exactly one action (`if` comes with `then`/`else`)."""
 
     name: str | None = None
-    send: Annotated[SendStep, BeforeValidator(_send_shorthand)] | None = None
+    # `send: NAME` is short for `send: {template: NAME}`; the schema accepts both forms
+    send: (
+        Annotated[
+            SendStep,
+            BeforeValidator(_send_shorthand, json_schema_input_type=SendStep | TemplateName),
+        ]
+        | None
+    ) = None
     wait: Duration | None = None
     if_: Condition | None = Field(None, alias="if")
     then: list[Step] = []

@@ -192,6 +192,26 @@ def looks_like_relative_date(value: Any) -> bool:
     return isinstance(value, str) and bool(_LOOKS_RELATIVE.match(value.strip()))
 
 
+# --------------------------------------------------------------------------- local date-times
+
+# What pydantic reads as a datetime: seconds and the UTC offset are optional, so that
+# `2027-03-01T09:00` means 09:00 in the schedule's time zone. JSON Schema's `date-time`
+# format (RFC 3339) demands both, which made editors reject the documented form.
+LOCAL_DATETIME_PATTERN = (
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}(:?\d{2})?)?$"
+)
+
+LocalDateTime = Annotated[
+    datetime,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": LOCAL_DATETIME_PATTERN,
+            "examples": ["2027-03-01T09:00", "2027-03-01T09:00:00+01:00"],
+        }
+    ),
+]
+
 # --------------------------------------------------------------------------- time zones
 
 
