@@ -21,7 +21,6 @@ from pydantic import (
     Field,
     PositiveFloat,
     PositiveInt,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -540,18 +539,6 @@ class Recurrence(SpecModel):
                     f"invalid cron expression {self.cron!r}: write five fields, e.g. '0 9 * * mon'"
                 )
         return self
-
-
-LocalDateTime = Annotated[
-    datetime,
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$",
-            "examples": ["2027-03-01T09:00", "2027-03-01T09:00+01:00"],
-        }
-    ),
-]
 
 
 class Schedule(SpecModel):
