@@ -101,3 +101,15 @@ def test_every_module_imports() -> None:
 
 def test_typer_is_the_cli_framework() -> None:
     assert isinstance(app, typer.Typer)
+
+
+def test_tracebacks_only_with_debug(tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    monkeypatch.chdir(tmp_path)
+    plain = CliRunner().invoke(app, ["validate"])
+    assert plain.exit_code == 64 and "Traceback" not in plain.stderr
+    debug = CliRunner().invoke(app, ["--debug", "validate"])
+    assert debug.exit_code == 64
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert "campaignctl.errors.UsageError: no campaignctl.yaml found" in debug.stderr
