@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -22,7 +21,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 
 from campaignctl import __version__
 from campaignctl.cli.app import App
-from campaignctl.cli.options import ColorMode, EnvVars
+from campaignctl.cli.options import ColorMode, EnvVars, WorkspaceOption
 from campaignctl.errors import CampaignctlError, ExitCode
 
 EPILOG = (
@@ -127,18 +126,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    workspace: Annotated[
-        Path | None,
-        typer.Option(
-            "--workspace",
-            "-w",
-            envvar=EnvVars.WORKSPACE,
-            show_envvar=True,
-            file_okay=False,
-            help="Workspace directory (default: the nearest one holding campaignctl.yaml, "
-            "from the current directory upward).",
-        ),
-    ] = None,
+    workspace: WorkspaceOption = None,
     debug: Annotated[
         bool,
         typer.Option(

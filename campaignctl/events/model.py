@@ -8,7 +8,6 @@ aborts the batch.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import re
@@ -20,19 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-
-class EventType(enum.StrEnum):
-    DELIVERED = "delivered"
-    BOUNCED = "bounced"
-    OPENED = "opened"
-    CLICKED = "clicked"
-    FORM_OPENED = "form_opened"
-    FORM_SUBMITTED = "form_submitted"
-    UNSUBSCRIBED = "unsubscribed"
-    COMPLAINED = "complained"
-    SMS_DELIVERED = "sms_delivered"
-    SMS_FAILED = "sms_failed"
-    SMS_REPLY = "sms_reply"
+from campaignctl.spec.models import EventType
 
 
 class Event(BaseModel):

@@ -134,8 +134,8 @@ class Weekday(enum.StrEnum):
     SUNDAY = "sunday"
 
 
-class TriggerEvent(enum.StrEnum):
-    """The event vocabulary of DESIGN.md §3, plus list/segment/space events of §5."""
+class EventType(enum.StrEnum):
+    """What happens to a message or a record (DESIGN.md §3): one vocabulary for every producer."""
 
     DELIVERED = "delivered"
     BOUNCED = "bounced"
@@ -148,13 +148,24 @@ class TriggerEvent(enum.StrEnum):
     SMS_DELIVERED = "sms_delivered"
     SMS_FAILED = "sms_failed"
     SMS_REPLY = "sms_reply"
-    LIST_ADDED = "list_added"
-    LIST_REMOVED = "list_removed"
-    SEGMENT_ENTERED = "segment_entered"
-    API_CALL = "api_call"
-    SCORE_CHANGED = "score_changed"
-    DOCUMENT_RECEIVED = "document_received"
-    SPACE_VISITED = "space_visited"
+
+
+# Automations (§5) may also start when a record joins or leaves a list or a segment, on an
+# API call, a score change, a received document or a visit to the partner space.
+TriggerEvent = enum.StrEnum(  # type: ignore[misc]
+    "TriggerEvent",
+    [(e.name, e.value) for e in EventType]
+    + [
+        ("LIST_ADDED", "list_added"),
+        ("LIST_REMOVED", "list_removed"),
+        ("SEGMENT_ENTERED", "segment_entered"),
+        ("API_CALL", "api_call"),
+        ("SCORE_CHANGED", "score_changed"),
+        ("DOCUMENT_RECEIVED", "document_received"),
+        ("SPACE_VISITED", "space_visited"),
+    ],
+    module=__name__,
+)
 
 
 class ExportSystemType(enum.StrEnum):
