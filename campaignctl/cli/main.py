@@ -162,9 +162,11 @@ def root(
 
 
 def _register() -> None:
+    from campaignctl.cli import preview as preview_commands
     from campaignctl.cli import workspace as workspace_commands
 
     workspace_commands.register(app)
+    preview_commands.register(app)
 
 
 _register()

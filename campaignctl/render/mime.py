@@ -114,7 +114,9 @@ def crlf_text(text: str) -> bytes:
 
 
 def text_part(subtype: str, text: str) -> bytes:
-    """A text/* part (headers + body), UTF-8, quoted-printable."""
+    """A text/* part (headers + body), UTF-8, quoted-printable; ends with a line break."""
+    if not text.endswith("\n"):
+        text += "\n"
     body = binascii.b2a_qp(crlf_text(text), quotetabs=False, istext=True, header=False)
     return (
         b"Content-Type: text/"

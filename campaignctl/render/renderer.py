@@ -16,7 +16,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
@@ -92,6 +92,7 @@ class RenderedEmail:
     html: str
     text: str
     data: bytes  # the whole RFC 5322 message, CRLF, ready for SMTP or a .eml file
+    links: dict[str, Any] = field(default_factory=dict)  # the links the message carries
 
 
 @dataclass(frozen=True)
@@ -102,12 +103,17 @@ class RenderedSms:
     text: str
     info: SmsInfo
     warnings: tuple[str, ...] = ()
+    links: dict[str, Any] = field(default_factory=dict)
 
 
 def message_id(campaign: str, wave: Wave, recipient: Recipient, channel: str, domain: str) -> str:
     """Stable: the same campaign, wave, recipient and channel always give the same id."""
     seed = f"{campaign}\x1f{wave.number}\x1f{recipient.identity}\x1f{channel}".encode()
     return f"{hashlib.sha256(seed).hexdigest()[:32]}@{domain}"
+
+
+def _used(links: LinksView) -> dict[str, Any]:
+    return {k: v for k, v in links.__dict__.items() if not k.startswith("_") and v is not None}
 
 
 class _Links:
@@ -483,7 +489,9 @@ class CampaignRenderer:
         subject = _WHITESPACE.sub(" ", self._render(self._subject, context, "the subject")).strip()
         mid = message_id(self.campaign.name, wave, recipient, "email", self.domain)
         data = self._assemble(recipient.email, subject, mid, html, text, links)
-        return RenderedEmail(mid, recipient.email, self.from_address, subject, html, text, data)
+        return RenderedEmail(
+            mid, recipient.email, self.from_address, subject, html, text, data, _used(links)
+        )
 
     def _assemble(
         self, to: str, subject: str, mid: str, html: str, text: str, links: LinksView
@@ -563,7 +571,9 @@ class CampaignRenderer:
             warnings = (f"the SMS takes {info.parts} parts ({info.describe()}): shorten it",)
         domain = settings.sender_id.replace(" ", "").lower() + ".sms.campaignctl"
         mid = message_id(self.campaign.name, wave, recipient, "sms", domain)
-        return RenderedSms(mid, recipient.phone, settings.sender_id, text, info, warnings)
+        return RenderedSms(
+            mid, recipient.phone, settings.sender_id, text, info, warnings, _used(links)
+        )
 
     def _prepare_text_base(self) -> None:
         if self._email_ready or self._text_ready:
