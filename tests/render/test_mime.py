@@ -22,7 +22,9 @@ def lean(logo: bytes | None = None, attachment: bytes | None = None) -> bytes:
     mixed, alternative, related = mime.boundaries("0123456789abcdef")
     html = mime.text_part("html", HTML)
     if logo is not None:
-        image = mime.binary_part("image/png", logo, filename="logo.png", content_id="logo@x", inline=True)
+        image = mime.binary_part(
+            "image/png", logo, filename="logo.png", content_id="logo@x", inline=True
+        )
         html = mime.multipart("related", related, [html, image])
     body = mime.multipart("alternative", alternative, [mime.text_part("plain", TEXT), html])
     if attachment is not None:
@@ -90,7 +92,9 @@ def test_display_names_are_quoted_or_encoded() -> None:
     assert mime.format_mailbox("Val S.A. <a@x.org>") == '"Val S.A." <a@x.org>'
     encoded = mime.format_mailbox("Service adhésions <a@x.org>")
     assert encoded.isascii() and encoded.endswith(" <a@x.org>")
-    parsed = message_from_bytes(mime.address_header("From", [encoded]) + b"\r\n", policy=policy.default)
+    parsed = message_from_bytes(
+        mime.address_header("From", [encoded]) + b"\r\n", policy=policy.default
+    )
     assert parsed["From"].addresses[0].display_name == "Service adhésions"
 
 

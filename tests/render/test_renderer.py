@@ -13,7 +13,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from campaignctl.errors import SpecError, UsageError
-from campaignctl.render import CampaignRenderer, Recipient, RecordData, RenderOptions, Wave, WaveKind
+from campaignctl.render import (
+    CampaignRenderer,
+    Recipient,
+    RecordData,
+    RenderOptions,
+    Wave,
+    WaveKind,
+)
 from campaignctl.render.links import LinkPurpose
 from campaignctl.render.questionnaire import Period, shift_one_year
 from campaignctl.spec.workspace import load_workspace
@@ -39,7 +46,9 @@ OPTIONS = RenderOptions(now=lambda: NOW)
 
 
 def renderer(root: Path, campaign: str = "update-2027", **options: object) -> CampaignRenderer:
-    return CampaignRenderer(load_workspace(root), campaign, RenderOptions(now=lambda: NOW, **options))
+    return CampaignRenderer(
+        load_workspace(root), campaign, RenderOptions(now=lambda: NOW, **options)
+    )
 
 
 def recipient(*records: RecordData) -> Recipient:
@@ -184,9 +193,13 @@ def test_logo_is_embedded_as_cid_and_attachments_are_attached(scaffold: Path) ->
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
     (scaffold / "documents" / "logo.png").write_bytes(png)
     config = scaffold / "campaignctl.yaml"
-    config.write_text(config.read_text().replace("  url: https", "  logo: documents/logo.png\n  url: https"))
+    config.write_text(
+        config.read_text().replace("  url: https", "  logo: documents/logo.png\n  url: https")
+    )
     layout = scaffold / "templates" / "layouts" / "base.html.j2"
-    layout.write_text(layout.read_text().replace("<body>", '<body><img src="{{ organization.logo }}" alt="">'))
+    layout.write_text(
+        layout.read_text().replace("<body>", '<body><img src="{{ organization.logo }}" alt="">')
+    )
     campaign = scaffold / "campaigns" / "update-2027.yaml"
     campaign.write_text(
         campaign.read_text().replace("  blocks:", "  attachments: [charte-qualite.txt]\n  blocks:")
@@ -202,7 +215,9 @@ def test_logo_is_embedded_as_cid_and_attachments_are_attached(scaffold: Path) ->
     assert attachment.get_filename() == "charte-qualite.txt"
 
 
-def test_dkim_signature_verifies(scaffold: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_dkim_signature_verifies(
+    scaffold: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     dkim = pytest.importorskip("dkim")
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to generate a test key")
