@@ -21,6 +21,7 @@ from __future__ import annotations
 import binascii
 from collections.abc import Iterable, Sequence
 from email.utils import parseaddr
+from functools import lru_cache
 
 CRLF = b"\r\n"
 MAX_LINE = 78
@@ -30,16 +31,11 @@ _ENCODED_WORD_MAX = 75
 _Q_PREFIX = "=?utf-8?q?"
 
 
+_Q_TABLE = [chr(b) if b in _Q_SAFE else ("_" if b == 0x20 else f"={b:02X}") for b in range(256)]
+
+
 def _q_char(ch: str) -> str:
-    out = []
-    for byte in ch.encode("utf-8"):
-        if byte in _Q_SAFE:
-            out.append(chr(byte))
-        elif byte == 0x20:
-            out.append("_")
-        else:
-            out.append(f"={byte:02X}")
-    return "".join(out)
+    return "".join([_Q_TABLE[b] for b in ch.encode("utf-8")])
 
 
 def encoded_words(text: str, first_budget: int = _ENCODED_WORD_MAX) -> list[str]:
@@ -79,6 +75,11 @@ def header(name: str, value: str) -> bytes:
         if len(name) + 2 + len(value) <= MAX_LINE:
             return f"{name}: {value}\r\n".encode("ascii")
         return (_fold(name, value.split(" ")) + "\r\n").encode("ascii")
+    return _encoded_header(name, value)
+
+
+@lru_cache(maxsize=512)  # a campaign's subjects repeat: encode each once
+def _encoded_header(name: str, value: str) -> bytes:
     words = encoded_words(value, _ENCODED_WORD_MAX - len(name) - 2)
     return (_fold(name, words) + "\r\n").encode("ascii")
 
@@ -92,6 +93,8 @@ def _idna_address(address: str) -> str:
 
 def format_mailbox(text: str) -> str:
     """`Name <addr>` with the display name quoted or encoded as needed (an ASCII string)."""
+    if text.isascii() and "<" not in text and " " not in text and '"' not in text:
+        return text  # a bare ASCII address: nothing to parse
     name, address = parseaddr(text)
     address = _idna_address(address or text)
     if not name:

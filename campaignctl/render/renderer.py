@@ -345,7 +345,19 @@ class CampaignRenderer:
             "blocks": BlocksView({k: text_block(v) for k, v in blocks.items()}),
         }
         self._dkim = self._dkim_key(sender)
+        self._constant_subject = self._subject_once()
         self._email_ready = True
+
+    def _subject_once(self) -> str | None:
+        """The subject, when it uses only campaign, organization and blocks (render it once)."""
+        from jinja2 import meta
+
+        source = self.message.subject or ""
+        names = meta.find_undeclared_variables(self.env.parse(source))
+        if not names <= {"campaign", "organization", "blocks"}:
+            return None
+        rendered = self._render(self._subject, dict(self._text_base), "the subject")
+        return _WHITESPACE.sub(" ", rendered).strip()
 
     def _logo(self) -> tuple[bytes | None, str | None]:
         logo = self.config.organization.logo
@@ -485,8 +497,11 @@ class CampaignRenderer:
             from inscriptis import get_text
 
             text = get_text(html)
-        context = self._context(self._text_base, views, questionnaire, links, wave)
-        subject = _WHITESPACE.sub(" ", self._render(self._subject, context, "the subject")).strip()
+        subject = self._constant_subject
+        if subject is None:
+            context = self._context(self._text_base, views, questionnaire, links, wave)
+            rendered = self._render(self._subject, context, "the subject")
+            subject = _WHITESPACE.sub(" ", rendered).strip()
         mid = message_id(self.campaign.name, wave, recipient, "email", self.domain)
         data = self._assemble(recipient.email, subject, mid, html, text, links)
         return RenderedEmail(
