@@ -151,9 +151,9 @@ def root(
 
 
 def _register() -> None:
-    from campaignctl.cli import calendar, workspace
+    from campaignctl.cli import calendar, preview, workspace
 
-    for module in (workspace, calendar):
+    for module in (workspace, preview, calendar):
         module.register(app)
 
 

@@ -519,6 +519,13 @@ class _Checker:
             self._check_questionnaire(doc)
         for doc in self.ws.documents["Campaign"].values():
             self._check_campaign(doc)
+        self._check_templates()
+
+    def _check_templates(self) -> None:
+        """Template syntax and variables (spec.templates): parsed, never rendered."""
+        from campaignctl.spec.templates import check_workspace_templates
+
+        self.ws.diagnostics.extend(check_workspace_templates(self.ws))
 
     # ------------------------------------------------------------------ reporting
     def _report(

@@ -1,0 +1,197 @@
+"""The sandboxed Jinja environment of a workspace, and template errors with file:line.
+
+One environment per run: autoescape for `.html.j2`, `StrictUndefined` (a missing
+variable is an error, never an empty string), templates loaded from `templates/`
+so layouts and includes work, and compiled templates cached by Jinja.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+from campaignctl.errors import Diagnostic, Severity, SpecError
+
+TEMPLATES_DIR = "templates"
+
+
+class CampaignUndefined(jinja2.StrictUndefined):
+    """StrictUndefined whose message names the context object ("record has no attribute …")."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        if self._undefined_hint:
+            return self._undefined_hint
+        if self._undefined_obj is jinja2.utils.missing:
+            return f"{self._undefined_name!r} is undefined"
+        what = getattr(type(self._undefined_obj), "_what", None)
+        if what is None:
+            what = jinja2.utils.object_type_repr(self._undefined_obj)
+        return f"{what} has no attribute {self._undefined_name!r}"
+
+
+def _finalize(value: Any) -> Any:
+    # An empty CSV cell is None: print nothing rather than "None".
+    return "" if value is None else value
+
+
+def _date_filter(value: Any, fmt: str = "%d/%m/%Y") -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = date.fromisoformat(value)
+    if isinstance(value, (date, datetime)):
+        return value.strftime(fmt)
+    return str(value)
+
+
+def _autoescape(name: str | None) -> bool:
+    return name is not None and name.endswith((".html.j2", ".htm.j2", ".html"))
+
+
+class CampaignEnvironment(SandboxedEnvironment):
+    """The sandbox, with a fast path for the context's own view objects.
+
+    Every `record.x` in a sandboxed template goes through `is_safe_attribute`, which
+    dominates rendering time. The views (context.View subclasses and the slotted
+    records of questionnaire fields and waves) hold only data under public names, so
+    those lookups are answered directly; anything else takes the sandbox's full path.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if attribute[:1] != "_":
+            kind = type(obj)
+            if kind in _DICT_VIEWS:
+                try:
+                    return obj.__dict__[attribute]
+                except KeyError:
+                    pass
+            elif attribute in _SLOT_VIEWS.get(kind, ()):
+                return object.__getattribute__(obj, attribute)
+        return super().getattr(obj, attribute)
+
+
+def _view_types() -> tuple[frozenset[type], dict[type, frozenset[str]]]:
+    from dataclasses import fields
+
+    from campaignctl.render.context import (
+        BlocksView,
+        CampaignView,
+        DocumentLink,
+        OrganizationView,
+        RecordView,
+        Wave,
+    )
+    from campaignctl.render.questionnaire import Period, QuestionField
+
+    slotted = {
+        cls: frozenset(f.name for f in fields(cls))
+        for cls in (QuestionField, Wave, DocumentLink, Period)
+    }
+    return frozenset({RecordView, CampaignView, OrganizationView, BlocksView}), slotted
+
+
+_DICT_VIEWS, _SLOT_VIEWS = _view_types()
+
+
+def make_environment(root: Path) -> SandboxedEnvironment:
+    """The sandboxed environment of the workspace at `root` (build once per run)."""
+    env = CampaignEnvironment(
+        loader=jinja2.FileSystemLoader(str(root / TEMPLATES_DIR)),
+        autoescape=_autoescape,
+        undefined=CampaignUndefined,
+        finalize=_finalize,
+        keep_trailing_newline=False,
+        auto_reload=False,
+        cache_size=-1,
+    )
+    env.filters["date"] = _date_filter
+    return env
+
+
+class TemplateProblem(SpecError):
+    """A template failed to compile or to render: exit 65 naming file, line and variable."""
+
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__([diagnostic], message=f"template {diagnostic.file} failed")
+        self.diagnostic = diagnostic
+        self.hint = diagnostic.hint
+
+
+def _template_frame(exc: BaseException) -> tuple[str | None, int]:
+    """The innermost template file and line in a (Jinja-rewritten) traceback."""
+    found: tuple[str | None, int] = (None, 0)
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2") or filename == "<template>":
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def template_error(
+    exc: Exception, root: Path, template: str, what: str | None = None
+) -> TemplateProblem:
+    """Turn a Jinja exception into a located diagnostic (code template-syntax|undefined|…)."""
+    base = root / TEMPLATES_DIR
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        name = exc.name or template
+        return TemplateProblem(
+            Diagnostic(
+                f"{TEMPLATES_DIR}/{name}",
+                exc.lineno or 1,
+                1,
+                Severity.ERROR,
+                "template-syntax",
+                f"syntax error: {exc.message}",
+                "see https://jinja.palletsprojects.com/en/stable/templates/",
+            )
+        )
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return TemplateProblem(
+            Diagnostic(
+                f"{TEMPLATES_DIR}/{template}",
+                1,
+                1,
+                Severity.ERROR,
+                "missing-file",
+                f"template {exc.name!r} not found under {TEMPLATES_DIR}/",
+                "check the name in `{% extends %}` / `{% include %}` (relative to templates/)",
+            )
+        )
+    filename, line = _template_frame(exc)
+    shown = template
+    if filename and filename != "<template>":
+        try:
+            shown = Path(filename).resolve().relative_to(base.resolve()).as_posix()
+        except ValueError:
+            shown = filename
+    file = f"{TEMPLATES_DIR}/{shown}" if filename != "<template>" else shown
+    if isinstance(exc, SecurityError):
+        code, message, hint = (
+            "template-unsafe",
+            f"unsafe operation blocked by the sandbox: {exc}",
+            "templates may only use the documented context (docs/templates.md)",
+        )
+    elif isinstance(exc, jinja2.UndefinedError):
+        code, message, hint = (
+            "template-undefined",
+            f"undefined variable: {exc.message}",
+            "see docs/templates.md for the context, and the audience's columns for `record`",
+        )
+    else:
+        code, message, hint = (
+            "template-error",
+            f"{type(exc).__name__}: {exc}",
+            None,
+        )
+    if what:
+        message = f"{message} (rendering {what})"
+    return TemplateProblem(Diagnostic(file, line or 1, 1, Severity.ERROR, code, message, hint))
