@@ -89,11 +89,12 @@ def next_allowed(at: datetime, quiet: QuietHours, tz: ZoneInfo) -> datetime:
             return local
         end_day = day + timedelta(days=1) if quiet.end <= quiet.start <= clock else day
         candidate = _first_instant_at(end_day, quiet.end, tz)
-        if candidate <= local:
+        # Compare instants, not wall clocks: within one tzinfo Python ignores `fold`.
+        if candidate.timestamp() <= local.timestamp():
             # Inside the repeated hour of an autumn night, after the first
             # occurrence of `end`: wait for its second occurrence.
             candidate = datetime.combine(end_day, quiet.end, tzinfo=tz).replace(fold=1)
-            if candidate <= local:  # pragma: no cover - defensive
+            if candidate.timestamp() <= local.timestamp():  # pragma: no cover - defensive
                 candidate = local + timedelta(minutes=1)
         local = candidate
     raise AssertionError("next_allowed did not settle")  # pragma: no cover

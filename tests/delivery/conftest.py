@@ -46,7 +46,7 @@ def build_email(
     msg["To"] = to
     msg["Subject"] = f"Test {number}"
     msg["Message-ID"] = f"<{message_id}>"
-    msg.set_content(("Bonjour, ceci est un test.\n.leading dot\n" * (body_size // 40 + 1)))
+    msg.set_content("Bonjour, ceci est un test.\n.leading dot\n" * (body_size // 40 + 1))
     return OutgoingEmail(sender, [to], msg.as_bytes(), message_id)
 
 
@@ -116,7 +116,7 @@ class RecordingHandler:
         self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         if address in self.faults.unknown_users:
-            return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         if self._take(self.faults.busy_rcpt, address):
             return "421 4.3.2 Service shutting down, try again later"
         if self._take(self.faults.drop_at_rcpt, address):
@@ -326,7 +326,7 @@ def sms_provider() -> Iterator[SmsProvider]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _provider_handler(provider))
     server.daemon_threads = True
     provider.url = f"http://127.0.0.1:{server.server_address[1]}/send"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield provider

@@ -24,7 +24,9 @@ from .conftest import SmtpServer, build_email, free_port
 FAST = SmtpOptions(reconnect_backoff=0.01, busy_backoff=timedelta(seconds=30))
 
 
-def transport_for(server: SmtpServer, *, rate: float | None = None, **settings: Any) -> SmtpTransport:
+def transport_for(
+    server: SmtpServer, *, rate: float | None = None, **settings: Any
+) -> SmtpTransport:
     return SmtpTransport(
         SmtpSettings(host=server.host, port=server.port, starttls=False, **settings),
         rate=RateLimit(per_second=rate) if rate else None,
@@ -46,7 +48,9 @@ def test_every_message_arrives_once_with_the_server_reply(smtp_server: SmtpServe
 
     assert [o.message_id for o in outcomes] == [m.message_id for m in messages]
     assert {o.status for o in outcomes} == {DeliveryStatus.SENT}
-    assert all(o.smtp_code == 250 and o.reply.startswith("250 2.0.0 Ok: queued as Q") for o in outcomes)
+    assert all(
+        o.smtp_code == 250 and o.reply.startswith("250 2.0.0 Ok: queued as Q") for o in outcomes
+    )
     assert sorted(smtp_server.handler.delivered_ids()) == sorted(m.message_id for m in messages)
     # Dot-stuffing round-trips: the server got the message byte for byte as built.
     got = {r.message_id: r.data for r in smtp_server.handler.received}
@@ -55,7 +59,9 @@ def test_every_message_arrives_once_with_the_server_reply(smtp_server: SmtpServe
 
 def test_pool_reuses_its_connections_across_messages_and_batches(smtp_server: SmtpServer) -> None:
     transport = transport_for(smtp_server, pool_size=3)
-    batches = [[build_email(b * 100 + i, f"u{b}-{i}@example.net") for i in range(20)] for b in range(2)]
+    batches = [
+        [build_email(b * 100 + i, f"u{b}-{i}@example.net") for i in range(20)] for b in range(2)
+    ]
     results = asyncio.run(send_batches(transport, *batches))
 
     assert all(o.ok for outcomes in results for o in outcomes)
@@ -194,6 +200,7 @@ def test_per_domain_concurrency_limit_holds_on_the_server_side(smtp_server: Smtp
     assert handler.max_active > 2
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_auth_credentials_come_from_the_named_environment_variables(
     auth_smtp_server: SmtpServer,
 ) -> None:
@@ -212,6 +219,7 @@ def test_auth_credentials_come_from_the_named_environment_variables(
     assert auth_smtp_server.handler.logins == ["alice"]
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_a_refused_login_names_the_variables_and_never_the_password(
     auth_smtp_server: SmtpServer,
 ) -> None:
