@@ -47,15 +47,23 @@ from campaignctl.errors import ServiceUnavailable, UsageError
 from campaignctl.spec.models import Channel, RateLimit, SmtpSettings
 
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
-_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 def wire_payload(message: bytes) -> bytes:
-    """The bytes sent after DATA's 354: CRLF line endings, dot-stuffed, end-of-data marker."""
-    data = _LINE_ENDINGS.sub(b"\r\n", message)
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return _LEADING_DOT.sub(b"..", data) + b".\r\n"
+    """The bytes sent after DATA's 354: CRLF line endings, dot-stuffed, end-of-data marker.
+
+    Messages from the renderer already use CRLF, so the regex only runs when a
+    bare CR or LF is present; dot-stuffing is a plain bytes replace. (Both were
+    the largest Python cost per message when done with regular expressions.)
+    """
+    crlf = message.count(b"\r\n")
+    if crlf != message.count(b"\n") or crlf != message.count(b"\r"):
+        message = _LINE_ENDINGS.sub(b"\r\n", message)
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    if message.startswith(b"."):
+        message = b"." + message
+    return message.replace(b"\r\n.", b"\r\n..") + b".\r\n"
 
 
 @dataclass(frozen=True)

@@ -281,3 +281,5 @@ def test_connection_refused_at_open_is_service_unavailable_with_host_and_port() 
 
 def test_wire_payload_normalises_line_endings_and_stuffs_dots() -> None:
     assert wire_payload(b"a\n.b\r\nc") == b"a\r\n..b\r\nc\r\n.\r\n"
+    assert wire_payload(b".x\r\n..y\r\n") == b"..x\r\n...y\r\n.\r\n"
+    assert wire_payload(b"a\rb") == b"a\r\nb\r\n.\r\n"
