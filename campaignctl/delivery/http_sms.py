@@ -19,7 +19,9 @@ kept-alive connections.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -63,6 +65,18 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> time
     return max(timedelta(0), when - (now or datetime.now(UTC)))
 
 
+def _fast_fail_missing_sniffio() -> None:
+    """Make `import sniffio` fail at once when sniffio is not installed.
+
+    httpcore tries `import sniffio` on every pooled request; without the package
+    each attempt searches the whole sys.path, which cut throughput to ~200
+    SMS/s. A `None` entry in sys.modules is Python's own "known missing" marker:
+    the import still raises ImportError, only without the search.
+    """
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
 class HttpSmsTransport(TransportBase[OutgoingSms]):
     """Sends SMS through an HTTP provider that takes one JSON POST per message."""
 
@@ -87,6 +101,7 @@ class HttpSmsTransport(TransportBase[OutgoingSms]):
     async def open(self) -> None:
         """Read the token (a missing variable is an error naming it) and build the client."""
         token = read_secret(self.environ, self.settings.token_env, "sms.http.token_env")
+        _fast_fail_missing_sniffio()
         if self.rate is not None:
             self.bucket = TokenBucket(self.rate.per_second)
         size = self.options.concurrency
