@@ -1,0 +1,333 @@
+"""The one interface every delivery channel implements, its data types, and the plugin registry.
+
+The send engine builds `OutgoingEmail` / `OutgoingSms` values, hands batches of
+them to a `Transport`, and records the `DeliveryOutcome` of each one in the
+outbox. A transport never touches the store and never decides about retries:
+it classifies what happened (`sent`, `retry`, `failed`) and says why.
+
+Transports are plugins. The built-in ones (`file` and `smtp` for email, `file`
+and `http` for SMS) are registered by `campaignctl.delivery.builtin:register`,
+loaded exactly like a third-party module named in the `campaignctl.transports`
+entry-point group: each plugin exposes `register(registry: TransportRegistry)`.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Generic, Protocol, Self, TypeVar, runtime_checkable
+
+from campaignctl.errors import UsageError
+from campaignctl.spec.models import Channel, Sender, SmsSettings
+
+ENTRY_POINT_GROUP = "campaignctl.transports"
+BUILTIN_PLUGINS = ("campaignctl.delivery.builtin:register",)
+
+# --------------------------------------------------------------------------- messages and outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEmail:
+    """One email ready for the wire: the envelope and the complete RFC 5322 message.
+
+    `message_id` is the Message-ID without angle brackets; it names the outbox row,
+    the capture file and the events that come back. `domain` is the recipient
+    domain the per-domain concurrency limit counts against (derived from the
+    first recipient when not given).
+    """
+
+    sender: str
+    recipients: tuple[str, ...]
+    message: bytes
+    message_id: str
+    domain: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.recipients, str):
+            raise TypeError("recipients must be a sequence of addresses, not one string")
+        object.__setattr__(self, "recipients", tuple(self.recipients))
+        if not self.recipients:
+            raise ValueError(f"message {self.message_id}: no recipient")
+        if not self.domain:
+            domain = self.recipients[0].rpartition("@")[2].lower()
+            object.__setattr__(self, "domain", domain)
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingSms:
+    """One SMS ready to send: `to` in E.164, the final text (already encoded and
+    checked by the renderer), the sender id, and `message_id`, our own reference
+    sent to the provider as `client_ref` so that delivery receipts find the row."""
+
+    to: str
+    text: str
+    sender_id: str
+    message_id: str
+
+    @property
+    def client_ref(self) -> str:
+        return self.message_id
+
+
+OutgoingMessage = OutgoingEmail | OutgoingSms
+M = TypeVar("M", bound=OutgoingMessage, contravariant=True)
+
+
+class DeliveryStatus(enum.StrEnum):
+    """What the engine should do with the outbox row next."""
+
+    SENT = "sent"  # accepted by the server or provider
+    RETRY = "retry"  # temporary: try again later (backoff, up to delivery.max_attempts)
+    FAILED = "failed"  # permanent: never retry this message
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """What happened to one message, with everything the outbox row and events need.
+
+    `uncertain` is true only when the connection was lost (or timed out) after
+    the whole message, end-of-data marker included, was handed to the server:
+    the server may have queued it, so the engine must not re-send it blindly.
+    `hard_bounce` is true for a permanent "no such user/domain" (5.1.x), which
+    the engine turns into a suppression. `retry_after` is the transport's hint
+    for the next attempt (a 421 backoff, an HTTP Retry-After), if it has one.
+    """
+
+    message_id: str
+    status: DeliveryStatus
+    reply: str = ""
+    smtp_code: int | None = None
+    enhanced_code: str | None = None
+    hard_bounce: bool = False
+    uncertain: bool = False
+    provider_id: str | None = None
+    retry_after: timedelta | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is DeliveryStatus.SENT
+
+
+_ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+def enhanced_status(reply: str) -> str | None:
+    """The RFC 3463 enhanced status code a reply text starts with (`5.1.1`), if any."""
+    match = _ENHANCED.match(reply)
+    return ".".join(match.groups()) if match else None
+
+
+def classify_smtp_reply(
+    message_id: str, code: int, text: str, *, uncertain: bool = False
+) -> DeliveryOutcome:
+    """Turn an SMTP reply (code and text) into an outcome: 2xx sent, 4xx retry, 5xx failed.
+
+    A 5xx whose enhanced code is 5.1.x (bad mailbox, bad domain, bad address
+    syntax) is a hard bounce. Servers that omit the enhanced code but answer
+    550/551/553 with "5.1.x" somewhere in the text count as well. The outcome's
+    `reply` is the whole reply line, code first, as the outbox stores it.
+    """
+    reply = text
+    enhanced = enhanced_status(reply)
+    if 200 <= code < 300:
+        status = DeliveryStatus.SENT
+    elif 400 <= code < 500:
+        status = DeliveryStatus.RETRY
+    else:
+        status = DeliveryStatus.FAILED
+    hard = status is DeliveryStatus.FAILED and (
+        (enhanced is not None and enhanced.startswith("5.1."))
+        or (code in (550, 551, 553) and re.search(r"\b5\.1\.\d{1,3}\b", reply) is not None)
+    )
+    return DeliveryOutcome(
+        message_id=message_id,
+        status=status,
+        reply=f"{code} {text}".strip(),
+        smtp_code=code,
+        enhanced_code=enhanced,
+        hard_bounce=hard,
+        uncertain=uncertain,
+    )
+
+
+# --------------------------------------------------------------------------- the interface
+
+
+@runtime_checkable
+class Transport(Protocol[M]):
+    """A channel implementation. Open once, send many batches, close once.
+
+    `send_many` returns one outcome per message, in the order given, and never
+    raises for a problem with one message; it raises (`ServiceUnavailable`,
+    `UsageError`) only when the transport as a whole cannot work.
+    """
+
+    name: str
+    channel: Channel
+
+    async def open(self) -> None: ...
+
+    async def send_many(self, messages: Sequence[M]) -> list[DeliveryOutcome]: ...
+
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class TransportBase(Generic[M]):
+    """Shared plumbing: the async context manager and a per-message `send`."""
+
+    name: str = ""
+    channel: Channel
+
+    async def open(self) -> None:
+        """Connect, check credentials; the default has nothing to do."""
+
+    async def send_many(self, messages: Sequence[M]) -> list[DeliveryOutcome]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release connections and files; the default has nothing to do."""
+
+    async def send(self, message: M) -> DeliveryOutcome:
+        """Send one message (a batch of one)."""
+        return (await self.send_many([message]))[0]
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+class MissingSecretError(UsageError):
+    """A setting names an environment variable that is not set (or empty)."""
+
+
+def read_secret(environ: Mapping[str, str], name: str, setting: str) -> str:
+    """The value of the environment variable `name`, or an error naming it (never its value).
+
+    `setting` says where the name comes from (e.g. `senders.default.smtp.password_env`)
+    so the message points at the line to check.
+    """
+    value = environ.get(name)
+    if not value:
+        state = "is empty" if name in environ else "is not set"
+        raise MissingSecretError(
+            f"environment variable {name} {state} ({setting} in campaignctl.yaml names it)",
+            hint=f"export {name}=... in the environment that runs campaignctl",
+        )
+    return value
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    """What a transport factory receives: the workspace settings of its channel.
+
+    `outbox_dir` is where file captures go (`.campaignctl/outbox/<campaign>/`);
+    `sender_name` is the key of the sender in `campaignctl.yaml`, used in messages.
+    Secrets are read from `environ` (the process environment unless a test or an
+    embedding program passes its own).
+    """
+
+    outbox_dir: Path
+    sender: Sender | None = None
+    sender_name: str = "default"
+    sms: SmsSettings | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+
+
+TransportFactory = Callable[[TransportSettings], "Transport"]
+
+
+class UnknownTransportError(UsageError):
+    """No plugin registered a transport of that name for that channel."""
+
+
+class TransportRegistry:
+    """Maps (channel, transport name) to a factory. Plugins fill it through `register`."""
+
+    def __init__(self) -> None:
+        self._factories: dict[tuple[Channel, str], TransportFactory] = {}
+
+    def register(self, channel: Channel, name: str, factory: TransportFactory) -> None:
+        """Make `name` usable as `transport:` of `channel`; a later registration replaces."""
+        self._factories[(Channel(channel), name)] = factory
+
+    def names(self, channel: Channel) -> list[str]:
+        """The transport names available for `channel`, sorted."""
+        return sorted(name for ch, name in self._factories if ch == channel)
+
+    def create(self, channel: Channel, name: str, settings: TransportSettings) -> Transport:
+        """A new, unopened transport."""
+        try:
+            factory = self._factories[(Channel(channel), name)]
+        except KeyError:
+            known = ", ".join(self.names(channel)) or "none"
+            raise UnknownTransportError(
+                f"no {channel} transport named {name!r} (available: {known})",
+                hint=f"install the plugin that provides it (entry point group {ENTRY_POINT_GROUP})",
+            ) from None
+        return factory(settings)
+
+    def load_plugin(self, target: str) -> None:
+        """Import `module:function` and call it with this registry."""
+        module_name, _, attr = target.partition(":")
+        module = importlib.import_module(module_name)
+        register = getattr(module, attr or "register")
+        register(self)
+
+
+_default: TransportRegistry | None = None
+
+
+def default_registry() -> TransportRegistry:
+    """The registry with the built-in plugins and every installed entry-point plugin."""
+    global _default
+    if _default is None:
+        from importlib.metadata import entry_points
+
+        registry = TransportRegistry()
+        for target in BUILTIN_PLUGINS:
+            registry.load_plugin(target)
+        for entry in entry_points(group=ENTRY_POINT_GROUP):
+            entry.load()(registry)
+        _default = registry
+    return _default
+
+
+def create_transport(
+    channel: Channel,
+    name: str,
+    settings: TransportSettings,
+    *,
+    registry: TransportRegistry | None = None,
+) -> Transport:
+    """A new, unopened transport of `name` for `channel` (use it as `async with`)."""
+    return (registry or default_registry()).create(channel, name, settings)

@@ -1,0 +1,1 @@
+"""Tests of campaignctl.delivery: transports against real SMTP and HTTP servers."""
