@@ -297,6 +297,7 @@ def import_audience(
                     executor.shutdown(cancel_futures=True)
             if known:
                 _mark_removed(conn, writer, table, audience.name, seen, result, options.prune)
+            _ensure_indexes(conn, store.dialect, workspace, audience)
             _audit(conn, result)
             if options.dry_run:
                 conn.rollback()  # everything was computed for real; nothing is kept
@@ -416,6 +417,21 @@ def _mark_removed(
             {"audience": audience},
         )
         result.pruned = pruned.rowcount or 0
+
+
+def _ensure_indexes(
+    conn: Connection, dialect: str, workspace: Workspace, audience: Audience
+) -> None:
+    """Expression indexes on the attributes this audience's segments test (built once, after
+    the bulk insert, then maintained by the database): segment counts stay index lookups."""
+    from campaignctl.audience.segments import index_statements, tested_attributes
+
+    attributes: set[str] = set()
+    for segment in workspace.segments.values():
+        if segment.audience == audience.name:
+            attributes |= tested_attributes(segment.where, workspace.segments)
+    for statement in index_statements(dialect, audience, attributes):
+        conn.exec_driver_sql(statement)
 
 
 def _audit(conn: Connection, result: ImportResult) -> None:

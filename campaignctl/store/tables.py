@@ -70,6 +70,7 @@ class Record(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("audience", "key", name="uq_record_audience_key"),
         sa.Index("ix_record_audience_status", "audience", "status"),
+        sa.Index("ix_record_audience_category", "audience", "category"),
         sa.Index("ix_record_email_normalized", "email_normalized"),
         sa.Index("ix_record_phone", "phone"),
     )

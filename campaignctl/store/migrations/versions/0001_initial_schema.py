@@ -96,6 +96,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("record", schema=None) as batch_op:
         batch_op.create_index("ix_record_audience_status", ["audience", "status"], unique=False)
+        batch_op.create_index("ix_record_audience_category", ["audience", "category"], unique=False)
         batch_op.create_index("ix_record_email_normalized", ["email_normalized"], unique=False)
         batch_op.create_index("ix_record_phone", ["phone"], unique=False)
 
@@ -349,6 +350,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_record_phone")
         batch_op.drop_index("ix_record_email_normalized")
         batch_op.drop_index("ix_record_audience_status")
+        batch_op.drop_index("ix_record_audience_category")
 
     op.drop_table("record")
     op.drop_table("lease")
