@@ -355,23 +355,21 @@ def _classify(
         keys.append(key)
     if not known or not candidates:
         return candidates, set()
-    stored = dict(
-        conn.execute(
-            sa.select(table.c.key, table.c.source_hash).where(
-                table.c.audience == audience,
-                table.c.key.in_(keys),
-                table.c.status == RecordStatus.ACTIVE.value,
-            )
-        ).all()
-    )
-    existing = set(
-        conn.execute(
-            sa.select(table.c.key).where(table.c.audience == audience, table.c.key.in_(keys))
-        ).scalars()
-    ) if len(stored) < len(keys) else set(stored)  # fmt: skip
+    stored: dict[str, int | None] = {}
+    existing: set[str] = set()
+    for key, source_hash, status in conn.execute(
+        sa.select(table.c.key, table.c.source_hash, table.c.status).where(
+            table.c.audience == audience, table.c.key.in_(keys)
+        )
+    ):
+        existing.add(key)
+        if status == RecordStatus.ACTIVE.value:
+            stored[key] = source_hash
+        elif status == RecordStatus.FORGOTTEN.value:
+            stored[key] = None  # a forgotten record is never filled again from the source
     todo = []
     for item, key in zip(candidates, keys, strict=True):
-        if stored.get(key) == item[2]:
+        if key in stored and stored[key] in (item[2], None):
             result.unchanged += 1
         else:
             todo.append(item)
@@ -432,6 +430,10 @@ def _ensure_indexes(
             attributes |= tested_attributes(segment.where, workspace.segments)
     for statement in index_statements(dialect, audience, attributes):
         conn.exec_driver_sql(statement)
+    # fresh statistics, so that the planner picks the selective index for segment counts
+    if dialect == "sqlite":
+        conn.exec_driver_sql("PRAGMA analysis_limit = 1000")
+    conn.exec_driver_sql("ANALYZE record")
 
 
 def _audit(conn: Connection, result: ImportResult) -> None:

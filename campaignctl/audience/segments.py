@@ -43,14 +43,16 @@ def workspace_today(workspace: Workspace, now: datetime | None = None) -> date:
     return (now or datetime.now(tz)).astimezone(tz).date()
 
 
-def attribute_sql(dialect: str, name: str, column_type: ColumnType | None) -> ColumnElement[Any]:
-    """The SQL expression of one record attribute: the same text the expression indexes use."""
+def attribute_sql(
+    dialect: str, name: str, column_type: ColumnType | None, table: str = "record."
+) -> ColumnElement[Any]:
+    """The SQL expression of one record attribute: the same one the expression indexes use."""
     if dialect == "postgresql":
-        text = f"(record.attributes ->> '{name}')"
+        text = f"({table}attributes ->> '{name}')"
         if column_type in NUMERIC:
             text = f"CAST({text} AS DOUBLE PRECISION)"
         return sa.literal_column(text)
-    return sa.literal_column(f"json_extract(record.attributes, '$.{name}')")
+    return sa.literal_column(f"json_extract({table}attributes, '$.{name}')")
 
 
 def index_statements(dialect: str, audience: Audience, attributes: set[str]) -> list[str]:
@@ -62,10 +64,10 @@ def index_statements(dialect: str, audience: Audience, attributes: set[str]) -> 
             continue
         if name in ("category", "key") or column.type in (ColumnType.EMAIL, ColumnType.PHONE):
             continue
-        expression = attribute_sql(dialect, name, column.type)
+        expression = attribute_sql(dialect, name, column.type, table="")
         statements.append(
             f"CREATE INDEX IF NOT EXISTS ix_record_attr_{name} ON record "
-            f"({'(' + str(expression) + ')' if dialect == 'postgresql' else expression})"
+            f"(audience, {'(' + str(expression) + ')' if dialect == 'postgresql' else expression})"
         )
     return statements
 

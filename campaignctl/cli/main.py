@@ -162,9 +162,12 @@ def root(
 
 
 def _register() -> None:
+    from campaignctl.cli import audience, contacts, db, segment
     from campaignctl.cli import workspace as workspace_commands
 
     workspace_commands.register(app)
+    for group in (audience, segment, contacts, db):
+        group.register(app)
 
 
 _register()
