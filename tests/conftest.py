@@ -15,8 +15,14 @@ def _isolation(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stable output: no colour, fixed width, no CI/GitHub or user settings leaking in."""
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "100")
-    for name in ("GITHUB_ACTIONS", "CAMPAIGNCTL_WORKSPACE", "CAMPAIGNCTL_STORE",
-                 "CAMPAIGNCTL_DEBUG", "CAMPAIGNCTL_COLOR", "FORCE_COLOR"):
+    for name in (
+        "GITHUB_ACTIONS",
+        "CAMPAIGNCTL_WORKSPACE",
+        "CAMPAIGNCTL_STORE",
+        "CAMPAIGNCTL_DEBUG",
+        "CAMPAIGNCTL_COLOR",
+        "FORCE_COLOR",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -300,12 +300,18 @@ def import_audience(
             _ensure_indexes(conn, store.dialect, workspace, audience)
             _audit(conn, result)
             if options.dry_run:
-                conn.rollback()  # everything was computed for real; nothing is kept
+                raise _DryRun  # everything was computed for real; nothing is kept
+    except _DryRun:
+        pass
     finally:
         if rejects:
             rejects.close()
     result.elapsed = time.perf_counter() - started
     return result
+
+
+class _DryRun(Exception):
+    """Rolls the import's transaction back once its figures are known."""
 
 
 def _chunks(
