@@ -139,19 +139,8 @@ def inspect_source(path: Path, audience: Audience, display: str | None = None) -
     return SourceLayout(path, encoding, delimiter, header, positions)
 
 
-def iter_source(
-    layout: SourceLayout, audience: Audience, default_region: str, limit: int | None = None
-) -> Iterator[SourceRecord]:
-    """Typed records of the file, in file order; bad values become problems, not exceptions."""
-    converters: dict[str, Callable[[str], Any]] = {
-        name: converter(column, default_region) for name, column in audience.columns.items()
-    }
-    email_column = audience.first_column(ColumnType.EMAIL)
-    phone_column = audience.first_column(ColumnType.PHONE)
-    category_column = "category" if "category" in audience.columns else None
-    required = [n for n, c in audience.columns.items() if c.required and n != audience.key]
-    key_index = layout.positions[audience.key]
-    items = list(layout.positions.items())
+def iter_rows(layout: SourceLayout, limit: int | None = None) -> Iterator[tuple[int, list[str]]]:
+    """Raw rows of the file as (line number, cells padded to the header), blank rows skipped."""
     width = len(layout.header)
     with layout.path.open(encoding=layout.encoding, newline="") as handle:
         reader = csv.reader(handle, delimiter=layout.delimiter)
@@ -159,53 +148,89 @@ def iter_source(
         for count, cells in enumerate(reader):
             if limit is not None and count >= limit:
                 return
-            row = reader.line_num
             if not cells or all(not c.strip() for c in cells):
                 continue
             if len(cells) < width:
                 cells = cells + [""] * (width - len(cells))
-            key = cells[key_index].strip()
-            record = SourceRecord(row, key, None, None, None, {})
-            if not key:
-                record.rejected = True
+            yield reader.line_num, cells
+
+
+class RowTyper:
+    """Turns the raw cells of one row into a typed `SourceRecord` (picklable: import workers)."""
+
+    def __init__(self, audience: Audience, layout: SourceLayout, default_region: str) -> None:
+        self.audience = audience
+        self.default_region = default_region
+        self.converters: dict[str, Callable[[str], Any]] = {
+            name: converter(column, default_region) for name, column in audience.columns.items()
+        }
+        self.email_column = audience.first_column(ColumnType.EMAIL)
+        self.phone_column = audience.first_column(ColumnType.PHONE)
+        self.category_column = "category" if "category" in audience.columns else None
+        self.required = [n for n, c in audience.columns.items() if c.required and n != audience.key]
+        self.key_index = layout.positions[audience.key]
+        self.items = list(layout.positions.items())
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["converters"]  # lambdas: rebuilt on the other side
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.converters = {
+            name: converter(column, self.default_region)
+            for name, column in self.audience.columns.items()
+        }
+
+    def key(self, cells: list[str]) -> str:
+        return cells[self.key_index].strip()
+
+    def type(self, row: int, cells: list[str]) -> SourceRecord:
+        key = cells[self.key_index].strip()
+        record = SourceRecord(row, key, None, None, None, {})
+        if not key:
+            record.rejected = True
+            record.problems.append(
+                RowProblem(
+                    row, self.audience.key, "", "missing_key",
+                    f"the key column {self.audience.key!r} is empty",
+                )
+            )  # fmt: skip
+            return record
+        attributes = record.attributes
+        converters = self.converters
+        for name, index in self.items:
+            raw = cells[index]
+            if not raw.strip():
+                attributes[name] = None
+                continue
+            try:
+                attributes[name] = converters[name](raw)
+            except ValueProblem as problem:
+                attributes[name] = None  # keep the record, drop the bad value
+                record.problems.append(RowProblem(row, name, raw, problem.reason, problem.message))
+        for name in self.required:
+            if attributes.get(name) is None and not any(p.column == name for p in record.problems):
                 record.problems.append(
                     RowProblem(
-                        row,
-                        audience.key,
-                        "",
-                        "missing_key",
-                        f"the key column {audience.key!r} is empty",
+                        row, name, "", "missing_required", f"required column {name!r} is empty"
                     )
                 )
-                yield record
-                continue
-            attributes = record.attributes
-            for name, index in items:
-                raw = cells[index]
-                if not raw.strip():
-                    attributes[name] = None
-                    continue
-                try:
-                    attributes[name] = converters[name](raw)
-                except ValueProblem as problem:
-                    attributes[name] = None  # keep the record, drop the bad value
-                    record.problems.append(
-                        RowProblem(row, name, raw, problem.reason, problem.message)
-                    )
-            for name in required:
-                if attributes.get(name) is None and not any(
-                    p.column == name for p in record.problems
-                ):
-                    record.problems.append(
-                        RowProblem(
-                            row, name, "", "missing_required", f"required column {name!r} is empty"
-                        )
-                    )
-            record.email = attributes.get(email_column) if email_column else None
-            record.phone = attributes.get(phone_column) if phone_column else None
-            category = attributes.get(category_column) if category_column else None
-            record.category = str(category) if category is not None else None
-            yield record
+        record.email = attributes.get(self.email_column) if self.email_column else None
+        record.phone = attributes.get(self.phone_column) if self.phone_column else None
+        category = attributes.get(self.category_column) if self.category_column else None
+        record.category = str(category) if category is not None else None
+        return record
+
+
+def iter_source(
+    layout: SourceLayout, audience: Audience, default_region: str, limit: int | None = None
+) -> Iterator[SourceRecord]:
+    """Typed records of the file, in file order; bad values become problems, not exceptions."""
+    typer = RowTyper(audience, layout, default_region)
+    for row, cells in iter_rows(layout, limit):
+        yield typer.type(row, cells)
 
 
 def read_source(

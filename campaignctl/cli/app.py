@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from campaignctl.spec.workspace import Workspace
+    from campaignctl.store import Store
 
 
 def color_enabled(mode: ColorMode, stream: TextIO) -> bool:
@@ -111,6 +112,16 @@ class App:
             table.add_column(column)
         return table
 
+    def store(self) -> Store:
+        """The workspace's store: CAMPAIGNCTL_STORE, else `store:` from campaignctl.yaml."""
+        from campaignctl.cli.options import EnvVars
+        from campaignctl.store import Store
+
+        workspace = self.valid_workspace()
+        assert workspace.config is not None
+        url = os.environ.get(EnvVars.STORE) or workspace.config.store
+        return Store(url, root=workspace.root)
+
     def print_json(self, document: dict[str, Any]) -> None:
         import json
 
@@ -123,3 +134,18 @@ def get_app(ctx: typer.Context) -> App:
         obj = App()
         ctx.find_root().obj = obj
     return obj
+
+
+def confirm_destructive(yes: bool, action: str) -> None:
+    """Ask before a destructive action; without a terminal (or under CI) `--yes` is required."""
+    from campaignctl.errors import UsageError
+
+    if yes:
+        return
+    if not interactive():
+        raise UsageError(
+            f"{action} needs confirmation and nobody can answer here",
+            hint="add --yes to confirm",
+        )
+    if not typer.confirm(f"{action}?", err=True):
+        raise typer.Exit(1)

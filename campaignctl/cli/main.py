@@ -151,9 +151,9 @@ def root(
 
 
 def _register() -> None:
-    from campaignctl.cli import calendar, preview, workspace
+    from campaignctl.cli import audience, calendar, contacts, db, preview, segment, workspace
 
-    for module in (workspace, preview, calendar):
+    for module in (workspace, preview, audience, segment, contacts, calendar, db):
         module.register(app)
 
 

@@ -7,13 +7,14 @@ attributes are the documented names, so the sandbox exposes nothing else.
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from markupsafe import Markup, escape
+
+from campaignctl.enums import WaveKind
 
 # The names every template may use (the static checks of `validate` use them too).
 CONTEXT_NAMES = (
@@ -26,12 +27,6 @@ CONTEXT_NAMES = (
     "questionnaire",
     "wave",
 )
-
-
-class WaveKind(enum.StrEnum):
-    INITIAL = "initial"
-    RELAUNCH = "relaunch"
-    RECURRENCE = "recurrence"
 
 
 @dataclass(frozen=True, slots=True)

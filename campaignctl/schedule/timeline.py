@@ -10,22 +10,16 @@ the autumn change) takes its first occurrence.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from campaignctl.enums import WaveKind
 from campaignctl.spec.models import Campaign, Channel, Every, RelaunchTarget
 from campaignctl.spec.types import add_months
 
 MAX_OCCURRENCES = 10_000  # guards a cron that fires every minute over years
-
-
-class WaveKind(enum.StrEnum):
-    INITIAL = "initial"
-    RECURRENCE = "recurrence"
-    RELAUNCH = "relaunch"
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from campaignctl.enums import Channel
 from campaignctl.spec.types import (
     Duration,
     EmailAddress,
@@ -53,11 +54,6 @@ class SpecModel(BaseModel):
 
 
 # =========================================================================== enums
-
-
-class Channel(enum.StrEnum):
-    EMAIL = "email"
-    SMS = "sms"
 
 
 class CampaignType(enum.StrEnum):

@@ -1,0 +1,111 @@
+"""Time, on one CSV: sqlite3 `.import`, `sqlite-utils insert --csv`, and `campaignctl audience
+import` (full normalisation), then the re-import of the unchanged file and a 3-condition
+segment count with a relative date. Prints seconds, ratios and peak RSS of each process.
+
+Usage: python benchmarks/import.py [CSV]   (default: generate 1,000,000 rows in /tmp)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+CONFIG = """store: sqlite:///.campaignctl/store.db
+timezone: Europe/Paris
+phone_region: FR
+organization: {name: Bench}
+"""
+AUDIENCE = """kind: Audience
+name: contacts
+source: contacts.csv
+key: id
+columns:
+  id: {type: string, required: true}
+  nom: {type: string}
+  email: {type: email}
+  telephone: {type: phone, region: FR}
+  category: {type: string}
+  commune: {type: string}
+  tags: {type: list, separator: ","}
+  contract_end: {type: date}
+"""
+SEGMENT = """kind: Segment
+name: renewing
+audience: contacts
+where:
+  all:
+    - category: {in: [hotel, camping]}
+    - commune: {in: [Val, Mont]}
+    - contract_end: {between: [today, today+30d]}
+"""
+
+
+def run(cmd: list[str], cwd: Path, stdin: str | None = None) -> tuple[float, int, str]:
+    """Seconds, peak RSS (MB, of the process itself) and stderr+stdout tail of a command."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, stdin=subprocess.PIPE if stdin else None,
+            stdout=log, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        if stdin:
+            proc.stdin.write(stdin)  # type: ignore[union-attr]
+            proc.stdin.close()  # type: ignore[union-attr]
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - started
+        log.seek(0)
+        out = log.read()
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"{cmd} failed:\n{out}")
+    return elapsed, usage.ru_maxrss // 1024, out.strip().splitlines()[-1] if out.strip() else ""
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="campaignctl-bench-"))
+    csv_path = Path(sys.argv[1]) if len(sys.argv) > 1 else work / "contacts.csv"
+    if not csv_path.exists():
+        subprocess.run([sys.executable, HERE / "gen_contacts.py", csv_path], check=True)
+    ws = work / "ws"
+    (ws / "audiences" / "segments").mkdir(parents=True)
+    (ws / "campaignctl.yaml").write_text(CONFIG)
+    (ws / "audiences" / "contacts.audience.yaml").write_text(AUDIENCE)
+    (ws / "audiences" / "segments" / "renewing.yaml").write_text(SEGMENT)
+    os.symlink(csv_path.resolve(), ws / "contacts.csv")
+    rows = sum(1 for _ in csv_path.open(encoding="utf-8-sig")) - 1
+    print(f"file: {csv_path} ({csv_path.stat().st_size / 1e6:.0f} MB, ~{rows:,} lines)")
+
+    results = {}
+    if shutil.which("sqlite3"):
+        script = f".mode csv\n.separator ;\n.import {csv_path} contacts\n"
+        results["sqlite3 .import"] = run(["sqlite3", str(work / "floor.db")], work, script)
+    results["sqlite-utils insert --csv"] = run(
+        [str(BIN / "sqlite-utils"), "insert", str(work / "su.db"), "contacts", str(csv_path),
+         "--csv", "--delimiter", ";"], work,
+    )  # fmt: skip
+    ctl = [str(BIN / "campaignctl"), "--workspace", str(ws)]
+    results["campaignctl audience import"] = run([*ctl, "audience", "import"], ws)
+    results["campaignctl re-import (unchanged)"] = run([*ctl, "audience", "import"], ws)
+    results["campaignctl segment show --count"] = run(
+        [*ctl, "segment", "show", "renewing", "--count"], ws
+    )
+    for name, (seconds, rss, tail) in results.items():
+        print(f"{name:40s} {seconds:7.2f} s  peak RSS {rss:4d} MB   {tail}")
+    su = results["sqlite-utils insert --csv"][0]
+    first = results["campaignctl audience import"][0]
+    again = results["campaignctl re-import (unchanged)"][0]
+    print(f"sqlite-utils / campaignctl import: {su / first:.2f}x (target >= 2x, <= 25 s)")
+    if "sqlite3 .import" in results:
+        print(f"campaignctl import / sqlite3 .import: {first / results['sqlite3 .import'][0]:.2f}x")
+    print(f"re-import / first import: {again / first:.0%} (target <= 60%)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,488 @@
+"""`audience import`: load an Audience's CSV into the store, normalised, idempotently.
+
+Streaming in chunks, the main process reads the CSV, recognises unchanged rows by
+a hash of their raw cells (so a re-import of the same file normalises nothing),
+and writes; a worker process types and normalises the new and changed rows (the
+expensive part) in parallel. Never holds the file in memory: what is kept is the
+set of keys seen (duplicate detection and removal), a few dozen bytes a record.
+
+Rows: a missing key or a key already seen earlier in the file (the first wins)
+rejects the row; a bad value (email, phone, date…) drops that value and keeps the
+record. Every problem goes to the rejects CSV and the per-reason summary.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from campaignctl.audience.source import RowProblem, RowTyper, inspect_source, iter_rows
+from campaignctl.enums import RecordStatus
+from campaignctl.errors import UsageError
+from campaignctl.spec.models import Audience
+from campaignctl.spec.workspace import Workspace
+from campaignctl.store.store import Store, utcnow
+
+CHUNK_ROWS = 5_000
+PARALLEL_MIN_BYTES = 2_000_000  # below this a worker process costs more than it saves
+RECORD_COLUMNS = (
+    "audience", "key", "email", "email_normalized", "phone", "category", "attributes",
+    "status", "source_hash", "created_at", "updated_at",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    dry_run: bool = False
+    prune: bool = False  # delete records gone from the source instead of marking them removed
+    rejects: Path | None = None  # write every problem there (CSV)
+    workers: int | None = None  # normalising processes; None: 1 for big files, 0 otherwise
+    progress: Callable[[int], None] | None = None  # called with the rows read so far
+
+
+@dataclass
+class ImportResult:
+    audience: str
+    source: str
+    rows: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    pruned: int = 0
+    rejected: int = 0
+    problems: Counter[str] = field(default_factory=Counter)
+    dry_run: bool = False
+    elapsed: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed or self.pruned)
+
+    def summary(self) -> str:
+        verb = "would import" if self.dry_run else "imported"
+        if not self.changed:
+            return (
+                f"{self.audience}: no changes ({self.unchanged} records unchanged, "
+                f"{self.rejected} rejected rows) in {self.elapsed:.1f}s"
+            )
+        return (
+            f"{self.audience}: {verb} {self.rows} rows: {self.added} added, {self.updated} "
+            f"updated, {self.unchanged} unchanged, {self.removed} removed"
+            + (f", {self.pruned} pruned" if self.pruned else "")
+            + f", {self.rejected} rejected in {self.elapsed:.1f}s"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "audience": self.audience,
+            "source": self.source,
+            "dry_run": self.dry_run,
+            "changed": self.changed,
+            "rows": self.rows,
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "pruned": self.pruned,
+            "rejected": self.rejected,
+            "problems": dict(sorted(self.problems.items())),
+            "elapsed_seconds": round(self.elapsed, 3),
+        }
+
+
+def import_audiences(
+    store: Store, workspace: Workspace, names: list[str] | None, options: ImportOptions
+) -> list[ImportResult]:
+    """Import the named audiences (all of them when `names` is empty), one transaction each."""
+    audiences = workspace.audiences
+    selected = names or sorted(audiences)
+    for name in selected:
+        if name not in audiences:
+            raise UsageError(
+                f"audience {name!r} does not exist",
+                hint=f"audiences: {', '.join(sorted(audiences)) or 'none defined'}",
+            )
+    return [import_audience(store, workspace, audiences[name], options) for name in selected]
+
+
+def _row_hash(cells: list[str], salt: bytes) -> int:
+    digest = hashlib.blake2b("\x1f".join(cells).encode(), digest_size=8, key=salt).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _mapping_salt(audience: Audience, region: str) -> bytes:
+    """Changing the mapping (types, regions, headers) makes every row 'changed' once."""
+    text = audience.model_dump_json(include={"key", "columns"}) + region
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+# ----------------------------------------------------------------------------- typing (worker)
+
+_TYPER: RowTyper | None = None
+
+
+def _init_worker(typer: RowTyper) -> None:
+    global _TYPER
+    _TYPER = typer
+
+
+def _type_chunk(rows: list[tuple[int, list[str], int]]) -> list[tuple[Any, ...]]:
+    assert _TYPER is not None
+    return _type_rows(_TYPER, rows)
+
+
+def _type_rows(typer: RowTyper, rows: list[tuple[int, list[str], int]]) -> list[tuple[Any, ...]]:
+    """(row, key, email, email_lower, phone, category, attributes JSON, hash, problems)."""
+    out = []
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    for row, cells, source_hash in rows:
+        record = typer.type(row, cells)
+        email = record.email
+        out.append(
+            (
+                row,
+                record.key,
+                email,
+                email.lower() if email else None,
+                record.phone,
+                record.category,
+                dumps(record.attributes),
+                source_hash,
+                [(p.column, p.value, p.reason, p.message) for p in record.problems],
+            )
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- import
+
+
+@dataclass
+class _Writer:
+    conn: Connection
+    audience: str
+    now: datetime
+    dialect: str
+
+    def __post_init__(self) -> None:
+        placeholders = "?" if self.dialect == "sqlite" else "%s"
+        json_value = placeholders if self.dialect == "sqlite" else "%s::jsonb"
+        values = [json_value if c == "attributes" else placeholders for c in RECORD_COLUMNS]
+        self.insert_sql = (
+            f"INSERT INTO record ({', '.join(RECORD_COLUMNS)}) VALUES ({', '.join(values)})"
+        )
+        p = placeholders
+        self.update_sql = (
+            f"UPDATE record SET email = {p}, email_normalized = {p}, phone = {p}, category = {p}, "
+            f"attributes = {json_value}, source_hash = {p}, status = 'active', removed_at = NULL, "
+            f"updated_at = {p} WHERE audience = {p} AND key = {p}"
+        )
+        # SQLite stores DATETIME as this text (what SQLAlchemy's type writes and reads back)
+        self.stamp: Any = (
+            self.now.strftime("%Y-%m-%d %H:%M:%S.%f") if self.dialect == "sqlite" else self.now
+        )
+
+    def write(self, typed: list[tuple[Any, ...]], existing: set[str]) -> tuple[int, int]:
+        inserts, updates = [], []
+        for _row, key, email, lower, phone, category, attrs, source_hash, _p in typed:
+            if key in existing:
+                updates.append(
+                    (
+                        email,
+                        lower,
+                        phone,
+                        category,
+                        attrs,
+                        source_hash,
+                        self.stamp,
+                        self.audience,
+                        key,
+                    )
+                )
+            else:
+                inserts.append(
+                    (self.audience, key, email, lower, phone, category, attrs, "active",
+                     source_hash, self.stamp, self.stamp)
+                )  # fmt: skip
+        if inserts:
+            self.conn.exec_driver_sql(self.insert_sql, inserts)
+        if updates:
+            self.conn.exec_driver_sql(self.update_sql, updates)
+        return len(inserts), len(updates)
+
+
+def import_audience(
+    store: Store, workspace: Workspace, audience: Audience, options: ImportOptions
+) -> ImportResult:
+    """Load one audience's source into the store; see the module docstring for the rules."""
+    started = time.perf_counter()
+    assert workspace.config is not None
+    region = workspace.config.phone_region
+    layout = inspect_source(workspace.root / audience.source, audience, audience.source)
+    typer = RowTyper(audience, layout, region)
+    salt = _mapping_salt(audience, region)
+    result = ImportResult(audience.name, audience.source, dry_run=options.dry_run)
+    workers = options.workers
+    if workers is None:
+        big = layout.path.stat().st_size >= PARALLEL_MIN_BYTES
+        workers = 1 if big and (os.cpu_count() or 1) > 1 else 0
+    rejects = _RejectsFile(options.rejects) if options.rejects else None
+    table = sa.table(
+        "record", sa.column("key"), sa.column("source_hash"), sa.column("status"),
+        sa.column("audience"), sa.column("id"),
+    )  # fmt: skip
+    try:
+        with store.transaction() as conn:
+            writer = _Writer(conn, audience.name, utcnow(), store.dialect)
+            known = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(table)
+                .where(table.c.audience == audience.name)
+            ).scalar_one()
+            seen: set[str] = set()
+            executor = (
+                ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(typer,))
+                if workers
+                else None
+            )
+            pending: deque[Future[list[tuple[Any, ...]]] | list[tuple[Any, ...]]] = deque()
+            changed_keys: deque[set[str]] = deque()
+
+            def drain(limit: int) -> None:
+                while len(pending) > limit:
+                    item = pending.popleft()
+                    typed = item.result() if isinstance(item, Future) else item
+                    added, updated = writer.write(typed, changed_keys.popleft())
+                    result.added += added
+                    result.updated += updated
+                    for row, key, *_rest, problems in typed:
+                        for column, value, reason, message in problems:
+                            result.problems[reason] += 1
+                            if rejects:
+                                rejects.add(RowProblem(row, column, value, reason, message), key)
+
+            try:
+                for chunk in _chunks(iter_rows(layout), CHUNK_ROWS):
+                    result.rows += len(chunk)
+                    todo, existing = _classify(
+                        conn, table, audience.name, typer, chunk, salt, seen, known, result, rejects
+                    )
+                    if todo:
+                        pending.append(
+                            executor.submit(_type_chunk, todo)
+                            if executor
+                            else _type_rows(typer, todo)
+                        )
+                        changed_keys.append(existing)
+                    drain(2)
+                    if options.progress:
+                        options.progress(result.rows)
+                drain(0)
+            finally:
+                if executor:
+                    executor.shutdown(cancel_futures=True)
+            if known:
+                _mark_removed(conn, writer, table, audience.name, seen, result, options.prune)
+            _ensure_indexes(conn, store.dialect, workspace, audience)
+            _audit(conn, result)
+            if options.dry_run:
+                raise _DryRun  # everything was computed for real; nothing is kept
+    except _DryRun:
+        pass
+    finally:
+        if rejects:
+            rejects.close()
+    result.elapsed = time.perf_counter() - started
+    return result
+
+
+class _DryRun(Exception):
+    """Rolls the import's transaction back once its figures are known."""
+
+
+def _chunks(
+    rows: Iterator[tuple[int, list[str]]], size: int
+) -> Iterator[list[tuple[int, list[str]]]]:
+    chunk: list[tuple[int, list[str]]] = []
+    for item in rows:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _classify(
+    conn: Connection,
+    table: sa.TableClause,
+    audience: str,
+    typer: RowTyper,
+    chunk: list[tuple[int, list[str]]],
+    salt: bytes,
+    seen: set[str],
+    known: int,
+    result: ImportResult,
+    rejects: _RejectsFile | None,
+) -> tuple[list[tuple[int, list[str], int]], set[str]]:
+    """The rows to (re)type: new or changed ones; counts unchanged and rejected ones."""
+    candidates: list[tuple[int, list[str], int]] = []
+    keys: list[str] = []
+    for row, cells in chunk:
+        key = typer.key(cells)
+        if not key or key in seen:
+            reason = "duplicate_key" if key else "missing_key"
+            message = (
+                f"key {key!r} already appears earlier in the file (the first row wins)"
+                if key
+                else f"the key column {typer.audience.key!r} is empty"
+            )
+            result.rejected += 1
+            result.problems[reason] += 1
+            if rejects:
+                rejects.add(RowProblem(row, typer.audience.key, key, reason, message), key)
+            continue
+        seen.add(key)
+        candidates.append((row, cells, _row_hash(cells, salt)))
+        keys.append(key)
+    if not known or not candidates:
+        return candidates, set()
+    stored: dict[str, int | None] = {}
+    existing: set[str] = set()
+    for key, source_hash, status in conn.execute(
+        sa.select(table.c.key, table.c.source_hash, table.c.status).where(
+            table.c.audience == audience, table.c.key.in_(keys)
+        )
+    ):
+        existing.add(key)
+        if status == RecordStatus.ACTIVE.value:
+            stored[key] = source_hash
+        elif status == RecordStatus.FORGOTTEN.value:
+            stored[key] = None  # a forgotten record is never filled again from the source
+    todo = []
+    for item, key in zip(candidates, keys, strict=True):
+        if key in stored and stored[key] in (item[2], None):
+            result.unchanged += 1
+        else:
+            todo.append(item)
+    return todo, existing
+
+
+def _mark_removed(
+    conn: Connection,
+    writer: _Writer,
+    table: sa.TableClause,
+    audience: str,
+    seen: set[str],
+    result: ImportResult,
+    prune: bool,
+) -> None:
+    """Records of the audience no longer in the source: marked removed, or deleted (--prune)."""
+    gone = [
+        record_id
+        for record_id, key in conn.execute(
+            sa.select(table.c.id, table.c.key).where(
+                table.c.audience == audience, table.c.status == RecordStatus.ACTIVE.value
+            )
+        )
+        if key not in seen
+    ]
+    for start in range(0, len(gone), 10_000):
+        ids = gone[start : start + 10_000]
+        conn.execute(
+            sa.text(
+                "UPDATE record SET status = 'removed', removed_at = :now, updated_at = :now "
+                "WHERE id IN :ids"
+            ).bindparams(sa.bindparam("ids", expanding=True)),
+            {"now": writer.now, "ids": ids},
+        )
+    result.removed = len(gone)
+    if prune:
+        # records frozen in a lock stay (marked removed): a lock sends exactly what it froze
+        pruned = conn.execute(
+            sa.text(
+                "DELETE FROM record WHERE audience = :audience AND status = 'removed' "
+                "AND id NOT IN (SELECT record_id FROM recipient)"
+            ),
+            {"audience": audience},
+        )
+        result.pruned = pruned.rowcount or 0
+
+
+def _ensure_indexes(
+    conn: Connection, dialect: str, workspace: Workspace, audience: Audience
+) -> None:
+    """Expression indexes on the attributes this audience's segments test (built once, after
+    the bulk insert, then maintained by the database): segment counts stay index lookups."""
+    from campaignctl.audience.segments import index_statements, tested_attributes
+
+    attributes: set[str] = set()
+    for segment in workspace.segments.values():
+        if segment.audience == audience.name:
+            attributes |= tested_attributes(segment.where, workspace.segments)
+    for statement in index_statements(dialect, audience, attributes):
+        conn.exec_driver_sql(statement)
+    # fresh statistics, so that the planner picks the selective index for segment counts
+    if dialect == "sqlite":
+        conn.exec_driver_sql("PRAGMA analysis_limit = 1000")
+    conn.exec_driver_sql("ANALYZE record")
+
+
+def _audit(conn: Connection, result: ImportResult) -> None:
+    from campaignctl.store.tables import AuditLog
+
+    conn.execute(
+        sa.insert(AuditLog.__table__),  # type: ignore[arg-type]
+        {
+            "at": utcnow(),
+            "actor": _actor(),
+            "action": "audience.import",
+            "object": result.audience,
+            "data": result.as_json(),
+        },
+    )
+
+
+def _actor() -> str:
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+class _RejectsFile:
+    """The rejects CSV: one line per problem, in file order of discovery."""
+
+    HEADER = ("row", "key", "column", "value", "reason", "message")
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = path.open("w", encoding="utf-8", newline="")
+        self.writer = csv.writer(self.handle)
+        self.writer.writerow(self.HEADER)
+
+    def add(self, problem: RowProblem, key: str) -> None:
+        self.writer.writerow(
+            (problem.row, key, problem.column, problem.value, problem.reason, problem.message)
+        )
+
+    def close(self) -> None:
+        self.handle.close()

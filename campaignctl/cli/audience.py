@@ -1,0 +1,109 @@
+"""`campaignctl audience import|show|list`: load contact sources and look at records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from campaignctl.cli.app import get_app
+from campaignctl.cli.options import JsonOption, WorkspaceOption
+
+audience_app = typer.Typer(help="Load audiences into the store and look at their records.")
+
+
+@audience_app.command("import")
+def import_(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Audience (default: all).")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Compute and report, change nothing.")
+    ] = False,
+    rejects: Annotated[
+        Path | None, typer.Option("--rejects", help="Write every row problem to this CSV.")
+    ] = None,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Delete records gone from the source (not just mark).")
+    ] = False,
+    json_output: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Load (upsert by key) an audience's CSV into the store, normalising emails and phones.
+
+    Re-importing an unchanged file changes nothing and says so. Bad values are dropped
+    (the record is kept); rows without a key, or repeating an earlier key, are rejected.
+
+    Example: campaignctl audience import providers --rejects rejects.csv
+    """
+    from campaignctl.audience.importer import ImportOptions, import_audiences
+    from campaignctl.cli.render import import_progress, print_problem_table
+
+    app = get_app(ctx).use(workspace)
+    ws = app.valid_workspace()
+    with import_progress(app) as progress:
+        options = ImportOptions(dry_run=dry_run, prune=prune, rejects=rejects, progress=progress)
+        results = import_audiences(app.store(), ws, [name] if name else None, options)
+    if json_output:
+        app.print_json({"format_version": 1, "imports": [r.as_json() for r in results]})
+    for result in results:
+        print_problem_table(app, result.problems)
+        app.err.print(result.summary())
+    if rejects is not None and any(r.problems for r in results):
+        app.err.print(f"row problems written to {rejects}")
+
+
+@audience_app.command("show")
+def show(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="The record's key.")],
+    audience: Annotated[str | None, typer.Option("--audience", help="Audience name.")] = None,
+    json_output: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Show the stored record(s) with that key: contact addresses, category, attributes.
+
+    Example: campaignctl audience show H001
+    """
+    from campaignctl.audience.records import find_records
+    from campaignctl.cli.render import print_record
+
+    app = get_app(ctx).use(workspace)
+    records = find_records(app.store(), key, audience)
+    if json_output:
+        app.print_json({"format_version": 1, "records": records})
+        return
+    for record in records:
+        print_record(app, record)
+
+
+@audience_app.command("list")
+def list_(
+    ctx: typer.Context,
+    segment: Annotated[str | None, typer.Option("--segment", help="Only this segment.")] = None,
+    audience: Annotated[str | None, typer.Option("--audience", help="Only this audience.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most N records.")] = 50,
+    json_output: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """List active records (of a segment or audience), by key.
+
+    Example: campaignctl audience list --segment renewing-soon --limit 20
+    """
+    from campaignctl.audience.records import list_records
+    from campaignctl.audience.segments import workspace_today
+    from campaignctl.cli.render import print_records
+
+    app = get_app(ctx).use(workspace)
+    ws = app.valid_workspace()
+    records = list_records(
+        app.store(), ws, segment=segment, audience=audience, limit=limit, today=workspace_today(ws)
+    )
+    if json_output:
+        app.print_json({"format_version": 1, "records": records})
+    else:
+        print_records(app, records)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audience_app, name="audience", rich_help_panel="Audience")

@@ -1,0 +1,53 @@
+"""Printing helpers shared by the audience, segment and contacts commands (stdout data only)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from campaignctl.cli.app import App
+
+
+def print_record(app: App, record: dict[str, Any]) -> None:
+    app.out.print(f"{record['audience']} / {record['key']} ({record['status']})")
+    for name in ("email", "phone", "category"):
+        app.out.print(f"  {name}: {record[name] if record[name] is not None else '-'}")
+    for name, value in record["attributes"].items():
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, list) else value
+        app.out.print(f"  {name}: {shown if value is not None else '-'}")
+
+
+def print_records(app: App, records: list[dict[str, Any]]) -> None:
+    for r in records:
+        app.out.print(
+            f"{r['key']}\t{r['email'] or '-'}\t{r['phone'] or '-'}\t{r['category'] or '-'}"
+        )
+
+
+def print_problem_table(app: App, problems: Counter[str]) -> None:
+    """Counts per reason, on stderr (talk, not data)."""
+    if not problems:
+        return
+    width = max(len(reason) for reason in problems)
+    app.err.print(f"{'reason'.ljust(width)}  rows")
+    for reason, count in sorted(problems.items()):
+        app.err.print(f"{reason.ljust(width)}  {count}")
+
+
+@contextmanager
+def import_progress(app: App) -> Iterator[Callable[[int], None] | None]:
+    """A live row counter on a TTY; nothing otherwise (the summary line says it all)."""
+    if not app.err.is_terminal:
+        yield None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.completed:,} rows"), TimeElapsedColumn(),
+        console=app.err, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("import", total=None)
+        yield lambda rows: progress.update(task, completed=rows)

@@ -1,0 +1,51 @@
+"""`campaignctl segment show`: count and sample a segment in the store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from campaignctl.cli.app import get_app
+from campaignctl.cli.options import JsonOption, WorkspaceOption
+
+segment_app = typer.Typer(help="Look at segments, evaluated in the store.")
+
+
+@segment_app.command("show")
+def show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Segment name.")],
+    count: Annotated[bool, typer.Option("--count", help="Count the records.")] = False,
+    sample: Annotated[int, typer.Option("--sample", min=0, help="Show N records.")] = 0,
+    sql: Annotated[bool, typer.Option("--sql", help="Also print the SQL query.")] = False,
+    json_output: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Evaluate a segment in the store (today in the workspace time zone) and time it.
+
+    Without --count or --sample, counts.
+
+    Example: campaignctl segment show renewing-soon --count --sample 5
+    """
+    from campaignctl.audience.segments import show_segment, workspace_today
+    from campaignctl.cli.render import print_records
+
+    app = get_app(ctx).use(workspace)
+    ws = app.valid_workspace()
+    count = count or not sample
+    view = show_segment(app.store(), ws, name, workspace_today(ws), count=count, sample=sample)
+    if json_output:
+        app.print_json(view.as_json() | ({"sql": view.sql} if sql else {}))
+        return
+    if view.count is not None:
+        app.out.print(f"{view.name}: {view.count} records (audience {view.audience})")
+    if sample:
+        print_records(app, view.sample)
+    if sql:
+        app.out.print(view.sql)
+    app.err.print(f"evaluated for {view.today.isoformat()} in {view.elapsed:.3f}s")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(segment_app, name="segment", rich_help_panel="Audience")

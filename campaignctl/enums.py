@@ -1,0 +1,70 @@
+"""The shared vocabulary of every layer: channels, wave kinds, and the states the store keeps.
+
+Standard library only, at the bottom of the layers, so that the spec models, the
+store, the renderer, the scheduler and the CLI (whose start-up must stay light)
+all use the same enums. The store keeps their values as strings (never as native
+database enums), so adding a member is not a schema migration.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class RecordStatus(enum.StrEnum):
+    ACTIVE = "active"
+    REMOVED = "removed"  # gone from the source at the last import (kept unless --prune)
+    FORGOTTEN = "forgotten"  # personal data erased (`contacts forget`)
+
+
+class CampaignState(enum.StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ARCHIVED = "archived"
+
+
+class WaveKind(enum.StrEnum):
+    INITIAL = "initial"
+    RELAUNCH = "relaunch"
+    RECURRENCE = "recurrence"
+
+
+class WaveStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    DONE = "done"
+    FAILED = "failed"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+
+
+class OutboxState(enum.StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    BOUNCED = "bounced"
+    SUPPRESSED = "suppressed"
+    SKIPPED = "skipped"
+
+
+class ResponseStatus(enum.StrEnum):
+    TO_PROCESS = "to_process"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class SuppressionReason(enum.StrEnum):
+    MANUAL = "manual"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    SMS_STOP = "sms_stop"
+    FORGOTTEN = "forgotten"
+
+
+class Channel(enum.StrEnum):
+    EMAIL = "email"
+    SMS = "sms"

@@ -1,0 +1,238 @@
+"""`Store`: the connection to the campaign database, its transactions and its schema version.
+
+Like sqlite-utils' `Database(conn)`, a Store is built from a URL or an engine and
+passed to whoever needs it; there is no module-level engine. SQLite gets WAL,
+foreign keys, a busy timeout and a REGEXP function on every connection;
+PostgreSQL is used through psycopg 3. The schema is upgraded by the Alembic
+migrations shipped in `store/migrations/` the first time a Store is used.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from campaignctl.errors import ServiceUnavailable, StateError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC (stored as such; SQLite keeps the ISO text)."""
+    return datetime.now(UTC)
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _regexp(pattern: str | None, value: object) -> bool | None:
+    if pattern is None or value is None:
+        return None
+    return _compiled(pattern).search(str(value)) is not None
+
+
+def resolve_url(url: str, root: Path | None) -> str:
+    """Make a relative `sqlite:///` path relative to the workspace root, and create its folder."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return url
+    database = parsed.database
+    if database == ":memory:" or database.startswith("file:"):
+        return url
+    path = Path(database)
+    if not path.is_absolute() and root is not None:
+        path = root / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return parsed.set(database=str(path)).render_as_string(hide_password=False)
+
+
+def display_url(url: str | sa.URL) -> str:
+    """The URL with its password hidden, for messages."""
+    return make_url(str(url) if not isinstance(url, str) else url).render_as_string(
+        hide_password=True
+    )
+
+
+def create_engine(url: str) -> Engine:
+    """An engine configured for the store (SQLite pragmas and transactions, PostgreSQL driver)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(
+            url,
+            # the driver's own implicit transactions are off: SQLAlchemy's BEGIN is the one
+            connect_args={"isolation_level": None, "check_same_thread": False},
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi: sqlite3.Connection, _record: object) -> None:
+            dbapi.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            dbapi.execute("PRAGMA journal_mode = WAL")
+            dbapi.execute("PRAGMA synchronous = NORMAL")
+            dbapi.execute("PRAGMA foreign_keys = ON")
+            dbapi.create_function("regexp", 2, _regexp, deterministic=True)
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            mode = conn.info.pop("begin_mode", "")
+            conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return sa.create_engine(parsed, pool_pre_ping=True)
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    url: str
+    current: str | None
+    head: str
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+class Store:
+    """The campaign database. `Store(url_or_engine, root=workspace_root)`."""
+
+    def __init__(self, url_or_engine: str | Engine, *, root: Path | None = None) -> None:
+        if isinstance(url_or_engine, Engine):
+            self.engine = url_or_engine
+        else:
+            self.engine = create_engine(resolve_url(url_or_engine, root))
+        self.url = display_url(self.engine.url)
+        self._ready = False
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ connections
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        try:
+            conn = self.engine.connect()
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise ServiceUnavailable(
+                f"cannot reach the store at {self.url}: {reason}",
+                hint="check `store:` in campaignctl.yaml (or CAMPAIGNCTL_STORE) "
+                "and that the database server is running",
+            ) from None
+        with conn:
+            yield conn
+
+    @contextmanager
+    def transaction(self, *, immediate: bool = False) -> Iterator[Connection]:
+        """A write transaction; commits on success, bumps the store serial, rolls back on error.
+
+        `immediate=True` takes SQLite's write lock at BEGIN (claims, leases), so two
+        writers never both read then fail to upgrade their lock.
+        """
+        self.ensure_schema()
+        with self._connect() as conn:
+            if immediate and self.dialect == "sqlite":
+                conn.info["begin_mode"] = "IMMEDIATE"
+            with conn.begin():
+                yield conn
+                bump_serial(conn)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only connection (no serial bump), inside one transaction for a stable view."""
+        self.ensure_schema()
+        with self._connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """An ORM session in a write transaction (for code that prefers SQLModel objects)."""
+        with self.transaction() as conn, Session(bind=conn, expire_on_commit=False) as session:
+            yield session
+            session.flush()
+
+    def serial(self) -> int:
+        """The store state serial: it changes with every write transaction."""
+        with self.read() as conn:
+            return int(
+                conn.execute(sa.text("SELECT serial FROM store_state WHERE id = 1")).scalar_one()
+            )
+
+    # ------------------------------------------------------------------ schema
+    def ensure_schema(self) -> None:
+        """Upgrade the schema to the shipped head the first time this Store is used."""
+        if self._ready:
+            return
+        status = self.schema_status()
+        if not status.up_to_date:
+            self.upgrade()
+        self._ready = True
+
+    def schema_status(self) -> SchemaStatus:
+        from alembic.runtime.migration import MigrationContext
+
+        head = _script().get_current_head()
+        with self._connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        if current is not None and _script().get_revision(current) is None:
+            raise StateError(
+                f"the store at {self.url} is at schema revision {current!r}, "
+                "newer than this campaignctl knows",
+                hint="upgrade campaignctl (pip install -U campaignctl)",
+            )
+        return SchemaStatus(self.url, current, head or "")
+
+    def upgrade(self, revision: str = "head") -> SchemaStatus:
+        """Run the shipped migrations up to `revision` (no alembic.ini needed)."""
+        from alembic import command
+
+        with self._connect() as conn, conn.begin():
+            if self.dialect == "postgresql":
+                # two processes upgrading at once: the second waits, then finds it done
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7411001)"))
+            config = _config()
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+        self._ready = True
+        return self.schema_status()
+
+
+def bump_serial(conn: Connection) -> None:
+    conn.execute(
+        sa.text("UPDATE store_state SET serial = serial + 1, updated_at = :now WHERE id = 1"),
+        {"now": utcnow()},
+    )
+
+
+def _config():  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+@lru_cache(maxsize=1)
+def _script():  # type: ignore[no-untyped-def]
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_config())

@@ -1,0 +1,112 @@
+"""The strict pre-checks never accept what email-validator or phonenumbers would reject.
+
+Whatever the fast path accepts must be exactly what the full library returns; what it
+declines goes to the library, so declining is always safe.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import phonenumbers
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from campaignctl.audience.values import _fast_email, _phone_rules
+
+
+def library_email(text: str) -> str | None:
+    try:
+        result = validate_email(text, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return f"{result.local_part}@{result.domain.lower()}"
+
+
+def library_phone(text: str, region: str) -> str | None:
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+EMAIL_ALPHABET = "aZ09._+-@x-é!\"' "
+LABEL = st.text("abcXYZ019-", min_size=0, max_size=8)
+EMAILS = st.one_of(
+    st.text(EMAIL_ALPHABET, max_size=30),
+    st.builds(
+        lambda local, labels, tld: f"{local}@{'.'.join([*labels, tld])}",
+        st.text("abZ9._+-", min_size=0, max_size=12),
+        st.lists(LABEL, min_size=0, max_size=3),
+        st.one_of(st.sampled_from(["fr", "com", "test", "local", "example", "c0m", "x"]), LABEL),
+    ),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(EMAILS)
+@example("a..b@orange.fr")
+@example(".a@orange.fr")
+@example("a@-orange.fr")
+@example("a@xn--bcher-kva.fr")
+@example("a" * 65 + "@orange.fr")
+@example("a@" + "b" * 64 + ".fr")
+@example("a@b.test")
+@example("A.B@Orange.FR")
+def test_fast_email_agrees_with_email_validator(text: str) -> None:
+    fast = _fast_email(text)
+    if fast is not None:
+        assert fast == library_email(text)
+
+
+def test_fast_email_exhaustive_on_short_addresses() -> None:
+    """Every address of the shape L@D.T over a small alphabet: the fast path never disagrees."""
+    alphabet = ["", "a", "-", ".", "_", "A", "a-", "-a", "a.", ".a", "a.b", "a--b"]
+    for local, domain, tld in itertools.product(alphabet, alphabet, ["fr", "FR", "a", "1a"]):
+        text = f"{local}@{domain}.{tld}"
+        fast = _fast_email(text)
+        if fast is not None:
+            assert fast == library_email(text), text
+
+
+DIGITS = st.text("0123456789", min_size=1, max_size=13)
+SEPARATED = st.lists(st.text("0123456789", min_size=1, max_size=4), min_size=1, max_size=6).map(
+    lambda parts: " ".join(parts)
+)
+
+
+@pytest.mark.parametrize("region", ["FR", "BE", "CH", "DE"])
+@settings(max_examples=1500, deadline=None)
+@given(
+    number=st.one_of(
+        DIGITS,
+        SEPARATED,
+        DIGITS.map(lambda d: "0" + d),
+        DIGITS.map(lambda d: "+" + d),
+        st.sampled_from(["+33", "+32", "+41", "+49", "0033"]).flatmap(
+            lambda cc: DIGITS.map(lambda d: f"{cc} {d}")
+        ),
+        st.text("0123456789 .-+()", max_size=16),
+    )
+)
+@example(number="06 12 34 56 78")
+@example(number="07 00 00 00 00")
+@example(number="+33 6 12 34 56 78")
+@example(number="+33 06 12 34 56 78")
+def test_fast_phone_agrees_with_phonenumbers(region: str, number: str) -> None:
+    fast = _phone_rules(region).e164(number)
+    if fast is not None:
+        assert fast == library_phone(number, region)
+
+
+def test_fast_phone_accepts_the_common_french_shapes() -> None:
+    rules = _phone_rules("FR")
+    assert rules.e164("06 12 34 56 78") == "+33612345678"
+    assert rules.e164("04.50.12.34.56") == "+33450123456"
+    assert rules.e164("+33 4 50 12 34 56") == "+33450123456"
+    assert rules.e164("07 00 00 00 00") is None  # not a valid French range: the library says no

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from campaignctl.cli.main import app
+
+
+def _run(root: Path, *args: str) -> object:
+    return CliRunner().invoke(app, ["--workspace", str(root), *args])
+
+
+def test_import_then_reimport_says_nothing_changed(scaffold: Path) -> None:
+    first = _run(scaffold, "audience", "import", "--json")
+    assert first.exit_code == 0, first.output
+    document = json.loads(first.stdout)
+    assert document["format_version"] == 1
+    assert document["imports"][0]["added"] == 7
+    again = _run(scaffold, "audience", "import")
+    assert again.exit_code == 0, again.output
+    assert again.stdout == ""
+    assert again.stderr.startswith("providers: no changes (7 records unchanged, 0 rejected rows)")
+
+
+def test_segment_show_counts_in_the_store(scaffold: Path) -> None:
+    assert _run(scaffold, "audience", "import").exit_code == 0
+    result = _run(scaffold, "segment", "show", "accommodation", "--count")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "accommodation: 4 records (audience providers)\n"
+
+
+def test_unknown_segment_is_a_usage_error(scaffold: Path) -> None:
+    result = _run(scaffold, "segment", "show", "acommodation")
+    assert result.exit_code == 64
+    assert result.stderr == (
+        "error: segment 'acommodation' does not exist\n  hint: did you mean 'accommodation'?\n"
+    )
+
+
+def test_forget_without_a_terminal_needs_yes(scaffold: Path) -> None:
+    assert _run(scaffold, "audience", "import").exit_code == 0
+    result = _run(scaffold, "contacts", "forget", "H001")
+    assert result.exit_code == 64
+    assert "add --yes to confirm" in result.stderr
+    done = _run(scaffold, "contacts", "forget", "H001", "--yes")
+    assert done.exit_code == 0, done.output
+    listed = _run(scaffold, "suppress", "list", "--json")
+    rows = json.loads(listed.stdout)["suppressions"]
+    assert {(r["channel"], r["address"], r["reason"]) for r in rows} == {
+        ("email", None, "forgotten"),
+        ("sms", None, "forgotten"),
+    }
+
+
+def test_suppress_add_normalises_the_address(scaffold: Path) -> None:
+    result = _run(scaffold, "suppress", "add", "06 12 34 56 78")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "+33612345678: suppressed (sms, all)\n"

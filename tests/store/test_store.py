@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from campaignctl.enums import OutboxState, WaveKind
+from campaignctl.errors import ServiceUnavailable
+from campaignctl.store import Store
+from campaignctl.store.store import utcnow
+from campaignctl.store.tables import Campaign, Outbox, Record, Wave
+
+
+def test_store_upgrades_itself_on_first_use(store: Store) -> None:
+    assert store.schema_status().current is None
+    assert store.serial() == 0
+    assert store.schema_status().up_to_date
+
+
+def test_every_write_transaction_bumps_the_serial(store: Store) -> None:
+    before = store.serial()
+    with store.transaction():
+        pass
+    with store.read():
+        pass
+    assert store.serial() == before + 1
+
+
+def _campaign_and_wave(conn: sa.Connection) -> tuple[int, int]:
+    now = utcnow()
+    campaign = conn.execute(
+        sa.insert(Campaign.__table__).returning(Campaign.__table__.c.id),
+        {"name": "c", "type": "message", "content_hash": "x", "applied_at": now, "state": "draft"},
+    ).scalar_one()
+    wave = conn.execute(
+        sa.insert(Wave.__table__).returning(Wave.__table__.c.id),
+        {"campaign_id": campaign, "number": 1, "kind": WaveKind.INITIAL,
+         "occurrence_key": "initial", "created_at": now, "status": "scheduled"},
+    ).scalar_one()  # fmt: skip
+    return campaign, wave
+
+
+def test_two_messages_of_one_wave_to_one_address_are_impossible(store: Store) -> None:
+    now = utcnow()
+    row = {"channel": "email", "address": "a@b.fr", "state": OutboxState.QUEUED,
+           "created_at": now, "updated_at": now, "attempts": 0}  # fmt: skip
+    with store.transaction() as conn:
+        campaign, wave = _campaign_and_wave(conn)
+        conn.execute(sa.insert(Outbox.__table__), {**row, "campaign_id": campaign, "wave_id": wave})
+    with pytest.raises(sa.exc.IntegrityError), store.transaction() as conn:
+        conn.execute(sa.insert(Outbox.__table__), {**row, "campaign_id": campaign, "wave_id": wave})
+
+
+def test_a_wave_occurrence_is_never_created_twice(store: Store) -> None:
+    with store.transaction() as conn:
+        campaign, _wave = _campaign_and_wave(conn)
+    with pytest.raises(sa.exc.IntegrityError), store.transaction() as conn:
+        conn.execute(
+            sa.insert(Wave.__table__),
+            {"campaign_id": campaign, "number": 2, "kind": WaveKind.RELAUNCH,
+             "occurrence_key": "initial", "created_at": utcnow(), "status": "scheduled"},
+        )  # fmt: skip
+
+
+def test_records_are_unique_per_audience_and_key(store: Store) -> None:
+    now = utcnow()
+    row = {"audience": "a", "key": "k", "status": "active", "created_at": now, "updated_at": now}
+    with store.transaction() as conn:
+        conn.execute(sa.insert(Record.__table__), row)
+        conn.execute(sa.insert(Record.__table__), {**row, "audience": "b"})
+    with pytest.raises(sa.exc.IntegrityError), store.transaction() as conn:
+        conn.execute(sa.insert(Record.__table__), row)
+
+
+def test_relative_sqlite_paths_are_relative_to_the_workspace(tmp_path: Path) -> None:
+    store = Store("sqlite:///.campaignctl/store.db", root=tmp_path)
+    store.ensure_schema()
+    assert (tmp_path / ".campaignctl" / "store.db").is_file()
+    with store.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_an_unreachable_database_is_exit_69_naming_the_url_without_password() -> None:
+    store = Store("postgresql+psycopg://bob:secret@127.0.0.1:1/nowhere")
+    with pytest.raises(ServiceUnavailable) as caught:
+        store.ensure_schema()
+    assert "postgresql+psycopg://bob:***@127.0.0.1:1/nowhere" in caught.value.message
+    assert "secret" not in caught.value.render()
+    assert caught.value.exit_code == 69
