@@ -3,12 +3,24 @@
 Each purpose has its own salt, so a token made for one purpose never opens another
 (an unsubscribe token is not a form token). Tokens are itsdangerous timed
 signatures of a small JSON payload; the web side checks them with `LinkSigner.load`.
+
+`LinkSigner.token` writes the itsdangerous `URLSafeTimedSerializer` format itself
+(compact JSON, base64url, timestamp, HMAC-SHA1 with the serializer's derived key) because
+`dumps` costs tens of microseconds per link, mostly in a `zlib.compress` whose setup
+dominates for a short payload. Payloads under `COMPRESS_FROM` bytes are left
+uncompressed (a valid itsdangerous token, at most a few bytes longer); longer ones are
+compressed exactly as itsdangerous does. `load` still goes through itsdangerous.
 """
 
 from __future__ import annotations
 
+import base64
 import enum
+import hmac
+import json
 import os
+import time
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +78,16 @@ def resolve_secret(tracking: Tracking, *, allow_development: bool) -> Secret:
     )
 
 
+# Below this JSON length zlib rarely saves the 2 bytes itsdangerous asks of it, and its
+# set-up (~50 us) costs more than the rest of the token.
+COMPRESS_FROM = 96
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
 class LinkSigner:
     """Makes and checks the tokens of every purpose; build once per run."""
 
@@ -78,12 +100,34 @@ class LinkSigner:
             purpose: URLSafeTimedSerializer(secret, salt=f"campaignctl.{purpose}")
             for purpose in LinkPurpose
         }
+        # The key each serializer's signer derives on every call, derived once here
+        # (by itsdangerous itself, so the two cannot disagree).
+        signers = {p: s.make_signer() for p, s in self._serializers.items()}
+        self._keys = {p: signer.derive_key() for p, signer in signers.items()}
+        self._digests = {p: signer.digest_method().name for p, signer in signers.items()}
+        self._prefixes = {p: f"{self.base_url}/{LINK_PATHS[p]}/" for p in LinkPurpose}
+        self._stamp: tuple[int, bytes] = (-1, b"")
+
+    def _timestamp(self) -> bytes:
+        now = int(time.time())
+        if self._stamp[0] != now:
+            self._stamp = (now, _b64(now.to_bytes((now.bit_length() + 7) // 8, "big")))
+        return self._stamp[1]
 
     def token(self, purpose: LinkPurpose, payload: Any) -> str:
-        return self._serializers[purpose].dumps(payload)
+        """An itsdangerous URLSafeTimedSerializer token of `payload` (see the module doc)."""
+        data = _COMPACT_JSON.encode(payload).encode("utf-8")
+        body = None
+        if len(data) >= COMPRESS_FROM:
+            compressed = zlib.compress(data)
+            if len(compressed) < len(data) - 1:
+                body = b"." + _b64(compressed)
+        value = (body or _b64(data)) + b"." + self._timestamp()
+        signature = _b64(hmac.digest(self._keys[purpose], value, self._digests[purpose]))
+        return (value + b"." + signature).decode("ascii")
 
     def url(self, purpose: LinkPurpose, payload: Any) -> str:
-        return f"{self.base_url}/{LINK_PATHS[purpose]}/{self.token(purpose, payload)}"
+        return self._prefixes[purpose] + self.token(purpose, payload)
 
     def load(self, purpose: LinkPurpose, token: str, max_age: int | None = None) -> Any:
         """The payload of a token; raises itsdangerous.BadSignature / SignatureExpired."""
