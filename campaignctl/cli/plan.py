@@ -92,9 +92,7 @@ def apply(
         for name in items:
             app.out.print(f"{name}: {label}")
     for name in result.missing:
-        app.err.print(
-            f"{name}: applied but its file is gone; `campaignctl campaign archive {name}` retires it"
-        )
+        app.err.print(f"{name}: applied but its file is gone; `campaign archive {name}` retires it")
     app.out.print(
         f"Apply complete: {len(result.created)} created, {len(result.updated)} updated, "
         f"{len(result.unchanged)} unchanged."
