@@ -178,15 +178,15 @@ def test_lock_shows_frozen_figures_and_refresh_shows_the_difference(ws: Path) ->
     assert "  recipients: 65\n" in first.stdout
     again = run(ws, "lock", "medias-2027")
     assert "locked since" in again.stdout
-    from campaignctl.spec.workspace import load_workspace
-    from campaignctl.plan.lock import check_content
     from campaignctl.errors import StateError
+    from campaignctl.plan.lock import check_content
+    from campaignctl.spec.workspace import load_workspace
     from campaignctl.store import Store
 
     template = ws / "templates" / "medias.html.j2"
     template.write_text(template.read_text() + "\n")
     s = Store(f"sqlite:///{ws / '.campaignctl' / 'store.db'}")
-    with pytest.raises(StateError, match="templates/medias.html.j2"):
+    with pytest.raises(StateError, match=r"templates/medias\.html\.j2"):
         check_content(s, load_workspace(ws), "medias-2027")
     with store(ws).begin() as conn:
         conn.execute(
