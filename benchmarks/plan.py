@@ -25,6 +25,7 @@ organization: {name: Bench}
 senders:
   default: {from: "Bench <bench@example.org>", transport: file}
 sms: {transport: file, sender_id: BENCH, price_per_part: 0.045}
+tracking: {base_url: "https://bench.example"}
 categories:
   marketing: {unsubscribe: true}
 """
