@@ -39,8 +39,8 @@ from campaignctl.store.store import Store, utcnow
 CHUNK_ROWS = 5_000
 PARALLEL_MIN_BYTES = 2_000_000  # below this a worker process costs more than it saves
 RECORD_COLUMNS = (
-    "audience", "key", "email", "email_normalized", "phone", "category", "attributes",
-    "status", "source_hash", "created_at", "updated_at",
+    "audience", "key", "email", "email_normalized", "phone", "invalid_addresses", "category",
+    "attributes", "status", "source_hash", "created_at", "updated_at",
 )  # fmt: skip
 
 
@@ -146,12 +146,23 @@ def _type_chunk(rows: list[tuple[int, list[str], int]]) -> list[tuple[Any, ...]]
 
 
 def _type_rows(typer: RowTyper, rows: list[tuple[int, list[str], int]]) -> list[tuple[Any, ...]]:
-    """(row, key, email, email_lower, phone, category, attributes JSON, hash, problems)."""
+    """(row, key, email, email_lower, phone, invalid, category, attributes JSON, hash, problems).
+
+    `invalid` lists the channels whose address the source gave but normalisation
+    dropped ("email", "sms", "email,sms"): `plan` reports those records as
+    `invalid_address` rather than `no_address`.
+    """
     out = []
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     for row, cells, source_hash in rows:
         record = typer.type(row, cells)
         email = record.email
+        bad = {p.column for p in record.problems}
+        invalid = ",".join(
+            channel
+            for channel, column in (("email", typer.email_column), ("sms", typer.phone_column))
+            if column is not None and column in bad
+        )
         out.append(
             (
                 row,
@@ -159,6 +170,7 @@ def _type_rows(typer: RowTyper, rows: list[tuple[int, list[str], int]]) -> list[
                 email,
                 email.lower() if email else None,
                 record.phone,
+                invalid or None,
                 record.category,
                 dumps(record.attributes),
                 source_hash,
@@ -187,7 +199,8 @@ class _Writer:
         )
         p = placeholders
         self.update_sql = (
-            f"UPDATE record SET email = {p}, email_normalized = {p}, phone = {p}, category = {p}, "
+            f"UPDATE record SET email = {p}, email_normalized = {p}, phone = {p}, "
+            f"invalid_addresses = {p}, category = {p}, "
             f"attributes = {json_value}, source_hash = {p}, status = 'active', removed_at = NULL, "
             f"updated_at = {p} WHERE audience = {p} AND key = {p}"
         )
@@ -198,13 +211,14 @@ class _Writer:
 
     def write(self, typed: list[tuple[Any, ...]], existing: set[str]) -> tuple[int, int]:
         inserts, updates = [], []
-        for _row, key, email, lower, phone, category, attrs, source_hash, _p in typed:
+        for _row, key, email, lower, phone, invalid, category, attrs, source_hash, _p in typed:
             if key in existing:
                 updates.append(
                     (
                         email,
                         lower,
                         phone,
+                        invalid,
                         category,
                         attrs,
                         source_hash,
@@ -215,7 +229,7 @@ class _Writer:
                 )
             else:
                 inserts.append(
-                    (self.audience, key, email, lower, phone, category, attrs, "active",
+                    (self.audience, key, email, lower, phone, invalid, category, attrs, "active",
                      source_hash, self.stamp, self.stamp)
                 )  # fmt: skip
         if inserts:

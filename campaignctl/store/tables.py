@@ -80,6 +80,8 @@ class Record(SQLModel, table=True):
     email: str | None = None  # as normalised by import (domain lower-cased)
     email_normalized: str | None = None  # fully lower-cased: grouping and suppression matching
     phone: str | None = Field(default=None, max_length=20)  # E.164
+    # channels ("email", "sms", "email,sms") whose source address was invalid and dropped
+    invalid_addresses: str | None = Field(default=None, max_length=16)
     category: str | None = None
     attributes: dict[str, Any] | None = _json()
     status: RecordStatus = Field(default=RecordStatus.ACTIVE, sa_type=_enum(RecordStatus))

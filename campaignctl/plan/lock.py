@@ -1,0 +1,280 @@
+"""`lock`: freeze a campaign's recipients and content before sending.
+
+A lock is a `campaign_lock` row (git commit, time, the figures, the hash of the
+definition and of every template file) and its `recipient` rows, inserted by
+one `INSERT … SELECT` of the targeting query: what the plan counted is what is
+frozen. `send` sends exactly a lock; a template edited after the lock makes it
+refuse (`check_content`) until `lock --refresh`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from campaignctl import clock
+from campaignctl.audience.segments import workspace_today
+from campaignctl.enums import OutboxState, WaveStatus
+from campaignctl.errors import StateError, UsageError
+from campaignctl.plan.definitions import git_state
+from campaignctl.plan.plan import content_hashes
+from campaignctl.plan.targeting import CAMPAIGN, LOCK, OUTBOX, RECIPIENT, selection
+from campaignctl.spec.models import Campaign
+from campaignctl.spec.workspace import Workspace
+from campaignctl.store.store import Store
+from campaignctl.store.tables import AuditLog, Wave
+
+AUDIT = AuditLog.__table__  # type: ignore[attr-defined]
+WAVE = Wave.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class LockView:
+    campaign: str
+    lock_id: int
+    created_at: str
+    git_commit: str | None
+    counts: dict[str, Any]
+    created: bool = False  # made by this call
+    added: int | None = None  # with --refresh: recipients added/removed vs the previous lock
+    removed: int | None = None
+    added_keys: list[str] = field(default_factory=list)
+    removed_keys: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"format_version": 1, **self.__dict__}
+
+
+def _campaign(workspace: Workspace, name: str) -> Campaign:
+    campaign = workspace.campaigns.get(name)
+    if campaign is None:
+        raise UsageError(f"campaign {name!r} does not exist")
+    if not campaign.channels:
+        raise UsageError(f"campaign {name!r} has no channels: there is nothing to lock")
+    return campaign
+
+
+def _campaign_id(conn: sa.Connection, name: str) -> int:
+    found = conn.execute(sa.select(CAMPAIGN.c.id).where(CAMPAIGN.c.name == name)).scalar()
+    if found is None:
+        raise StateError(
+            f"campaign {name!r} is not applied: the store does not know it yet",
+            hint="run `campaignctl apply` first",
+        )
+    return int(found)
+
+
+def _active_lock(conn: sa.Connection, campaign_id: int) -> Any:
+    return conn.execute(
+        sa.select(LOCK)
+        .where(LOCK.c.campaign_id == campaign_id, LOCK.c.released_at.is_(None))
+        .order_by(LOCK.c.id.desc())
+    ).first()
+
+
+def _view(name: str, row: Any, created: bool = False) -> LockView:
+    created_at = row.created_at
+    stamp = created_at.isoformat() if isinstance(created_at, datetime) else str(created_at)
+    return LockView(name, row.id, stamp, row.git_commit, dict(row.counts or {}), created)
+
+
+def current_lock(store: Store, name: str) -> LockView | None:
+    """The campaign's active lock, if any."""
+    with store.read() as conn:
+        row = _active_lock(conn, _campaign_id(conn, name))
+    return _view(name, row) if row is not None else None
+
+
+def _counts(conn: sa.Connection, lock_id: int, not_contacted: dict[str, int]) -> dict[str, Any]:
+    rows = conn.execute(
+        sa.select(
+            RECIPIENT.c.segment,
+            RECIPIENT.c.channel,
+            sa.func.count(),
+            sa.func.count(sa.distinct(RECIPIENT.c.address)),
+        )
+        .where(RECIPIENT.c.lock_id == lock_id)
+        .group_by(RECIPIENT.c.segment, RECIPIENT.c.channel)
+        .order_by(RECIPIENT.c.segment, RECIPIENT.c.channel)
+    ).all()
+    matrix = [{"segment": s, "channel": c, "records": n} for s, c, n, _ in rows]
+    messages = {
+        c: int(n)
+        for c, n in conn.execute(
+            sa.select(RECIPIENT.c.channel, sa.func.count(sa.distinct(RECIPIENT.c.address)))
+            .where(RECIPIENT.c.lock_id == lock_id)
+            .group_by(RECIPIENT.c.channel)
+        )
+    }
+    return {
+        "recipients": sum(m["records"] for m in matrix),
+        "messages": messages,
+        "matrix": matrix,
+        "not_contacted": not_contacted,
+    }
+
+
+def lock_campaign(
+    store: Store,
+    workspace: Workspace,
+    name: str,
+    *,
+    refresh: bool = False,
+    now: datetime | None = None,
+) -> LockView:
+    """Freeze the recipients and content; an existing lock is shown, or replaced by `refresh`."""
+    campaign = _campaign(workspace, name)
+    now = now or clock.now()
+    today = workspace_today(workspace, now)
+    git = git_state(workspace.root)
+    hashes = content_hashes(workspace, campaign)
+    with store.transaction(immediate=True) as conn:
+        campaign_id = _campaign_id(conn, name)
+        previous = _active_lock(conn, campaign_id)
+        if previous is not None and not refresh:
+            return _view(name, previous)
+        if previous is not None:
+            conn.execute(LOCK.update().where(LOCK.c.id == previous.id).values(released_at=now))
+        lock_id = conn.execute(
+            LOCK.insert()
+            .values(
+                campaign_id=campaign_id,
+                created_at=now,
+                git_commit=git.commit,
+                definition_hash=hashes["(definition)"],
+                content_hashes=hashes,
+                counts={},
+            )
+            .returning(LOCK.c.id)
+        ).scalar_one()
+        chosen = selection(conn, workspace, campaign, today).subquery("chosen")
+        conn.execute(
+            RECIPIENT.insert().from_select(
+                ["lock_id", "record_id", "channel", "address", "segment", "group_key"],
+                sa.select(
+                    sa.literal(lock_id),
+                    chosen.c.record_id,
+                    chosen.c.channel,
+                    chosen.c.address,
+                    chosen.c.segment,
+                    chosen.c.group_key,
+                ).where(chosen.c.reason.is_(None)),
+            )
+        )
+        not_contacted = {
+            reason: int(n)
+            for reason, n in conn.execute(
+                sa.select(chosen.c.reason, sa.func.count())
+                .where(chosen.c.reason.is_not(None))
+                .group_by(chosen.c.reason)
+                .order_by(chosen.c.reason)
+            )
+        }
+        counts = _counts(conn, lock_id, not_contacted)
+        conn.execute(LOCK.update().where(LOCK.c.id == lock_id).values(counts=counts))
+        view = LockView(name, lock_id, now.isoformat(), git.commit, counts, created=True)
+        if previous is not None:
+            view.added_keys = _difference(conn, lock_id, previous.id)
+            view.removed_keys = _difference(conn, previous.id, lock_id)
+            view.added, view.removed = len(view.added_keys), len(view.removed_keys)
+        conn.execute(
+            AUDIT.insert().values(
+                at=now,
+                action="lock",
+                object=name,
+                data={"lock_id": lock_id, "recipients": counts["recipients"]},
+            )
+        )
+    return view
+
+
+def _difference(conn: sa.Connection, lock_a: int, lock_b: int) -> list[str]:
+    """Record keys (with channel) in lock A and not in lock B."""
+    from campaignctl.plan.targeting import RECORD
+
+    other = sa.alias(RECIPIENT, "other")
+    rows = conn.execute(
+        sa.select(RECORD.c.key, RECIPIENT.c.channel)
+        .join(RECORD, RECORD.c.id == RECIPIENT.c.record_id)
+        .where(
+            RECIPIENT.c.lock_id == lock_a,
+            ~sa.exists().where(
+                other.c.lock_id == lock_b,
+                other.c.record_id == RECIPIENT.c.record_id,
+                other.c.channel == RECIPIENT.c.channel,
+            ),
+        )
+        .order_by(RECORD.c.key)
+    )
+    return [f"{key} ({channel})" for key, channel in rows]
+
+
+def unlock_campaign(
+    store: Store, name: str, *, force: bool = False, now: datetime | None = None
+) -> LockView:
+    """Release the active lock; refused once a wave was sent from it, unless `force`."""
+    now = now or clock.now()
+    with store.transaction(immediate=True) as conn:
+        row = _active_lock(conn, _campaign_id(conn, name))
+        if row is None:
+            raise StateError(f"campaign {name!r} is not locked")
+        sent = conn.execute(
+            sa.select(sa.func.count(), sa.func.min(OUTBOX.c.sent_at))
+            .select_from(OUTBOX)
+            .join(WAVE, WAVE.c.id == OUTBOX.c.wave_id)
+            .where(
+                WAVE.c.lock_id == row.id,
+                OUTBOX.c.state.in_([OutboxState.SENT.value, OutboxState.BOUNCED.value]),
+            )
+        ).one()
+        waves = conn.execute(
+            sa.select(sa.func.count()).where(
+                WAVE.c.lock_id == row.id,
+                WAVE.c.status.in_([WaveStatus.SENDING.value, WaveStatus.DONE.value]),
+            )
+        ).scalar_one()
+        if (sent[0] or waves) and not force:
+            since = f" since {str(sent[1])[:16]}" if sent[1] else ""
+            raise StateError(
+                f"campaign {name!r}: {sent[0]} message(s) were sent from lock {row.id}{since}; "
+                "unlocking would let the next wave target different recipients than its relaunches "
+                "expect",
+                hint="use `lock --refresh` to update the recipients, or `unlock --force`",
+            )
+        conn.execute(LOCK.update().where(LOCK.c.id == row.id).values(released_at=now))
+        conn.execute(
+            AUDIT.insert().values(
+                at=now, action="unlock", object=name, data={"lock_id": row.id, "force": force}
+            )
+        )
+    return _view(name, row)
+
+
+def ensure_lock(store: Store, workspace: Workspace, name: str) -> LockView:
+    """The lock `send` uses: the active one, or a new one (`created` says so)."""
+    return lock_campaign(store, workspace, name)
+
+
+def changed_content(store: Store, workspace: Workspace, name: str) -> list[str]:
+    """Files (and `(definition)`) whose hash differs from the active lock's."""
+    campaign = _campaign(workspace, name)
+    with store.read() as conn:
+        row = _active_lock(conn, _campaign_id(conn, name))
+    if row is None:
+        return []
+    locked = dict(row.content_hashes or {})
+    current = content_hashes(workspace, campaign)
+    return sorted(k for k in set(locked) | set(current) if locked.get(k) != current.get(k))
+
+
+def check_content(store: Store, workspace: Workspace, name: str) -> None:
+    """Raise StateError when the templates or definition changed since the lock (send calls it)."""
+    changed = changed_content(store, workspace, name)
+    if changed:
+        raise StateError(
+            f"campaign {name!r} changed since it was locked: {', '.join(changed)}",
+            hint=f"review with `campaignctl plan {name}`, then `campaignctl lock {name} --refresh`",
+        )

@@ -1,0 +1,293 @@
+"""Who a campaign reaches, as ONE SQL query over the store (docs/targeting.md).
+
+`plan` aggregates it, `lock` inserts it into the recipient table, `send` reads
+the lock: all three share this selection, so what the plan counts is what is
+sent. Every targeted record comes out of `selection()` once, either reached
+(a channel, an address, a group) or not contacted with exactly one reason.
+Records are never loaded into Python to be filtered or counted.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+
+from campaignctl.audience.segments import segment_condition
+from campaignctl.enums import CampaignState, Channel, OutboxState
+from campaignctl.spec.models import Campaign
+from campaignctl.spec.workspace import Workspace
+from campaignctl.store.tables import (
+    Campaign as CampaignRow,
+)
+from campaignctl.store.tables import (
+    CampaignLock,
+    Outbox,
+    Recipient,
+    Record,
+    Suppression,
+)
+
+RECORD = Record.__table__  # type: ignore[attr-defined]
+SUPPRESSION = Suppression.__table__  # type: ignore[attr-defined]
+OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+CAMPAIGN = CampaignRow.__table__  # type: ignore[attr-defined]
+LOCK = CampaignLock.__table__  # type: ignore[attr-defined]
+RECIPIENT = Recipient.__table__  # type: ignore[attr-defined]
+
+# a message counts as received (exclude_campaigns, max_messages_per_contact)
+RECEIVED_STATES = (OutboxState.SENT.value, OutboxState.BOUNCED.value)
+# a locked campaign in these states still solicits its recipients
+ACTIVE_STATES = (CampaignState.DRAFT, CampaignState.SCHEDULED, CampaignState.ACTIVE)
+
+
+class NotContacted(enum.StrEnum):
+    """Why a targeted record gets no message, in the order the rules apply."""
+
+    EXCLUDED_SEGMENT = "excluded_segment"
+    EXCLUDED_CAMPAIGN = "excluded_campaign"
+    OTHER_CAMPAIGN = "other_campaign"
+    NO_ADDRESS = "no_address"
+    INVALID_ADDRESS = "invalid_address"
+    SUPPRESSED = "suppressed"
+    MAX_MESSAGES = "max_messages"
+    DUPLICATE_ADDRESS = "duplicate_address"
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+
+_LABELS = {
+    NotContacted.EXCLUDED_SEGMENT: "excluded by exclude_segments",
+    NotContacted.EXCLUDED_CAMPAIGN: "received a message of an excluded campaign",
+    NotContacted.OTHER_CAMPAIGN: "already in another active campaign",
+    NotContacted.NO_ADDRESS: "no address for the campaign's channels",
+    NotContacted.INVALID_ADDRESS: "address invalid in the source",
+    NotContacted.SUPPRESSED: "suppressed or opted out of the category",
+    NotContacted.MAX_MESSAGES: "over max_messages_per_contact",
+    NotContacted.DUPLICATE_ADDRESS: "address already used by another record of the wave",
+}
+
+
+@dataclass(frozen=True)
+class TargetingOptions:
+    """What varies between the first wave and the others."""
+
+    first_wave: bool = True  # options.send_email: false removes email from the first wave only
+    channels: tuple[Channel, ...] | None = None  # default: the campaign's
+
+
+def _sha256(value: str | None) -> str | None:
+    return hashlib.sha256(value.encode()).hexdigest() if value is not None else None
+
+
+def _hash_sql(dialect: str, column: Any) -> Any:
+    if dialect == "postgresql":
+        return sa.func.encode(sa.func.sha256(sa.func.convert_to(column, "UTF8")), "hex")
+    return sa.func.campaignctl_sha256(column)
+
+
+def prepare_connection(conn: sa.Connection) -> None:
+    """Register the SQL functions the selection needs (SQLite: sha256 of an address)."""
+    if conn.dialect.name == "sqlite":
+        raw = conn.connection.driver_connection
+        raw.create_function("campaignctl_sha256", 1, _sha256, deterministic=True)  # type: ignore[union-attr]
+
+
+def _suppressed(
+    conn: sa.Connection, channel: Channel, column: Any, category: str
+) -> sa.ColumnElement[bool]:
+    """The address in `column` may not be contacted on `channel` for `category`.
+
+    Suppressions keep their address text unless it was forgotten: those match by
+    the address itself (an index lookup); forgotten ones only by hash, and the
+    hash of every address is computed only when such suppressions exist.
+    """
+    applies = sa.and_(
+        SUPPRESSION.c.channel == channel.value,
+        sa.or_(SUPPRESSION.c.category.is_(None), SUPPRESSION.c.category == category),
+    )
+    by_address = column.in_(
+        sa.select(SUPPRESSION.c.address).where(applies, SUPPRESSION.c.address.is_not(None))
+    )
+    hashed_only = conn.execute(
+        sa.select(sa.func.count()).where(applies, SUPPRESSION.c.address.is_(None))
+    ).scalar_one()
+    if not hashed_only:
+        return by_address
+    by_hash = _hash_sql(conn.dialect.name, column).in_(
+        sa.select(SUPPRESSION.c.address_hash).where(applies, SUPPRESSION.c.address.is_(None))
+    )
+    return sa.or_(by_address, by_hash)
+
+
+def selection(
+    conn: sa.Connection,
+    workspace: Workspace,
+    campaign: Campaign,
+    today: date,
+    options: TargetingOptions = TargetingOptions(),
+) -> sa.Select[Any]:
+    """One row per targeted record: record_id, key, segment, reason, detail, channel,
+    address, group_key, leader (1 when the record leads its message).
+
+    `reason` is NULL for reached records; `detail` names the other campaign of an
+    `other_campaign` conflict.
+    """
+    dialect = conn.dialect.name
+    prepare_connection(conn)
+    segments = list(campaign.audience.segments)
+    conditions = [segment_condition(workspace, name, today, dialect) for name in segments]
+    rank = sa.case(*((cond, index) for index, cond in enumerate(conditions)), else_=None)
+    channels = list(options.channels or campaign.channels)
+    if options.first_wave and not campaign.options.send_email and Channel.EMAIL in channels:
+        channels.remove(Channel.EMAIL)
+
+    excluded_segment: sa.ColumnElement[bool] = sa.false()
+    if campaign.audience.exclude_segments:
+        excluded_segment = sa.or_(
+            *(
+                sa.func.coalesce(segment_condition(workspace, name, today, dialect), sa.false())
+                for name in campaign.audience.exclude_segments
+            )
+        )
+    excluded_campaign: sa.ColumnElement[bool] = sa.false()
+    if campaign.audience.exclude_campaigns:
+        excluded_campaign = RECORD.c.id.in_(
+            sa.select(OUTBOX.c.record_id)
+            .join(CAMPAIGN, CAMPAIGN.c.id == OUTBOX.c.campaign_id)
+            .where(
+                CAMPAIGN.c.name.in_(campaign.audience.exclude_campaigns),
+                OUTBOX.c.state.in_(RECEIVED_STATES),
+                OUTBOX.c.record_id.is_not(None),
+            )
+        )
+    other: Any = sa.null()
+    if campaign.options.respect_other_campaigns:
+        other = (
+            sa.select(sa.func.min(CAMPAIGN.c.name))
+            .select_from(RECIPIENT)
+            .join(LOCK, sa.and_(LOCK.c.id == RECIPIENT.c.lock_id, LOCK.c.released_at.is_(None)))
+            .join(CAMPAIGN, CAMPAIGN.c.id == LOCK.c.campaign_id)
+            .where(
+                RECIPIENT.c.record_id == RECORD.c.id,
+                CAMPAIGN.c.name != campaign.name,
+                CAMPAIGN.c.state.in_([s.value for s in ACTIVE_STATES]),
+            )
+            .scalar_subquery()
+        )
+
+    base = (
+        sa.select(
+            RECORD.c.id.label("record_id"),
+            RECORD.c.key.label("key"),
+            rank.label("rank"),
+            RECORD.c.invalid_addresses.label("invalid"),
+            RECORD.c.email_normalized.label("email"),
+            RECORD.c.phone.label("phone"),
+            excluded_segment.label("excluded_segment"),
+            excluded_campaign.label("excluded_campaign"),
+            other.label("other_campaign"),
+        )
+        .where(sa.or_(*conditions))
+        .subquery("targeted")
+    )
+    t = base.c
+    has: dict[Channel, Any] = {
+        Channel.EMAIL: t.email.is_not(None),
+        Channel.SMS: t.phone.is_not(None),
+    }
+    column = {Channel.EMAIL: t.email, Channel.SMS: t.phone}
+    usable = {
+        ch: sa.and_(has[ch], sa.not_(_suppressed(conn, ch, column[ch], campaign.category)))
+        for ch in channels
+    }
+    channel_expr = sa.case(*((usable[ch], ch.value) for ch in channels), else_=None)
+    address_expr = sa.case(*((usable[ch], column[ch]) for ch in channels), else_=None)
+    any_address = sa.or_(sa.false(), *(has[ch] for ch in channels))
+    invalid_any = sa.or_(
+        sa.false(), *(t.invalid.contains(ch.value, autoescape=True) for ch in channels)
+    )
+    first_reason = sa.case(
+        (t.excluded_segment, NotContacted.EXCLUDED_SEGMENT.value),
+        (t.excluded_campaign, NotContacted.EXCLUDED_CAMPAIGN.value),
+        (t.other_campaign.is_not(None), NotContacted.OTHER_CAMPAIGN.value),
+        (sa.and_(sa.not_(any_address), invalid_any), NotContacted.INVALID_ADDRESS.value),
+        (sa.not_(any_address), NotContacted.NO_ADDRESS.value),
+        (channel_expr.is_(None), NotContacted.SUPPRESSED.value),
+        else_=None,
+    )
+    reasons = sa.select(
+        t.record_id,
+        t.key,
+        t.rank,
+        first_reason.label("reason0"),
+        t.other_campaign,
+        channel_expr.label("channel"),
+        address_expr.label("address"),
+    ).subquery("classified")
+
+    c = reasons.c
+    max_messages = campaign.options.max_messages_per_contact
+    over_max: sa.ColumnElement[bool] = sa.false()
+    if max_messages:
+        received = (
+            sa.select(sa.func.count())
+            .select_from(OUTBOX)
+            .join(CAMPAIGN, CAMPAIGN.c.id == OUTBOX.c.campaign_id)
+            .where(
+                CAMPAIGN.c.name == campaign.name,
+                OUTBOX.c.channel == c.channel,
+                OUTBOX.c.address == c.address,
+                OUTBOX.c.state.in_(RECEIVED_STATES),
+            )
+            .scalar_subquery()
+        )
+        over_max = sa.and_(c.reason0.is_(None), received >= max_messages)
+    reason1 = sa.case((over_max, NotContacted.MAX_MESSAGES.value), else_=c.reason0)
+    staged = sa.select(
+        c.record_id, c.key, c.rank, reason1.label("reason1"), c.other_campaign, c.channel, c.address
+    ).subquery("staged")
+    s = staged.c
+    partition = sa.case((s.reason1.is_(None), s.channel), else_=None)
+    position = sa.func.row_number().over(
+        partition_by=(partition, sa.case((s.reason1.is_(None), s.address), else_=s.key)),
+        order_by=(s.rank, s.key),
+    )
+    numbered = sa.select(*s, position.label("position")).subquery("numbered")
+    n = numbered.c
+    grouped = campaign.options.group_by_email
+    member = sa.and_(n.position > 1, n.channel == Channel.EMAIL.value) if grouped else sa.false()
+    reason = sa.case(
+        (n.reason1.is_not(None), n.reason1),
+        (sa.and_(n.position > 1, sa.not_(member)), NotContacted.DUPLICATE_ADDRESS.value),
+        else_=None,
+    )
+    segment = sa.case(*((n.rank == i, name) for i, name in enumerate(segments)), else_=None)
+    reached = reason.is_(None)
+    return sa.select(
+        n.record_id,
+        n.key,
+        segment.label("segment"),
+        reason.label("reason"),
+        sa.case(
+            (n.reason1 == NotContacted.OTHER_CAMPAIGN.value, n.other_campaign), else_=None
+        ).label("detail"),
+        sa.case((reached, n.channel), else_=None).label("channel"),
+        sa.case((reached, n.address), else_=None).label("address"),
+        sa.case(
+            (
+                sa.and_(
+                    reached, n.channel == Channel.EMAIL.value, sa.true() if grouped else sa.false()
+                ),
+                n.address,
+            ),
+            else_=None,
+        ).label("group_key"),
+        sa.case((sa.and_(reached, n.position == 1), 1), else_=0).label("leader"),
+    )

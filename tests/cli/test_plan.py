@@ -1,0 +1,219 @@
+"""`plan`, `apply`, `lock`, `unlock` through the CLI, on the demo workspace and a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from campaignctl.cli.main import app
+
+GOLDEN = Path(__file__).with_name("golden")
+NOW = "2027-01-05T08:00:00+01:00"
+
+
+@pytest.fixture
+def ws(demo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", NOW)
+    monkeypatch.setenv("CI", "1")
+    result = run(demo, "audience", "import")
+    assert result.exit_code == 0, result.output
+    return demo
+
+
+def run(root: Path, *args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(app, ["--workspace", str(root), *args])
+
+
+def golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+def store(root: Path) -> sa.Engine:
+    return sa.create_engine(f"sqlite:///{root / '.campaignctl' / 'store.db'}")
+
+
+def test_plan_of_every_demo_campaign_matches_the_golden_text_and_json(ws: Path) -> None:
+    text = run(ws, "plan")
+    assert text.exit_code == 0, text.output
+    golden("plan.txt", text.stdout)
+    document = run(ws, "plan", "--json")
+    assert document.exit_code == 0, document.output
+    golden("plan.json", document.stdout)
+    assert json.loads(document.stdout)["summary"] == {
+        "to_send": 6, "to_add": 8, "to_change": 0, "to_archive": 0, "refused": 0,
+    }  # fmt: skip
+
+
+def test_detailed_exitcode_is_2_with_changes_and_0_once_applied(ws: Path) -> None:
+    assert run(ws, "plan", "--detailed-exitcode").exit_code == 2
+    applied = run(ws, "apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert applied.stdout.endswith("Apply complete: 8 created, 0 updated, 0 unchanged.\n")
+    assert run(ws, "plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_apply_without_a_terminal_needs_auto_approve(ws: Path) -> None:
+    result = run(ws, "apply")
+    assert result.exit_code == 64
+    assert "add --auto-approve" in result.output
+
+
+def test_apply_refuses_a_plan_made_stale_by_a_changed_campaign_file(ws: Path) -> None:
+    planfile = ws / "plan.json"
+    assert run(ws, "plan", "--out", str(planfile)).exit_code == 0
+    path = ws / "campaigns" / "medias-2027.yaml"
+    path.write_text(
+        path.read_text().replace("max_messages_per_contact: 2", "max_messages_per_contact: 4")
+    )
+    result = run(ws, "apply", str(planfile), "--auto-approve")
+    assert result.exit_code == 65, result.output
+    assert f"the plan {planfile} is stale: campaign 'medias-2027' changed" in result.output
+
+
+def test_a_fresh_saved_plan_applies(ws: Path) -> None:
+    planfile = ws / "plan.json"
+    assert run(ws, "plan", "medias-2027", "--out", str(planfile)).exit_code == 0
+    result = run(ws, "apply", str(planfile), "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert (
+        result.stdout
+        == "medias-2027: created\nApply complete: 1 created, 0 updated, 0 unchanged.\n"
+    )
+
+
+def test_apply_refuses_to_change_an_option_frozen_by_the_first_send(ws: Path) -> None:
+    assert run(ws, "apply", "--auto-approve").exit_code == 0
+    with store(ws).begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE campaign SET first_sent_at = '2027-01-04 09:00:00' WHERE name = 'medias-2027'"
+            )
+        )
+    path = ws / "campaigns" / "medias-2027.yaml"
+    path.write_text(path.read_text().replace("group_by_email: true", "group_by_email: false"))
+    planned = run(ws, "plan", "medias-2027")
+    assert (
+        "    ! options.group_by_email: true → false  (refused: frozen by the first send)"
+        in planned.stdout
+    )
+    result = run(ws, "apply", "--auto-approve")
+    assert result.exit_code == 65
+    assert (
+        "error: medias-2027: option 'group_by_email' is frozen since the first send on "
+        "2027-01-04 (options.group_by_email: true → false)" in result.output
+    )
+
+
+def test_double_solicitation_names_the_other_active_campaign(ws: Path) -> None:
+    assert run(ws, "apply", "--auto-approve").exit_code == 0
+    locked = run(ws, "lock", "mise-a-jour-2027")
+    assert locked.exit_code == 0, locked.output
+    planned = run(ws, "plan", "medias-2027", "--json")
+    reasons = json.loads(planned.stdout)["campaigns"][0]["not_contacted"]
+    conflict = [r for r in reasons if r["reason"] == "other_campaign"]
+    assert conflict and conflict[0]["detail"] == "mise-a-jour-2027"
+    text = run(ws, "plan", "medias-2027", "--show", "not-contacted").stdout
+    assert "other_campaign (mise-a-jour-2027)" in text
+
+
+def test_suppressed_excluded_and_max_messages_reasons(ws: Path) -> None:
+    from campaignctl.audience.privacy import add_suppression
+    from campaignctl.enums import Channel
+    from campaignctl.store import Store
+
+    assert run(ws, "apply", "--auto-approve").exit_code == 0
+    s = Store(f"sqlite:///{ws / '.campaignctl' / 'store.db'}")
+    with s.read() as conn:
+        keys = conn.execute(
+            sa.text(
+                "SELECT key, email_normalized FROM record WHERE email_normalized IS NOT NULL "
+                "AND phone IS NULL AND category = 'hotel' ORDER BY key LIMIT 1"
+            )
+        ).one()
+    add_suppression(s, keys[1], channel=Channel.EMAIL)
+    listing = run(ws, "plan", "mise-a-jour-2027", "--show", "not-contacted").stdout
+    assert f"      - {keys[0]} [accommodation] suppressed" in listing
+    # a first send of appel-cotisation-2027 excludes its recipients from rappel-renouvellement
+    assert run(ws, "lock", "appel-cotisation-2027").exit_code == 0
+    with store(ws).begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO wave (campaign_id, number, kind, occurrence_key, status, lock_id, created_at) "
+                "SELECT c.id, 1, 'initial', 'x/0/0', 'done', l.id, '2027-01-04' FROM campaign c "
+                "JOIN campaign_lock l ON l.campaign_id = c.id WHERE c.name = 'appel-cotisation-2027'"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO outbox (campaign_id, wave_id, record_id, channel, address, state, attempts, "
+                "created_at, updated_at) SELECT w.campaign_id, w.id, r.record_id, r.channel, r.address, "
+                "'sent', 1, '2027-01-04', '2027-01-04' FROM wave w JOIN recipient r ON r.lock_id = w.lock_id"
+            )
+        )
+    rappel = json.loads(run(ws, "plan", "rappel-renouvellement", "--json").stdout)["campaigns"][0]
+    assert rappel["reached"] == 0
+    assert rappel["not_contacted"] == [
+        {"reason": "excluded_campaign", "records": 5, "detail": None}
+    ]
+    appel = json.loads(run(ws, "plan", "appel-cotisation-2027", "--json").stdout)["campaigns"][0]
+    assert {r["reason"] for r in appel["not_contacted"]} >= {"max_messages"}
+    unlocked = run(ws, "unlock", "appel-cotisation-2027")
+    assert unlocked.exit_code == 65
+    assert "message(s) were sent from lock" in unlocked.output
+    assert run(ws, "unlock", "appel-cotisation-2027", "--force").exit_code == 0
+
+
+def test_lock_shows_frozen_figures_and_refresh_shows_the_difference(ws: Path) -> None:
+    assert run(ws, "apply", "--auto-approve").exit_code == 0
+    first = run(ws, "lock", "medias-2027")
+    assert first.exit_code == 0, first.output
+    assert "  recipients: 65\n" in first.stdout
+    again = run(ws, "lock", "medias-2027")
+    assert "locked since" in again.stdout
+    from campaignctl.errors import StateError
+    from campaignctl.plan.lock import check_content
+    from campaignctl.spec.workspace import load_workspace
+    from campaignctl.store import Store
+
+    template = ws / "templates" / "medias.html.j2"
+    template.write_text(template.read_text() + "\n")
+    s = Store(f"sqlite:///{ws / '.campaignctl' / 'store.db'}")
+    with pytest.raises(StateError, match=r"templates/medias\.html\.j2"):
+        check_content(s, load_workspace(ws), "medias-2027")
+    with store(ws).begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE record SET email = NULL, email_normalized = NULL WHERE key = (SELECT r.key FROM record r JOIN recipient x ON x.record_id = r.id ORDER BY r.key LIMIT 1)"
+            )
+        )
+    refreshed = run(ws, "lock", "medias-2027", "--refresh")
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "since the previous lock: +0 -1 recipient(s)" in refreshed.stdout
+    check_content(s, load_workspace(ws), "medias-2027")
+    assert run(ws, "unlock", "medias-2027").stdout == "medias-2027: lock 2 released\n"
+
+
+@pytest.mark.parametrize(
+    ("tz", "before", "after"),
+    [
+        ("Europe/Paris", "2027-03-22T09:00+01:00", "2027-03-29T09:00+02:00"),
+        ("America/New_York", "2027-03-08T09:00-05:00", "2027-03-15T09:00-04:00"),
+    ],
+)
+def test_schedules_keep_their_wall_clock_across_dst(
+    ws: Path, tz: str, before: str, after: str
+) -> None:
+    path = ws / "campaigns" / "rappel-renouvellement.yaml"
+    text = path.read_text().replace("  timezone: Europe/Paris", f"  timezone: {tz}")
+    path.write_text(text)
+    document = json.loads(run(ws, "plan", "rappel-renouvellement", "--json").stdout)
+    times = [w["local"] for w in document["campaigns"][0]["schedule"]]
+    assert before in times and after in times
