@@ -151,9 +151,9 @@ def root(
 
 
 def _register() -> None:
-    from campaignctl.cli import audience, calendar, contacts, db, preview, segment, workspace
+    from campaignctl.cli import audience, calendar, contacts, db, preview, segment, send, workspace
 
-    for module in (workspace, preview, audience, segment, contacts, calendar, db):
+    for module in (workspace, preview, audience, segment, contacts, calendar, db, send):
         module.register(app)
 
 
