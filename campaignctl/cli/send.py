@@ -183,6 +183,8 @@ class _Progress:
                 )  # fmt: skip
                 self.task = self.bar.add_task("sending", total=self.due, detail="")
                 self.bar.start()
+        elif event.type == "warning":
+            err.print(f"note: {data['message']}")
         elif event.type == "uncertain":
             err.print(_uncertain_text(data["count"], data["rows"]))
         elif event.type == "progress":

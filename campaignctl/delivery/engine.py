@@ -427,6 +427,8 @@ class _Run:
         now = clock.now()
         # Templates compile (and their errors surface) before anything is claimed.
         renderer = CampaignRenderer(self.workspace, self.spec, RenderOptions())
+        for warning in renderer.warnings:
+            self._emit("warning", message=warning)
         wave = await asyncio.to_thread(outbox.current_wave, self.store, self.lock, now)
         self.wave = wave
         self.summary.wave = wave.number
