@@ -193,8 +193,8 @@ def test_a_held_send_lease_names_its_holder_and_exits_75(locked: Path) -> None:
 
 def test_a_campaign_not_locked_says_to_lock_it(demo: Path) -> None:
     import_audience(demo)
-    from tests.delivery.locking import lock_campaign
     from campaignctl.spec.workspace import load_workspace
+    from tests.delivery.locking import lock_campaign
 
     store = open_store(demo)
     lock_campaign(store, load_workspace(demo), CAMPAIGN)
