@@ -278,13 +278,19 @@ def test_sigterm_stops_claiming_finishes_in_flight_and_exits_143(
 
 WORKER = """
 import sys
+import time
 from pathlib import Path
 from campaignctl.delivery.engine import SendOptions, send_campaign
 from campaignctl.spec.workspace import load_workspace
 from campaignctl.store import Store
 root = Path(sys.argv[1])
 store = Store(sys.argv[2], root=root)
-summary = send_campaign(store, load_workspace(root), sys.argv[3],
+workspace = load_workspace(root)
+store.ensure_schema()
+(root / sys.argv[4]).touch()  # ready; start together so that both really compete
+while not (root / "go").exists():
+    time.sleep(0.01)
+summary = send_campaign(store, workspace, sys.argv[3],
                         SendOptions(hold_lease=False, batch_size=10, render_processes=0))
 print(summary.sent)
 """
@@ -323,13 +329,17 @@ def test_two_senders_at_once_deliver_every_message_exactly_once(
         smtp_server.faults.data_delay = 0.002
         workers = [
             subprocess.Popen(
-                [sys.executable, "-c", WORKER, str(demo), url, CAMPAIGN],
+                [sys.executable, "-c", WORKER, str(demo), url, CAMPAIGN, f"ready{number}"],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            for _ in range(2)
+            for number in range(2)
         ]
+        while not all((demo / f"ready{n}").exists() for n in range(2)):
+            assert all(w.poll() is None for w in workers), [w.communicate() for w in workers]
+            time.sleep(0.01)
+        (demo / "go").touch()
         results = [worker.communicate() for worker in workers]
         assert [w.returncode for w in workers] == [0, 0], results
         sent = [int(out) for out, _ in results]
