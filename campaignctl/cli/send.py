@@ -72,9 +72,9 @@ def send(
     """
     from campaignctl.delivery.engine import SendOptions, StopRequest, send_campaign, send_test
     from campaignctl.errors import ExitCode
-    from campaignctl.spec.types import parse_duration
 
     app = get_app(ctx).use(workspace)
+    wait = _duration(lock_timeout)
     ws = app.valid_workspace()
     if test_to is not None:
         return _print_test(app, send_test(ws, campaign, test_to), json_output)
@@ -88,7 +88,7 @@ def send(
                 dry_run=dry_run,
                 limit=limit,
                 retry_uncertain=retry_uncertain,
-                lease_wait=parse_duration(lock_timeout) if lock_timeout else None,
+                lease_wait=wait,
                 progress=progress,
                 stop=stop,
             ),
@@ -99,6 +99,18 @@ def send(
         raise typer.Exit(int(codes[summary.stopped]))
     if not summary.ok:
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+def _duration(value: str | None) -> Any:
+    from campaignctl.errors import UsageError
+    from campaignctl.spec.types import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise UsageError(f"--lock-timeout: {exc}") from None
 
 
 def _print_test(app: App, results: list[dict[str, Any]], json_output: bool) -> None:
