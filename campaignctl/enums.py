@@ -48,6 +48,9 @@ class OutboxState(enum.StrEnum):
     BOUNCED = "bounced"
     SUPPRESSED = "suppressed"
     SKIPPED = "skipped"
+    # the transport may or may not have delivered it (connection lost after the end of
+    # data, or a sender killed mid-batch): never re-sent unless `send --retry-uncertain`
+    UNCERTAIN = "uncertain"
 
 
 class ResponseStatus(enum.StrEnum):

@@ -151,9 +151,19 @@ def root(
 
 
 def _register() -> None:
-    from campaignctl.cli import audience, calendar, contacts, db, plan, preview, segment, workspace
+    from campaignctl.cli import (
+        audience,
+        calendar,
+        contacts,
+        db,
+        plan,
+        preview,
+        segment,
+        send,
+        workspace,
+    )
 
-    for module in (workspace, preview, audience, segment, contacts, calendar, db, plan):
+    for module in (workspace, preview, audience, segment, contacts, plan, send, calendar, db):
         module.register(app)
 
 

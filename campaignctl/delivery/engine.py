@@ -1,0 +1,706 @@
+"""The send engine: a locked campaign's current wave, from the outbox to the transports.
+
+`send_campaign` makes the wave's outbox rows from the lock (once), then runs a
+pipeline of a few batches in flight: claim (one statement) → render (in a
+render process on large sends) → hand to the transport → record every outcome
+in one transaction. What it guarantees (DESIGN.md §3):
+
+- a row is claimed by one sender only; a sender that dies leaves at most its
+  in-flight rows in `sending`, which the next run reports as `uncertain` (with
+  the list) and never re-sends unless asked (`retry_uncertain`);
+- a 4xx is retried with exponential backoff (`delivery.retry_backoff` × 2^n,
+  or the server's hint if longer) up to `delivery.max_attempts`; a 5xx is final;
+  a hard bounce (5.1.x) suppresses the address for every later wave and
+  campaign and records a `bounced` event;
+- an SMS is never sent in quiet hours: it waits for the next allowed instant;
+- a stop request (Ctrl-C, SIGTERM, `limit`) stops claiming; the batches in
+  flight finish and are recorded.
+
+The library never prints: progress goes to `SendOptions.progress` as
+`SendEvent`s, and the result is a `SendSummary`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from campaignctl import clock
+from campaignctl.delivery import lease as leases
+from campaignctl.delivery import outbox
+from campaignctl.delivery.outbox import ClaimedRow, LockRef, RowOutcome, UncertainRow, WaveRef
+from campaignctl.delivery.rendering import BatchRenderer, RenderJob, RenderResult, cores
+from campaignctl.delivery.transport import (
+    DeliveryOutcome,
+    DeliveryStatus,
+    OutgoingEmail,
+    OutgoingSms,
+    Transport,
+    TransportRegistry,
+    TransportSettings,
+    create_transport,
+)
+from campaignctl.enums import Channel, OutboxState
+from campaignctl.errors import UsageError
+from campaignctl.spec.workspace import Workspace
+from campaignctl.store.store import Store
+
+OUTBOX_DIR = Path(".campaignctl") / "outbox"
+ROW_LEASE = timedelta(minutes=2)
+HEARTBEAT_SECONDS = 10.0
+MAX_BACKOFF = timedelta(hours=24)
+PARALLEL_RENDER_MIN_ROWS = 2_000  # below this, starting a render process costs more than it saves
+UNCERTAIN_LISTED = 1_000  # the summary lists at most this many uncertain rows
+
+
+class StopRequest:
+    """Set from a signal handler (or any thread): stop claiming, finish what is in flight."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def request(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+
+    @property
+    def requested(self) -> bool:
+        return self.reason is not None
+
+
+@dataclass(frozen=True)
+class SendEvent:
+    """One progress event: `type` is start, uncertain, progress or summary (docs/json.md)."""
+
+    type: str
+    data: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"type": self.type, **self.data}
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    """How one `send` runs. The defaults are those of `campaignctl send CAMPAIGN`."""
+
+    dry_run: bool = False
+    limit: int | None = None
+    retry_uncertain: bool = False
+    batch_size: int | None = None  # default: delivery.batch_size
+    in_flight: int | None = None  # batches between claim and record at once
+    render_processes: int | None = None  # None: one when the wave is large and there are 2 cores
+    lease_wait: timedelta | None = None  # wait this long for another sender's lease
+    hold_lease: bool = True  # False: one of several workers on the campaign (claims stay atomic)
+    progress: Callable[[SendEvent], None] | None = None
+    stop: StopRequest | None = None
+    environ: Mapping[str, str] | None = None
+    registry: TransportRegistry | None = None
+    file_fsync: bool = True
+
+
+@dataclass
+class SendSummary:
+    campaign: str
+    wave: int
+    dry_run: bool = False
+    sent: int = 0  # by this run
+    failed: int = 0  # by this run (5xx, attempts exhausted, render errors)
+    bounced: int = 0  # by this run (hard bounces, now suppressed)
+    rendered: int = 0  # dry run: messages rendered
+    retrying: int = 0  # in the wave: waiting for their next attempt
+    uncertain: int = 0  # in the wave
+    suppressed: int = 0  # in the wave
+    skipped: int = 0  # in the wave
+    remaining: int = 0  # in the wave: queued and due now (left by --limit or a stop)
+    total: int = 0  # rows in the wave
+    elapsed: float = 0.0
+    stopped: str | None = None  # SIGINT, SIGTERM, limit
+    next_attempt_at: datetime | None = None
+    uncertain_rows: list[UncertainRow] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        done = self.rendered if self.dry_run else self.sent
+        return done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Nothing failed and nothing needs a person's decision."""
+        return not (self.failed or self.bounced or self.uncertain)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "format_version": 1,
+            "campaign": self.campaign,
+            "wave": self.wave,
+            "dry_run": self.dry_run,
+            "sent": self.sent,
+            "failed": self.failed,
+            "bounced": self.bounced,
+            "rendered": self.rendered,
+            "retrying": self.retrying,
+            "uncertain": self.uncertain,
+            "suppressed": self.suppressed,
+            "skipped": self.skipped,
+            "remaining": self.remaining,
+            "total": self.total,
+            "elapsed": round(self.elapsed, 3),
+            "rate": round(self.rate, 1),
+            "stopped": self.stopped,
+            "next_attempt_at": self.next_attempt_at.isoformat() if self.next_attempt_at else None,
+            "uncertain_rows": [row.as_json() for row in self.uncertain_rows],
+        }
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def send_campaign(
+    store: Store, workspace: Workspace, campaign: str, options: SendOptions | None = None
+) -> SendSummary:
+    """Send the current wave of a locked campaign; resumable, safe to run twice at once."""
+    options = options or SendOptions()
+    spec = _campaign(workspace, campaign)
+    lock = outbox.ensure_lock(store, campaign)
+    if options.dry_run:
+        return _dry_run(store, workspace, lock, options)
+    holder = outbox.this_holder()
+    lease_name = f"send:{campaign}"
+    if options.hold_lease:
+        leases.acquire(store, lease_name, holder, f"send {campaign}", wait=options.lease_wait)
+    try:
+        run = _Run(store, workspace, spec, lock, holder, lease_name, options)
+        return asyncio.run(run.main())
+    finally:
+        if options.hold_lease:
+            leases.release(store, lease_name, holder)
+
+
+def send_test(
+    workspace: Workspace,
+    campaign: str,
+    address: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    registry: TransportRegistry | None = None,
+) -> list[dict[str, Any]]:
+    """`send --test-to`: one real message to `address` on its channel, as the first usable
+    record of the audience would get it; the store is not touched."""
+    from campaignctl.audience.privacy import guess_channel, normalize_address
+    from campaignctl.render import CampaignRenderer, Recipient, RenderOptions, Wave
+    from campaignctl.render.records import recipients_for_preview
+
+    assert workspace.config is not None
+    spec = _campaign(workspace, campaign)
+    channel = guess_channel(address)
+    if channel not in spec.channels:
+        raise UsageError(
+            f"campaign {campaign!r} does not send by {channel} (channels: "
+            f"{', '.join(map(str, spec.channels))})",
+            hint="give an address of one of its channels",
+        )
+    normal = normalize_address(channel, address, workspace.config.phone_region)
+    renderer = CampaignRenderer(workspace, spec, RenderOptions())
+    sample = recipients_for_preview(workspace, spec, channel).recipients[0]
+    identity = f"test-to:{normal}:{sample.identity}:{clock.now().isoformat()}"
+    transport = _make_transport(workspace, spec, channel, environ, registry)
+    if channel == Channel.EMAIL:
+        email = renderer.render_email(Recipient(sample.records, email=normal, id=identity), Wave())
+        message: Any = OutgoingEmail(email.sender, (normal,), email.data, email.message_id)
+    else:
+        sms = renderer.render_sms(Recipient(sample.records, phone=normal, id=identity), Wave())
+        message = OutgoingSms(normal, sms.text, sms.sender_id, sms.message_id)
+
+    async def go() -> DeliveryOutcome:
+        async with transport:
+            return (await transport.send_many([message]))[0]
+
+    outcome = asyncio.run(go())
+    return [
+        {
+            "channel": str(channel),
+            "to": normal,
+            "record": sample.identity,
+            "message_id": message.message_id,
+            "status": str(outcome.status),
+            "reply": outcome.reply,
+        }
+    ]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _campaign(workspace: Workspace, name: str) -> Any:
+    spec = workspace.campaigns.get(name)
+    if spec is None:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(workspace.campaigns), n=1)
+        raise UsageError(
+            f"campaign {name!r} does not exist",
+            hint=f"did you mean {close[0]!r}?" if close else "see campaigns/*.yaml",
+        )
+    return spec
+
+
+def outbox_dir(workspace: Workspace, campaign: str) -> Path:
+    """Where the file transports of a campaign write: `.campaignctl/outbox/<campaign>/`."""
+    return workspace.root / OUTBOX_DIR / campaign
+
+
+def _make_transport(
+    workspace: Workspace,
+    spec: Any,
+    channel: Channel,
+    environ: Mapping[str, str] | None,
+    registry: TransportRegistry | None,
+    fsync: bool = True,
+) -> Transport:
+    import os
+
+    config = workspace.config
+    assert config is not None
+    sender_name = spec.message.sender if spec.message else "default"
+    sender = config.senders.get(sender_name)
+    settings = TransportSettings(
+        outbox_dir(workspace, spec.name),
+        sender=sender,
+        sender_name=sender_name,
+        sms=config.sms,
+        environ=os.environ if environ is None else environ,
+    )
+    if channel == Channel.EMAIL:
+        if sender is None:
+            raise UsageError(f"sender {sender_name!r} is not in campaignctl.yaml")
+        name = str(sender.transport)
+    else:
+        if config.sms is None:
+            raise UsageError("campaign sends SMS but campaignctl.yaml has no `sms:` settings")
+        name = str(config.sms.transport)
+    transport = create_transport(channel, name, settings, registry=registry)
+    if name == "file" and hasattr(transport, "fsync"):
+        transport.fsync = fsync  # type: ignore[attr-defined]
+    return transport
+
+
+def backoff(base: timedelta, attempts_before: int, hint: timedelta | None) -> timedelta:
+    """Exponential: base × 2^(attempts so far), at most a day, never less than the hint."""
+    delay = min(base * (2 ** min(attempts_before, 20)), MAX_BACKOFF)
+    return max(delay, hint) if hint else delay
+
+
+def _jobs(rows: list[ClaimedRow], records: dict[int, list[outbox.GroupRecord]]) -> list[RenderJob]:
+    return [
+        RenderJob(
+            row.id,
+            row.channel,
+            row.address,
+            tuple((r.key, r.attributes, r.category) for r in records.get(row.id, [])),
+        )
+        for row in rows
+    ]
+
+
+# --------------------------------------------------------------------------- dry run
+
+
+def _dry_run(
+    store: Store, workspace: Workspace, lock: LockRef, options: SendOptions
+) -> SendSummary:
+    """Render every message the next send would send; nothing is written anywhere."""
+    import sqlalchemy as sa
+
+    from campaignctl.render import CampaignRenderer, RenderOptions
+
+    spec = _campaign(workspace, lock.campaign)
+    started = time.perf_counter()
+    renderer = BatchRenderer(CampaignRenderer(workspace, spec, RenderOptions()), 1, _initial())
+    batch = options.batch_size or workspace.config.delivery.batch_size  # type: ignore[union-attr]
+    summary = SendSummary(lock.campaign, 1, dry_run=True)
+    with store.read() as conn:
+        wave = conn.execute(
+            sa.select(outbox.WAVE.c.id, outbox.WAVE.c.number, outbox.WAVE.c.kind)
+            .where(outbox.WAVE.c.campaign_id == lock.campaign_id)
+            .order_by(outbox.WAVE.c.number.desc())
+        ).first()
+    if wave is not None:
+        summary.wave = wave.number
+        renderer = BatchRenderer(renderer.renderer, wave.number, wave.kind)
+        ref = WaveRef(wave.id, wave.number, wave.kind, None, True)  # type: ignore[arg-type]
+        query = sa.select(
+            outbox.OUTBOX.c.id, outbox.OUTBOX.c.channel, outbox.OUTBOX.c.address,
+            outbox.OUTBOX.c.group_key, outbox.OUTBOX.c.record_id, outbox.OUTBOX.c.attempts,
+            outbox.OUTBOX.c.state, outbox.OUTBOX.c.reason,
+        ).where(outbox.OUTBOX.c.wave_id == wave.id).order_by(outbox.OUTBOX.c.id)  # fmt: skip
+    else:
+        ref = WaveRef(0, 1, _initial(), None, False)  # type: ignore[arg-type]
+    options_spec = spec.options.max_messages_per_contact
+    with store.read() as conn:
+        if wave is None:
+            sub = outbox.candidates(conn, lock, ref, options_spec).subquery()
+            query = sa.select(
+                sa.literal(0), sub.c.channel, sub.c.address, sub.c.group_key, sub.c.record_id,
+                sa.literal(0), sub.c.state, sub.c.reason,
+            )  # fmt: skip
+        result = conn.execute(query).yield_per(batch)
+        for index, chunk in enumerate(result.partitions(batch)):
+            rows = []
+            for number, row in enumerate(chunk):
+                state = str(row[6])
+                summary.total += 1
+                if state == OutboxState.SUPPRESSED:
+                    summary.suppressed += 1
+                elif state == OutboxState.SKIPPED:
+                    summary.skipped += 1
+                elif state == OutboxState.UNCERTAIN:
+                    summary.uncertain += 1
+                elif state == OutboxState.QUEUED:
+                    rows.append(ClaimedRow(row[0] or -(index * batch + number + 1), *row[1:6]))
+            if options.limit is not None:
+                rows = rows[: max(0, options.limit - summary.rendered - summary.failed)]
+            records = outbox.group_records(store, lock.lock_id, rows)
+            for rendered in renderer.render(_jobs(rows, records)):
+                if rendered.error:
+                    summary.failed += 1
+                else:
+                    summary.rendered += 1
+            if options.progress:
+                options.progress(SendEvent("progress", {"rendered": summary.rendered}))
+    summary.elapsed = time.perf_counter() - started
+    return summary
+
+
+def _initial() -> Any:
+    from campaignctl.render.context import WaveKind
+
+    return WaveKind.INITIAL
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class _Run:
+    """One `send` of one campaign: state shared by the pipeline's tasks."""
+
+    def __init__(
+        self,
+        store: Store,
+        workspace: Workspace,
+        spec: Any,
+        lock: LockRef,
+        holder: str,
+        lease_name: str,
+        options: SendOptions,
+    ) -> None:
+        assert workspace.config is not None
+        self.store = store
+        self.workspace = workspace
+        self.spec = spec
+        self.lock = lock
+        self.holder = holder
+        self.lease_name = lease_name
+        self.options = options
+        self.config = workspace.config
+        self.delivery = workspace.config.delivery
+        self.batch_size = options.batch_size or self.delivery.batch_size
+        self.stop = options.stop or StopRequest()
+        self.claimed = 0
+        self.quiet_until: datetime | None = None
+        self.summary = SendSummary(spec.name, 0)
+        self.started = time.perf_counter()
+
+    # ------------------------------------------------------------------ setup
+    def _emit(self, kind: str, **data: Any) -> None:
+        if self.options.progress:
+            self.options.progress(SendEvent(kind, data))
+
+    async def main(self) -> SendSummary:
+        from campaignctl.render import CampaignRenderer, RenderOptions
+
+        now = clock.now()
+        # Templates compile (and their errors surface) before anything is claimed.
+        renderer = CampaignRenderer(self.workspace, self.spec, RenderOptions())
+        for warning in renderer.warnings:
+            self._emit("warning", message=warning)
+        wave = await asyncio.to_thread(outbox.current_wave, self.store, self.lock, now)
+        self.wave = wave
+        self.summary.wave = wave.number
+        if not wave.populated:
+            max_messages = self.spec.options.max_messages_per_contact
+            await asyncio.to_thread(
+                outbox.create_outbox, self.store, self.lock, wave, max_messages, now
+            )
+        await asyncio.to_thread(outbox.mark_abandoned, self.store, wave.id, self.holder, now)
+        if self.options.retry_uncertain:
+            await asyncio.to_thread(outbox.requeue_uncertain, self.store, wave.id, now)
+        counts = await asyncio.to_thread(outbox.wave_counts, self.store, wave.id, now)
+        due = await asyncio.to_thread(outbox.due_count, self.store, wave.id, now)
+        self._emit(
+            "start",
+            campaign=self.spec.name,
+            wave=wave.number,
+            total=counts.total,
+            due=due,
+            **{state: counts.states.get(state, 0) for state in ("sent", "suppressed", "skipped")},
+            uncertain=counts.get(OutboxState.UNCERTAIN),
+        )
+        if counts.get(OutboxState.UNCERTAIN):
+            rows = outbox.uncertain_rows(self.store, wave.id, UNCERTAIN_LISTED)
+            self._emit("uncertain", count=counts.get(OutboxState.UNCERTAIN),
+                       rows=[row.as_json() for row in rows])  # fmt: skip
+        self.batch_renderer = BatchRenderer(renderer, wave.number, wave.kind)
+        self.pool = None
+        processes = self.options.render_processes
+        if processes is None:
+            processes = 1 if due >= PARALLEL_RENDER_MIN_ROWS and cores() > 1 else 0
+        if processes and due:
+            from campaignctl.delivery.rendering import render_pool
+
+            self.pool = render_pool(
+                self.workspace.root, self.spec.name, RenderOptions(), wave.number, wave.kind
+            )
+        try:
+            if due:
+                await self._pipeline(await self._channels(wave.id))
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(cancel_futures=True)
+        return await asyncio.to_thread(self._finish)
+
+    async def _channels(self, wave_id: int) -> set[str]:
+        import sqlalchemy as sa
+
+        def query() -> set[str]:
+            with self.store.read() as conn:
+                return {
+                    str(c)
+                    for (c,) in conn.execute(
+                        sa.select(outbox.OUTBOX.c.channel)
+                        .where(
+                            outbox.OUTBOX.c.wave_id == wave_id,
+                            outbox.OUTBOX.c.state == OutboxState.QUEUED,
+                        )
+                        .distinct()
+                    )
+                }
+
+        return await asyncio.to_thread(query)
+
+    # ------------------------------------------------------------------ pipeline
+    async def _pipeline(self, channels: set[str]) -> None:
+        self.transports: dict[str, Transport] = {}
+        for channel in sorted(channels):
+            transport = _make_transport(
+                self.workspace,
+                self.spec,
+                Channel(channel),
+                self.options.environ,
+                self.options.registry,
+                self.options.file_fsync,
+            )
+            await transport.open()
+            self.transports[channel] = transport
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            in_flight = self.options.in_flight or (3 if self.pool is not None else 2)
+            await asyncio.gather(*(self._worker() for _ in range(in_flight)))
+        finally:
+            heartbeat.cancel()
+            for transport in self.transports.values():
+                await transport.close()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            until = clock.now() + ROW_LEASE
+            await asyncio.to_thread(outbox.extend_claims, self.store, self.holder, until)
+            if self.options.hold_lease:
+                await asyncio.to_thread(leases.heartbeat, self.store, self.lease_name, self.holder)
+
+    def _next_size(self) -> int:
+        if self.stop.requested:
+            return 0
+        size = self.batch_size
+        if self.options.limit is not None:
+            size = min(size, self.options.limit - self.claimed)
+            if size <= 0:
+                self.stop.request("limit")
+                return 0
+        self.claimed += size  # reserved now, so concurrent workers respect the limit
+        return size
+
+    def _quiet(self, now: datetime) -> None:
+        sms = self.config.sms
+        if sms is None or sms.quiet_hours is None or "sms" not in self.transports:
+            return
+        from campaignctl.delivery.quiet_hours import next_allowed
+
+        allowed = next_allowed(now, sms.quiet_hours, ZoneInfo(self.config.timezone))
+        if allowed > now and allowed != self.quiet_until:
+            outbox.defer_quiet_sms(self.store, self.wave.id, allowed)
+            self.quiet_until = allowed
+
+    def _claim(self, size: int) -> list[ClaimedRow]:
+        now = clock.now()
+        self._quiet(now)
+        return outbox.claim_batch(self.store, self.wave.id, self.holder, size, now, ROW_LEASE)
+
+    async def _worker(self) -> None:
+        while (size := self._next_size()) > 0:
+            rows = await asyncio.to_thread(self._claim, size)
+            if self.options.limit is not None:
+                self.claimed -= size - len(rows)
+            if not rows:
+                return
+            await self._batch(rows)
+
+    async def _batch(self, rows: list[ClaimedRow]) -> None:
+        store, lock = self.store, self.lock
+        suppressed, records = await asyncio.to_thread(
+            lambda: (
+                outbox.suppressed_now(store, rows, lock.category),
+                outbox.group_records(store, lock.lock_id, rows),
+            )
+        )
+        outcomes = [
+            RowOutcome(row, OutboxState.SUPPRESSED, reason=suppressed[row.id], attempted=False)
+            for row in rows
+            if row.id in suppressed
+        ]
+        todo = [row for row in rows if row.id not in suppressed]
+        jobs = _jobs(todo, records)
+        if self.pool is not None:
+            loop = asyncio.get_running_loop()
+            from campaignctl.delivery.rendering import _render_in_worker
+
+            rendered = await loop.run_in_executor(self.pool, _render_in_worker, jobs)
+        else:
+            rendered = await asyncio.to_thread(self.batch_renderer.render, jobs)
+        by_id = {row.id: row for row in todo}
+        emails: list[tuple[ClaimedRow, RenderResult, OutgoingEmail]] = []
+        texts: list[tuple[ClaimedRow, RenderResult, OutgoingSms]] = []
+        for result in rendered:
+            row = by_id[result.row_id]
+            if result.error or result.message_id is None:
+                outcomes.append(
+                    RowOutcome(row, OutboxState.FAILED, error=result.error, attempted=False)
+                )
+            elif row.channel == "email":
+                message = OutgoingEmail(
+                    result.sender, (row.address,), result.data, result.message_id
+                )
+                emails.append((row, result, message))
+            else:
+                texts.append(
+                    (
+                        row,
+                        result,
+                        OutgoingSms(row.address, result.text, result.sender, result.message_id),
+                    )
+                )
+        for channel, items in (("email", emails), ("sms", texts)):
+            if items:
+                outcomes.extend(await self._deliver(channel, items))
+        now = clock.now()
+        await asyncio.to_thread(
+            outbox.record_outcomes,
+            self.store,
+            self.holder,
+            outcomes,
+            campaign_id=lock.campaign_id,
+            campaign=lock.campaign,
+            now=now,
+        )
+        self._count(outcomes)
+
+    async def _deliver(self, channel: str, items: list[tuple[ClaimedRow, RenderResult, Any]]):
+        transport = self.transports[channel]
+        try:
+            results = await transport.send_many([message for _, _, message in items])
+        except Exception as exc:
+            # the transport as a whole broke mid-batch: these rows may or may not have gone
+            reply = f"transport {transport.name} failed: {getattr(exc, 'message', exc)}"
+            failed = [
+                RowOutcome(row, OutboxState.UNCERTAIN, message_id=r.message_id, error=reply)
+                for row, r, _ in items
+            ]
+            await asyncio.to_thread(
+                outbox.record_outcomes, self.store, self.holder, failed,
+                campaign_id=self.lock.campaign_id, campaign=self.lock.campaign, now=clock.now(),
+            )  # fmt: skip
+            self.stop.request("error")
+            raise
+        now = clock.now()
+        return [
+            self._outcome(row, rendered, result, now)
+            for (row, rendered, _), result in zip(items, results, strict=True)
+        ]
+
+    def _outcome(
+        self, row: ClaimedRow, rendered: RenderResult, result: DeliveryOutcome, now: datetime
+    ) -> RowOutcome:
+        mid, parts = rendered.message_id, rendered.sms_parts
+        if result.status is DeliveryStatus.SENT:
+            return RowOutcome(row, OutboxState.SENT, mid, result.provider_id, sms_parts=parts)
+        if result.uncertain:
+            return RowOutcome(row, OutboxState.UNCERTAIN, mid, error=result.reply, sms_parts=parts)
+        if result.status is DeliveryStatus.RETRY:
+            if row.attempts + 1 >= self.delivery.max_attempts:
+                error = f"gave up after {row.attempts + 1} attempts: {result.reply}"
+                return RowOutcome(row, OutboxState.FAILED, mid, error=error, sms_parts=parts)
+            delay = backoff(self.delivery.retry_backoff, row.attempts, result.retry_after)
+            return RowOutcome(
+                row, OutboxState.QUEUED, mid, error=result.reply,
+                next_attempt_at=now + delay, sms_parts=parts,
+            )  # fmt: skip
+        if result.hard_bounce:
+            code = result.enhanced_code or str(result.smtp_code or "")
+            return RowOutcome(
+                row, OutboxState.BOUNCED, mid, error=result.reply, sms_parts=parts, bounce_code=code
+            )
+        return RowOutcome(row, OutboxState.FAILED, mid, error=result.reply, sms_parts=parts)
+
+    def _count(self, outcomes: list[RowOutcome]) -> None:
+        s = self.summary
+        for o in outcomes:
+            if o.state == OutboxState.SENT:
+                s.sent += 1
+            elif o.state == OutboxState.FAILED:
+                s.failed += 1
+            elif o.state == OutboxState.BOUNCED:
+                s.bounced += 1
+        s.elapsed = time.perf_counter() - self.started
+        self._emit(
+            "progress",
+            sent=s.sent,
+            failed=s.failed,
+            bounced=s.bounced,
+            rate=round(s.rate, 1),
+            elapsed=round(s.elapsed, 3),
+        )
+
+    # ------------------------------------------------------------------ end
+    def _finish(self) -> SendSummary:
+        now = clock.now()
+        s = self.summary
+        s.elapsed = time.perf_counter() - self.started
+        outbox.finish_wave(self.store, self.wave.id, now)
+        counts = outbox.wave_counts(self.store, self.wave.id, now)
+        s.total = counts.total
+        s.uncertain = counts.get(OutboxState.UNCERTAIN)
+        s.suppressed = counts.get(OutboxState.SUPPRESSED)
+        s.skipped = counts.get(OutboxState.SKIPPED)
+        s.remaining = outbox.due_count(self.store, self.wave.id, now)
+        s.retrying = counts.get(OutboxState.QUEUED) - s.remaining
+        s.next_attempt_at = counts.next_attempt_at
+        s.stopped = self.stop.reason
+        if s.uncertain:
+            s.uncertain_rows = outbox.uncertain_rows(self.store, self.wave.id, UNCERTAIN_LISTED)
+        return s

@@ -1,0 +1,785 @@
+"""The outbox in SQL: the wave's rows from a lock, atomic claims, outcomes, abandoned claims.
+
+Every function here is one or a few set-based statements; the send engine
+(`delivery/engine.py`) strings them together. The rules that hold everywhere
+(DESIGN.md §3) are enforced here, in the database:
+
+- one row per message: a lock's recipients grouped by channel and group key
+  (the group's first recipient leads), and UNIQUE(wave, channel, address);
+- a suppressed address (or one opted out of the campaign's category) becomes a
+  `suppressed` row, checked again when a batch is claimed, so a suppression
+  added during the send (a hard bounce, an unsubscribe) still holds;
+- an address that already got `max_messages_per_contact` messages of the
+  campaign in other waves becomes a `skipped` row;
+- a claim moves a batch from `queued` to `sending` with an owner (host:pid) and
+  a lease expiry in ONE statement (SQLite: inside BEGIN IMMEDIATE; PostgreSQL:
+  FOR UPDATE SKIP LOCKED), so two senders never hold the same row;
+- rows left in `sending` by a sender that died are never re-sent: they become
+  `uncertain` and are listed, until `send --retry-uncertain` queues them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from campaignctl.enums import OutboxState, SuppressionReason, WaveKind, WaveStatus
+from campaignctl.errors import StateError
+from campaignctl.store.store import Store
+from campaignctl.store.tables import (
+    Campaign,
+    CampaignLock,
+    Event,
+    Outbox,
+    Recipient,
+    Record,
+    Suppression,
+    Wave,
+)
+
+OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+RECIPIENT = Recipient.__table__  # type: ignore[attr-defined]
+RECORD = Record.__table__  # type: ignore[attr-defined]
+WAVE = Wave.__table__  # type: ignore[attr-defined]
+CAMPAIGN = Campaign.__table__  # type: ignore[attr-defined]
+LOCK = CampaignLock.__table__  # type: ignore[attr-defined]
+SUPPRESSION = Suppression.__table__  # type: ignore[attr-defined]
+EVENT = Event.__table__  # type: ignore[attr-defined]
+
+# What counts as "a message the contact got" for max_messages_per_contact.
+DELIVERED_STATES = (
+    OutboxState.SENT.value,
+    OutboxState.SENDING.value,
+    OutboxState.BOUNCED.value,
+    OutboxState.UNCERTAIN.value,
+)
+FINAL_STATES = (
+    OutboxState.SENT,
+    OutboxState.FAILED,
+    OutboxState.BOUNCED,
+    OutboxState.SUPPRESSED,
+    OutboxState.SKIPPED,
+)
+
+
+def this_holder() -> str:
+    """Who claims rows and holds leases: `host:pid`."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_is_dead(holder: str | None) -> bool:
+    """True when `holder` is a process of this host that no longer exists.
+
+    A sender killed with -9 leaves its claims and lease behind; on the same
+    machine we know at once that it is gone instead of waiting for the expiry.
+    """
+    if not holder:
+        return False
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite gives naive datetimes back; the store keeps UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- lock and wave
+
+
+@dataclass(frozen=True)
+class LockRef:
+    """The campaign and lock a send starts from."""
+
+    campaign_id: int
+    campaign: str
+    category: str | None
+    lock_id: int
+
+
+def ensure_lock(store: Store, campaign: str) -> LockRef:
+    """The campaign's active lock; the one place `send` makes sure there is one.
+
+    Raises StateError naming the command to run when the campaign was never
+    applied or is not locked.
+    """
+    with store.read() as conn:
+        row = conn.execute(
+            sa.select(CAMPAIGN.c.id, CAMPAIGN.c.category).where(CAMPAIGN.c.name == campaign)
+        ).first()
+        if row is None:
+            raise StateError(
+                f"campaign {campaign!r} is not applied: the store does not know it yet",
+                hint="run `campaignctl apply` first, then `campaignctl lock " + campaign + "`",
+            )
+        lock_id = conn.execute(
+            sa.select(LOCK.c.id)
+            .where(LOCK.c.campaign_id == row.id, LOCK.c.released_at.is_(None))
+            .order_by(LOCK.c.id.desc())
+            .limit(1)
+        ).scalar()
+    if lock_id is None:
+        raise StateError(
+            f"campaign {campaign!r} is not locked: run `campaignctl lock {campaign}`",
+            hint="a lock freezes the recipients and the content that `send` sends",
+        )
+    return LockRef(int(row.id), campaign, row.category, int(lock_id))
+
+
+@dataclass(frozen=True)
+class WaveRef:
+    id: int
+    number: int
+    kind: WaveKind
+    status: WaveStatus
+    populated: bool  # its outbox rows exist
+
+
+def current_wave(store: Store, lock: LockRef, now: datetime) -> WaveRef:
+    """The wave `send` works on: the campaign's latest, or a new initial wave (number 1)."""
+    with store.transaction(immediate=True) as conn:
+        row = conn.execute(
+            sa.select(WAVE)
+            .where(WAVE.c.campaign_id == lock.campaign_id)
+            .order_by(WAVE.c.number.desc())
+        ).first()
+        if row is None:
+            wave_id = conn.execute(
+                WAVE.insert()
+                .values(
+                    campaign_id=lock.campaign_id,
+                    number=1,
+                    kind=WaveKind.INITIAL,
+                    occurrence_key="initial",
+                    status=WaveStatus.SCHEDULED,
+                    lock_id=lock.lock_id,
+                    created_at=now,
+                )
+                .returning(WAVE.c.id)
+            ).scalar_one()
+            return WaveRef(wave_id, 1, WaveKind.INITIAL, WaveStatus.SCHEDULED, False)
+        populated = (
+            conn.execute(sa.select(OUTBOX.c.id).where(OUTBOX.c.wave_id == row.id).limit(1)).first()
+            is not None
+        )
+        return WaveRef(row.id, row.number, WaveKind(row.kind), WaveStatus(row.status), populated)
+
+
+def _sha256(value: str | None) -> str | None:
+    return hashlib.sha256(value.encode()).hexdigest() if value is not None else None
+
+
+def _hash_sql(conn: sa.Connection, column: Any) -> Any:
+    if conn.dialect.name == "postgresql":
+        return sa.func.encode(sa.func.sha256(sa.func.convert_to(column, "UTF8")), "hex")
+    raw = conn.connection.driver_connection
+    raw.create_function("campaignctl_sha256", 1, _sha256, deterministic=True)  # type: ignore[union-attr]
+    return sa.func.campaignctl_sha256(column)
+
+
+def suppression_reason(conn: sa.Connection, channel: Any, address: Any, category: str | None):
+    """A scalar subquery: the reason the address may not be contacted, or NULL.
+
+    Suppressions keep their address text (matched through the index) unless the
+    contact was forgotten: those match only by hash, computed only if any exist.
+    """
+    normal = sa.case((channel == "email", sa.func.lower(address)), else_=address)
+    applies = sa.and_(
+        SUPPRESSION.c.channel == channel,
+        sa.or_(SUPPRESSION.c.category.is_(None), SUPPRESSION.c.category == category),
+    )
+    forgotten = conn.execute(
+        sa.select(SUPPRESSION.c.id).where(SUPPRESSION.c.address.is_(None)).limit(1)
+    ).first()
+    match = SUPPRESSION.c.address == normal
+    if forgotten is not None:
+        match = sa.or_(
+            match,
+            sa.and_(
+                SUPPRESSION.c.address.is_(None),
+                SUPPRESSION.c.address_hash == _hash_sql(conn, normal),
+            ),
+        )
+    return sa.select(SUPPRESSION.c.reason).where(applies, match).limit(1).scalar_subquery()
+
+
+def candidates(conn: sa.Connection, lock: LockRef, wave: WaveRef, max_messages: int | None):
+    """SELECT the wave's would-be outbox rows with their state and reason (see module doc)."""
+    r = RECIPIENT.alias("r")
+    leaders = (
+        sa.select(sa.func.min(RECIPIENT.c.id))
+        .where(RECIPIENT.c.lock_id == lock.lock_id)
+        .group_by(
+            RECIPIENT.c.channel,
+            sa.func.coalesce(RECIPIENT.c.group_key, RECIPIENT.c.address),
+        )
+    )
+    suppressed = suppression_reason(conn, r.c.channel, r.c.address, lock.category)
+    previous = OUTBOX.alias("previous")
+    if max_messages is not None:
+        received = (
+            sa.select(sa.func.count())
+            .where(
+                previous.c.channel == r.c.channel,
+                previous.c.address == r.c.address,
+                previous.c.campaign_id == lock.campaign_id,
+                previous.c.wave_id != wave.id,
+                previous.c.state.in_(DELIVERED_STATES),
+            )
+            .scalar_subquery()
+        )
+        maxed: Any = received >= max_messages
+    else:
+        maxed = sa.false()
+    state = sa.case(
+        (suppressed.is_not(None), OutboxState.SUPPRESSED.value),
+        (maxed, OutboxState.SKIPPED.value),
+        else_=OutboxState.QUEUED.value,
+    )
+    reason = sa.case(
+        (suppressed.is_not(None), sa.literal("suppressed: ") + sa.cast(suppressed, sa.String)),
+        (maxed, sa.literal(f"max_messages_per_contact ({max_messages}) reached")),
+        else_=sa.null(),
+    )
+    return (
+        sa.select(
+            r.c.record_id,
+            r.c.group_key,
+            r.c.segment,
+            r.c.channel,
+            r.c.address,
+            state.label("state"),
+            reason.label("reason"),
+        )
+        .where(r.c.lock_id == lock.lock_id, r.c.id.in_(leaders))
+        .order_by(r.c.id)
+    )
+
+
+def create_outbox(
+    store: Store, lock: LockRef, wave: WaveRef, max_messages: int | None, now: datetime
+) -> int:
+    """INSERT … SELECT the wave's rows (idempotent: UNIQUE(wave, channel, address))."""
+    with store.transaction(immediate=True) as conn:
+        select = candidates(conn, lock, wave, max_messages).subquery()
+        columns = [
+            "campaign_id", "wave_id", "record_id", "group_key", "segment", "channel",
+            "address", "state", "reason", "attempts", "created_at", "updated_at",
+        ]  # fmt: skip
+        stamp = sa.bindparam("now", now, type_=OUTBOX.c.created_at.type)
+        source = sa.select(
+            sa.literal(lock.campaign_id),
+            sa.literal(wave.id),
+            select.c.record_id,
+            select.c.group_key,
+            select.c.segment,
+            select.c.channel,
+            select.c.address,
+            select.c.state,
+            select.c.reason,
+            sa.literal(0),
+            stamp,
+            stamp,
+        ).where(sa.true())  # SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        inserted = conn.execute(
+            insert(OUTBOX).from_select(columns, source).on_conflict_do_nothing()
+        ).rowcount
+        conn.execute(
+            WAVE.update()
+            .where(WAVE.c.id == wave.id)
+            .values(status=WaveStatus.SENDING, started_at=sa.func.coalesce(WAVE.c.started_at, now))
+        )
+        conn.execute(
+            CAMPAIGN.update()
+            .where(CAMPAIGN.c.id == lock.campaign_id)
+            .values(
+                frozen_at=sa.func.coalesce(CAMPAIGN.c.frozen_at, now),
+                first_sent_at=sa.func.coalesce(CAMPAIGN.c.first_sent_at, now),
+                state="active",
+            )
+        )
+    return int(inserted or 0)
+
+
+# --------------------------------------------------------------------------- claims
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    id: int
+    channel: str
+    address: str
+    group_key: str | None
+    record_id: int | None
+    attempts: int
+
+
+def defer_quiet_sms(store: Store, wave_id: int, until: datetime) -> int:
+    """SMS of the wave may not go before `until` (quiet hours): push their next attempt."""
+    with store.transaction(immediate=True) as conn:
+        return int(
+            conn.execute(
+                OUTBOX.update()
+                .where(
+                    OUTBOX.c.wave_id == wave_id,
+                    OUTBOX.c.channel == "sms",
+                    OUTBOX.c.state == OutboxState.QUEUED,
+                    sa.or_(OUTBOX.c.next_attempt_at.is_(None), OUTBOX.c.next_attempt_at < until),
+                )
+                .values(next_attempt_at=until)
+            ).rowcount
+        )
+
+
+def claim_batch(
+    store: Store, wave_id: int, holder: str, size: int, now: datetime, lease: timedelta
+) -> list[ClaimedRow]:
+    """Move up to `size` due rows from queued to sending, owned by `holder`, in one statement."""
+    due = (
+        sa.select(OUTBOX.c.id)
+        .where(
+            OUTBOX.c.wave_id == wave_id,
+            OUTBOX.c.state == OutboxState.QUEUED,
+            sa.or_(OUTBOX.c.next_attempt_at.is_(None), OUTBOX.c.next_attempt_at <= now),
+        )
+        .limit(size)
+    )
+    with store.transaction(immediate=True) as conn:
+        if conn.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        rows = conn.execute(
+            OUTBOX.update()
+            .where(OUTBOX.c.id.in_(due.scalar_subquery()))
+            .values(
+                state=OutboxState.SENDING,
+                claimed_by=holder,
+                lease_expires_at=now + lease,
+                updated_at=now,
+            )
+            .returning(
+                OUTBOX.c.id,
+                OUTBOX.c.channel,
+                OUTBOX.c.address,
+                OUTBOX.c.group_key,
+                OUTBOX.c.record_id,
+                OUTBOX.c.attempts,
+            )
+        ).all()
+    return sorted((ClaimedRow(*row) for row in rows), key=lambda row: row.id)
+
+
+def extend_claims(store: Store, holder: str, until: datetime) -> None:
+    """Heartbeat: the rows this holder is sending stay its own until `until`."""
+    with store.transaction() as conn:
+        conn.execute(
+            OUTBOX.update()
+            .where(OUTBOX.c.claimed_by == holder, OUTBOX.c.state == OutboxState.SENDING)
+            .values(lease_expires_at=until)
+        )
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    key: str
+    attributes: dict[str, Any]
+    category: str | None
+    email: str | None
+    phone: str | None
+
+
+def group_records(
+    store: Store, lock_id: int, rows: Sequence[ClaimedRow]
+) -> dict[int, list[GroupRecord]]:
+    """The records each claimed row's message lists (its group, leader first), by row id."""
+    groups = {(row.channel, row.group_key): row.id for row in rows if row.group_key is not None}
+    singles = {row.record_id: row.id for row in rows if row.group_key is None}
+    found: dict[int, list[GroupRecord]] = {row.id: [] for row in rows}
+    query = sa.select(
+        RECIPIENT.c.channel,
+        RECIPIENT.c.group_key,
+        RECIPIENT.c.record_id,
+        RECORD.c.key,
+        RECORD.c.attributes,
+        RECORD.c.category,
+        RECORD.c.email,
+        RECORD.c.phone,
+    ).join(RECORD, RECORD.c.id == RECIPIENT.c.record_id)
+    with store.read() as conn:
+        if groups:
+            keys = sorted({key for _, key in groups})
+            channels = sorted({channel for channel, _ in groups})
+            result = conn.execute(
+                query.where(
+                    RECIPIENT.c.lock_id == lock_id,
+                    RECIPIENT.c.channel.in_(channels),
+                    RECIPIENT.c.group_key.in_(keys),
+                ).order_by(RECIPIENT.c.id)
+            )
+            for row in result:
+                target = groups.get((row.channel, row.group_key))
+                if target is not None:
+                    found[target].append(_group_record(row))
+        if singles:
+            result = conn.execute(
+                query.where(
+                    RECIPIENT.c.lock_id == lock_id,
+                    RECIPIENT.c.record_id.in_([r for r in singles if r is not None]),
+                    RECIPIENT.c.group_key.is_(None),
+                )
+            )
+            for row in result:
+                target = singles.get(row.record_id)
+                if target is not None and not found[target]:
+                    found[target].append(_group_record(row))
+    return found
+
+
+def _group_record(row: Any) -> GroupRecord:
+    attributes = row.attributes
+    if isinstance(attributes, str):
+        import json
+
+        attributes = json.loads(attributes)
+    return GroupRecord(row.key, attributes or {}, row.category, row.email, row.phone)
+
+
+def suppressed_now(
+    store: Store, rows: Sequence[ClaimedRow], category: str | None
+) -> dict[int, str]:
+    """Claimed rows whose address got suppressed since the outbox was made: id → reason."""
+    if not rows:
+        return {}
+    normal = {
+        row.id: row.address.lower() if row.channel == "email" else row.address for row in rows
+    }
+    hashes = {_sha256(value): row_id for row_id, value in normal.items()}
+    with store.read() as conn:
+        found = conn.execute(
+            sa.select(
+                SUPPRESSION.c.address_hash, SUPPRESSION.c.channel, SUPPRESSION.c.reason
+            ).where(
+                SUPPRESSION.c.address_hash.in_(list(hashes)),
+                sa.or_(SUPPRESSION.c.category.is_(None), SUPPRESSION.c.category == category),
+            )
+        ).all()
+    channel_of = {row.id: row.channel for row in rows}
+    result: dict[int, str] = {}
+    for digest, channel, reason in found:
+        row_id = hashes[digest]
+        if channel_of[row_id] == channel:
+            result[row_id] = f"suppressed: {reason}"
+    return result
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class RowOutcome:
+    """What to write on one claimed row after its delivery attempt (or render failure)."""
+
+    row: ClaimedRow
+    state: OutboxState
+    message_id: str | None = None
+    provider_id: str | None = None
+    error: str | None = None
+    reason: str | None = None
+    next_attempt_at: datetime | None = None
+    sms_parts: int | None = None
+    attempted: bool = True
+    bounce_code: str | None = None  # set for a hard bounce: suppress and record an event
+
+
+def record_outcomes(
+    store: Store,
+    holder: str,
+    outcomes: Sequence[RowOutcome],
+    *,
+    campaign_id: int,
+    campaign: str,
+    now: datetime,
+) -> None:
+    """Write every outcome of a batch in one transaction; a hard bounce also suppresses
+    the address (for every campaign) and records a `bounced` event."""
+    if not outcomes:
+        return
+    params = [
+        {
+            "b_id": o.row.id,
+            "b_holder": holder,
+            "b_state": o.state.value,
+            "b_mid": o.message_id,
+            "b_pid": o.provider_id,
+            "b_error": o.error[:2000] if o.error else None,
+            "b_reason": o.reason,
+            "b_next": o.next_attempt_at,
+            "b_parts": o.sms_parts,
+            "b_attempts": o.row.attempts + (1 if o.attempted else 0),
+            "b_sent": now if o.state == OutboxState.SENT else None,
+        }
+        for o in outcomes
+    ]
+    statement = (
+        OUTBOX.update()
+        # the holder still owns it, even if another sender meanwhile marked it uncertain:
+        # what actually happened wins
+        .where(OUTBOX.c.id == sa.bindparam("b_id"), OUTBOX.c.claimed_by == sa.bindparam("b_holder"))
+        .values(
+            state=sa.bindparam("b_state"),
+            message_id=sa.func.coalesce(sa.bindparam("b_mid"), OUTBOX.c.message_id),
+            provider_id=sa.bindparam("b_pid"),
+            error=sa.bindparam("b_error"),
+            reason=sa.bindparam("b_reason"),
+            next_attempt_at=sa.bindparam("b_next", type_=OUTBOX.c.next_attempt_at.type),
+            sms_parts=sa.func.coalesce(sa.bindparam("b_parts"), OUTBOX.c.sms_parts),
+            attempts=sa.bindparam("b_attempts"),
+            sent_at=sa.bindparam("b_sent", type_=OUTBOX.c.sent_at.type),
+            claimed_by=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+    bounces = [o for o in outcomes if o.bounce_code is not None]
+    with store.transaction() as conn:
+        conn.execute(statement, params)
+        for o in bounces:
+            _record_bounce(conn, o, campaign_id=campaign_id, campaign=campaign, now=now)
+
+
+def _record_bounce(
+    conn: sa.Connection, o: RowOutcome, *, campaign_id: int, campaign: str, now: datetime
+) -> None:
+    channel = o.row.channel
+    normal = o.row.address.lower() if channel == "email" else o.row.address
+    digest = _sha256(normal)
+    exists = conn.execute(
+        sa.select(SUPPRESSION.c.id).where(
+            SUPPRESSION.c.channel == channel,
+            SUPPRESSION.c.address_hash == digest,
+            SUPPRESSION.c.category.is_(None),
+        )
+    ).first()
+    if exists is None:
+        conn.execute(
+            SUPPRESSION.insert().values(
+                channel=channel,
+                address=normal,
+                address_hash=digest,
+                category=None,
+                reason=SuppressionReason.BOUNCED,
+                source=f"send {campaign}: {o.bounce_code}",
+                created_at=now,
+            )
+        )
+    event_id = f"send:{o.message_id or o.row.id}:bounced"
+    if conn.execute(sa.select(EVENT.c.id).where(EVENT.c.id == event_id)).first() is None:
+        conn.execute(
+            EVENT.insert().values(
+                id=event_id,
+                type="bounced",
+                message_id=o.message_id,
+                outbox_id=o.row.id,
+                campaign_id=campaign_id,
+                record_id=o.row.record_id,
+                address=o.row.address,
+                channel=channel,
+                at=now,
+                data={"kind": "hard", "code": o.bounce_code, "reply": o.error},
+                received_at=now,
+            )
+        )
+
+
+# --------------------------------------------------------------------------- uncertain rows
+
+
+@dataclass(frozen=True)
+class UncertainRow:
+    id: int
+    channel: str
+    address: str
+    record_key: str | None
+    message_id: str | None
+    claimed_by: str | None
+    error: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def mark_abandoned(store: Store, wave_id: int, holder: str, now: datetime) -> int:
+    """Rows in `sending` whose sender is gone (lease expired, or a dead process of this
+    host) become `uncertain`: they may have reached the server, so they are not re-sent."""
+    with store.transaction(immediate=True) as conn:
+        rows = conn.execute(
+            sa.select(OUTBOX.c.id, OUTBOX.c.claimed_by, OUTBOX.c.lease_expires_at).where(
+                OUTBOX.c.wave_id == wave_id,
+                OUTBOX.c.state == OutboxState.SENDING,
+                sa.or_(OUTBOX.c.claimed_by.is_(None), OUTBOX.c.claimed_by != holder),
+            )
+        ).all()
+        dead = {h for h in {row.claimed_by for row in rows} if holder_is_dead(h)}
+        gone = [
+            row.id
+            for row in rows
+            if row.claimed_by in dead
+            or row.lease_expires_at is None
+            or aware(row.lease_expires_at) <= now  # type: ignore[operator]
+        ]
+        for start in range(0, len(gone), 500):
+            conn.execute(
+                OUTBOX.update()
+                .where(OUTBOX.c.id.in_(gone[start : start + 500]))
+                .values(
+                    state=OutboxState.UNCERTAIN,
+                    error=sa.func.coalesce(OUTBOX.c.error, "")
+                    + sa.literal("sender ")
+                    + sa.func.coalesce(OUTBOX.c.claimed_by, "?")
+                    + sa.literal(" stopped while sending (it may or may not have gone out)"),
+                    updated_at=now,
+                )
+            )
+    return len(gone)
+
+
+def uncertain_rows(store: Store, wave_id: int, limit: int | None = None) -> list[UncertainRow]:
+    """The wave's uncertain rows, with the record key of their leader."""
+    query = (
+        sa.select(
+            OUTBOX.c.id,
+            OUTBOX.c.channel,
+            OUTBOX.c.address,
+            RECORD.c.key,
+            OUTBOX.c.message_id,
+            OUTBOX.c.claimed_by,
+            OUTBOX.c.error,
+        )
+        .select_from(OUTBOX.outerjoin(RECORD, RECORD.c.id == OUTBOX.c.record_id))
+        .where(OUTBOX.c.wave_id == wave_id, OUTBOX.c.state == OutboxState.UNCERTAIN)
+        .order_by(OUTBOX.c.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    with store.read() as conn:
+        return [UncertainRow(*row) for row in conn.execute(query)]
+
+
+def requeue_uncertain(store: Store, wave_id: int, now: datetime) -> int:
+    """`send --retry-uncertain`: the person decided these may be sent again."""
+    with store.transaction(immediate=True) as conn:
+        return int(
+            conn.execute(
+                OUTBOX.update()
+                .where(OUTBOX.c.wave_id == wave_id, OUTBOX.c.state == OutboxState.UNCERTAIN)
+                .values(
+                    state=OutboxState.QUEUED,
+                    claimed_by=None,
+                    lease_expires_at=None,
+                    next_attempt_at=None,
+                    updated_at=now,
+                )
+            ).rowcount
+        )
+
+
+# --------------------------------------------------------------------------- figures
+
+
+@dataclass
+class WaveCounts:
+    states: dict[str, int] = field(default_factory=dict)
+    next_attempt_at: datetime | None = None  # the earliest queued row not yet due
+
+    def get(self, state: OutboxState) -> int:
+        return self.states.get(state.value, 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.states.values())
+
+
+def wave_counts(store: Store, wave_id: int, now: datetime) -> WaveCounts:
+    with store.read() as conn:
+        states = {
+            str(state): int(n)
+            for state, n in conn.execute(
+                sa.select(OUTBOX.c.state, sa.func.count())
+                .where(OUTBOX.c.wave_id == wave_id)
+                .group_by(OUTBOX.c.state)
+            )
+        }
+        later = conn.execute(
+            sa.select(sa.func.min(OUTBOX.c.next_attempt_at)).where(
+                OUTBOX.c.wave_id == wave_id,
+                OUTBOX.c.state == OutboxState.QUEUED,
+                OUTBOX.c.next_attempt_at > now,
+            )
+        ).scalar()
+    return WaveCounts(states, aware(later))
+
+
+def due_count(store: Store, wave_id: int, now: datetime) -> int:
+    """Queued rows that may be sent now."""
+    with store.read() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count()).where(
+                    OUTBOX.c.wave_id == wave_id,
+                    OUTBOX.c.state == OutboxState.QUEUED,
+                    sa.or_(OUTBOX.c.next_attempt_at.is_(None), OUTBOX.c.next_attempt_at <= now),
+                )
+            ).scalar_one()
+        )
+
+
+def finish_wave(store: Store, wave_id: int, now: datetime) -> bool:
+    """Mark the wave done when nothing is queued or sending any more."""
+    with store.transaction() as conn:
+        open_rows = conn.execute(
+            sa.select(OUTBOX.c.id)
+            .where(
+                OUTBOX.c.wave_id == wave_id,
+                OUTBOX.c.state.in_([OutboxState.QUEUED, OutboxState.SENDING]),
+            )
+            .limit(1)
+        ).first()
+        if open_rows is not None:
+            return False
+        conn.execute(
+            WAVE.update()
+            .where(WAVE.c.id == wave_id, WAVE.c.status != WaveStatus.DONE)
+            .values(status=WaveStatus.DONE, finished_at=now)
+        )
+    return True
+
+
+def iter_ids(values: Iterable[int], size: int) -> Iterable[list[int]]:
+    chunk: list[int] = []
+    for value in values:
+        chunk.append(value)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,106 @@
+"""Render claimed outbox rows into messages, in this process or in a render process.
+
+Rendering costs about as much CPU as the SMTP conversation itself, so on a
+machine with two cores a large send renders in a separate process that builds
+its `CampaignRenderer` once and turns batches of `RenderJob` into
+`RenderResult` (plain data both ways), while the event loop of the main process
+keeps the SMTP connections busy with the previous batch.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from campaignctl.render import CampaignRenderer, Recipient, RecordData, RenderOptions, Wave
+from campaignctl.render.context import WaveKind
+
+
+@dataclass(frozen=True, slots=True)
+class RenderJob:
+    row_id: int
+    channel: str
+    address: str
+    records: tuple[tuple[str, dict[str, Any], str | None], ...]  # key, attributes, category
+
+
+@dataclass(frozen=True, slots=True)
+class RenderResult:
+    row_id: int
+    message_id: str | None = None
+    sender: str = ""  # email: envelope sender; sms: sender id
+    data: bytes = b""  # email: the whole message
+    text: str = ""  # sms: the text
+    sms_parts: int | None = None
+    error: str | None = None
+
+
+class BatchRenderer:
+    """One campaign's renderer and the wave it renders for."""
+
+    def __init__(self, renderer: CampaignRenderer, wave_number: int, wave_kind: WaveKind) -> None:
+        self.renderer = renderer
+        self.wave = Wave(wave_number, wave_kind)
+
+    def render(self, jobs: list[RenderJob]) -> list[RenderResult]:
+        return [self.render_one(job) for job in jobs]
+
+    def render_one(self, job: RenderJob) -> RenderResult:
+        records = [
+            RecordData(key, attributes, category) for key, attributes, category in job.records
+        ]
+        try:
+            if not records:
+                raise ValueError("its records are no longer in the lock")
+            if job.channel == "email":
+                email = self.renderer.render_email(Recipient(records, email=job.address), self.wave)
+                return RenderResult(job.row_id, email.message_id, email.sender, data=email.data)
+            sms = self.renderer.render_sms(Recipient(records, phone=job.address), self.wave)
+            return RenderResult(
+                job.row_id, sms.message_id, sms.sender_id, text=sms.text, sms_parts=sms.info.parts
+            )
+        except Exception as exc:  # one bad record must not stop the wave
+            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            return RenderResult(job.row_id, error=f"cannot render: {message}")
+
+
+# --------------------------------------------------------------------------- render process
+
+_worker: BatchRenderer | None = None
+
+
+def _init_worker(root: str, campaign: str, options: RenderOptions, number: int, kind: str) -> None:
+    global _worker
+    from campaignctl.spec.workspace import load_workspace
+
+    workspace = load_workspace(Path(root))
+    _worker = BatchRenderer(CampaignRenderer(workspace, campaign, options), number, WaveKind(kind))
+
+
+def _render_in_worker(jobs: list[RenderJob]) -> list[RenderResult]:
+    assert _worker is not None
+    return _worker.render(jobs)
+
+
+def render_pool(
+    root: Path, campaign: str, options: RenderOptions, number: int, kind: WaveKind
+) -> ProcessPoolExecutor:
+    """One render process (spawned, so it shares no connection or loop with its parent)."""
+    import multiprocessing
+
+    return ProcessPoolExecutor(
+        1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(str(root), campaign, options, number, str(kind)),
+    )
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1

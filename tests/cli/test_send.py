@@ -1,0 +1,245 @@
+"""`campaignctl send` through the CLI, with the demo workspace and the file transports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from campaignctl.cli.main import app
+from tests.delivery.locking import import_audience, locked_demo, open_store
+
+CAMPAIGN = "mise-a-jour-2027"
+WEEKDAY_MORNING = "2026-11-23T10:00:00+01:00"  # a Monday, outside the demo's quiet hours
+NOTE = (
+    "note: CAMPAIGNCTL_SECRET is not set: links are signed with the fixed development secret "
+    "(accepted only with the file transport and for previews)"
+)
+
+
+def _run(root: Path, *args: str) -> object:
+    return CliRunner().invoke(app, ["--workspace", str(root), *args])
+
+
+@pytest.fixture
+def locked(demo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", WEEKDAY_MORNING)
+    monkeypatch.delenv("CAMPAIGNCTL_SECRET", raising=False)
+    figures = locked_demo(demo, CAMPAIGN)
+    assert figures["recipients"] == 162
+    return demo
+
+
+def _states(root: Path) -> dict[tuple[str, str], int]:
+    store = open_store(root)
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.text("SELECT channel, state, count(*) FROM outbox GROUP BY channel, state")
+        ).all()
+    store.close()
+    return {(channel, state): n for channel, state, n in rows}
+
+
+def test_send_delivers_the_demo_to_the_file_outbox(locked: Path) -> None:
+    result = _run(locked, "send", CAMPAIGN)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0] == NOTE
+    assert lines[1] == (
+        "Sending mise-a-jour-2027 wave 1: 154 to send now "
+        "(154 messages: 0 already sent, 0 suppressed, 0 skipped)"
+    )
+    assert lines[2].startswith(
+        "mise-a-jour-2027 wave 1: 154 sent, 0 failed, 0 bounced, 0 retrying, 0 uncertain, "
+        "0 suppressed, 0 skipped ("
+    )
+    assert len(lines) == 3
+    folder = locked / ".campaignctl" / "outbox" / CAMPAIGN
+    assert len(list(folder.glob("*.eml"))) == 145
+    assert len((folder / "sms.jsonl").read_text().splitlines()) == 9
+    assert _states(locked) == {("email", "sent"): 145, ("sms", "sent"): 9}
+
+
+def test_send_again_has_nothing_left_and_writes_nothing(locked: Path) -> None:
+    assert _run(locked, "send", CAMPAIGN).exit_code == 0
+    again = _run(locked, "send", CAMPAIGN)
+
+    assert again.exit_code == 0, again.output
+    assert again.stderr.splitlines()[1:] == [
+        "Sending mise-a-jour-2027 wave 1: 0 to send now "
+        "(154 messages: 154 already sent, 0 suppressed, 0 skipped)",
+        "mise-a-jour-2027 wave 1: 0 sent, 0 failed, 0 bounced, 0 retrying, 0 uncertain, "
+        "0 suppressed, 0 skipped (0 msg/s).",
+    ]
+
+
+def test_limit_stops_cleanly_and_the_next_send_resumes(locked: Path) -> None:
+    first = _run(locked, "send", CAMPAIGN, "--limit", "50")
+
+    assert first.exit_code == 0, first.output
+    assert first.stderr.splitlines()[-1] == (
+        "--limit reached: 104 message(s) left; run send again to resume."
+    )
+    assert sum(_states(locked).get((c, "sent"), 0) for c in ("email", "sms")) == 50
+    second = _run(locked, "send", CAMPAIGN)
+    assert second.exit_code == 0, second.output
+    assert "104 to send now" in second.stderr
+    assert _states(locked) == {("email", "sent"): 145, ("sms", "sent"): 9}
+
+
+def test_dry_run_renders_everything_and_records_nothing(locked: Path) -> None:
+    result = _run(locked, "send", CAMPAIGN, "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "Dry run of mise-a-jour-2027 wave 1: 154 message(s) rendered, 0 failed to render, "
+        "0 suppressed, 0 skipped; nothing was sent or recorded.\n"
+    )
+    assert _states(locked) == {}
+    assert not (locked / ".campaignctl" / "outbox").exists()
+
+
+def test_json_prints_ndjson_events_ending_with_the_summary(locked: Path) -> None:
+    result = _run(locked, "send", CAMPAIGN, "--json")
+
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["type"] for e in events[:2]] == ["warning", "start"]
+    assert events[1] == {
+        "type": "start", "campaign": CAMPAIGN, "wave": 1, "total": 154, "due": 154,
+        "sent": 0, "suppressed": 0, "skipped": 0, "uncertain": 0,
+    }  # fmt: skip
+    assert {e["type"] for e in events[2:-1]} == {"progress"}
+    summary = events[-1]
+    assert summary["type"] == "summary"
+    assert (summary["sent"], summary["failed"], summary["uncertain"]) == (154, 0, 0)
+    assert summary["format_version"] == 1
+    assert set(summary) >= {"rate", "elapsed", "retrying", "suppressed", "skipped", "remaining"}
+
+
+def test_suppressed_and_opted_out_addresses_are_never_sent(locked: Path) -> None:
+    assert _run(locked, "suppress", "add", "contact@croix-blanche.example").exit_code == 0
+    opted = _run(
+        locked, "suppress", "add", "info@hotel-restaurant-le-fenil.example",
+        "--category", "administrative",
+    )  # fmt: skip
+    assert opted.exit_code == 0, opted.output
+    other = _run(
+        locked, "suppress", "add", "bonjour@hotel-le-soleil-d-or.example", "--category", "marketing"
+    )
+    assert other.exit_code == 0, other.output
+
+    result = _run(locked, "send", CAMPAIGN)
+
+    assert result.exit_code == 0, result.output
+    assert "152 sent" in result.stderr and "2 suppressed" in result.stderr
+    store = open_store(locked)
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.text("SELECT address, reason FROM outbox WHERE state = 'suppressed' ORDER BY 1")
+        ).all()
+    store.close()
+    assert [tuple(r) for r in rows] == [
+        ("contact@croix-blanche.example", "suppressed: manual"),
+        ("info@hotel-restaurant-le-fenil.example", "suppressed: manual"),
+    ]
+    eml = (locked / ".campaignctl" / "outbox" / CAMPAIGN).glob("*.eml")
+    texts = [path.read_bytes() for path in eml]
+    assert not any(b"croix-blanche" in t.split(b"\r\n\r\n")[0] for t in texts)
+    assert sum(b"To: bonjour@hotel-le-soleil-d-or.example" in t for t in texts) == 1
+
+
+def test_sms_in_quiet_hours_wait_for_the_next_allowed_instant(
+    locked: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2026-11-23T22:00:00+01:00")  # Monday evening
+
+    result = _run(locked, "send", CAMPAIGN)
+
+    assert result.exit_code == 0, result.output
+    assert "145 sent" in result.stderr and "9 retrying" in result.stderr
+    assert "Next retry at 2026-11-24T08:00:00+00:00: run send again then." in result.stderr
+    assert (locked / ".campaignctl" / "outbox" / CAMPAIGN / "sms.jsonl").read_text() == ""
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2026-11-24T09:00:00+01:00")
+    later = _run(locked, "send", CAMPAIGN)
+    assert later.exit_code == 0, later.output
+    assert "9 sent" in later.stderr
+    assert _states(locked) == {("email", "sent"): 145, ("sms", "sent"): 9}
+
+
+def test_a_held_send_lease_names_its_holder_and_exits_75(locked: Path) -> None:
+    from campaignctl.delivery.lease import try_acquire
+
+    store = open_store(locked)
+    assert try_acquire(store, f"send:{CAMPAIGN}", "otherhost:4242", "send") is None
+    store.close()
+
+    result = _run(locked, "send", CAMPAIGN)
+
+    assert result.exit_code == 75
+    assert result.stderr == (
+        "error: send:mise-a-jour-2027 is held by otherhost:4242 (send) since "
+        "2026-11-23T09:00:00+00:00, last heartbeat 2026-11-23T09:00:00+00:00\n"
+        "  hint: wait for it to finish, or pass --lock-timeout DURATION to wait for it\n"
+    )
+    waited = _run(locked, "send", CAMPAIGN, "--lock-timeout", "1s")
+    assert waited.exit_code == 75
+
+
+def test_send_locks_first_when_there_is_no_lock_and_says_so(demo: Path) -> None:
+    import_audience(demo)
+    from campaignctl.plan.apply import apply_definitions
+    from campaignctl.spec.workspace import load_workspace
+
+    store = open_store(demo)
+    apply_definitions(store, load_workspace(demo), [CAMPAIGN])
+    store.close()
+
+    result = _run(demo, "send", CAMPAIGN)
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(
+        "mise-a-jour-2027 was not locked: locked it now (lock 1, 162 recipients); "
+        "see `campaignctl lock mise-a-jour-2027`\n"
+    )
+    assert "154 sent, 0 failed" in result.stderr
+
+
+def test_send_refuses_templates_edited_since_the_lock(locked: Path) -> None:
+    template = locked / "templates" / "mise-a-jour.txt.j2"
+    template.write_text(template.read_text(encoding="utf-8") + "\nPS\n", encoding="utf-8")
+
+    result = _run(locked, "send", CAMPAIGN)
+
+    assert result.exit_code == 65
+    assert result.stderr == (
+        "error: campaign 'mise-a-jour-2027' changed since it was locked: templates/mise-a-jour.txt.j2\n"
+        "  hint: review with `campaignctl plan mise-a-jour-2027`, then "
+        "`campaignctl lock mise-a-jour-2027 --refresh`\n"
+    )
+
+
+def test_a_campaign_not_applied_says_to_apply_it(demo: Path) -> None:
+    result = _run(demo, "send", CAMPAIGN)
+
+    assert result.exit_code == 65
+    assert result.stderr == (
+        "error: campaign 'mise-a-jour-2027' is not applied: the store does not know it yet\n"
+        "  hint: run `campaignctl apply` first\n"
+    )
+
+
+def test_test_to_sends_one_message_and_touches_no_state(locked: Path) -> None:
+    result = _run(locked, "send", CAMPAIGN, "--test-to", "me@example.org")
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("test email to me@example.org (as ")
+    captures = list((locked / ".campaignctl" / "outbox" / CAMPAIGN).glob("*.eml"))
+    assert len(captures) == 1
+    assert b"To: me@example.org\r\n" in captures[0].read_bytes()
+    assert _states(locked) == {}

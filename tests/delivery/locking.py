@@ -1,0 +1,52 @@
+"""Test helpers: an applied and locked campaign, through the real `apply` and `lock`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from campaignctl.cli.main import app
+from campaignctl.plan.apply import apply_definitions
+from campaignctl.plan.lock import lock_campaign as lock
+from campaignctl.spec.workspace import Workspace, load_workspace
+from campaignctl.store import Store
+
+
+def import_audience(root: Path) -> None:
+    result = CliRunner().invoke(app, ["--workspace", str(root), "audience", "import"])
+    assert result.exit_code == 0, result.output
+
+
+def open_store(root: Path, url: str | None = None) -> Store:
+    return Store(url or "sqlite:///.campaignctl/store.db", root=root)
+
+
+def lock_campaign(store: Store, workspace: Workspace, name: str) -> dict[str, Any]:
+    """Apply and lock `name`: returns the campaign id, lock id and recipients made."""
+    import sqlalchemy as sa
+
+    from campaignctl.store.tables import Campaign
+
+    apply_definitions(store, workspace, [name])
+    view = lock(store, workspace, name)
+    with store.read() as conn:
+        campaign_id = conn.execute(
+            sa.select(Campaign.__table__.c.id).where(Campaign.__table__.c.name == name)  # type: ignore[attr-defined]
+        ).scalar_one()
+    return {
+        "campaign_id": campaign_id,
+        "lock_id": view.lock_id,
+        "recipients": view.counts.get("recipients", 0),
+    }
+
+
+def locked_demo(root: Path, name: str = "mise-a-jour-2027", url: str | None = None) -> dict:
+    """Import the workspace's audience and lock `name`; returns the lock figures."""
+    import_audience(root)
+    store = open_store(root, url)
+    try:
+        return lock_campaign(store, load_workspace(root), name)
+    finally:
+        store.close()

@@ -1,0 +1,384 @@
+"""The send engine against a real SMTP server: faults, rules that hold everywhere, crashes,
+and two senders at once (SQLite and PostgreSQL), counted on the server's side."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from campaignctl.cli.main import app
+from campaignctl.spec.workspace import load_workspace
+from tests.delivery.conftest import SmtpServer
+from tests.delivery.locking import lock_campaign, locked_demo, open_store
+from tests.delivery.sendkit import cli, use_smtp, write_contacts
+
+CAMPAIGN = "mise-a-jour-2027"
+MORNING = "2026-11-23T10:00:00+01:00"
+AN_HOUR_LATER = "2026-11-23T11:00:00+01:00"
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    values = {"CAMPAIGNCTL_NOW": MORNING, "CAMPAIGNCTL_SECRET": "s3cret-for-tests"}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def _run(root: Path, *args: str) -> object:
+    return CliRunner().invoke(app, ["--workspace", str(root), *args])
+
+
+def _rows(root: Path, sql: str, url: str | None = None) -> list[tuple]:
+    store = open_store(root, url)
+    with store.read() as conn:
+        rows = [tuple(row) for row in conn.execute(sa.text(sql))]
+    store.close()
+    return rows
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_smtp_faults_retry_fail_bounce_and_uncertain(
+    demo: Path, smtp_server: SmtpServer, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_smtp(demo, smtp_server.port)
+    write_contacts(demo, 30)
+    locked_demo(demo, CAMPAIGN)
+    faults = smtp_server.faults
+    faults.tempfail_data["c1@d1.example"] = 1  # 451 once
+    faults.unknown_users.add("c2@d2.example")  # 550 5.1.1
+    faults.reject_data["c3@d3.example"] = "554 5.7.1 Message refused by policy"
+    faults.drop_after_data["c4@d4.example"] = 1  # connection lost after the end of data
+    faults.drop_at_rcpt["c5@d5.example"] = 1  # connection lost before DATA: safe to retry
+    faults.data_delay = 0.01  # and slow
+
+    first = _run(demo, "send", CAMPAIGN)
+
+    assert first.exit_code == 1, first.output
+    lines = first.stderr.splitlines()
+    assert lines[1] == (
+        "mise-a-jour-2027 wave 1: 25 sent, 1 failed, 1 bounced, 2 retrying, 1 uncertain, "
+        "0 suppressed, 0 skipped (" + lines[1].split("(")[1]
+    )
+    assert lines[2] == "Next retry at 2026-11-23T09:01:00+00:00: run send again then."
+    assert lines[3].startswith("1 message(s) are uncertain: they may or may not have reached")
+    assert lines[4].startswith("  email c4@d4.example (record HOT-000004, message ")
+    copies = Counter(r.rcpt_tos[0] for r in smtp_server.handler.received)
+    assert copies["c4@d4.example"] == 1
+
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", AN_HOUR_LATER)
+    second = _run(demo, "send", CAMPAIGN)
+
+    assert second.exit_code == 1, second.output  # the uncertain row still needs a decision
+    assert "2 sent, 0 failed, 0 bounced, 0 retrying, 1 uncertain" in second.stderr
+    delivered = Counter(smtp_server.handler.delivered_ids())
+    assert len(delivered) == 27 and set(delivered.values()) == {1}
+    # 451 and the drop before DATA arrived once, after a retry; the 5xx were tried once only
+    states = dict(_rows(demo, "SELECT address, state || ':' || attempts FROM outbox"))
+    assert states["c1@d1.example"] == "sent:2"
+    assert states["c5@d5.example"] == "sent:2"
+    assert states["c2@d2.example"] == "bounced:1"
+    assert states["c3@d3.example"] == "failed:1"
+    assert states["c4@d4.example"] == "uncertain:1"
+    errors = dict(_rows(demo, "SELECT address, error FROM outbox WHERE state = 'failed'"))
+    assert errors == {"c3@d3.example": "554 5.7.1 Message refused by policy"}
+    # the hard bounce is a suppression for everything, and an event
+    assert _rows(demo, "SELECT channel, address, category, reason FROM suppression") == [
+        ("email", "c2@d2.example", None, "bounced")
+    ]
+    assert _rows(demo, "SELECT type, address, json_extract(data, '$.code') FROM event") == [
+        ("bounced", "c2@d2.example", "5.1.1")
+    ]
+
+    third = _run(demo, "send", CAMPAIGN, "--retry-uncertain")
+    assert third.exit_code == 0, third.output
+    assert Counter(r.rcpt_tos[0] for r in smtp_server.handler.received)["c4@d4.example"] == 2
+
+
+def test_a_hard_bounce_is_skipped_by_later_waves_and_campaigns(
+    demo: Path, smtp_server: SmtpServer, env: dict[str, str]
+) -> None:
+    use_smtp(demo, smtp_server.port)
+    write_contacts(demo, 10)
+    other_file = demo / "campaigns" / "merci-mise-a-jour.yaml"
+    other_file.write_text(  # a campaign that may solicit the same records
+        other_file.read_text(encoding="utf-8") + "options: {respect_other_campaigns: false}\n",
+        encoding="utf-8",
+    )
+    locked_demo(demo, CAMPAIGN)
+    store = open_store(demo)
+    lock_campaign(store, load_workspace(demo), "merci-mise-a-jour")  # locked before the bounce
+    store.close()
+    smtp_server.faults.unknown_users.add("c2@d2.example")
+    assert _run(demo, "send", CAMPAIGN).exit_code == 1
+    store = open_store(demo)
+    with store.transaction() as conn:  # a relaunch wave, as the scheduler will create it
+        conn.execute(
+            sa.text(
+                "INSERT INTO wave (campaign_id, number, kind, occurrence_key, status, lock_id, "
+                "created_at) VALUES (1, 2, 'relaunch', 'relaunch-1', 'scheduled', 1, :now)"
+            ),
+            {"now": "2026-11-23 09:00:00"},
+        )
+    store.close()
+
+    relaunch = _run(demo, "send", CAMPAIGN)
+    other = _run(demo, "send", "merci-mise-a-jour")
+
+    assert relaunch.exit_code == 0, relaunch.output
+    assert other.exit_code == 0, other.output
+    for result, name in ((relaunch, CAMPAIGN), (other, "merci-mise-a-jour")):
+        assert f"{name} wave {2 if name == CAMPAIGN else 1}: 9 sent, 0 failed, 0 bounced, " in (
+            result.stderr
+        )
+        assert "0 retrying, 0 uncertain, 1 suppressed, 0 skipped" in result.stderr
+    assert _rows(demo, "SELECT wave_id, reason FROM outbox WHERE state = 'suppressed'") == [
+        (2, "suppressed: bounced"),
+        (3, "suppressed: bounced"),
+    ]
+    copies = Counter(r.rcpt_tos[0] for r in smtp_server.handler.received)
+    assert copies["c2@d2.example"] == 0 and len(copies) == 9
+    assert set(copies.values()) == {3}
+
+
+def test_never_past_max_messages_per_contact(
+    demo: Path, smtp_server: SmtpServer, env: dict[str, str]
+) -> None:
+    use_smtp(demo, smtp_server.port)
+    write_contacts(demo, 5)
+    locked_demo(demo, CAMPAIGN)  # max_messages_per_contact: 3
+    assert _run(demo, "send", CAMPAIGN).exit_code == 0
+    store = open_store(demo)
+    with store.transaction() as conn:  # two relaunches reached c0 (and c1 only once more)
+        for number in (2, 3):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO wave (campaign_id, number, kind, occurrence_key, status, "
+                    "lock_id, created_at) VALUES (1, :n, 'relaunch', :key, 'done', 1, :now)"
+                ),
+                {"n": number, "key": f"relaunch-{number}", "now": "2026-11-23 09:00:00"},
+            )
+            for address in ("c0@d0.example",) + (("c1@d1.example",) if number == 2 else ()):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO outbox (campaign_id, wave_id, channel, address, state, "
+                        "attempts, created_at, updated_at) VALUES (1, :w, 'email', :a, 'sent', "
+                        "1, :now, :now)"
+                    ),
+                    {"w": number, "a": address, "now": "2026-11-23 09:00:00"},
+                )
+        conn.execute(
+            sa.text(
+                "INSERT INTO wave (campaign_id, number, kind, occurrence_key, status, lock_id, "
+                "created_at) VALUES (1, 4, 'relaunch', 'relaunch-4', 'scheduled', 1, :now)"
+            ),
+            {"now": "2026-11-23 09:00:00"},
+        )
+    store.close()
+
+    fourth = _run(demo, "send", CAMPAIGN)
+
+    assert fourth.exit_code == 0, fourth.output
+    assert "4 sent, 0 failed, 0 bounced, 0 retrying, 0 uncertain, 0 suppressed, 1 skipped" in (
+        fourth.stderr
+    )
+    assert _rows(
+        demo, "SELECT address, reason FROM outbox WHERE wave_id = 4 AND state = 'skipped'"
+    ) == [("c0@d0.example", "max_messages_per_contact (3) reached")]
+
+
+# --------------------------------------------------------------------------- crashes
+
+
+def test_kill_9_at_random_moments_loses_nothing_and_duplicates_only_uncertain_rows(
+    demo: Path, smtp_server: SmtpServer, env: dict[str, str]
+) -> None:
+    use_smtp(demo, smtp_server.port, batch_size=25, pool_size=4)
+    addresses = write_contacts(demo, 1500)
+    locked_demo(demo, CAMPAIGN)
+    smtp_server.faults.data_delay = 0.002
+    chance = random.Random(7)
+    kills = 0
+    uncertain_reported: set[str] = set()
+    for _ in range(20):
+        process = cli(demo, "send", CAMPAIGN, "--json")
+        assert process.stdout is not None
+        for line in process.stdout:
+            event = json.loads(line)
+            if event["type"] == "uncertain":
+                uncertain_reported |= {row["address"] for row in event["rows"]}
+            if event["type"] in ("progress", "summary"):
+                break
+        if process.poll() is None:
+            time.sleep(chance.uniform(0.0, 0.4))
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.communicate()
+        process.wait()
+    # every kill left at most the batches in flight (2 × 25) in `sending`
+    final = cli(demo, "send", CAMPAIGN, "--json")
+    out, err = final.communicate()
+    events = [json.loads(line) for line in out.splitlines()]
+    summary = events[-1]
+    for event in events:
+        if event["type"] == "uncertain":
+            uncertain_reported |= {row["address"] for row in event["rows"]}
+    assert kills >= 10, err
+    assert summary["uncertain"] <= kills * 2 * 25
+    assert final.returncode == (1 if summary["uncertain"] else 0), err
+    uncertain_now = {row["address"] for row in summary["uncertain_rows"]}
+    assert uncertain_reported | uncertain_now  # the kills did land mid-batch
+    # never re-sent without --retry-uncertain: sent rows reached the server at least once
+    sent = {a for (a,) in _rows(demo, "SELECT address FROM outbox WHERE state = 'sent'")}
+    copies = Counter(r.rcpt_tos[0] for r in smtp_server.handler.received)
+    assert sent | uncertain_now == set(addresses)
+    assert all(copies[a] >= 1 for a in sent)
+    # duplicates only among rows that were uncertain at some point
+    assert {a for a, n in copies.items() if n > 1} <= uncertain_reported | uncertain_now
+    retry = cli(demo, "send", CAMPAIGN, "--retry-uncertain")
+    out, err = retry.communicate()
+    assert retry.returncode == 0, err
+    copies = Counter(r.rcpt_tos[0] for r in smtp_server.handler.received)
+    assert set(copies) == set(addresses)  # no loss
+    assert {a for a, n in copies.items() if n > 1} <= uncertain_reported | uncertain_now
+
+
+def test_sigterm_stops_claiming_finishes_in_flight_and_exits_143(
+    demo: Path, smtp_server: SmtpServer, env: dict[str, str]
+) -> None:
+    use_smtp(demo, smtp_server.port, batch_size=20)
+    write_contacts(demo, 600)
+    locked_demo(demo, CAMPAIGN)
+    smtp_server.faults.data_delay = 0.005
+    process = cli(demo, "send", CAMPAIGN, "--json")
+    assert process.stdout is not None
+    for line in process.stdout:
+        if json.loads(line)["type"] == "progress":
+            break
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate()
+
+    assert process.returncode == 143, err
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["type"] == "summary" and summary["stopped"] == "SIGTERM"
+    assert summary["uncertain"] == 0 and summary["remaining"] > 0
+    assert _rows(demo, "SELECT count(*) FROM outbox WHERE state = 'sending'") == [(0,)]
+    sent = _rows(demo, "SELECT count(*) FROM outbox WHERE state = 'sent'")[0][0]
+    assert len(smtp_server.handler.delivered_ids()) == sent
+
+
+# --------------------------------------------------------------------------- two senders
+
+
+WORKER = """
+import sys
+import time
+from pathlib import Path
+from campaignctl.delivery.engine import SendOptions, send_campaign
+from campaignctl.spec.workspace import load_workspace
+from campaignctl.store import Store
+root = Path(sys.argv[1])
+store = Store(sys.argv[2], root=root)
+workspace = load_workspace(root)
+store.ensure_schema()
+(root / sys.argv[4]).touch()  # ready; start together so that both really compete
+while not (root / "go").exists():
+    time.sleep(0.01)
+summary = send_campaign(store, workspace, sys.argv[3],
+                        SendOptions(hold_lease=False, batch_size=10, render_processes=0))
+print(summary.sent)
+"""
+
+
+def _pg_url() -> tuple[str, str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    base = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server answers at 127.0.0.1:5432 ({exc.orig})")
+    finally:
+        admin.dispose()
+    return f"{base}?options=-csearch_path%3D{schema}", schema
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_senders_at_once_deliver_every_message_exactly_once(
+    backend: str,
+    demo: Path,
+    smtp_server: SmtpServer,
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, schema = ("sqlite:///.campaignctl/store.db", None)
+    if backend == "postgresql":
+        url, schema = _pg_url()
+        monkeypatch.setenv("CAMPAIGNCTL_STORE", url)
+    try:
+        use_smtp(demo, smtp_server.port)
+        write_contacts(demo, 600)
+        locked_demo(demo, CAMPAIGN, url)
+        smtp_server.faults.data_delay = 0.002
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, str(demo), url, CAMPAIGN, f"ready{number}"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for number in range(2)
+        ]
+        while not all((demo / f"ready{n}").exists() for n in range(2)):
+            assert all(w.poll() is None for w in workers), [w.communicate() for w in workers]
+            time.sleep(0.01)
+        (demo / "go").touch()
+        results = [worker.communicate() for worker in workers]
+        assert [w.returncode for w in workers] == [0, 0], results
+        sent = [int(out) for out, _ in results]
+
+        copies = Counter(smtp_server.handler.copies())
+        assert len(copies) == 600 and set(copies.values()) == {1}
+        assert sum(sent) == 600 and min(sent) > 0  # both took part
+        assert _rows(demo, "SELECT state, count(*) FROM outbox GROUP BY state", url) == [
+            ("sent", 600)
+        ]
+    finally:
+        if schema:
+            admin = sa.create_engine(
+                "postgresql+psycopg://postgres@127.0.0.1:5432/test", isolation_level="AUTOCOMMIT"
+            )
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+
+def test_a_second_send_command_waits_for_the_first_with_lock_timeout(
+    demo: Path, smtp_server: SmtpServer, env: dict[str, str]
+) -> None:
+    use_smtp(demo, smtp_server.port, batch_size=20)
+    write_contacts(demo, 300)
+    locked_demo(demo, CAMPAIGN)
+    smtp_server.faults.data_delay = 0.002
+    first = cli(demo, "send", CAMPAIGN)
+    time.sleep(0.5)
+    second = cli(demo, "send", CAMPAIGN, "--lock-timeout", "2m")
+    outputs = [first.communicate(), second.communicate()]
+
+    assert (first.returncode, second.returncode) == (0, 0), outputs
+    copies = smtp_server.handler.copies()
+    assert len(copies) == 300 and set(copies.values()) == {1}
