@@ -39,7 +39,7 @@ from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store, utcnow
 
 CHUNK_ROWS = 5_000
-IMPORT_CACHE_KIB = 48 * 1024  # SQLite page cache during an import (default: 2 MiB)
+IMPORT_CACHE_KIB = 16 * 1024  # SQLite page cache during an import (default: 2 MiB)
 PARALLEL_MIN_BYTES = 2_000_000  # below this a worker process costs more than it saves
 RECORD_COLUMNS = (
     "audience", "key", "email", "email_normalized", "phone", "category", "attributes",
