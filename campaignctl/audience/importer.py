@@ -14,6 +14,7 @@ record. Every problem goes to the rejects CSV and the per-reason summary.
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +39,7 @@ from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store, utcnow
 
 CHUNK_ROWS = 5_000
+IMPORT_CACHE_KIB = 16 * 1024  # SQLite page cache during an import (default: 2 MiB)
 PARALLEL_MIN_BYTES = 2_000_000  # below this a worker process costs more than it saves
 RECORD_COLUMNS = (
     "audience", "key", "email", "email_normalized", "phone", "invalid_addresses", "category",
@@ -138,6 +141,32 @@ _TYPER: RowTyper | None = None
 def _init_worker(typer: RowTyper) -> None:
     global _TYPER
     _TYPER = typer
+    gc.disable()  # see _bulk_mode: the worker lives only as long as one import
+
+
+@contextmanager
+def _bulk_mode(conn: Connection, dialect: str) -> Iterator[None]:
+    """What a bulk load needs, undone afterwards whatever happens.
+
+    The cyclic garbage collector is paused: an import allocates millions of short-lived
+    tuples and no reference cycles, and each collection would walk every live chunk
+    (a quarter of the CPU time). SQLite gets a bigger page cache for this connection, so
+    that the secondary indexes (email, phone, …) are updated in memory instead of spilling
+    pages to the WAL mid-transaction; durability is untouched (same journal, same
+    synchronous setting, one transaction).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    if dialect == "sqlite":
+        previous = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+        conn.exec_driver_sql(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        if dialect == "sqlite":
+            conn.exec_driver_sql(f"PRAGMA cache_size = {int(previous)}")
+        if enabled:
+            gc.enable()
 
 
 def _type_chunk(rows: list[tuple[int, list[str], int]]) -> list[tuple[Any, ...]]:
@@ -154,10 +183,12 @@ def _type_rows(typer: RowTyper, rows: list[tuple[int, list[str], int]]) -> list[
     """
     out = []
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    key_index, values, contact = typer.key_index, typer.values, typer.contact
     for row, cells, source_hash in rows:
-        record = typer.type(row, cells)
-        email = record.email
-        bad = {p.column for p in record.problems}
+        key = cells[key_index].strip()  # never empty: _classify rejected those rows
+        attributes, problems = values(row, cells)
+        email, phone, category = contact(attributes)
+        bad = {p.column for p in problems}
         invalid = ",".join(
             channel
             for channel, column in (("email", typer.email_column), ("sms", typer.phone_column))
@@ -166,15 +197,15 @@ def _type_rows(typer: RowTyper, rows: list[tuple[int, list[str], int]]) -> list[
         out.append(
             (
                 row,
-                record.key,
+                key,
                 email,
                 email.lower() if email else None,
-                record.phone,
+                phone,
                 invalid or None,
-                record.category,
-                dumps(record.attributes),
+                category,
+                dumps(attributes),
                 source_hash,
-                [(p.column, p.value, p.reason, p.message) for p in record.problems],
+                [(p.column, p.value, p.reason, p.message) for p in problems] if problems else (),
             )
         )
     return out
@@ -232,10 +263,22 @@ class _Writer:
                     (self.audience, key, email, lower, phone, invalid, category, attrs, "active",
                      source_hash, self.stamp, self.stamp)
                 )  # fmt: skip
-        if inserts:
-            self.conn.exec_driver_sql(self.insert_sql, inserts)
-        if updates:
-            self.conn.exec_driver_sql(self.update_sql, updates)
+        if self.dialect == "sqlite":
+            # plain tuples straight to the driver, inside SQLAlchemy's transaction (same
+            # connection): no per-row parameter processing
+            cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                if inserts:
+                    cursor.executemany(self.insert_sql, inserts)
+                if updates:
+                    cursor.executemany(self.update_sql, updates)
+            finally:
+                cursor.close()
+        else:
+            if inserts:
+                self.conn.exec_driver_sql(self.insert_sql, inserts)
+            if updates:
+                self.conn.exec_driver_sql(self.update_sql, updates)
         return len(inserts), len(updates)
 
 
@@ -260,7 +303,7 @@ def import_audience(
         sa.column("audience"), sa.column("id"),
     )  # fmt: skip
     try:
-        with store.transaction() as conn:
+        with store.transaction() as conn, _bulk_mode(conn, store.dialect):
             writer = _Writer(conn, audience.name, utcnow(), store.dialect)
             known = conn.execute(
                 sa.select(sa.func.count())

@@ -148,7 +148,7 @@ def iter_rows(layout: SourceLayout, limit: int | None = None) -> Iterator[tuple[
         for count, cells in enumerate(reader):
             if limit is not None and count >= limit:
                 return
-            if not cells or all(not c.strip() for c in cells):
+            if not "".join(cells).strip():  # no cells, or only blank ones
                 continue
             if len(cells) < width:
                 cells = cells + [""] * (width - len(cells))
@@ -186,42 +186,50 @@ class RowTyper:
     def key(self, cells: list[str]) -> str:
         return cells[self.key_index].strip()
 
-    def type(self, row: int, cells: list[str]) -> SourceRecord:
-        key = cells[self.key_index].strip()
-        record = SourceRecord(row, key, None, None, None, {})
-        if not key:
-            record.rejected = True
-            record.problems.append(
-                RowProblem(
-                    row, self.audience.key, "", "missing_key",
-                    f"the key column {self.audience.key!r} is empty",
-                )
-            )  # fmt: skip
-            return record
-        attributes = record.attributes
+    def values(self, row: int, cells: list[str]) -> tuple[dict[str, Any], list[RowProblem]]:
+        """The typed attributes of a row with a key, and the problems of its bad values."""
+        attributes: dict[str, Any] = {}
+        problems: list[RowProblem] = []
         converters = self.converters
         for name, index in self.items:
             raw = cells[index]
-            if not raw.strip():
+            if not raw or raw.isspace():
                 attributes[name] = None
                 continue
             try:
                 attributes[name] = converters[name](raw)
             except ValueProblem as problem:
                 attributes[name] = None  # keep the record, drop the bad value
-                record.problems.append(RowProblem(row, name, raw, problem.reason, problem.message))
+                problems.append(RowProblem(row, name, raw, problem.reason, problem.message))
         for name in self.required:
-            if attributes.get(name) is None and not any(p.column == name for p in record.problems):
-                record.problems.append(
+            if attributes.get(name) is None and not any(p.column == name for p in problems):
+                problems.append(
                     RowProblem(
                         row, name, "", "missing_required", f"required column {name!r} is empty"
                     )
                 )
-        record.email = attributes.get(self.email_column) if self.email_column else None
-        record.phone = attributes.get(self.phone_column) if self.phone_column else None
+        return attributes, problems
+
+    def missing_key(self, row: int) -> RowProblem:
+        return RowProblem(
+            row, self.audience.key, "", "missing_key",
+            f"the key column {self.audience.key!r} is empty",
+        )  # fmt: skip
+
+    def contact(self, attributes: dict[str, Any]) -> tuple[Any, Any, str | None]:
+        """(email, phone, category) of typed attributes."""
+        email = attributes.get(self.email_column) if self.email_column else None
+        phone = attributes.get(self.phone_column) if self.phone_column else None
         category = attributes.get(self.category_column) if self.category_column else None
-        record.category = str(category) if category is not None else None
-        return record
+        return email, phone, str(category) if category is not None else None
+
+    def type(self, row: int, cells: list[str]) -> SourceRecord:
+        key = cells[self.key_index].strip()
+        if not key:
+            return SourceRecord(row, key, None, None, None, {}, [self.missing_key(row)], True)
+        attributes, problems = self.values(row, cells)
+        email, phone, category = self.contact(attributes)
+        return SourceRecord(row, key, email, phone, category, attributes, problems)
 
 
 def iter_source(

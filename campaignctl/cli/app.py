@@ -89,7 +89,7 @@ class App:
         if self._workspace is None:
             from campaignctl.spec.workspace import load_workspace
 
-            self._workspace = load_workspace(self.workspace_root())
+            self._workspace = load_workspace(self.workspace_root(), template_cache=True)
         return self._workspace
 
     def valid_workspace(self) -> Workspace:

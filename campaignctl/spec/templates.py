@@ -557,3 +557,70 @@ def check_workspace_templates(workspace: Any) -> list[Diagnostic]:
     for campaign in workspace.campaigns.values():
         out.extend(analyze_campaign(workspace, campaign, checker).diagnostics)
     return out
+
+
+TEMPLATE_CHECK_CACHE = "template-check.json"
+
+
+def _fingerprint(workspace: Any) -> str:
+    """What the template diagnostics depend on: every definition and template file (path,
+    size, mtime in ns) and the checker's own version; any edit gives a new fingerprint."""
+    import hashlib
+    import os
+
+    from campaignctl import __version__
+
+    parts = [__version__, _stat_line(Path(__file__))]
+    parts += [_stat_line(workspace.root / name) for name in workspace.files]
+    base = workspace.root / TEMPLATES_DIR
+    if base.is_dir():
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            parts += [_stat_line(Path(dirpath) / f) for f in sorted(filenames)]
+    return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def _stat_line(path: Path) -> str:
+    try:
+        stat = path.stat()
+    except OSError:
+        return f"{path}:missing"
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def cached_workspace_templates(workspace: Any) -> list[Diagnostic]:
+    """`check_workspace_templates`, remembered in `.campaignctl/` until a definition or a
+    template changes, so that commands which only need the definitions (segment show,
+    audience import…) do not re-parse every template on every run. `validate` never uses it.
+    """
+    import json
+    import os
+
+    cache = workspace.state_dir / TEMPLATE_CHECK_CACHE
+    fingerprint = _fingerprint(workspace)
+    try:
+        saved = json.loads(cache.read_text(encoding="utf-8"))
+        if saved.get("fingerprint") == fingerprint:
+            return [
+                Diagnostic(d[0], d[1], d[2], Severity(d[3]), d[4], d[5], d[6])
+                for d in saved["diagnostics"]
+            ]
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        pass  # no cache yet, or an unreadable one: recompute
+    diagnostics = check_workspace_templates(workspace)
+    if not workspace.state_dir.is_dir():
+        return diagnostics  # a workspace without local state yet: nothing is written
+    document = {
+        "fingerprint": fingerprint,
+        "diagnostics": [
+            [d.file, d.line, d.column, d.severity.value, d.code, d.message, d.hint]
+            for d in diagnostics
+        ],
+    }
+    temporary = cache.with_name(f".{TEMPLATE_CHECK_CACHE}.{os.getpid()}")
+    try:
+        temporary.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+        os.replace(temporary, cache)  # atomic: a concurrent reader sees the old or the new
+    except OSError:
+        temporary.unlink(missing_ok=True)  # read-only workspace: just no cache
+    return diagnostics

@@ -181,8 +181,13 @@ def _display(root: Path, path: Path) -> str:
 # =========================================================================== loading
 
 
-def load_workspace(root: Path) -> Workspace:
-    """Load and check every definition of the workspace at `root`."""
+def load_workspace(root: Path, *, template_cache: bool = False) -> Workspace:
+    """Load and check every definition of the workspace at `root`.
+
+    `template_cache=True` reuses the template diagnostics of the last run when no
+    definition or template changed (`.campaignctl/template-check.json`): commands use it,
+    `validate` always analyses afresh.
+    """
     root = root.resolve()
     diagnostics: list[Diagnostic] = []
     files = [CONFIG_FILE]
@@ -242,7 +247,7 @@ def load_workspace(root: Path) -> Workspace:
     workspace = Workspace(
         root, config, config_map, documents, diagnostics, files, _templates(root), broken
     )
-    _Checker(workspace).run()
+    _Checker(workspace, template_cache).run()
     workspace.diagnostics = sorted(set(workspace.diagnostics))
     return workspace
 
@@ -501,8 +506,9 @@ def _hint_for(err: Any) -> str | None:
 class _Checker:
     """Checks that need more than one document: references, files, schedules, channels."""
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, template_cache: bool = False) -> None:
         self.ws = workspace
+        self.template_cache = template_cache
         # With an invalid campaignctl.yaml, the checks that need it are skipped (its own
         # errors are reported) and every other check still runs.
         self.config = workspace.config
@@ -523,9 +529,13 @@ class _Checker:
 
     def _check_templates(self) -> None:
         """Template syntax and variables (spec.templates): parsed, never rendered."""
-        from campaignctl.spec.templates import check_workspace_templates
+        from campaignctl.spec.templates import (
+            cached_workspace_templates,
+            check_workspace_templates,
+        )
 
-        self.ws.diagnostics.extend(check_workspace_templates(self.ws))
+        check = cached_workspace_templates if self.template_cache else check_workspace_templates
+        self.ws.diagnostics.extend(check(self.ws))
 
     # ------------------------------------------------------------------ reporting
     def _report(

@@ -35,13 +35,15 @@ def library_phone(text: str, region: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-EMAIL_ALPHABET = "aZ09._+-@x-é!\"' "
+# accented letters (precomposed, decomposed, title case), signs, marks and spaces beside them
+INTL = "éÉèçïÿŒœǅȳ×÷\u0301\u00a0\u0130ß\u01c4"
+EMAIL_ALPHABET = "aZ09._+-@x-é!\"' " + INTL
 LABEL = st.text("abcXYZ019-", min_size=0, max_size=8)
 EMAILS = st.one_of(
     st.text(EMAIL_ALPHABET, max_size=30),
     st.builds(
         lambda local, labels, tld: f"{local}@{'.'.join([*labels, tld])}",
-        st.text("abZ9._+-", min_size=0, max_size=12),
+        st.text("abZ9._+-" + INTL, min_size=0, max_size=12),
         st.lists(LABEL, min_size=0, max_size=3),
         st.one_of(st.sampled_from(["fr", "com", "test", "local", "example", "c0m", "x"]), LABEL),
     ),
@@ -58,6 +60,11 @@ EMAILS = st.one_of(
 @example("a@" + "b" * 64 + ".fr")
 @example("a@b.test")
 @example("A.B@Orange.FR")
+@example("Postmaster@Orange.FR")
+@example("chloé.lefèvre12@orange.fr")
+@example("e\u0301@orange.fr")
+@example("é" * 64 + "@orange.fr")
+@example("é" * 60 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 50 + ".fr")
 def test_fast_email_agrees_with_email_validator(text: str) -> None:
     fast = _fast_email(text)
     if fast is not None:
@@ -72,6 +79,24 @@ def test_fast_email_exhaustive_on_short_addresses() -> None:
         fast = _fast_email(text)
         if fast is not None:
             assert fast == library_email(text), text
+
+
+def test_fast_email_exhaustive_on_single_characters() -> None:
+    """Every character up to U+2FFF, alone or between letters and dots in the local part."""
+    for code in range(0x21, 0x3000):
+        c = chr(code)
+        for local in (c, f"a{c}b", f"{c}.a", f"a.{c}", f"{c}{c}", f"info{c}"):
+            text = f"{local}@Orange.FR"
+            fast = _fast_email(text)
+            if fast is not None:
+                assert fast == library_email(text), text
+
+
+def test_fast_email_accepts_french_names() -> None:
+    assert _fast_email("chloé.lefèvre12@Free.FR") == "chloé.lefèvre12@free.fr"
+    assert _fast_email("anaïs@orange.fr") == "anaïs@orange.fr"
+    assert _fast_email("Postmaster@orange.fr") is None  # the library lower-cases role names
+    assert _fast_email("e\u0301@orange.fr") is None  # not NFC: the library normalises it
 
 
 DIGITS = st.text("0123456789", min_size=1, max_size=13)

@@ -89,3 +89,9 @@ def test_an_unreachable_database_is_exit_69_naming_the_url_without_password() ->
     assert "postgresql+psycopg://bob:***@127.0.0.1:1/nowhere" in caught.value.message
     assert "secret" not in caught.value.render()
     assert caught.value.exit_code == 69
+
+
+def test_shipped_head_read_from_the_migration_files_is_alembics_head() -> None:
+    from campaignctl.store.store import _script, _shipped_head
+
+    assert _shipped_head() == _script().get_current_head()
