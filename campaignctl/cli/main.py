@@ -151,9 +151,18 @@ def root(
 
 
 def _register() -> None:
-    from campaignctl.cli import audience, calendar, contacts, db, preview, segment, workspace
+    from campaignctl.cli import (
+        audience,
+        calendar,
+        contacts,
+        db,
+        preview,
+        report,
+        segment,
+        workspace,
+    )
 
-    for module in (workspace, preview, audience, segment, contacts, calendar, db):
+    for module in (workspace, preview, audience, segment, contacts, calendar, report, db):
         module.register(app)
 
 
