@@ -452,7 +452,8 @@ def campaign_list(
         )
     epoch = datetime.min.replace(tzinfo=UTC)
     rows.sort(key=lambda pair: (-(pair[0] or epoch).timestamp(), pair[1].name))
-    return CampaignList([row for _, row in rows], timezone, generated_at=now)
+    filtered = filters != ListFilter()
+    return CampaignList([row for _, row in rows], timezone, generated_at=now, filtered=filtered)
 
 
 def _by_campaign(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> dict:

@@ -69,7 +69,7 @@ class Figures:
         # what was sent, and the rate says so rather than calling it "delivered".
         if self.delivered:
             return Rate(count, self.delivered, "delivered")
-        return Rate(count, self.sent, "sent")
+        return Rate(count, self.sent, "messages sent")
 
     @property
     def open_rate(self) -> Rate:
@@ -185,6 +185,7 @@ class CampaignList:
     rows: list[CampaignListRow]
     timezone: str
     generated_at: datetime | None = None
+    filtered: bool = False  # --status, --type or --since left some campaigns out
 
 
 def to_json(report: CampaignReport | CampaignList) -> dict[str, Any]:

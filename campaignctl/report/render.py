@@ -186,7 +186,11 @@ def for_terminal(table: ReportTable) -> ReportTable:
 def empty_state(report: CampaignReport | CampaignList) -> str | None:
     """The sentence to show instead of empty tables."""
     if isinstance(report, CampaignList):
-        return None if report.rows else "No campaign has been applied to the store yet."
+        if report.rows:
+            return None
+        if report.filtered:
+            return "No campaign matches these filters."
+        return "No campaign has been applied to the store yet."
     return None if report.waves else f"No wave of {report.name} has been sent yet."
 
 

@@ -50,7 +50,7 @@ def test_campaign_report_counts_every_figure_per_wave_cell_and_day(store) -> Non
     assert report.totals.open_rate == Rate(13, 28, "delivered")
     assert report.totals.response_rate == Rate(9, 24, "records contacted")
     assert report.totals.form_open_rate == Rate(2, 24, "records contacted")
-    assert report.waves[2].figures.open_rate == Rate(0, 1, "sent")  # no receipts yet
+    assert report.waves[2].figures.open_rate == Rate(0, 1, "messages sent")  # no receipts yet
 
 
 def test_campaign_list_one_row_per_campaign_latest_first(store) -> None:
