@@ -31,9 +31,9 @@ from campaignctl.store import Store
 RECORDS = 200_000
 # (name, type, initial wave size): sizes sum to ~ 1,000,000 messages with the relaunches
 CAMPAIGNS = [
-    ("mise-a-jour-2027", "questionnaire", 150_000),
-    ("appel-cotisation-2027", "message", 90_000),
-    ("medias-2027", "questionnaire", 70_000),
+    ("mise-a-jour-2027", "questionnaire", 160_000),
+    ("appel-cotisation-2027", "message", 100_000),
+    ("medias-2027", "questionnaire", 75_000),
     ("charte-qualite-2027", "information", 50_000),
     ("rappel-renouvellement", "message", 40_000),
     ("bienvenue-adherents", "message", 30_000),
@@ -149,8 +149,8 @@ def _events(db: sqlite3.Connection) -> None:
     insert("sms_delivered", f"o.channel = 'sms' AND {h} < 950")
     insert("bounced", "o.state = 'bounced'", data='\'{"kind": "hard", "code": "5.1.1"}\'')
     insert("opened", f"o.channel = 'email' AND {h} < 420", k=3, mult=3)  # ~2.5 opens each
-    insert("clicked", f"o.channel = 'email' AND {h} < 120", k=2, mult=5)
-    insert("form_opened", f"{h} < 200", k=2, mult=7)
+    insert("clicked", f"o.channel = 'email' AND {h} < 250", k=2, mult=5)
+    insert("form_opened", f"{h} < 250", k=2, mult=7)
     insert("form_submitted", f"{h} < 90", mult=11)
     insert("form_submitted", f"{h} >= 90 AND {h} < 130", mult=13, outbox=False)  # by record
     insert("unsubscribed", f"{h} >= 990", outbox=False)
@@ -179,6 +179,7 @@ def main() -> None:
         build(path, args.scale)
         print(f"built {path} in {time.perf_counter() - t0:.1f}s")
     store = Store(f"sqlite:///{path}")
+    store.ensure_schema()  # a store built by an older campaignctl is upgraded first, untimed
     with store.read() as conn:
         import sqlalchemy as sa
 

@@ -193,6 +193,20 @@ def _keyed(result: Any, width: int) -> dict[tuple, dict]:
     return out
 
 
+_FINEST = ("wave_id", "segment", "channel")
+
+
+def _sum_up(finest: dict[tuple, dict], group: Sequence[str]) -> dict[tuple, dict]:
+    """Sum counts per (wave, segment, channel) into a coarser grouping (already-aggregated rows)."""
+    out: dict[tuple, dict] = {}
+    for key, counts in finest.items():
+        coarse = tuple(key[_FINEST.index(g)] for g in group)
+        into = out.setdefault(coarse, dict.fromkeys(counts, 0))
+        for name, value in counts.items():
+            into[name] += value
+    return out
+
+
 def _figures(key: tuple, *parts: dict[tuple, dict]) -> Figures:
     counts: dict[str, int] = {}
     for part in parts:
@@ -273,9 +287,12 @@ def campaign_report(
             {"c": cid},
         ).all()
         by_wave = [("wave_id",), ("segment", "channel"), ()]
-        msgs, contacted, events = (
-            {g: fn(conn, cid, g) for g in by_wave}
-            for fn in (_message_counts, _records_contacted, _record_events)
+        # message counts add up across cells: one pass at the finest grain, summed here;
+        # distinct records do not, so they are counted per grouping
+        finest = _message_counts(conn, cid, ("wave_id", "segment", "channel"))
+        msgs = {g: _sum_up(finest, g) for g in by_wave}
+        contacted, events = (
+            {g: fn(conn, cid, g) for g in by_wave} for fn in (_records_contacted, _record_events)
         )
         reasons: dict[Any, dict[str, int]] = defaultdict(dict)
         for wave_id, state, reason, count in conn.execute(
@@ -375,35 +392,55 @@ def campaign_list(
             )
         ):
             waves[w.campaign_id].append(w)
+        ids = ", ".join(str(int(c.id)) for c in campaigns) or "NULL"
+        # One ordered pass over ix_outbox_campaign_record: per record, then per campaign.
         outbox = _by_campaign(
             conn,
-            f"""SELECT o.campaign_id,
-                  COUNT(DISTINCT {_RECORD}) AS records,
-                  COUNT(DISTINCT o.id) AS messages,
-                  COUNT(DISTINCT CASE WHEN o.state IN {_in(_SENT)}
-                        THEN {_RECORD} END) AS contacted,
-                  COUNT(DISTINCT CASE WHEN o.state IN {_in(_SENT)} AND o.channel = 'email'
-                        THEN o.id END) AS email_sent
+            f"""SELECT campaign_id, SUM(targeted) AS records, SUM(contacted) AS contacted,
+                  SUM(messages) AS messages, SUM(email_sent) AS email_sent
+                FROM (SELECT campaign_id, record_id,
+                        MAX(CASE WHEN state NOT IN {_in(_SET_ASIDE)} THEN 1 ELSE 0 END) AS targeted,
+                        MAX(CASE WHEN state IN {_in(_SENT)} THEN 1 ELSE 0 END) AS contacted,
+                        SUM(CASE WHEN state NOT IN {_in(_SET_ASIDE)} THEN 1 ELSE 0 END) AS messages,
+                        SUM(CASE WHEN state IN {_in(_SENT)} AND channel = 'email'
+                            THEN 1 ELSE 0 END) AS email_sent
+                      FROM outbox WHERE campaign_id IN ({ids})
+                      GROUP BY campaign_id, record_id) AS per_record
+                GROUP BY campaign_id""",
+        )
+        # The other records of grouped emails (they have no message of their own).
+        grouped = _by_campaign(
+            conn,
+            f"""SELECT o.campaign_id, COUNT(DISTINCT rc.record_id) AS records,
+                  COUNT(DISTINCT CASE WHEN o.state IN {_in(_SENT)} THEN rc.record_id END)
+                    AS contacted
                 FROM outbox o {_BEHIND}
-                WHERE o.state NOT IN {_in(_SET_ASIDE)}
+                WHERE o.campaign_id IN ({ids}) AND o.group_key IS NOT NULL
+                  AND o.state NOT IN {_in(_SET_ASIDE)}
+                  AND NOT EXISTS (SELECT 1 FROM outbox m WHERE m.campaign_id = o.campaign_id
+                                  AND m.record_id = rc.record_id)
                 GROUP BY o.campaign_id""",
         )
-        # Per event type, so that each query walks one slice of the (campaign_id, type) index.
-        email_events = _by_campaign(
-            conn,
-            """SELECT e.campaign_id,
-                 COUNT(DISTINCT CASE WHEN e.type = 'delivered' THEN e.outbox_id END) AS delivered,
-                 COUNT(DISTINCT CASE WHEN e.type = 'opened' THEN e.outbox_id END) AS opened
-               FROM event e WHERE e.type IN ('delivered', 'opened') AND e.outbox_id IS NOT NULL
-               GROUP BY e.campaign_id""",
-        )
+        # Distinct messages per campaign and type: ordered scans of ix_event_campaign_type_target.
+        email_events: dict[int, dict[str, int]] = defaultdict(dict)
+        for cid, type_, n in conn.execute(
+            sa.text(
+                f"""SELECT campaign_id, type, COUNT(*) FROM (
+                      SELECT DISTINCT campaign_id, type, outbox_id FROM event
+                      WHERE campaign_id IN ({ids}) AND type IN ('delivered', 'opened')
+                        AND outbox_id IS NOT NULL) AS messages
+                    GROUP BY campaign_id, type"""
+            )
+        ):
+            email_events[cid][type_] = int(n)
         form_events = _by_campaign(
             conn,
-            """SELECT e.campaign_id,
+            f"""SELECT e.campaign_id,
                  COUNT(DISTINCT e.record_id) AS form_opened,
                  COUNT(DISTINCT CASE WHEN e.type = 'form_submitted' THEN e.record_id END)
                    AS answered
-               FROM event e WHERE e.type IN ('form_opened', 'form_submitted')
+               FROM event e
+               WHERE e.campaign_id IN ({ids}) AND e.type IN ('form_opened', 'form_submitted')
                GROUP BY e.campaign_id""",
         )
         to_process = _by_campaign(
@@ -424,7 +461,9 @@ def campaign_list(
         if filters.since and (latest is None or latest.astimezone(zone).date() < filters.since):
             continue
         o, ev, fe = outbox.get(c.id, {}), email_events.get(c.id, {}), form_events.get(c.id, {})
-        contacted, answered = o.get("contacted", 0), fe.get("answered", 0)
+        extra = grouped.get(c.id, {})
+        contacted = o.get("contacted", 0) + extra.get("contacted", 0)
+        answered = fe.get("answered", 0)
         delivered = ev.get("delivered", 0)
         rows.append(
             (
@@ -434,7 +473,7 @@ def campaign_list(
                     type=c.type,
                     category=c.category or "",
                     status=status,
-                    records=o.get("records", 0),
+                    records=o.get("records", 0) + extra.get("records", 0),
                     messages=o.get("messages", 0),
                     response_rate=Rate(answered, contacted, "records contacted"),
                     form_open_rate=Rate(
