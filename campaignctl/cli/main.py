@@ -158,12 +158,24 @@ def _register() -> None:
         db,
         plan,
         preview,
+        report,
         segment,
         send,
         workspace,
     )
 
-    for module in (workspace, preview, audience, segment, contacts, plan, send, calendar, db):
+    for module in (
+        workspace,
+        preview,
+        audience,
+        segment,
+        contacts,
+        plan,
+        send,
+        report,
+        calendar,
+        db,
+    ):
         module.register(app)
 
 

@@ -153,7 +153,19 @@ class WaveRef:
 
 
 def current_wave(store: Store, lock: LockRef, now: datetime) -> WaveRef:
-    """The wave `send` works on: the campaign's latest, or a new initial wave (number 1)."""
+    """The wave `send` works on: the campaign's latest, or a new initial wave (number 1).
+
+    Two senders starting together may both try to create wave 1: SQLite serialises them
+    (BEGIN IMMEDIATE); on PostgreSQL the loser hits the unique constraint and reads the
+    winner's wave instead.
+    """
+    try:
+        return _current_wave(store, lock, now)
+    except sa.exc.IntegrityError:
+        return _current_wave(store, lock, now)
+
+
+def _current_wave(store: Store, lock: LockRef, now: datetime) -> WaveRef:
     with store.transaction(immediate=True) as conn:
         row = conn.execute(
             sa.select(WAVE)
@@ -167,7 +179,10 @@ def current_wave(store: Store, lock: LockRef, now: datetime) -> WaveRef:
                     campaign_id=lock.campaign_id,
                     number=1,
                     kind=WaveKind.INITIAL,
-                    occurrence_key="initial",
+                    # the scheduler's key for the first occurrence (schedule.timeline
+                    # PlannedWave.key), so a send by hand and the schedule never both
+                    # create the first wave
+                    occurrence_key=f"{lock.campaign}/0/0",
                     status=WaveStatus.SCHEDULED,
                     lock_id=lock.lock_id,
                     created_at=now,

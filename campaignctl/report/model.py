@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 FORMAT_VERSION = 1
 
@@ -64,13 +64,20 @@ class Figures:
     def bounced(self) -> int:
         return self.bounced_hard + self.bounced_soft
 
+    def _on_delivered(self, count: int) -> Rate:
+        # Without delivery receipts (the file transport, SMTP without DSN) the basis is
+        # what was sent, and the rate says so rather than calling it "delivered".
+        if self.delivered:
+            return Rate(count, self.delivered, "delivered")
+        return Rate(count, self.sent, "messages sent")
+
     @property
     def open_rate(self) -> Rate:
-        return Rate(self.opened, self.delivered or self.sent, "delivered")
+        return self._on_delivered(self.opened)
 
     @property
     def click_rate(self) -> Rate:
-        return Rate(self.clicked, self.delivered or self.sent, "delivered")
+        return self._on_delivered(self.clicked)
 
     @property
     def response_rate(self) -> Rate:
@@ -151,6 +158,13 @@ class CampaignReport:
     generated_at: datetime | None = None
 
 
+class SentWave(NamedTuple):
+    """When a wave of a campaign went out, and its kind (initial, relaunch, recurrence)."""
+
+    at: datetime
+    kind: str
+
+
 @dataclass(frozen=True)
 class CampaignListRow:
     name: str
@@ -163,7 +177,7 @@ class CampaignListRow:
     form_open_rate: Rate
     email_open_rate: Rate
     responses_to_process: int
-    waves: list[tuple[datetime, str]]  # (when, kind) of every wave sent, local time
+    waves: list[SentWave]  # every wave sent, in order
 
 
 @dataclass(frozen=True)
@@ -171,6 +185,7 @@ class CampaignList:
     rows: list[CampaignListRow]
     timezone: str
     generated_at: datetime | None = None
+    filtered: bool = False  # --status, --type or --since left some campaigns out
 
 
 def to_json(report: CampaignReport | CampaignList) -> dict[str, Any]:
@@ -185,6 +200,8 @@ def to_json(report: CampaignReport | CampaignList) -> dict[str, Any]:
             return value.isoformat()
         if isinstance(value, list):
             return [convert(v) for v in value]
+        if isinstance(value, SentWave):
+            return {"at": convert(value.at), "kind": value.kind}
         if isinstance(value, tuple):
             return [convert(v) for v in value]
         if isinstance(value, dict):

@@ -54,6 +54,7 @@ FIGURE_COLUMNS = [
     ("unsubscribed", "unsubscribed"),
     ("complained", "complained"),
     ("sms_parts", "SMS parts"),
+    ("records_contacted", "records contacted"),  # the denominator of the response rate
 ]
 
 
@@ -115,6 +116,8 @@ def report_tables(report: CampaignReport | CampaignList) -> list[ReportTable]:
         ]
         for w in report.waves
     ]
+    if report.waves:
+        waves.append(["total", "", "", "", *_figure_cells(report.totals)])
     tables = [
         ReportTable(
             "waves",
@@ -135,6 +138,18 @@ def report_tables(report: CampaignReport | CampaignList) -> list[ReportTable]:
             [[d.day.isoformat(), d.answers, d.cumulative] for d in report.answers_per_day],
         ),
     ]
+    reasons = [
+        [w.number, reason, n] for w in report.waves for reason, n in w.skipped_reasons.items()
+    ]
+    if reasons:
+        tables.append(
+            ReportTable(
+                "reasons",
+                f"{report.name}: suppressed and skipped messages",
+                ["wave", "reason", "messages"],
+                reasons,
+            )
+        )
     if report.steps:
         tables.append(
             ReportTable(
@@ -147,11 +162,70 @@ def report_tables(report: CampaignReport | CampaignList) -> list[ReportTable]:
     return tables
 
 
+LABEL_COLUMNS = {"waves": 4, "matrix": 2}
+
+
+def for_terminal(table: ReportTable) -> ReportTable:
+    """Wide figure tables turned a quarter: one row per figure, one column per wave or cell.
+
+    Seventeen figures side by side do not fit a terminal; seventeen lines do.
+    """
+    width = LABEL_COLUMNS.get(table.name)
+    if width is None:
+        return table
+    labels = [" ".join(str(c) for c in row[:width] if c not in ("", None)) for row in table.rows]
+    rows = [
+        [header, *(row[i] for row in table.rows)]
+        for i, header in enumerate(table.headers)
+        if i >= width
+    ]
+    label = " / ".join(table.headers[:width])
+    return ReportTable(table.name, table.title, [label, *labels], rows)
+
+
 def empty_state(report: CampaignReport | CampaignList) -> str | None:
     """The sentence to show instead of empty tables."""
     if isinstance(report, CampaignList):
-        return None if report.rows else "No campaign has been applied to the store yet."
+        if report.rows:
+            return None
+        if report.filtered:
+            return "No campaign matches these filters."
+        return "No campaign has been applied to the store yet."
     return None if report.waves else f"No wave of {report.name} has been sent yet."
+
+
+def summary_line(report: CampaignReport) -> str:
+    """One sentence with the campaign's totals and the denominators of its rates."""
+    t = report.totals
+    return (
+        f"{report.name} ({report.type}, {report.category}): {report.status}; "
+        f"{report.records} records, {report.messages} messages; "
+        f"answers: {t.response_rate.describe()}; opens: {t.open_rate.describe()}; "
+        f"form opened without answering: {t.form_open_rate.describe()}; "
+        f"responses to process: {report.responses_to_process}"
+    )
+
+
+def text_page(report: CampaignReport | CampaignList, organization: str) -> str:
+    """The report as plain text with aligned columns (the text part of the report email)."""
+    title = "Campaigns" if isinstance(report, CampaignList) else f"Campaign {report.name}"
+    lines = [f"{title} — {organization}"]
+    if report.generated_at:
+        lines.append(report.generated_at.strftime("%Y-%m-%d %H:%M %Z"))
+    if isinstance(report, CampaignReport):
+        lines.append(summary_line(report))
+    empty = empty_state(report)
+    if empty:
+        return "\n".join([*lines, "", empty]) + "\n"
+    for table in report_tables(report):
+        cells = [table.headers] + [["" if c is None else str(c) for c in r] for r in table.rows]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(table.headers))]
+        lines += ["", table.title]
+        for n, row in enumerate(cells):
+            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+            if n == 0:
+                lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------- CSV
@@ -287,14 +361,7 @@ def html_page(report: CampaignReport | CampaignList, organization: str) -> str:
         sections.append(f'<p class="empty">{html.escape(empty)}</p>')
     else:
         if isinstance(report, CampaignReport):
-            t = report.totals
-            sections.append(
-                '<p class="meta">'
-                f"{report.records} records, {report.messages} messages; "
-                f"answers: {html.escape(t.response_rate.describe())}; "
-                f"opens: {html.escape(t.open_rate.describe())}; "
-                f"responses to process: {report.responses_to_process}</p>"
-            )
+            sections.append(f'<p class="meta">{html.escape(summary_line(report))}</p>')
             sections.append("<h2>Funnel per wave</h2>" + _funnel_svg(report))
             if report.answers_per_day:
                 sections.append("<h2>Answers over time (cumulative)</h2>" + _answers_svg(report))

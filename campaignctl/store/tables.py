@@ -183,6 +183,17 @@ class Outbox(SQLModel, table=True):
         sa.Index("ix_outbox_record", "record_id"),
         sa.Index("ix_outbox_address", "channel", "address"),
         sa.Index("ix_outbox_provider", "provider_id"),
+        # report: distinct records per campaign by one ordered, covering scan (revision 0003)
+        sa.Index("ix_outbox_campaign_record", "campaign_id", "record_id", "state", "channel"),
+        sa.Index(
+            "ix_outbox_grouped",
+            "campaign_id",
+            "wave_id",
+            "channel",
+            "group_key",
+            sqlite_where=sa.text("group_key IS NOT NULL"),
+            postgresql_where=sa.text("group_key IS NOT NULL"),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = _fk("campaign.id")
@@ -216,6 +227,8 @@ class Event(SQLModel, table=True):
         sa.Index("ix_event_message", "message_id"),
         sa.Index("ix_event_record", "record_id", "type"),
         sa.Index("ix_event_outbox", "outbox_id", "type"),
+        # report: distinct messages and records per campaign and type (revision 0003)
+        sa.Index("ix_event_campaign_type_target", "campaign_id", "type", "outbox_id", "record_id"),
     )
     id: str = Field(primary_key=True, max_length=64)  # given id, or a hash of the line
     type: str = Field(max_length=32)

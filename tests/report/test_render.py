@@ -99,13 +99,15 @@ def test_csv_neutralises_formula_cells() -> None:
     matrix = next(t for t in report_tables(campaign_report()) if t.name == "matrix")
     text = table_csv(matrix)
     assert text.splitlines()[1].startswith(
-        "'=hotels,email,0,90,88,0,2,0,0,0,40,12,30,20,0,0,0,45.5%,20.0%"
+        "'=hotels,email,0,90,88,0,2,0,0,0,40,12,30,20,0,0,0,100,45.5%,20.0%"
     )
 
 
 def test_csv_writes_one_file_per_table(tmp_path: Path) -> None:
     paths = write_csv(campaign_report(), tmp_path)
-    assert [p.name for p in paths] == ["waves.csv", "matrix.csv", "answers.csv"]
+    # the reasons table exists because wave 2 has suppressed messages
+    assert [p.name for p in paths] == ["waves.csv", "matrix.csv", "answers.csv", "reasons.csv"]
+    assert (tmp_path / "reasons.csv").read_bytes() == b"wave,reason,messages\r\n2,suppressed,2\r\n"
     assert (tmp_path / "answers.csv").read_bytes() == (
         b"day,answers,cumulative\r\n2027-03-01,12,12\r\n2027-03-02,8,20\r\n2027-03-08,9,29\r\n"
     )

@@ -1,0 +1,540 @@
+"""Campaign figures by SQL aggregation over the outbox, the events and the responses (§7).
+
+Every count is computed in the store (GROUP BY, COUNT(DISTINCT …), conditional
+sums), a few queries per report; Python only folds the already-aggregated rows
+into the report dataclasses. What each figure counts:
+
+- message states (queued, sent, failed, suppressed, skipped) come from the outbox:
+  `sent` is every message the transport accepted (outbox state `sent`, or
+  `bounced` when a bounce came back afterwards);
+- message events (delivered, opened, clicked, bounced) are distinct messages,
+  however many events each has (an email opened five times is one open);
+  `sms_delivered` counts as delivered and `sms_failed` as a hard bounce;
+- record events (form_opened, form_submitted, unsubscribed, complained) are
+  distinct records; "form opened" includes the records that submitted (nobody
+  submits a form without opening it), so "opened without answering" is exact;
+- a record event belongs to the message it names (`outbox_id`) or else to the
+  last message the campaign sent that record before the event: an answer after
+  a relaunch counts for the relaunch, which is how the effect of each wave shows;
+- records contacted are the records behind the messages sent (a grouped email
+  lists every record of its `group_key` in the wave's lock);
+- answers per day are the first `form_submitted` of each record, per local day.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from campaignctl.enums import OutboxState, ResponseStatus
+from campaignctl.errors import StateError
+from campaignctl.report.model import (
+    CampaignList,
+    CampaignListRow,
+    CampaignReport,
+    DailyAnswers,
+    Figures,
+    MatrixCell,
+    Rate,
+    SentWave,
+    WaveReport,
+)
+
+NEVER_SENT = "never sent"
+
+_SENT = (OutboxState.SENT.value, OutboxState.BOUNCED.value)
+_SET_ASIDE = (OutboxState.SUPPRESSED.value, OutboxState.SKIPPED.value)
+_RECORD_EVENTS = ("form_opened", "form_submitted", "unsubscribed", "complained")
+# The records behind a message: its record, or every record of its group in the wave's lock.
+_BEHIND = (
+    "JOIN wave w ON w.id = o.wave_id LEFT JOIN recipient rc ON rc.lock_id = w.lock_id "
+    "AND rc.channel = o.channel AND rc.group_key = o.group_key"
+)
+_RECORD = "COALESCE(rc.record_id, o.record_id)"
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """`report --status --type --since`: which campaigns the list shows."""
+
+    status: str | None = None  # of the last wave, or "never sent"
+    type: str | None = None
+    since: date | None = None  # a wave sent or scheduled on or after this local day
+
+
+# ----------------------------------------------------------------------------- SQL pieces
+
+
+def _in(values: Iterable[str]) -> str:
+    """A literal IN list of fixed vocabulary values (enum members, never user input)."""
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def _soft_bounce(dialect: str) -> str:
+    """Whether a `bounced` event is soft: data.kind = soft, or no kind and a 4.x.x code."""
+    if dialect == "postgresql":
+        kind, code = "e.data->>'kind'", "e.data->>'code'"
+    else:
+        kind, code = (
+            "json_extract(e.data, '$.kind')",
+            "CAST(json_extract(e.data, '$.code') AS TEXT)",
+        )
+    return f"({kind} = 'soft' OR ({kind} IS NULL AND {code} LIKE '4%'))"
+
+
+def _hour(column: str, dialect: str) -> str:
+    """The UTC hour an instant falls in, as text `YYYY-MM-DD HH` (folded to local days later)."""
+    if dialect == "postgresql":
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24')"
+    return f"strftime('%Y-%m-%d %H', {column})"
+
+
+def _message_flags(dialect: str) -> str:
+    """Per message of campaign :c, which events it has had: one probe of ix_event_outbox each.
+
+    Probing the (outbox_id, type) index per sent message is three times faster than
+    grouping the campaign's events by message and joining the result back.
+    """
+
+    def has(condition: str) -> str:
+        return (
+            f"CASE WHEN o.state IN {_in(_SENT)} AND EXISTS (SELECT 1 FROM event e "
+            f"WHERE e.outbox_id = o.id AND {condition}) THEN 1 ELSE 0 END"
+        )
+
+    soft = _soft_bounce(dialect)
+    return f"""
+        SELECT o.id, o.wave_id, o.segment, o.channel, o.state, o.sms_parts,
+          {has("e.type IN ('delivered', 'sms_delivered')")} AS delivered,
+          {has("e.type = 'opened'")} AS opened,
+          {has("e.type = 'clicked'")} AS clicked,
+          CASE WHEN o.state = '{OutboxState.BOUNCED.value}' THEN 1 ELSE
+            {has("e.type = 'sms_failed'")} + {has(f"e.type = 'bounced' AND NOT {soft}")} END
+            AS hard,
+          {has(f"e.type = 'bounced' AND {soft}")} AS soft
+        FROM outbox o
+        WHERE o.campaign_id = :c"""
+
+
+def _group_select(group: Sequence[str], alias: str = "o") -> tuple[str, str]:
+    """(select list, GROUP BY clause) for a grouping over outbox columns (empty = totals)."""
+    if not group:
+        return "", ""
+    cols = ", ".join(f"{alias}.{g}" for g in group)
+    return cols + ", ", f" GROUP BY {cols}"
+
+
+def _message_counts(conn: Connection, campaign_id: int, group: Sequence[str]) -> dict[tuple, dict]:
+    cols, group_by = _group_select(group)
+    sql = f"""
+        SELECT {cols}
+          SUM(CASE WHEN o.state IN ('queued', 'sending') THEN 1 ELSE 0 END) AS queued,
+          SUM(CASE WHEN o.state IN {_in(_SENT)} THEN 1 ELSE 0 END) AS sent,
+          SUM(CASE WHEN o.state = 'failed' THEN 1 ELSE 0 END) AS failed,
+          SUM(CASE WHEN o.state = 'suppressed' THEN 1 ELSE 0 END) AS suppressed,
+          SUM(CASE WHEN o.state = 'skipped' THEN 1 ELSE 0 END) AS skipped,
+          SUM(o.delivered) AS delivered,
+          SUM(CASE WHEN o.hard > 0 THEN 1 ELSE 0 END) AS bounced_hard,
+          SUM(CASE WHEN o.soft = 1 AND o.hard = 0 THEN 1 ELSE 0 END) AS bounced_soft,
+          SUM(o.opened) AS opened,
+          SUM(o.clicked) AS clicked,
+          SUM(CASE WHEN o.state IN {_in(_SENT)} THEN COALESCE(o.sms_parts, 0) ELSE 0 END)
+            AS sms_parts
+        FROM ({_message_flags(conn.dialect.name)}) AS o{group_by}"""
+    return _keyed(conn.execute(sa.text(sql), {"c": campaign_id}), len(group))
+
+
+def _records_contacted(
+    conn: Connection, campaign_id: int, group: Sequence[str]
+) -> dict[tuple, dict]:
+    cols, group_by = _group_select(group)
+    sql = f"""
+        SELECT {cols} COUNT(DISTINCT {_RECORD}) AS records_contacted
+        FROM outbox o {_BEHIND}
+        WHERE o.campaign_id = :c AND o.state IN {_in(_SENT)}{group_by}"""
+    return _keyed(conn.execute(sa.text(sql), {"c": campaign_id}), len(group))
+
+
+def _record_events(conn: Connection, campaign_id: int, group: Sequence[str]) -> dict[tuple, dict]:
+    """Distinct records per record-event type, grouped by the message each event belongs to."""
+    if not group:  # the whole campaign: no attribution to a message needed
+        return _keyed(
+            conn.execute(
+                sa.text(
+                    """SELECT
+                      COUNT(DISTINCT CASE WHEN type IN ('form_opened', 'form_submitted')
+                            THEN record_id END) AS form_opened,
+                      COUNT(DISTINCT CASE WHEN type = 'form_submitted' THEN record_id END)
+                        AS answered,
+                      COUNT(DISTINCT CASE WHEN type = 'unsubscribed' THEN record_id END)
+                        AS unsubscribed,
+                      COUNT(DISTINCT CASE WHEN type = 'complained' THEN record_id END)
+                        AS complained
+                    FROM event WHERE campaign_id = :c AND type IN """
+                    + _in(_RECORD_EVENTS)
+                ),
+                {"c": campaign_id},
+            ),
+            0,
+        )
+    cols, group_by = _group_select(group)
+    sql = f"""
+        WITH attributed AS (
+          SELECT e.type AS type, e.record_id AS record_id,
+            COALESCE(e.outbox_id, (
+              SELECT m.id FROM outbox m
+              WHERE m.campaign_id = e.campaign_id AND m.record_id = e.record_id
+                AND m.state IN {_in(_SENT)} AND m.sent_at <= e.at
+              ORDER BY m.sent_at DESC, m.id DESC LIMIT 1)) AS outbox_id
+          FROM event e
+          WHERE e.campaign_id = :c AND e.type IN {_in(_RECORD_EVENTS)}
+        )
+        SELECT {cols}
+          COUNT(DISTINCT CASE WHEN a.type IN ('form_opened', 'form_submitted')
+                THEN COALESCE(a.record_id, o.record_id) END) AS form_opened,
+          COUNT(DISTINCT CASE WHEN a.type = 'form_submitted'
+                THEN COALESCE(a.record_id, o.record_id) END) AS answered,
+          COUNT(DISTINCT CASE WHEN a.type = 'unsubscribed'
+                THEN COALESCE(a.record_id, o.record_id) END) AS unsubscribed,
+          COUNT(DISTINCT CASE WHEN a.type = 'complained'
+                THEN COALESCE(a.record_id, o.record_id) END) AS complained
+        FROM attributed a
+        JOIN outbox o ON o.id = a.outbox_id{group_by}"""
+    return _keyed(conn.execute(sa.text(sql), {"c": campaign_id}), len(group))
+
+
+def _keyed(result: Any, width: int) -> dict[tuple, dict]:
+    out = {}
+    for row in result.mappings():
+        values = list(row.values())
+        out[tuple(values[:width])] = {k: int(v or 0) for k, v in list(row.items())[width:]}
+    return out
+
+
+_FINEST = ("wave_id", "segment", "channel")
+
+
+def _sum_up(finest: dict[tuple, dict], group: Sequence[str]) -> dict[tuple, dict]:
+    """Sum counts per (wave, segment, channel) into a coarser grouping (already-aggregated rows)."""
+    out: dict[tuple, dict] = {}
+    for key, counts in finest.items():
+        coarse = tuple(key[_FINEST.index(g)] for g in group)
+        into = out.setdefault(coarse, dict.fromkeys(counts, 0))
+        for name, value in counts.items():
+            into[name] += value
+    return out
+
+
+def _figures(key: tuple, *parts: dict[tuple, dict]) -> Figures:
+    counts: dict[str, int] = {}
+    for part in parts:
+        counts.update(part.get(key, {}))
+    return Figures(**counts)
+
+
+# ----------------------------------------------------------------------------- time
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    """Instants come back naive from SQLite (stored in UTC): make them aware."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _answers_per_day(
+    conn: Connection, campaign_id: int, tz: str, first_day: date | None
+) -> list[DailyAnswers]:
+    """Records answering for the first time, per local day, every day from the first wave."""
+    hour = _hour("first_at", conn.dialect.name)
+    sql = f"""
+        SELECT {hour} AS hour, COUNT(*) AS answers
+        FROM (SELECT MIN(e.at) AS first_at FROM event e
+              WHERE e.campaign_id = :c AND e.type = 'form_submitted'
+              GROUP BY COALESCE(CAST(e.record_id AS TEXT), e.id)) AS firsts
+        GROUP BY {hour}"""
+    zone = ZoneInfo(tz)
+    per_day: dict[date, int] = defaultdict(int)
+    for hour_text, answers in conn.execute(sa.text(sql), {"c": campaign_id}):
+        instant = datetime.strptime(hour_text, "%Y-%m-%d %H").replace(tzinfo=UTC)
+        per_day[instant.astimezone(zone).date()] += int(answers)
+    if not per_day:
+        return []
+    day = min([first_day, *per_day] if first_day else per_day)
+    last = max(per_day)
+    days, cumulative = [], 0
+    while day <= last:
+        cumulative += per_day.get(day, 0)
+        days.append(DailyAnswers(day, per_day.get(day, 0), cumulative))
+        day += timedelta(days=1)
+    return days
+
+
+# ----------------------------------------------------------------------------- campaign report
+
+
+def _campaign_row(conn: Connection, name: str) -> Any:
+    row = conn.execute(
+        sa.text("SELECT id, name, type, category FROM campaign WHERE name = :n"), {"n": name}
+    ).one_or_none()
+    if row is None:
+        known = list(conn.execute(sa.text("SELECT name FROM campaign")).scalars())
+        close = difflib.get_close_matches(name, known, n=1)
+        raise StateError(
+            f'campaign "{name}" is not in the store'
+            + (f'; did you mean "{close[0]}"?' if close else ""),
+            hint="`campaignctl report` lists the campaigns; `campaignctl apply` records new ones",
+        )
+    return row
+
+
+def campaign_report(
+    store: Any, name: str, *, timezone: str = "UTC", now: datetime | None = None
+) -> CampaignReport:
+    """The figures of one campaign: per wave, per segment × channel, in total, per day."""
+    with store.read() as conn:
+        campaign = _campaign_row(conn, name)
+        cid = campaign.id
+        waves = conn.execute(
+            sa.text(
+                "SELECT id, number, kind, status, scheduled_for, started_at FROM wave "
+                "WHERE campaign_id = :c ORDER BY number"
+            ),
+            {"c": cid},
+        ).all()
+        by_wave = [("wave_id",), ("segment", "channel"), ()]
+        # message counts add up across cells: one pass at the finest grain, summed here;
+        # distinct records do not, so they are counted per grouping
+        finest = _message_counts(conn, cid, ("wave_id", "segment", "channel"))
+        msgs = {g: _sum_up(finest, g) for g in by_wave}
+        per_campaign = _outbox_per_campaign(conn, str(int(cid))).get(cid, {})
+        records, messages = per_campaign.get("records", 0), per_campaign.get("messages", 0)
+        contacted = {g: _records_contacted(conn, cid, g) for g in by_wave[:2]}
+        contacted[()] = {(): {"records_contacted": per_campaign.get("contacted", 0)}}
+        events = {g: _record_events(conn, cid, g) for g in by_wave}
+        reasons: dict[Any, dict[str, int]] = defaultdict(dict)
+        for wave_id, state, reason, count in conn.execute(
+            sa.text(
+                "SELECT wave_id, state, COALESCE(reason, 'no reason given'), COUNT(*) FROM outbox "
+                f"WHERE campaign_id = :c AND state IN {_in(_SET_ASIDE)} "
+                "GROUP BY wave_id, state, COALESCE(reason, 'no reason given') "
+                "ORDER BY wave_id, state, COUNT(*) DESC"
+            ),
+            {"c": cid},
+        ):
+            reasons[wave_id][f"{state}: {reason}"] = int(count)
+        totals_key: tuple = ()
+        to_process = conn.execute(
+            sa.text("SELECT COUNT(*) FROM response WHERE campaign_id = :c AND status = :s"),
+            {"c": cid, "s": ResponseStatus.TO_PROCESS.value},
+        ).scalar_one()
+        started = [_aware(w.started_at) for w in waves if w.started_at is not None]
+        first_day = min(started).astimezone(ZoneInfo(timezone)).date() if started else None
+        answers = _answers_per_day(conn, cid, timezone, first_day)
+
+    def parts(group: tuple) -> list[dict[tuple, dict]]:
+        return [msgs[group], contacted[group], events[group]]
+
+    wave_reports = [
+        WaveReport(
+            number=w.number,
+            kind=str(w.kind),
+            status=str(w.status),
+            scheduled_for=_aware(w.scheduled_for),
+            started_at=_aware(w.started_at),
+            figures=_figures((w.id,), *parts(("wave_id",))),
+            skipped_reasons=reasons.get(w.id, {}),
+        )
+        for w in waves
+    ]
+    cells = sorted(
+        set(msgs[("segment", "channel")]) | set(events[("segment", "channel")]),
+        key=lambda k: (k[0] or "", k[1] or ""),
+    )
+    matrix = [
+        MatrixCell(
+            seg or "(no segment)", ch or "", _figures((seg, ch), *parts(("segment", "channel")))
+        )
+        for seg, ch in cells
+    ]
+    return CampaignReport(
+        name=campaign.name,
+        type=campaign.type,
+        category=campaign.category or "",
+        status=wave_reports[-1].status if wave_reports else NEVER_SENT,
+        timezone=timezone,
+        records=int(records or 0),
+        messages=int(messages or 0),
+        responses_to_process=int(to_process),
+        totals=_figures(totals_key, *parts(())),
+        waves=wave_reports,
+        matrix=matrix,
+        answers_per_day=answers,
+        generated_at=now,
+    )
+
+
+# ----------------------------------------------------------------------------- campaign list
+
+
+def campaign_list(
+    store: Any,
+    *,
+    timezone: str = "UTC",
+    filters: ListFilter | None = None,
+    now: datetime | None = None,
+) -> CampaignList:
+    """One row per campaign applied to the store, latest activity first (seed 000's list)."""
+    filters = filters or ListFilter()
+    zone = ZoneInfo(timezone)
+    params: dict[str, Any] = {}
+    where = ""
+    if filters.type:
+        where, params["t"] = " WHERE type = :t", filters.type
+    with store.read() as conn:
+        campaigns = conn.execute(
+            sa.text(f"SELECT id, name, type, category, applied_at FROM campaign{where}"), params
+        ).all()
+        waves: dict[int, list[Any]] = defaultdict(list)
+        for w in conn.execute(
+            sa.text(
+                "SELECT campaign_id, number, kind, status, scheduled_for, started_at FROM wave "
+                "ORDER BY campaign_id, number"
+            )
+        ):
+            waves[w.campaign_id].append(w)
+        ids = ", ".join(str(int(c.id)) for c in campaigns) or "NULL"
+        outbox = _outbox_per_campaign(conn, ids)
+        # Distinct messages per campaign and type: ordered scans of ix_event_campaign_type_target.
+        email_events: dict[int, dict[str, int]] = defaultdict(dict)
+        for cid, type_, n in conn.execute(
+            sa.text(
+                f"""SELECT campaign_id, type, COUNT(*) FROM (
+                      SELECT DISTINCT campaign_id, type, outbox_id FROM event
+                      WHERE campaign_id IN ({ids}) AND type IN ('delivered', 'opened')
+                        AND outbox_id IS NOT NULL) AS messages
+                    GROUP BY campaign_id, type"""
+            )
+        ):
+            email_events[cid][type_] = int(n)
+        form_events = _by_campaign(
+            conn,
+            f"""SELECT e.campaign_id,
+                 COUNT(DISTINCT e.record_id) AS form_opened,
+                 COUNT(DISTINCT CASE WHEN e.type = 'form_submitted' THEN e.record_id END)
+                   AS answered
+               FROM event e
+               WHERE e.campaign_id IN ({ids}) AND e.type IN ('form_opened', 'form_submitted')
+               GROUP BY e.campaign_id""",
+        )
+        to_process = _by_campaign(
+            conn,
+            "SELECT campaign_id, COUNT(*) AS n FROM response WHERE status = :s "
+            "GROUP BY campaign_id",
+            {"s": ResponseStatus.TO_PROCESS.value},
+        )
+    rows = []
+    for c in campaigns:
+        cw = waves.get(c.id, [])
+        status = str(cw[-1].status) if cw else NEVER_SENT
+        sent = [(_aware(w.started_at), str(w.kind)) for w in cw if w.started_at is not None]
+        moments = [m for w in cw for m in (_aware(w.started_at), _aware(w.scheduled_for)) if m]
+        latest = max(moments) if moments else _aware(c.applied_at)
+        if filters.status and status != filters.status:
+            continue
+        if filters.since and (latest is None or latest.astimezone(zone).date() < filters.since):
+            continue
+        o, ev, fe = outbox.get(c.id, {}), email_events.get(c.id, {}), form_events.get(c.id, {})
+        contacted = o.get("contacted", 0)
+        answered = fe.get("answered", 0)
+        delivered = ev.get("delivered", 0)
+        rows.append(
+            (
+                latest,
+                CampaignListRow(
+                    name=c.name,
+                    type=c.type,
+                    category=c.category or "",
+                    status=status,
+                    records=o.get("records", 0),
+                    messages=o.get("messages", 0),
+                    response_rate=Rate(answered, contacted, "records contacted"),
+                    form_open_rate=Rate(
+                        max(fe.get("form_opened", 0) - answered, 0), contacted, "records contacted"
+                    ),
+                    email_open_rate=(
+                        Rate(ev.get("opened", 0), delivered, "delivered")
+                        if delivered
+                        else Rate(ev.get("opened", 0), o.get("email_sent", 0), "emails sent")
+                    ),
+                    responses_to_process=to_process.get(c.id, {}).get("n", 0),
+                    waves=[SentWave(at, kind) for at, kind in sent if at is not None],
+                ),
+            )
+        )
+    epoch = datetime.min.replace(tzinfo=UTC)
+    rows.sort(key=lambda pair: (-(pair[0] or epoch).timestamp(), pair[1].name))
+    filtered = filters != ListFilter()
+    return CampaignList([row for _, row in rows], timezone, generated_at=now, filtered=filtered)
+
+
+def _by_campaign(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> dict:
+    out: dict[int, dict[str, int]] = {}
+    for row in conn.execute(sa.text(sql), params or {}).mappings():
+        values = dict(row)
+        out[values.pop("campaign_id")] = {k: int(v or 0) for k, v in values.items()}
+    return out
+
+
+def _outbox_per_campaign(conn: Connection, ids: str) -> dict[int, dict[str, int]]:
+    """Records targeted and contacted, messages and emails sent, per campaign (ids: a SQL list).
+
+    One ordered pass over ix_outbox_campaign_record (per record, then per campaign),
+    plus the records of grouped emails not counted through a message of their own.
+    """
+    outbox = _by_campaign(
+        conn,
+        f"""SELECT campaign_id, SUM(targeted) AS records, SUM(contacted) AS contacted,
+              SUM(messages) AS messages, SUM(email_sent) AS email_sent
+            FROM (SELECT campaign_id, record_id,
+                    MAX(CASE WHEN state NOT IN {_in(_SET_ASIDE)} THEN 1 ELSE 0 END) AS targeted,
+                    MAX(CASE WHEN state IN {_in(_SENT)} THEN 1 ELSE 0 END) AS contacted,
+                    SUM(CASE WHEN state NOT IN {_in(_SET_ASIDE)} THEN 1 ELSE 0 END) AS messages,
+                    SUM(CASE WHEN state IN {_in(_SENT)} AND channel = 'email'
+                        THEN 1 ELSE 0 END) AS email_sent
+                  FROM outbox WHERE campaign_id IN ({ids})
+                  GROUP BY campaign_id, record_id) AS per_record
+            GROUP BY campaign_id""",
+    )
+    # The other records of grouped emails (they have no message of their own).
+    grouped = _by_campaign(
+        conn,
+        f"""SELECT o.campaign_id,
+              COUNT(DISTINCT CASE WHEN NOT EXISTS (
+                  SELECT 1 FROM outbox m WHERE m.campaign_id = o.campaign_id
+                    AND m.record_id = rc.record_id AND m.state NOT IN {_in(_SET_ASIDE)})
+                THEN rc.record_id END) AS records,
+              COUNT(DISTINCT CASE WHEN o.state IN {_in(_SENT)} AND NOT EXISTS (
+                  SELECT 1 FROM outbox m WHERE m.campaign_id = o.campaign_id
+                    AND m.record_id = rc.record_id AND m.state IN {_in(_SENT)})
+                THEN rc.record_id END) AS contacted
+            FROM outbox o {_BEHIND}
+            WHERE o.campaign_id IN ({ids}) AND o.group_key IS NOT NULL
+              AND o.state NOT IN {_in(_SET_ASIDE)}
+            GROUP BY o.campaign_id""",
+    )
+    for cid, extra in grouped.items():
+        into = outbox.setdefault(cid, {"records": 0, "contacted": 0, "messages": 0})
+        into["records"] = into.get("records", 0) + extra["records"]
+        into["contacted"] = into.get("contacted", 0) + extra["contacted"]
+    return outbox

@@ -1,0 +1,246 @@
+"""`campaignctl report` through the CLI: every figure in every format, compared whole."""
+
+from __future__ import annotations
+
+import csv
+import email
+import email.policy
+import io
+import json
+import os
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from campaignctl.cli.main import app
+from tests.report import expected as x
+
+GOLDEN = Path(__file__).with_name("golden")
+UPDATE = os.environ.get("CAMPAIGNCTL_UPDATE_GOLDEN") == "1"
+
+
+def run(root: Path, *args: str):
+    return CliRunner().invoke(app, ["--workspace", str(root), "report", *args])
+
+
+def golden(name: str, text: str) -> None:
+    """Compare whole output with tests/report/golden/NAME (CAMPAIGNCTL_UPDATE_GOLDEN=1 rewrites)."""
+    path = GOLDEN / name
+    if UPDATE:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(text.encode("utf-8"))
+    assert path.exists(), f"{name}: no golden file; run with CAMPAIGNCTL_UPDATE_GOLDEN=1"
+    assert text == path.read_bytes().decode("utf-8"), name
+
+
+def test_list_table_is_printed_whole(reported) -> None:
+    result = run(reported.root)
+    assert result.exit_code == 0, result.output
+    golden("list.txt", result.stdout)
+    assert result.stderr == ""
+
+
+def test_campaign_table_is_printed_whole(reported) -> None:
+    result = run(reported.root, "mise-a-jour-2027")
+    assert result.exit_code == 0, result.output
+    golden("campaign.txt", result.stdout)
+    assert result.stdout.startswith(
+        "mise-a-jour-2027 (questionnaire, administrative): sending; 27 records, 35 messages; "
+        "answers: 9 / 24 records contacted (37.5%); opens: 13 / 28 delivered (46.4%); "
+        "form opened without answering: 2 / 24 records contacted (8.3%); "
+        "responses to process: 4\n"
+    )
+
+
+def _figures(document: dict) -> dict:
+    return {k: v for k, v in document.items() if k not in ("bounced", "rates")}
+
+
+def test_json_carries_every_figure_and_rate(reported) -> None:
+    result = run(reported.root, "mise-a-jour-2027", "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert (doc["format_version"], doc["report"], doc["timezone"]) == (
+        1,
+        "campaign",
+        "Europe/Paris",
+    )
+    assert doc["generated_at"] == "2027-03-16T07:00:00+00:00"
+    waves = [_figures(w["figures"]) for w in doc["waves"]]
+    assert waves == [x.WAVE_1.counts(), x.WAVE_2.counts(), x.WAVE_3.counts()]
+    assert _figures(doc["totals"]) == x.TOTALS.counts()
+    assert doc["totals"]["rates"] == {
+        "open": {"numerator": 13, "denominator": 28, "basis": "delivered", "value": 13 / 28},
+        "click": {"numerator": 6, "denominator": 28, "basis": "delivered", "value": 6 / 28},
+        "response": {
+            "numerator": 9,
+            "denominator": 24,
+            "basis": "records contacted",
+            "value": 9 / 24,
+        },
+        "form_open_without_answer": {
+            "numerator": 2,
+            "denominator": 24,
+            "basis": "records contacted",
+            "value": 2 / 24,
+        },
+    }
+    assert [(c["segment"], c["channel"], _figures(c["figures"])) for c in doc["matrix"]] == [
+        ("accommodation", "email", x.ACCOMMODATION_EMAIL.counts()),
+        ("restaurants", "sms", x.RESTAURANTS_SMS.counts()),
+    ]
+    assert [tuple(d.values()) for d in doc["answers_per_day"]] == x.ANSWERS_PER_DAY
+    assert doc["waves"][0]["skipped_reasons"] == {
+        "skipped: in another active campaign": 1,
+        "suppressed: unsubscribed": 1,
+    }
+    assert doc["waves"][0]["started_at"] == "2027-03-01T08:00:00+00:00"
+    golden("campaign.json", result.stdout)
+
+
+def test_json_list_names_the_waves(reported) -> None:
+    result = run(reported.root, "--format", "json", "--type", "questionnaire")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert [r["name"] for r in doc["rows"]] == ["mise-a-jour-2027", "medias-2027"]
+    row = doc["rows"][0]
+    assert row["waves"] == [
+        {"at": "2027-03-01T08:00:00+00:00", "kind": "initial"},
+        {"at": "2027-03-08T08:00:00+00:00", "kind": "relaunch"},
+        {"at": "2027-03-15T08:00:00+00:00", "kind": "relaunch"},
+    ]
+    assert row["response_rate"]["numerator"] == 9 and row["responses_to_process"] == 4
+    golden("list.json", run(reported.root, "--format", "json").stdout)
+
+
+def test_csv_writes_each_table_whole(reported, tmp_path: Path) -> None:
+    out = tmp_path / "csv"
+    result = run(reported.root, "mise-a-jour-2027", "--format", "csv", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["answers.csv", "matrix.csv", "reasons.csv", "waves.csv"]
+    for name in names:
+        golden(f"csv-{name}", (out / name).read_bytes().decode("utf-8"))
+    waves = list(csv.reader(io.StringIO((out / "waves.csv").read_text())))
+    total = dict(zip(waves[0], waves[-1], strict=True))
+    assert total["sent"] == "32" and total["records contacted"] == "24"
+    assert total["open rate"] == "46.4%" and total["response rate"] == "37.5%"
+    matrix = run(reported.root, "mise-a-jour-2027", "--format", "csv", "--table", "matrix")
+    # click's `stdout` turns CRLF into LF: compare the bytes the command wrote
+    assert matrix.stdout_bytes == (out / "matrix.csv").read_bytes()
+    listing = run(reported.root, "--format", "csv")
+    golden("csv-campaigns.csv", listing.stdout_bytes.decode("utf-8"))
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[list[str]] = []
+        self.text: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs) -> None:
+        self.tags.append(tag)
+        if tag == "tr":
+            self.cells.append([])
+
+    def handle_data(self, data) -> None:
+        self.text.append(data)
+        if self.tags and self.tags[-1] in ("td", "th") and self.cells:
+            self.cells[-1].append(data)
+
+
+def test_html_page_holds_every_figure(reported, tmp_path: Path) -> None:
+    page = tmp_path / "rapport.html"
+    result = run(reported.root, "mise-a-jour-2027", "--format", "html", "--out", str(page))
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"wrote the HTML report to {page}\n"
+    parser = _Page()
+    parser.feed(page.read_text(encoding="utf-8"))
+    text = " ".join(parser.text)
+    assert "Office de tourisme du Val des Aiguilles" in text
+    assert "answers: 9 / 24 records contacted (37.5%)" in text
+    assert parser.tags.count("svg") == 2
+    rows = {tuple(r[:2]): r for r in parser.cells}
+    figures = [str(getattr(x.TOTALS, f)) for f in x.TOTALS.counts()]
+    total = next(r for r in parser.cells if r and r[0] == "total")
+    assert total[1:] == [*figures, "46.4%", "37.5%"]
+    cell = rows[("restaurants", "sms")]
+    assert cell[2:] == [
+        *(str(v) for v in x.RESTAURANTS_SMS.counts().values()),
+        "0.0%",
+        "16.7%",
+    ]
+    days = [tuple(r) for r in parser.cells if r and r[0].startswith("2027-03-")]
+    assert days == [(d, str(a), str(c)) for d, a, c in x.ANSWERS_PER_DAY]
+
+
+def test_email_writes_the_report_through_the_file_transport(reported) -> None:
+    result = run(
+        reported.root, "mise-a-jour-2027", "--email", "direction@example.org,ca@example.org"
+    )
+    assert result.exit_code == 0, result.output
+    (eml,) = (reported.root / ".campaignctl" / "outbox" / "reports").glob("*.eml")
+    assert result.stderr.startswith(
+        "sent the report to direction@example.org, ca@example.org (written "
+    )
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert message["To"] == "direction@example.org, ca@example.org"
+    assert message["Subject"] == (
+        "Office de tourisme du Val des Aiguilles: report on campaign mise-a-jour-2027, 2027-03-16"
+    )
+    assert "partenaires@val-des-aiguilles.example" in message["From"]
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "answers: 9 / 24 records contacted (37.5%)" in text
+    assert "answers: 9 / 24 records contacted (37.5%)" in html and "<svg" in html
+    golden("email.txt", text)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "error"),
+    [
+        (
+            ["mise-a-jour"],
+            65,
+            'error: campaign "mise-a-jour" is not in the store; did you mean "mise-a-jour-2027"?\n'
+            "  hint: `campaignctl report` lists the campaigns; "
+            "`campaignctl apply` records new ones\n",
+        ),
+        (
+            ["mise-a-jour-2027", "--format", "csv", "--table", "funnel"],
+            64,
+            "error: --table 'funnel': this report has no such table\n"
+            "  hint: tables: waves, matrix, answers, reasons; or --out DIR for one file each\n",
+        ),
+        (
+            ["--since", "yesterday"],
+            64,
+            "error: --since 'yesterday' is not a date\n  hint: write it as YYYY-MM-DD\n",
+        ),
+        (
+            ["--email", "direction"],
+            64,
+            "error: --email: direction is not an email address\n"
+            "  hint: write --email alice@example.org,bob@example.org\n",
+        ),
+    ],
+)
+def test_errors_say_what_to_do(reported, args, code, error) -> None:
+    result = run(reported.root, *args)
+    assert (result.exit_code, result.stderr) == (code, error)
+
+
+def test_empty_states_are_explicit(reported) -> None:
+    result = run(reported.root, "medias-2027")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "medias-2027 (questionnaire, administrative): never sent; 0 records, 0 messages; "
+        "answers: — (no records contacted yet); opens: — (no messages sent yet); "
+        "form opened without answering: — (no records contacted yet); responses to process: 0\n"
+    )
+    assert result.stderr == "No wave of medias-2027 has been sent yet.\n"
+    nothing = run(reported.root, "--since", "2030-01-01")
+    assert (nothing.stdout, nothing.stderr) == ("", "No campaign matches these filters.\n")
