@@ -112,7 +112,7 @@ def acquire(
 def heartbeat(store: Store, name: str, holder: str, ttl: timedelta = DEFAULT_TTL) -> bool:
     """Renew the lease; False if it is no longer ours."""
     now = clock.now()
-    with store.transaction() as conn:
+    with store.transaction(immediate=True) as conn:
         return bool(
             conn.execute(
                 LEASE.update()
@@ -123,5 +123,5 @@ def heartbeat(store: Store, name: str, holder: str, ttl: timedelta = DEFAULT_TTL
 
 
 def release(store: Store, name: str, holder: str) -> None:
-    with store.transaction() as conn:
+    with store.transaction(immediate=True) as conn:
         conn.execute(LEASE.delete().where(LEASE.c.name == name, LEASE.c.holder == holder))

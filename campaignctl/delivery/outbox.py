@@ -406,7 +406,7 @@ def claim_batch(
 
 def extend_claims(store: Store, holder: str, until: datetime) -> None:
     """Heartbeat: the rows this holder is sending stay its own until `until`."""
-    with store.transaction() as conn:
+    with store.transaction(immediate=True) as conn:
         conn.execute(
             OUTBOX.update()
             .where(OUTBOX.c.claimed_by == holder, OUTBOX.c.state == OutboxState.SENDING)
@@ -576,7 +576,7 @@ def record_outcomes(
         )
     )
     bounces = [o for o in outcomes if o.bounce_code is not None]
-    with store.transaction() as conn:
+    with store.transaction(immediate=True) as conn:
         conn.execute(statement, params)
         for o in bounces:
             _record_bounce(conn, o, campaign_id=campaign_id, campaign=campaign, now=now)
@@ -770,7 +770,7 @@ def due_count(store: Store, wave_id: int, now: datetime) -> int:
 
 def finish_wave(store: Store, wave_id: int, now: datetime) -> bool:
     """Mark the wave done when nothing is queued or sending any more."""
-    with store.transaction() as conn:
+    with store.transaction(immediate=True) as conn:
         open_rows = conn.execute(
             sa.select(OUTBOX.c.id)
             .where(

@@ -170,7 +170,7 @@ def apply_definitions(
 def archive_campaign(store: Store, name: str, *, now: datetime | None = None) -> None:
     """Retire an applied campaign (its history stays); it no longer solicits anyone."""
     now = now or clock.now()
-    with store.transaction() as conn:
+    with store.transaction(immediate=True) as conn:
         updated = conn.execute(
             CAMPAIGN.update()
             .where(CAMPAIGN.c.name == name)
