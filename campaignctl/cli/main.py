@@ -151,9 +151,24 @@ def root(
 
 
 def _register() -> None:
-    from campaignctl.cli import audience, calendar, contacts, db, preview, segment, workspace
+    from campaignctl.cli import (
+        audience,
+        calendar,
+        contacts,
+        db,
+        events,
+        lease,
+        preview,
+        relaunch,
+        scheduler,
+        segment,
+        workspace,
+    )
 
-    for module in (workspace, preview, audience, segment, contacts, calendar, db):
+    for module in (
+        workspace, preview, audience, segment, contacts, calendar, events, relaunch, scheduler,
+        lease, db,
+    ):  # fmt: skip
         module.register(app)
 
 
