@@ -133,7 +133,7 @@ def _insert_once(conn: Connection, values: dict[str, Any]) -> bool:
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     statement = insert(EVENT).values(**values).on_conflict_do_nothing(index_elements=["id"])
-    return bool(conn.execute(statement).rowcount)
+    return conn.execute(statement.returning(EVENT.c.id)).first() is not None
 
 
 def _resolve(conn: Connection, event: Event) -> _Target:
