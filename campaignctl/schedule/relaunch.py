@@ -113,11 +113,13 @@ def _acted(campaign: AppliedCampaign, types: list[EventType], by_address: bool) 
     own = EVENT.c.record_id == RECORD.c.id
     if by_address:
         to_address = EVENT.c.outbox_id.in_(
-            sa.select(OUTBOX.c.id).where(
+            sa.select(OUTBOX.c.id)
+            .where(
                 OUTBOX.c.campaign_id == campaign.id,
                 OUTBOX.c.channel == str(Channel.EMAIL),
                 OUTBOX.c.address == RECORD.c.email_normalized,
             )
+            .correlate(RECORD)  # two levels down: explicit, or RECORD would be joined in here
         )
         own = sa.or_(own, to_address)
     return sa.exists().where(
@@ -354,3 +356,31 @@ def plan_relaunch(
         reached, totals[0], int(totals[1]), int(totals[2]),
         tuple((c, s, n) for c, s, n in cells),
     )  # fmt: skip
+
+
+def create_relaunch_wave(
+    conn: Connection, plan: RelaunchPlan, campaign: AppliedCampaign, now: Any
+) -> tuple[int, int]:
+    """A wave row for a relaunch asked by hand: (wave id, wave number).
+
+    Its occurrence key is `CAMPAIGN/manual/NUMBER`, apart from the scheduled ones.
+    """
+    from campaignctl.enums import WaveKind
+
+    number = (
+        conn.execute(
+            sa.select(sa.func.coalesce(sa.func.max(WAVE.c.number), 0)).where(
+                WAVE.c.campaign_id == campaign.id
+            )
+        ).scalar_one()
+        + 1
+    )
+    wave_id = conn.execute(
+        sa.insert(WAVE).values(
+            campaign_id=campaign.id, number=number, kind=WaveKind.RELAUNCH,
+            occurrence_key=f"{campaign.name}/manual/{number}", scheduled_for=now,
+            status=WaveStatus.SCHEDULED, lock_id=plan.lock_id, target=plan.target,
+            channels=list(plan.channels), created_at=now, note="relaunch by hand",
+        )
+    ).inserted_primary_key[0]  # fmt: skip
+    return wave_id, number

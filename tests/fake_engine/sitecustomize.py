@@ -1,6 +1,7 @@
 """A stand-in send engine for scheduler tests, installed into real processes.
 
-Put this folder on PYTHONPATH and every Python process loads it at start-up: the
+Put this folder on PYTHONPATH and set FAKE_ENGINE=1: every Python process loads it
+at start-up, and the
 two seams of `campaignctl.schedule.runner` (lock_for_wave, send_wave) are replaced
 by versions that write real outbox rows and "send" them by marking them sent.
 FAKE_ENGINE_HOLD=path makes each send wait until that file exists (so a test can
@@ -110,6 +111,6 @@ def install() -> None:
     runner.send_wave = send_wave
 
 
-if os.environ.get("FAKE_ENGINE", "1") == "1":
+if os.environ.get("FAKE_ENGINE") == "1":  # set by the tests that start processes
     with contextlib.suppress(ImportError):  # a Python without campaignctl on its path
         install()

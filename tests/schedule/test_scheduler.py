@@ -112,7 +112,7 @@ def test_a_wave_later_than_max_lateness_is_missed_and_its_relaunch_too(
 def tick(root: Path, now: str, *extra: str, **env: str) -> subprocess.Popen:
     environment = {
         **os.environ, "CAMPAIGNCTL_NOW": now, "NO_COLOR": "1",
-        "PYTHONPATH": str(FAKE_ENGINE), **env,
+        "PYTHONPATH": str(FAKE_ENGINE), "FAKE_ENGINE": "1", **env,
     }  # fmt: skip
     return subprocess.Popen(
         [CAMPAIGNCTL, "--workspace", str(root), "scheduler", "tick", *extra],
