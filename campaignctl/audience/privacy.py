@@ -245,3 +245,19 @@ def forget_contact(store: Store, key: str, audience: str | None = None) -> dict[
             },
         )
     return {"format_version": 1, "key": key, "forgotten": len(records)}
+
+
+def suppress(
+    conn: sa.Connection,
+    channel: Channel,
+    normal: str,
+    *,
+    category: str | None,
+    reason: SuppressionReason,
+    source: str | None,
+) -> bool:
+    """Add a suppression in the caller's transaction (events record theirs with the event).
+
+    `normal` is already normalised (see `normalize_address`); False when it existed.
+    """
+    return _insert_suppression(conn, channel, normal, normal, category, reason, source)

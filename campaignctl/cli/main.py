@@ -156,26 +156,22 @@ def _register() -> None:
         calendar,
         contacts,
         db,
+        events,
+        lease,
         plan,
         preview,
+        relaunch,
         report,
+        scheduler,
         segment,
         send,
         workspace,
     )
 
     for module in (
-        workspace,
-        preview,
-        audience,
-        segment,
-        contacts,
-        plan,
-        send,
-        report,
-        calendar,
-        db,
-    ):
+        workspace, preview, audience, segment, contacts, plan, send, relaunch, events,
+        report, calendar, scheduler, lease, db,
+    ):  # fmt: skip
         module.register(app)
 
 

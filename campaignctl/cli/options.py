@@ -44,3 +44,25 @@ YesOption = Annotated[
     bool,
     typer.Option("--yes", "-y", help="Do not ask for confirmation (required without a terminal)."),
 ]
+LockTimeoutOption = Annotated[
+    str | None,
+    typer.Option(
+        "--lock-timeout",
+        metavar="DURATION",
+        help="When another process holds the lease, wait up to this long (30s, 5m) "
+        "instead of exiting 75 at once.",
+    ),
+]
+
+
+def parse_lock_timeout(value: str | None):  # -> timedelta | None (datetime imported lazily)
+    """The --lock-timeout value as a timedelta; a UsageError (exit 64) when it does not parse."""
+    if value is None:
+        return None
+    from campaignctl.errors import UsageError
+    from campaignctl.spec.types import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise UsageError(f"--lock-timeout: {exc}") from None

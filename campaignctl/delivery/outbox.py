@@ -426,7 +426,10 @@ class GroupRecord:
 def group_records(
     store: Store, lock_id: int, rows: Sequence[ClaimedRow]
 ) -> dict[int, list[GroupRecord]]:
-    """The records each claimed row's message lists (its group, leader first), by row id."""
+    """The records each claimed row's message lists (its group, leader first), by row id.
+
+    `lock_id` is the lock whose recipients form the groups.
+    """
     groups = {(row.channel, row.group_key): row.id for row in rows if row.group_key is not None}
     singles = {row.record_id: row.id for row in rows if row.group_key is None}
     found: dict[int, list[GroupRecord]] = {row.id: [] for row in rows}
@@ -456,13 +459,14 @@ def group_records(
                 if target is not None:
                     found[target].append(_group_record(row))
         if singles:
+            # a one-record message needs that record, whatever channel or group the lock
+            # had it on (a relaunch may retry on SMS a record the lock reached by email)
             result = conn.execute(
-                query.where(
-                    RECIPIENT.c.lock_id == lock_id,
-                    RECIPIENT.c.record_id.in_([r for r in singles if r is not None]),
-                    RECIPIENT.c.group_key.is_(None),
-                )
-            )
+                sa.select(
+                    RECORD.c.id.label("record_id"), RECORD.c.key, RECORD.c.attributes,
+                    RECORD.c.category, RECORD.c.email, RECORD.c.phone,
+                ).where(RECORD.c.id.in_([r for r in singles if r is not None]))
+            )  # fmt: skip
             for row in result:
                 target = singles.get(row.record_id)
                 if target is not None and not found[target]:

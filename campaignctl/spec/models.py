@@ -651,7 +651,7 @@ class Step(SpecModel):
                 f"a step takes exactly one of {', '.join(self.ACTIONS)}"
                 + (f" (found {', '.join(given)})" if given else "")
             )
-        if given[0] != "if" and ({"then", "else_"} & self.model_fields_set):
+        if given[0] != "if" and (self.then or self.else_):
             raise ValueError("`then:` and `else:` belong to an `if:` step")
         return self
 

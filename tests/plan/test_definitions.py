@@ -68,3 +68,12 @@ def test_git_state(tmp_path: Path) -> None:
     (tmp_path / "campaigns.yaml").write_text("x")
     assert git_state(tmp_path).dirty is True
     assert git_state(tmp_path).describe().endswith("(uncommitted changes)")
+
+
+def test_every_demo_definition_survives_the_round_trip_through_the_store() -> None:
+    """The scheduler re-reads applied definitions: canonical JSON must validate again."""
+    from campaignctl.spec.models import Campaign
+    from tests.conftest import REPO
+
+    for name, campaign in load_workspace(REPO).campaigns.items():
+        assert Campaign.model_validate(canonical(campaign)) == campaign, name

@@ -1,0 +1,65 @@
+"""`campaignctl events ingest`: feed events (JSON lines) into the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from campaignctl.cli.app import get_app
+from campaignctl.cli.options import JsonOption, WorkspaceOption
+
+events_app = typer.Typer(help="Feed events (delivery receipts, bounces, answers, STOP replies).")
+
+
+@events_app.command("ingest")
+def ingest(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Argument(help="A JSON-lines file, or - for standard input.", metavar="FILE|-")
+    ],
+    json_output: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Record events from JSON lines: idempotent, bad lines reported and skipped.
+
+    Each line is {"type": ..., "message_id"|"campaign"+"record"|"address": ..., "at": ...,
+    "data": {...}}. Re-ingesting a file adds nothing. Hard bounces and complaints suppress
+    the address; unsubscribes and STOP replies suppress it for the campaign's category.
+    Exits 65 only when no line at all could be read.
+
+    Example: campaignctl events ingest bounces.jsonl --json
+    """
+    import sys
+
+    from campaignctl.errors import InputError
+    from campaignctl.events.record import ingest_events
+
+    app = get_app(ctx).use(workspace)
+    ws = app.valid_workspace()
+    region = ws.config.phone_region if ws.config else "FR"
+    store = app.store()
+    if source == "-":
+        summary = ingest_events(store, sys.stdin, region=region)
+    else:
+        path = Path(source)
+        try:
+            with path.open(encoding="utf-8") as lines:
+                summary = ingest_events(store, lines, region=region)
+        except OSError as exc:
+            raise InputError(f"cannot read {source}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{source} is not UTF-8 text ({exc.reason})") from None
+    for problem in summary.problems:
+        app.err.print(f"{source}:{problem.line}: skipped: {problem.message}")
+    for suppression in summary.suppressions:
+        app.err.print(f"suppressed {suppression}")
+    summary.check()
+    if json_output:
+        app.print_json(summary.as_json())
+    app.err.print(summary.text())
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(events_app, name="events", rich_help_panel="Schedules")

@@ -1,0 +1,75 @@
+"""`campaignctl lease list|release`: the leases that keep work from overlapping."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from campaignctl.cli.app import confirm_destructive, get_app
+from campaignctl.cli.options import JsonOption, WorkspaceOption, YesOption
+
+lease_app = typer.Typer(help="Leases held in the store by the scheduler and by sends.")
+
+
+@lease_app.command("list")
+def list_(ctx: typer.Context, json_output: JsonOption = False, workspace: WorkspaceOption = None):
+    """List leases: who holds what since when, and when each expires unless renewed.
+
+    Example: campaignctl lease list --json
+    """
+    from campaignctl import clock
+    from campaignctl.store.lease import list_leases
+
+    app = get_app(ctx).use(workspace)
+    leases = list_leases(app.store())
+    now = clock.now()
+    if json_output:
+        app.print_json({"format_version": 1, "leases": [x.as_json(now) for x in leases]})
+        return
+    if not leases:
+        app.err.print("No leases.")
+        return
+    table = app.table(None, "name", "state", "holder", "operation", "since", "heartbeat", "expires")
+    for lease in leases:
+        data = lease.as_json(now)
+        table.add_row(
+            lease.name,
+            "held" if data["held"] else "free",
+            lease.holder,
+            lease.operation,
+            _short(data["since"]),
+            _short(data["heartbeat_at"]),
+            _short(data["expires_at"]),
+        )
+    app.out.print(table)
+
+
+def _short(iso: object) -> str:
+    return str(iso)[:19].replace("T", " ")
+
+
+@lease_app.command("release")
+def release(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The lease's name (see `lease list`).")],
+    yes: YesOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Delete a lease whose holder is gone, so the next run need not wait for it to expire.
+
+    Example: campaignctl lease release scheduler --yes
+    """
+    from campaignctl.store.lease import get_lease, release_lease
+
+    app = get_app(ctx).use(workspace)
+    store = app.store()
+    current = get_lease(store, name)
+    holder = f" held by {current.holder}" if current else ""
+    confirm_destructive(yes, f"release the lease {name!r}{holder}")
+    released = release_lease(store, name)
+    app.err.print(f"released lease {name!r} ({released.holder}, {released.operation})")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(lease_app, name="lease", rich_help_panel="Schedules")

@@ -1,0 +1,106 @@
+"""`campaignctl relaunch`: a new wave to the records that have not acted."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from campaignctl.cli.app import get_app
+from campaignctl.cli.options import JsonOption, WorkspaceOption
+
+
+def relaunch(
+    ctx: typer.Context,
+    campaign: Annotated[str, typer.Argument(help="The campaign (as applied to the store).")],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to", help="non_responders (no answer / no click), non_openers, failed, or all."
+        ),
+    ] = "non_responders",
+    channels: Annotated[
+        str | None,
+        typer.Option(
+            "--channels",
+            help="Comma-separated, in priority order (default: the "
+            "campaign's); a record gets the first it has an address for.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the wave's plan, create and send nothing.")
+    ] = False,
+    json_output: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Relaunch a campaign: a new wave to the records of its lock that match --to.
+
+    Shows the plan of the wave (records per channel × segment, and how many are left out
+    by suppressions or max_messages_per_contact), then sends it. Options frozen at the
+    first send apply, except that send_email: false does not hold for relaunches.
+
+    Example: campaignctl relaunch update-2027 --to non_openers --channels sms --dry-run
+    """
+    from campaignctl import clock
+    from campaignctl.enums import WaveStatus
+    from campaignctl.errors import CampaignctlError, TemporaryFailure, UsageError
+    from campaignctl.schedule import runner
+    from campaignctl.schedule.relaunch import create_relaunch_wave, load_campaign, plan_relaunch
+    from campaignctl.spec.models import RelaunchTarget
+
+    app = get_app(ctx).use(workspace)
+    ws = app.valid_workspace()
+    store = app.store()
+    try:
+        target = RelaunchTarget(to)
+    except ValueError:
+        choices = ", ".join(t.value for t in RelaunchTarget)
+        raise UsageError(f"--to {to!r}: choose one of {choices}") from None
+    chosen = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
+    now = clock.now()
+    with store.transaction(immediate=True) as conn:
+        applied = load_campaign(conn, campaign)
+        plan = plan_relaunch(conn, applied, target, channels=chosen)
+        wave = (
+            None if dry_run or not plan.selected else create_relaunch_wave(conn, plan, applied, now)
+        )
+    document = {"format_version": 1, **plan.as_json(), "dry_run": dry_run,
+                "wave": wave[1] if wave else None}  # fmt: skip
+    if json_output:
+        app.print_json(document)
+    else:
+        _print_plan(app, plan)
+    if wave is None:
+        app.err.print("dry run: no wave created" if dry_run else "nobody to relaunch")
+        return
+    app.err.print(f"wave {wave[1]} created: sending")
+    try:
+        result = runner.run_wave(store, ws, wave[0], now=now)
+    except TemporaryFailure:
+        raise  # left scheduled: the scheduler's next pass sends it
+    except CampaignctlError as exc:
+        runner.finish_wave(store, wave[0], WaveStatus.FAILED, now, exc.message)
+        raise
+    app.err.print(f"wave {wave[1]}: {result.sent} sent, {result.failed} failed")
+    if result.failed:
+        raise typer.Exit(1)
+
+
+def _print_plan(app, plan) -> None:
+    previous = f"after wave {plan.previous_wave}" if plan.previous_wave else "no wave sent yet"
+    table = app.table(
+        f"Relaunch of {plan.campaign} to {plan.target} ({previous})", "channel", "segment",
+        "records",
+    )  # fmt: skip
+    for channel, segment, count in plan.cells:
+        table.add_row(channel, segment or "", str(count))
+    app.out.print(table)
+    app.out.print(
+        f"{plan.selected} of {plan.reached} record(s) to relaunch; "
+        f"{plan.reached - plan.matching} not matching {plan.target}, {plan.suppressed} "
+        f"suppressed, {plan.capped} at max_messages_per_contact."
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Schedules")(relaunch)

@@ -1,0 +1,263 @@
+"""`campaignctl scheduler tick|run|status`: run due waves from cron, or as a daemon."""
+
+from __future__ import annotations
+
+import enum
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from campaignctl.cli.app import get_app
+from campaignctl.cli.options import (
+    JsonOption,
+    LockTimeoutOption,
+    WorkspaceOption,
+    parse_lock_timeout,
+)
+
+if TYPE_CHECKING:
+    from campaignctl.cli.app import App
+
+scheduler_app = typer.Typer(help="Run scheduled waves, relaunches and recurrences.")
+
+
+class LogFormat(enum.StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        help="text: one line per action on stderr; json: one JSON object per line on stdout.",
+    ),
+]
+
+
+def _logger(app: App, log_format: LogFormat):
+    import json
+
+    def log(action: Any) -> None:
+        if log_format == LogFormat.JSON:
+            sys.stdout.write(json.dumps(action.as_json(), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            app.err.print(action.text())
+
+    return log
+
+
+def _say(app: App, log_format: LogFormat, kind: str, text: str, **fields: Any) -> None:
+    import json
+
+    if log_format == LogFormat.JSON:
+        document = {"type": kind, "message": text, **fields}
+        sys.stdout.write(json.dumps(document, ensure_ascii=False, default=str) + "\n")
+        sys.stdout.flush()
+    else:
+        app.err.print(text)
+
+
+@scheduler_app.command("tick")
+def tick(
+    ctx: typer.Context,
+    lock_timeout: LockTimeoutOption = None,
+    log_format: LogFormatOption = LogFormat.TEXT,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """One scheduler pass, for cron: create the due waves, send them, exit.
+
+    Takes the scheduler lease first: when another tick or the daemon holds it, exits 75
+    at once (or waits with --lock-timeout). A wave more than scheduler.max_lateness late
+    is recorded as missed. Exits 1 when a wave failed.
+
+    Example: campaignctl scheduler tick --log-format json
+    """
+    from campaignctl import clock
+    from campaignctl.schedule.scheduler import LEASE_NAME, SchedulerOptions, scheduler_pass
+    from campaignctl.store.lease import acquire
+
+    app = get_app(ctx).use(workspace)
+    ws = app.valid_workspace()
+    store = app.store()
+    options = SchedulerOptions.from_workspace(ws)
+    wait = parse_lock_timeout(lock_timeout)
+    with acquire(store, LEASE_NAME, "scheduler tick", options.lease_ttl, wait=wait) as lease:
+        result = scheduler_pass(
+            store, ws, options, now=clock.now(), lease=lease, log=_logger(app, log_format)
+        )
+    _say(app, log_format, "pass", result.summary(), **{str(t): result.count(t) for t in _types()})
+    if result.count(_types().FAILED):
+        raise typer.Exit(1)
+
+
+def _types():
+    from campaignctl.schedule.scheduler import ActionType
+
+    return ActionType
+
+
+@scheduler_app.command("run")
+def run(
+    ctx: typer.Context,
+    interval: Annotated[
+        int, typer.Option("--interval", min=1, help="Seconds between passes.")
+    ] = 60,
+    lock_timeout: LockTimeoutOption = None,
+    log_format: LogFormatOption = LogFormat.TEXT,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Run the scheduler as a daemon (systemd): a pass every --interval seconds.
+
+    Holds the scheduler lease for its whole life and renews it (the heartbeat that
+    `scheduler status` shows), so ticks from cron exit 75 meanwhile. Definitions are
+    re-read from the store on every pass (`apply` is enough). SIGTERM or Ctrl-C stops
+    it after the wave in flight.
+
+    Example: campaignctl scheduler run --log-format json
+    """
+    import signal
+    import threading
+
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from campaignctl import clock
+    from campaignctl.errors import CampaignctlError
+    from campaignctl.schedule.scheduler import LEASE_NAME, SchedulerOptions, scheduler_pass
+    from campaignctl.store.lease import acquire
+
+    app = get_app(ctx).use(workspace)
+    ws = app.valid_workspace()
+    store = app.store()
+    options = SchedulerOptions.from_workspace(ws)
+    lease = acquire(
+        store, LEASE_NAME, "scheduler run", options.lease_ttl, wait=parse_lock_timeout(lock_timeout)
+    )
+    stop = threading.Event()
+    daemon = BlockingScheduler(timezone="UTC")
+    log = _logger(app, log_format)
+    failure: list[CampaignctlError] = []
+
+    def one_pass() -> None:
+        try:
+            result = scheduler_pass(
+                store, ws, options, now=clock.now(), lease=lease, log=log, stop=stop
+            )
+        except CampaignctlError as exc:  # the lease was lost, the store went away…
+            failure.append(exc)
+            stop.set()
+            daemon.shutdown(wait=False)
+            return
+        if result.actions:
+            _say(app, log_format, "pass", result.summary())
+
+    def heartbeat() -> None:
+        try:
+            lease.renew()
+        except CampaignctlError as exc:
+            failure.append(exc)
+            stop.set()
+            daemon.shutdown(wait=False)
+
+    def terminate(signum: int, _frame: object) -> None:
+        _say(app, log_format, "stopping", f"received signal {signum}: finishing the wave in flight")
+        stop.set()
+        daemon.shutdown(wait=True)
+
+    beat = max(1, int(options.lease_ttl.total_seconds() // 3))
+    daemon.add_job(one_pass, "interval", seconds=interval, next_run_time=_utcnow(),
+                   max_instances=1, coalesce=True, id="pass")  # fmt: skip
+    daemon.add_job(heartbeat, "interval", seconds=beat, max_instances=1, coalesce=True)
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)
+    _say(app, log_format, "started", f"scheduler started: a pass every {interval}s, "
+         f"lease {LEASE_NAME!r} held by {lease.holder}", holder=lease.holder)  # fmt: skip
+    try:
+        daemon.start()
+    finally:
+        lease.release()
+    if failure:
+        raise failure[0]
+    _say(app, log_format, "stopped", "scheduler stopped")
+
+
+def _utcnow():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)  # APScheduler's own wall clock, not the campaign clock
+
+
+@scheduler_app.command("status")
+def status(
+    ctx: typer.Context,
+    days: Annotated[int, typer.Option("--days", min=1, help="How far ahead to look.")] = 30,
+    json_output: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Show who holds the scheduler lease, its heartbeat, recent waves and the next ones due.
+
+    Example: campaignctl scheduler status --json
+    """
+    from datetime import timedelta
+
+    from campaignctl import clock
+    from campaignctl.schedule.scheduler import SchedulerOptions, scheduler_status
+
+    app = get_app(ctx).use(workspace)
+    ws = app.valid_workspace()
+    options = SchedulerOptions.from_workspace(ws)
+    now = clock.now()
+    state = scheduler_status(app.store(), options, now, horizon=timedelta(days=days))
+    if json_output:
+        app.print_json(
+            {
+                "format_version": 1,
+                "lease": state.lease.as_json(now) if state.lease else None,
+                "recent": [_recent_json(r) for r in state.recent],
+                "next": [{"campaign": w.campaign, "key": w.key, "kind": str(w.kind),
+                          "local": w.local.isoformat()} for w in state.next_waves],
+            }
+        )  # fmt: skip
+        return
+    lease = state.lease
+    if lease is None:
+        app.out.print("scheduler: never ran")
+    elif state.held:
+        app.out.print(
+            f"scheduler: running ({lease.holder}, {lease.operation}) since "
+            f"{lease.since:%Y-%m-%d %H:%M:%S}, last heartbeat {lease.heartbeat_at:%H:%M:%S} UTC"
+        )
+    else:
+        app.out.print(
+            f"scheduler: idle; last pass by {lease.holder} ({lease.operation}) ended "
+            f"{lease.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    table = app.table("Recent waves", "campaign", "wave", "key", "status", "due (UTC)", "note")
+    for r in state.recent:
+        when = r["scheduled_for"]
+        table.add_row(r["campaign"], str(r["number"]), r["occurrence_key"], str(r["status"]),
+                      f"{when:%Y-%m-%d %H:%M}" if when else "", r["note"] or "")  # fmt: skip
+    if state.recent:
+        app.out.print(table)
+    upcoming = app.table(f"Next waves (next {days} days)", "when (local)", "campaign", "wave")
+    for wave in state.next_waves:
+        upcoming.add_row(wave.local.strftime("%a %Y-%m-%d %H:%M %z"), wave.campaign, wave.label())
+    if state.next_waves:
+        app.out.print(upcoming)
+    else:
+        app.out.print(f"Nothing due in the next {days} days.")
+
+
+def _recent_json(row: dict[str, Any]) -> dict[str, Any]:
+    when = row["scheduled_for"]
+    return {
+        **row,
+        "status": str(row["status"]),
+        "scheduled_for": when.isoformat() if when else None,
+    }
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(scheduler_app, name="scheduler", rich_help_panel="Schedules")
