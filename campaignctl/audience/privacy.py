@@ -17,9 +17,14 @@ from campaignctl.audience.values import ValueProblem, normalize_email, normalize
 from campaignctl.enums import Channel, RecordStatus, SuppressionReason
 from campaignctl.errors import InputError, UsageError
 from campaignctl.store.store import Store, utcnow
-from campaignctl.store.tables import AuditLog, Event, Outbox, Recipient, Response, Suppression
-
-SUPPRESSION = Suppression.__table__  # type: ignore[attr-defined]
+from campaignctl.store.tables import (
+    SUPPRESSION,
+    AuditLog,
+    Event,
+    Outbox,
+    Recipient,
+    Response,
+)
 
 
 def normalize_address(channel: Channel, address: str, region: str) -> str:

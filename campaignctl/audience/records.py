@@ -11,9 +11,7 @@ import sqlalchemy as sa
 from campaignctl.errors import UsageError
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store
-from campaignctl.store.tables import Record
-
-RECORD = Record.__table__  # type: ignore[attr-defined]
+from campaignctl.store.tables import RECORD
 
 
 def record_json(row: Mapping[str, Any]) -> dict[str, Any]:

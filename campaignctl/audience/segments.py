@@ -31,9 +31,8 @@ from campaignctl.spec.models import Audience, ColumnType, Condition, Segment
 from campaignctl.spec.types import parse_relative_date
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store
-from campaignctl.store.tables import Record
+from campaignctl.store.tables import RECORD
 
-RECORD = Record.__table__  # type: ignore[attr-defined]
 NUMERIC = (ColumnType.INT, ColumnType.NUMBER)
 
 

@@ -20,9 +20,8 @@ from campaignctl import clock
 from campaignctl.delivery.outbox import aware, holder_is_dead
 from campaignctl.errors import TemporaryFailure
 from campaignctl.store.store import Store
-from campaignctl.store.tables import Lease
+from campaignctl.store.tables import LEASE
 
-LEASE = Lease.__table__  # type: ignore[attr-defined]
 DEFAULT_TTL = timedelta(seconds=60)
 
 

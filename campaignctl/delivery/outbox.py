@@ -34,24 +34,15 @@ from campaignctl.enums import OutboxState, SuppressionReason, WaveKind, WaveStat
 from campaignctl.errors import StateError
 from campaignctl.store.store import Store
 from campaignctl.store.tables import (
-    Campaign,
-    CampaignLock,
-    Event,
-    Outbox,
-    Recipient,
-    Record,
-    Suppression,
-    Wave,
+    CAMPAIGN,
+    EVENT,
+    LOCK,
+    OUTBOX,
+    RECIPIENT,
+    RECORD,
+    SUPPRESSION,
+    WAVE,
 )
-
-OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
-RECIPIENT = Recipient.__table__  # type: ignore[attr-defined]
-RECORD = Record.__table__  # type: ignore[attr-defined]
-WAVE = Wave.__table__  # type: ignore[attr-defined]
-CAMPAIGN = Campaign.__table__  # type: ignore[attr-defined]
-LOCK = CampaignLock.__table__  # type: ignore[attr-defined]
-SUPPRESSION = Suppression.__table__  # type: ignore[attr-defined]
-EVENT = Event.__table__  # type: ignore[attr-defined]
 
 # What counts as "a message the contact got" for max_messages_per_contact.
 DELIVERED_STATES = (

@@ -35,15 +35,16 @@ from campaignctl.errors import InputError
 from campaignctl.events.model import Event, LineProblem, read_events
 from campaignctl.spec.models import EventType
 from campaignctl.store.store import Store
-from campaignctl.store.tables import Campaign, CampaignLock, Outbox, Recipient, Record
+from campaignctl.store.tables import (
+    CAMPAIGN,
+    LOCK,
+    OUTBOX,
+    RECIPIENT,
+    RECORD,
+)
 from campaignctl.store.tables import Event as EventRow
 
 EVENT = EventRow.__table__  # type: ignore[attr-defined]
-OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
-CAMPAIGN = Campaign.__table__  # type: ignore[attr-defined]
-RECORD = Record.__table__  # type: ignore[attr-defined]
-RECIPIENT = Recipient.__table__  # type: ignore[attr-defined]
-LOCK = CampaignLock.__table__  # type: ignore[attr-defined]
 
 BATCH_SIZE = 500  # lines per transaction when ingesting a file
 SMS_TYPES = {EventType.SMS_DELIVERED, EventType.SMS_FAILED, EventType.SMS_REPLY}

@@ -25,10 +25,9 @@ from campaignctl.plan.targeting import CAMPAIGN, LOCK, OUTBOX, RECIPIENT, select
 from campaignctl.spec.models import Campaign
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store
-from campaignctl.store.tables import AuditLog, Wave
+from campaignctl.store.tables import WAVE, AuditLog
 
 AUDIT = AuditLog.__table__  # type: ignore[attr-defined]
-WAVE = Wave.__table__  # type: ignore[attr-defined]
 
 
 @dataclass

@@ -22,22 +22,17 @@ from campaignctl.enums import CampaignState, Channel, OutboxState
 from campaignctl.spec.models import Campaign
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.tables import (
-    Campaign as CampaignRow,
+    LOCK,
+    OUTBOX,
+    RECIPIENT,
+    RECORD,
+    SUPPRESSION,
 )
 from campaignctl.store.tables import (
-    CampaignLock,
-    Outbox,
-    Recipient,
-    Record,
-    Suppression,
+    Campaign as CampaignRow,
 )
 
-RECORD = Record.__table__  # type: ignore[attr-defined]
-SUPPRESSION = Suppression.__table__  # type: ignore[attr-defined]
-OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
 CAMPAIGN = CampaignRow.__table__  # type: ignore[attr-defined]
-LOCK = CampaignLock.__table__  # type: ignore[attr-defined]
-RECIPIENT = Recipient.__table__  # type: ignore[attr-defined]
 
 # a message counts as received (exclude_campaigns, max_messages_per_contact)
 RECEIVED_STATES = (OutboxState.SENT.value, OutboxState.BOUNCED.value)

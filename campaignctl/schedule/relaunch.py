@@ -32,24 +32,15 @@ from campaignctl.errors import StateError, UsageError
 from campaignctl.spec.models import Campaign as CampaignSpec
 from campaignctl.spec.models import CampaignType, EventType, RelaunchTarget
 from campaignctl.store.tables import (
-    Campaign,
-    CampaignLock,
-    Event,
-    Outbox,
-    Recipient,
-    Record,
-    Suppression,
-    Wave,
+    CAMPAIGN,
+    EVENT,
+    LOCK,
+    OUTBOX,
+    RECIPIENT,
+    RECORD,
+    SUPPRESSION,
+    WAVE,
 )
-
-CAMPAIGN = Campaign.__table__  # type: ignore[attr-defined]
-LOCK = CampaignLock.__table__  # type: ignore[attr-defined]
-RECIPIENT = Recipient.__table__  # type: ignore[attr-defined]
-RECORD = Record.__table__  # type: ignore[attr-defined]
-EVENT = Event.__table__  # type: ignore[attr-defined]
-OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
-SUPPRESSION = Suppression.__table__  # type: ignore[attr-defined]
-WAVE = Wave.__table__  # type: ignore[attr-defined]
 
 # messages that reached (or are about to reach) a transport count towards the cap
 COUNTED_STATES = [OutboxState.QUEUED, OutboxState.SENDING, OutboxState.SENT, OutboxState.BOUNCED]

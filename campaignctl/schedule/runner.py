@@ -26,12 +26,10 @@ from campaignctl.schedule.relaunch import (
 )
 from campaignctl.spec.models import RelaunchTarget
 from campaignctl.store.store import Store
-from campaignctl.store.tables import Campaign, Outbox
+from campaignctl.store.tables import CAMPAIGN, Outbox
 
 if TYPE_CHECKING:
     from campaignctl.spec.workspace import Workspace
-
-CAMPAIGN = Campaign.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,8 @@ from sqlalchemy.engine import Connection
 from campaignctl import clock
 from campaignctl.errors import StateError, TemporaryFailure
 from campaignctl.store.store import Store
-from campaignctl.store.tables import Lease
+from campaignctl.store.tables import LEASE
 
-LEASE = Lease.__table__  # type: ignore[attr-defined]
 POLL_SECONDS = 0.5  # how often --lock-timeout retries
 
 

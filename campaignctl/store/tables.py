@@ -326,3 +326,18 @@ TABLES = [
     Lease,
     AuditLog,
 ]
+
+
+# The Core tables, for set-based queries (one name each, used by every layer).
+STORE_STATE = StoreState.__table__  # type: ignore[attr-defined]
+RECORD = Record.__table__  # type: ignore[attr-defined]
+CAMPAIGN = Campaign.__table__  # type: ignore[attr-defined]
+LOCK = CampaignLock.__table__  # type: ignore[attr-defined]
+RECIPIENT = Recipient.__table__  # type: ignore[attr-defined]
+WAVE = Wave.__table__  # type: ignore[attr-defined]
+OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+EVENT = Event.__table__  # type: ignore[attr-defined]
+RESPONSE = Response.__table__  # type: ignore[attr-defined]
+SUPPRESSION = Suppression.__table__  # type: ignore[attr-defined]
+LEASE = Lease.__table__  # type: ignore[attr-defined]
+AUDIT_LOG = AuditLog.__table__  # type: ignore[attr-defined]
