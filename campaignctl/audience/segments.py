@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from campaignctl import clock
+from campaignctl.audience.segment_cache import SegmentView
 from campaignctl.enums import RecordStatus
 from campaignctl.errors import UsageError
 from campaignctl.spec.models import Audience, ColumnType, Condition, Segment
@@ -39,7 +41,7 @@ NUMERIC = (ColumnType.INT, ColumnType.NUMBER)
 def workspace_today(workspace: Workspace, now: datetime | None = None) -> date:
     """Today in the workspace time zone: what `today` means in a segment."""
     tz = ZoneInfo(workspace.config.timezone if workspace.config else "UTC")
-    return (now or datetime.now(tz)).astimezone(tz).date()
+    return (now or clock.now()).astimezone(tz).date()
 
 
 def attribute_sql(
@@ -222,28 +224,6 @@ def count_segment(store: Store, workspace: Workspace, name: str, today: date) ->
                 sa.select(sa.func.count()).select_from(RECORD).where(condition)
             ).scalar_one()
         )
-
-
-@dataclass(frozen=True)
-class SegmentView:
-    name: str
-    audience: str
-    count: int | None
-    sample: list[dict[str, Any]]
-    today: date
-    elapsed: float
-    sql: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "format_version": 1,
-            "segment": self.name,
-            "audience": self.audience,
-            "today": self.today.isoformat(),
-            "count": self.count,
-            "sample": self.sample,
-            "elapsed_seconds": round(self.elapsed, 4),
-        }
 
 
 def show_segment(

@@ -80,7 +80,7 @@ class App:
         return self
 
     def workspace_root(self) -> Path:
-        from campaignctl.spec.workspace import find_workspace_root
+        from campaignctl.spec.files import find_workspace_root
 
         return find_workspace_root(self.workspace_dir)
 

@@ -28,19 +28,29 @@ def show(
 
     Example: campaignctl segment show renewing-soon --count --sample 5
     """
-    from campaignctl.audience.segments import show_segment, workspace_today
-    from campaignctl.cli.render import print_records
+    from campaignctl.audience.segment_cache import cached_count
 
     app = get_app(ctx).use(workspace)
-    ws = app.valid_workspace()
     count = count or not sample
-    view = show_segment(app.store(), ws, name, workspace_today(ws), count=count, sample=sample)
+    count_only = not sample and not sql
+    view = cached_count(app.workspace_root(), name) if count_only else None
+    if view is None:
+        from campaignctl.audience.segment_cache import remember_count
+        from campaignctl.audience.segments import show_segment, workspace_today
+
+        ws = app.valid_workspace()
+        store = app.store()
+        view = show_segment(store, ws, name, workspace_today(ws), count=count, sample=sample)
+        if count_only:
+            remember_count(store, ws, view)
     if json_output:
         app.print_json(view.as_json() | ({"sql": view.sql} if sql else {}))
         return
     if view.count is not None:
         app.out.print(f"{view.name}: {view.count} records (audience {view.audience})")
     if sample:
+        from campaignctl.cli.render import print_records
+
         print_records(app, view.sample)
     if sql:
         app.out.print(view.sql)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from campaignctl.errors import Diagnostic, Severity
+from campaignctl.spec.files import definitions_fingerprint
 from campaignctl.spec.models import Campaign, Channel
 
 TEMPLATES_DIR = "templates"
@@ -562,32 +563,6 @@ def check_workspace_templates(workspace: Any) -> list[Diagnostic]:
 TEMPLATE_CHECK_CACHE = "template-check.json"
 
 
-def _fingerprint(workspace: Any) -> str:
-    """What the template diagnostics depend on: every definition and template file (path,
-    size, mtime in ns) and the checker's own version; any edit gives a new fingerprint."""
-    import hashlib
-    import os
-
-    from campaignctl import __version__
-
-    parts = [__version__, _stat_line(Path(__file__))]
-    parts += [_stat_line(workspace.root / name) for name in workspace.files]
-    base = workspace.root / TEMPLATES_DIR
-    if base.is_dir():
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames.sort()
-            parts += [_stat_line(Path(dirpath) / f) for f in sorted(filenames)]
-    return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
-
-
-def _stat_line(path: Path) -> str:
-    try:
-        stat = path.stat()
-    except OSError:
-        return f"{path}:missing"
-    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
-
-
 def cached_workspace_templates(workspace: Any) -> list[Diagnostic]:
     """`check_workspace_templates`, remembered in `.campaignctl/` until a definition or a
     template changes, so that commands which only need the definitions (segment show,
@@ -597,7 +572,7 @@ def cached_workspace_templates(workspace: Any) -> list[Diagnostic]:
     import os
 
     cache = workspace.state_dir / TEMPLATE_CHECK_CACHE
-    fingerprint = _fingerprint(workspace)
+    fingerprint = definitions_fingerprint(workspace.root, Path(__file__))
     try:
         saved = json.loads(cache.read_text(encoding="utf-8"))
         if saved.get("fingerprint") == fingerprint:

@@ -8,7 +8,6 @@ valid definitions call `Workspace.require_valid()`.
 from __future__ import annotations
 
 import difflib
-import os
 import types
 import typing
 from collections.abc import Iterable, Iterator
@@ -18,7 +17,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from campaignctl.errors import Diagnostic, Severity, SpecError, UsageError
+from campaignctl.errors import Diagnostic, Severity, SpecError
+from campaignctl.spec.files import (
+    CONFIG_FILE,
+    STATE_DIR,
+    TEMPLATES_DIR,
+    document_files,
+)
 from campaignctl.spec.loader import Mark, PathKey, SourceMap, load_yaml_file
 from campaignctl.spec.models import (
     KINDS,
@@ -39,11 +44,7 @@ from campaignctl.spec.models import (
 )
 from campaignctl.spec.types import looks_like_relative_date, parse_relative_date
 
-CONFIG_FILE = "campaignctl.yaml"
-DOCUMENT_DIRS = ("audiences", "questionnaires", "campaigns")
-TEMPLATES_DIR = "templates"
 DOCUMENTS_DIR = "documents"
-STATE_DIR = ".campaignctl"
 TEMPLATE_SUFFIXES = {"html": ".html.j2", "text": ".txt.j2", "sms": ".sms.j2"}
 # Record attributes that every segment and template may use besides the audience's columns.
 BUILTIN_ATTRIBUTES = ("key",)
@@ -137,38 +138,6 @@ class Workspace:
 
 
 # =========================================================================== discovery
-
-
-def find_workspace_root(start: Path | None = None) -> Path:
-    """The nearest directory at or above `start` holding `campaignctl.yaml`."""
-    here = (start or Path.cwd()).resolve()
-    if here.is_file():
-        here = here.parent
-    for candidate in (here, *here.parents):
-        if (candidate / CONFIG_FILE).is_file():
-            return candidate
-    raise UsageError(
-        f"no {CONFIG_FILE} found in {here} or any parent directory",
-        hint="run the command inside a workspace, pass --workspace DIR "
-        "(or set CAMPAIGNCTL_WORKSPACE), or create one with `campaignctl init DIR`",
-    )
-
-
-def document_files(root: Path) -> list[Path]:
-    """Every YAML file under the document folders, in a stable order."""
-    found: list[Path] = []
-    for folder in DOCUMENT_DIRS:
-        base = root / folder
-        if not base.is_dir():
-            continue
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            found.extend(
-                Path(dirpath) / f
-                for f in sorted(filenames)
-                if f.endswith((".yaml", ".yml")) and not f.startswith(".")
-            )
-    return found
 
 
 def _display(root: Path, path: Path) -> str:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from campaignctl.errors import ServiceUnavailable, StateError
+from campaignctl.store.functions import register as register_functions
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -32,17 +33,6 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 def utcnow() -> datetime:
     """Now, timezone-aware UTC (stored as such; SQLite keeps the ISO text)."""
     return datetime.now(UTC)
-
-
-@lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
-def _regexp(pattern: str | None, value: object) -> bool | None:
-    if pattern is None or value is None:
-        return None
-    return _compiled(pattern).search(str(value)) is not None
 
 
 def resolve_url(url: str, root: Path | None) -> str:
@@ -83,7 +73,7 @@ def create_engine(url: str) -> Engine:
             dbapi.execute("PRAGMA journal_mode = WAL")
             dbapi.execute("PRAGMA synchronous = NORMAL")
             dbapi.execute("PRAGMA foreign_keys = ON")
-            dbapi.create_function("regexp", 2, _regexp, deterministic=True)
+            register_functions(dbapi)
 
         @sa.event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:

@@ -1,0 +1,74 @@
+"""Where a workspace's files are, without loading them (standard library only).
+
+Shared by the loader and by the caches that must tell, in a few milliseconds and before
+pydantic or SQLAlchemy are imported, whether any definition or template changed since
+they were written (`.campaignctl/template-check.json`, `.campaignctl/segment-sql.json`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from campaignctl.errors import UsageError
+
+CONFIG_FILE = "campaignctl.yaml"
+DOCUMENT_DIRS = ("audiences", "questionnaires", "campaigns")
+TEMPLATES_DIR = "templates"
+STATE_DIR = ".campaignctl"
+
+
+def find_workspace_root(start: Path | None = None) -> Path:
+    """The nearest directory at or above `start` holding `campaignctl.yaml`."""
+    here = (start or Path.cwd()).resolve()
+    if here.is_file():
+        here = here.parent
+    for candidate in (here, *here.parents):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    raise UsageError(
+        f"no {CONFIG_FILE} found in {here} or any parent directory",
+        hint="run the command inside a workspace, pass --workspace DIR "
+        "(or set CAMPAIGNCTL_WORKSPACE), or create one with `campaignctl init DIR`",
+    )
+
+
+def document_files(root: Path) -> list[Path]:
+    """Every YAML file under the document folders, in a stable order."""
+    found: list[Path] = []
+    for folder in DOCUMENT_DIRS:
+        base = root / folder
+        if not base.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            found.extend(
+                Path(dirpath) / f
+                for f in sorted(filenames)
+                if f.endswith((".yaml", ".yml")) and not f.startswith(".")
+            )
+    return found
+
+
+def definitions_fingerprint(root: Path, *code: Path) -> str:
+    """A digest of every definition and template file (path, size, mtime in ns), of
+    campaignctl's version and of the given source files: any edit gives a new value."""
+    from campaignctl import __version__
+
+    parts = [__version__, *(_stat_line(path) for path in code), _stat_line(root / CONFIG_FILE)]
+    parts += [_stat_line(path) for path in document_files(root)]
+    base = root / TEMPLATES_DIR
+    if base.is_dir():
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            parts += [_stat_line(Path(dirpath) / f) for f in sorted(filenames)]
+    return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def _stat_line(path: Path) -> str:
+    try:
+        stat = path.stat()
+    except OSError:
+        return f"{path}:missing"
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
