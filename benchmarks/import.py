@@ -92,9 +92,10 @@ def main() -> None:
     ctl = [str(BIN / "campaignctl"), "--workspace", str(ws)]
     results["campaignctl audience import"] = run([*ctl, "audience", "import"], ws)
     results["campaignctl re-import (unchanged)"] = run([*ctl, "audience", "import"], ws)
-    results["campaignctl segment show --count"] = run(
-        [*ctl, "segment", "show", "renewing", "--count"], ws
-    )
+    # the first count of a day compiles the segment; later ones rerun the remembered SQL
+    count = [*ctl, "segment", "show", "renewing", "--count"]
+    results["campaignctl segment show --count (1st)"] = run(count, ws)
+    results["campaignctl segment show --count"] = min(run(count, ws) for _ in range(5))
     for name, (seconds, rss, tail) in results.items():
         print(f"{name:40s} {seconds:7.2f} s  peak RSS {rss:4d} MB   {tail}")
     su = results["sqlite-utils insert --csv"][0]
@@ -104,6 +105,10 @@ def main() -> None:
     if "sqlite3 .import" in results:
         print(f"campaignctl import / sqlite3 .import: {first / results['sqlite3 .import'][0]:.2f}x")
     print(f"re-import / first import: {again / first:.0%} (target <= 60%)")
+    print(
+        f"segment show --count: {results['campaignctl segment show --count'][0]:.2f} s, best of 5"
+        " after the first of the day (target <= 0.3 s)"
+    )
     shutil.rmtree(work, ignore_errors=True)
 
 
