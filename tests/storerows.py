@@ -2,7 +2,8 @@
 
 `audience import` loads a workspace's real records; the campaign, its lock,
 recipients, first wave and outbox rows are then inserted as `apply`, `lock` and
-`send` would leave them (those commands live on other branches).
+`send` leave them, to set up histories (a wave sent days ago, a contact at its
+message cap) in one step. Tests of those commands themselves run the commands.
 """
 
 from __future__ import annotations

@@ -71,9 +71,8 @@ def cached_count(root: Path, name: str) -> SegmentView | None:
     try:
         saved = json.loads((root / STATE_DIR / CACHE_FILE).read_text(encoding="utf-8"))
         entry = saved["segments"][name]
-        if (
-            saved["fingerprint"] != _fingerprint(root)
-            or saved["store_override"] != os.environ.get(STORE_VARIABLE)
+        if saved["fingerprint"] != _fingerprint(root) or saved["store_override"] != os.environ.get(
+            STORE_VARIABLE
         ):
             return None
         today = clock.today(saved["timezone"])

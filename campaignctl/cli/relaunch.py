@@ -81,7 +81,7 @@ def relaunch(
     except CampaignctlError as exc:
         runner.finish_wave(store, wave[0], WaveStatus.FAILED, now, exc.message)
         raise
-    app.err.print(f"wave {wave[1]}: {result.sent} sent, {result.failed} failed")
+    app.err.print(f"wave {wave[1]}: {result.text(plan.campaign)}")
     if result.failed:
         raise typer.Exit(1)
 

@@ -102,6 +102,7 @@ class SendOptions:
     environ: Mapping[str, str] | None = None
     registry: TransportRegistry | None = None
     file_fsync: bool = True
+    wave_id: int | None = None  # the scheduler's wave; None: the campaign's latest (or a first)
 
 
 @dataclass
@@ -167,7 +168,7 @@ def send_campaign(
     """Send the current wave of a locked campaign; resumable, safe to run twice at once."""
     options = options or SendOptions()
     spec = _campaign(workspace, campaign)
-    lock = outbox.ensure_lock(store, campaign)
+    lock = outbox.ensure_lock(store, campaign, options.wave_id)
     if options.dry_run:
         return _dry_run(store, workspace, lock, options)
     holder = outbox.this_holder()
@@ -429,7 +430,10 @@ class _Run:
         renderer = CampaignRenderer(self.workspace, self.spec, RenderOptions())
         for warning in renderer.warnings:
             self._emit("warning", message=warning)
-        wave = await asyncio.to_thread(outbox.current_wave, self.store, self.lock, now)
+        if self.options.wave_id is None:
+            wave = await asyncio.to_thread(outbox.current_wave, self.store, self.lock, now)
+        else:
+            wave = await asyncio.to_thread(outbox.wave_by_id, self.store, self.options.wave_id)
         self.wave = wave
         self.summary.wave = wave.number
         if not wave.populated:

@@ -105,8 +105,9 @@ class LockRef:
     lock_id: int
 
 
-def ensure_lock(store: Store, campaign: str) -> LockRef:
-    """The campaign's active lock; the one place `send` makes sure there is one.
+def ensure_lock(store: Store, campaign: str, wave_id: int | None = None) -> LockRef:
+    """The campaign's active lock (or the one `wave_id` was given by the scheduler); the one
+    place `send` makes sure there is one.
 
     Raises StateError naming the command to run when the campaign was never
     applied or is not locked.
@@ -120,12 +121,18 @@ def ensure_lock(store: Store, campaign: str) -> LockRef:
                 f"campaign {campaign!r} is not applied: the store does not know it yet",
                 hint="run `campaignctl apply` first, then `campaignctl lock " + campaign + "`",
             )
-        lock_id = conn.execute(
-            sa.select(LOCK.c.id)
-            .where(LOCK.c.campaign_id == row.id, LOCK.c.released_at.is_(None))
-            .order_by(LOCK.c.id.desc())
-            .limit(1)
-        ).scalar()
+        lock_id = None
+        if wave_id is not None:
+            lock_id = conn.execute(
+                sa.select(WAVE.c.lock_id).where(WAVE.c.id == wave_id, WAVE.c.campaign_id == row.id)
+            ).scalar()
+        if lock_id is None:
+            lock_id = conn.execute(
+                sa.select(LOCK.c.id)
+                .where(LOCK.c.campaign_id == row.id, LOCK.c.released_at.is_(None))
+                .order_by(LOCK.c.id.desc())
+                .limit(1)
+            ).scalar()
     if lock_id is None:
         raise StateError(
             f"campaign {campaign!r} is not locked: run `campaignctl lock {campaign}`",
@@ -181,11 +188,21 @@ def _current_wave(store: Store, lock: LockRef, now: datetime) -> WaveRef:
                 .returning(WAVE.c.id)
             ).scalar_one()
             return WaveRef(wave_id, 1, WaveKind.INITIAL, WaveStatus.SCHEDULED, False)
-        populated = (
-            conn.execute(sa.select(OUTBOX.c.id).where(OUTBOX.c.wave_id == row.id).limit(1)).first()
-            is not None
-        )
-        return WaveRef(row.id, row.number, WaveKind(row.kind), WaveStatus(row.status), populated)
+        return _wave_ref(conn, row)
+
+
+def wave_by_id(store: Store, wave_id: int) -> WaveRef:
+    """A given wave (the scheduler's and `relaunch`'s), whatever waves came after it."""
+    with store.read() as conn:
+        return _wave_ref(conn, conn.execute(sa.select(WAVE).where(WAVE.c.id == wave_id)).one())
+
+
+def _wave_ref(conn: sa.Connection, row: Any) -> WaveRef:
+    populated = (
+        conn.execute(sa.select(OUTBOX.c.id).where(OUTBOX.c.wave_id == row.id).limit(1)).first()
+        is not None
+    )
+    return WaveRef(row.id, row.number, WaveKind(row.kind), WaveStatus(row.status), populated)
 
 
 def _sha256(value: str | None) -> str | None:

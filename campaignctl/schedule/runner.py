@@ -41,6 +41,17 @@ class WaveRun:
     sent: int = 0
     failed: int = 0
     note: str | None = None
+    uncertain: int = 0  # left in doubt by an earlier, interrupted pass: never re-sent here
+
+    def text(self, campaign: str) -> str:
+        """'6 sent, 0 failed', and what is uncertain with the command that resolves it."""
+        text = f"{self.sent} sent, {self.failed} failed"
+        if self.uncertain:
+            text += (
+                f", {self.uncertain} uncertain (maybe delivered before a crash: "
+                f"`campaignctl send {campaign}` lists them, --retry-uncertain resends them)"
+            )
+        return text
 
 
 @dataclass(frozen=True)
@@ -85,9 +96,12 @@ def send_wave(store: Store, workspace: Workspace, job: WaveJob, now: datetime) -
 
     if job.recipients is not None:
         _relaunch_outbox(store, job, now)
-    summary = send_campaign(store, workspace, job.campaign.name, SendOptions())
+    summary = send_campaign(store, workspace, job.campaign.name, SendOptions(wave_id=job.wave_id))
     status = WaveStatus.FAILED if summary.sent == 0 and summary.failed else WaveStatus.DONE
-    return WaveRun(job.wave_id, status, summary.sent, summary.failed + summary.bounced)
+    return WaveRun(
+        job.wave_id, status, summary.sent, summary.failed + summary.bounced,
+        uncertain=summary.uncertain,
+    )  # fmt: skip
 
 
 def _relaunch_outbox(store: Store, job: WaveJob, now: datetime) -> None:

@@ -229,7 +229,7 @@ def scheduler_pass(
             emit(Action(ActionType.FAILED, *base, exc.message))
             continue
         kind = ActionType.SENT if done.status == WaveStatus.DONE else ActionType.FAILED
-        emit(Action(kind, *base, f"{done.sent} sent, {done.failed} failed"))
+        emit(Action(kind, *base, done.text(row.name)))
     return result
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from campaignctl.enums import OutboxState, WaveKind, WaveStatus
 from campaignctl.store.tables import Outbox, Wave
 
 runner = CliRunner()
-FAKE_ENGINE = Path(__file__).resolve().parents[1] / "fake_engine"
 
 EVENTS = [
     '{"type": "form_submitted", "campaign": "update-2027", "record": "H001"}',
@@ -107,14 +105,7 @@ def test_a_bounced_email_is_retried_on_sms_and_the_json_plan(answered: Path) -> 
 def test_relaunch_sends_the_selection_through_the_send_engine(
     answered: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sys.path.insert(0, str(FAKE_ENGINE))
-    try:
-        import sitecustomize as fake
-    finally:
-        sys.path.remove(str(FAKE_ENGINE))
-    from campaignctl.schedule import runner as wave_runner
-
-    monkeypatch.setattr(wave_runner, "send_wave", fake.send_wave)
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2027-03-15T10:00:00+01:00")  # a Monday, no quiet hours
     result = relaunch(answered, "--to", "non_openers")
     assert result.exit_code == 0, result.output
     assert result.stderr == "wave 3 created: sending\nwave 3: 3 sent, 0 failed\n"
@@ -132,6 +123,11 @@ def test_relaunch_sends_the_selection_through_the_send_engine(
         ("sms", "+33698765432"),  # C002: no email
         ("email", "chezlulu@example.fr"),
     ]
+    # and the file transport wrote exactly those: one email, two SMS
+    written = answered / ".campaignctl" / "outbox" / "update-2027"
+    assert len(list(written.glob("*.eml"))) == 1
+    sms = [json.loads(line) for f in written.glob("*.jsonl") for line in f.open()]
+    assert sorted(m["to"] for m in sms) == ["+33612345678", "+33698765432"]
 
 
 def test_relaunch_sends_its_wave_through_the_engine(answered: Path) -> None:

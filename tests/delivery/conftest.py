@@ -73,6 +73,10 @@ class SmtpFaults:
     drop_at_rcpt: dict[str, int] = field(default_factory=dict)  # close before DATA
     drop_after_data: dict[str, int] = field(default_factory=dict)  # close instead of the 250
     data_delay: float = 0.0  # seconds to sleep before answering DATA
+    # hold the DATA of the n-th message (0-based, in arrival order) unanswered until
+    # `release` is set: a client killed meanwhile leaves that message in doubt
+    hold_nth: int | None = None
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 class RecordingHandler:
@@ -89,6 +93,8 @@ class RecordingHandler:
         self.max_active_by_domain: Counter[str] = Counter()
         self.active = 0
         self.max_active = 0
+        self.data_seen = 0
+        self.holding = 0  # DATA commands held unanswered right now
 
     def _take(self, table: dict[str, int], address: str) -> bool:
         with self.lock:
@@ -135,7 +141,16 @@ class RecordingHandler:
                 self.max_active_by_domain[domain] = max(
                     self.max_active_by_domain[domain], self.active_by_domain[domain]
                 )
+        with self.lock:
+            nth, self.data_seen = self.data_seen, self.data_seen + 1
         try:
+            if nth == self.faults.hold_nth:
+                with self.lock:
+                    self.holding += 1
+                while not self.faults.release.is_set():
+                    await asyncio.sleep(0.02)
+                with self.lock:
+                    self.holding -= 1
             if self.faults.data_delay:
                 await asyncio.sleep(self.faults.data_delay)
             return self._answer(server, envelope)

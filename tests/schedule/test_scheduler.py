@@ -1,5 +1,6 @@
-"""The scheduler: a month of ticks creates every wave once at the right local time;
-two ticks never work at once; a killed worker's wave is completed by the next tick."""
+"""The scheduler through the real lock and send engine: a month of ticks creates every
+wave once at the right local time; two ticks never work at once; a killed worker's wave
+is finished by the next tick after its lease expires, and nothing is sent twice."""
 
 from __future__ import annotations
 
@@ -11,36 +12,64 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 import sqlalchemy as sa
-from storerows import apply_campaign, import_records, lock_campaign, open_store
+from storerows import open_store
+from typer.testing import CliRunner
 
+from campaignctl.cli.main import app
 from campaignctl.schedule.scheduler import SchedulerOptions, scheduler_pass
 from campaignctl.spec.workspace import load_workspace
 from campaignctl.store.tables import Outbox, Wave
+from tests.delivery.conftest import SmtpServer
 
-REPO = Path(__file__).resolve().parents[2]
-FAKE_ENGINE = Path(__file__).resolve().parents[1] / "fake_engine"
 CAMPAIGNCTL = str(Path(sys.executable).parent / "campaignctl")  # the installed console script
 PARIS = ZoneInfo("Europe/Paris")
-DAILY = {
-    "send_at": "2027-03-01T09:00",
-    "recurrence": {"every": "day", "until": "2027-03-31"},
-    "relaunch": [{"after": "2d", "to": "non_responders"}],
-}
+CAMPAIGN = Path("campaigns") / "update-2027.yaml"
+ONE_OFF = """schedule:
+  send_at: 2027-03-01T09:00                 # workspace time zone unless given
+  relaunch:
+    - {after: 7d, to: non_responders}
+    - {after: 14d, to: non_openers, channels: [sms]}
+"""
+DAILY = """schedule:
+  send_at: 2027-03-01T09:00
+  recurrence: {every: day, until: 2027-03-31}
+  relaunch:
+    - {after: 2d, to: non_responders}
+"""
+# the accommodation segment: 4 member hotels, campsites and gîtes, each with an email
 
 
-@pytest.fixture
-def fake_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    sys.path.insert(0, str(FAKE_ENGINE))
-    try:
-        import sitecustomize as fake
-    finally:
-        sys.path.remove(str(FAKE_ENGINE))
-    from campaignctl.schedule import runner
-
-    monkeypatch.setattr(runner, "lock_for_wave", fake.lock_for_wave)
-    monkeypatch.setattr(runner, "send_wave", fake.send_wave)
+def prepare(root: Path, *, schedule: str = ONE_OFF, smtp_port: int | None = None):  # type: ignore[no-untyped-def]
+    """Import, apply and lock update-2027 with the real commands; returns the store."""
+    text = (root / CAMPAIGN).read_text("utf-8")
+    assert ONE_OFF in text
+    text = text.replace(ONE_OFF, schedule)
+    if schedule is DAILY:  # each occurrence reaches everybody again
+        text = text.replace("  max_messages_per_contact: 3\n", "")
+    (root / CAMPAIGN).write_text(text, "utf-8")
+    if smtp_port is not None:
+        config = root / "campaignctl.yaml"
+        text = config.read_text("utf-8")
+        text = text.replace(
+            "    transport: file ",
+            f"    smtp: {{host: 127.0.0.1, port: {smtp_port}, starttls: false, pool_size: 1,"
+            " timeout: 5s}\n    transport: smtp ",
+            1,
+        ).replace(
+            "delivery: {max_attempts: 5, retry_backoff: 5m}",
+            "delivery: {max_attempts: 5, retry_backoff: 5m, batch_size: 1}",
+        )  # one message in flight at a time: the kill leaves exactly one in doubt
+        assert "transport: smtp" in text and "batch_size: 1" in text
+        config.write_text(text, "utf-8")
+    runner = CliRunner()
+    for args in (["audience", "import"], ["apply", "update-2027", "--auto-approve"],
+                 ["lock", "update-2027"]):  # fmt: skip
+        result = runner.invoke(app, ["--workspace", str(root), *args])
+        assert result.exit_code == 0, result.output
+    store = open_store(root)
+    store.ensure_schema()
+    return store
 
 
 def waves(store) -> list[tuple[str, str, str, str, int]]:
@@ -59,15 +88,8 @@ def waves(store) -> list[tuple[str, str, str, str, int]]:
     ]  # fmt: skip
 
 
-def test_a_month_of_daily_sends_and_relaunches_creates_every_wave_once(
-    scaffold: Path, fake_engine: None
-) -> None:
-    store = import_records(scaffold)
-    campaign_id = apply_campaign(
-        store, scaffold, "update-2027", schedule=DAILY,
-        options={"group_by_email": True, "max_messages_per_contact": None},
-    )  # fmt: skip
-    lock_campaign(store, campaign_id)
+def test_a_month_of_daily_sends_and_relaunches_creates_every_wave_once(scaffold: Path) -> None:
+    store = prepare(scaffold, schedule=DAILY)
     ws = load_workspace(scaffold).require_valid()
     options = SchedulerOptions.from_workspace(ws)
     now = datetime(2027, 2, 28, 23, 0, tzinfo=UTC)
@@ -86,16 +108,14 @@ def test_a_month_of_daily_sends_and_relaunches_creates_every_wave_once(
     ]
     # 09:00 local on both sides of the clock change (2027-03-28)
     assert got[0][3] == "03-01 09:00 +0100" and got[-1][3] == "04-02 09:00 +0200"
-    # 7 records, 6 addresses (two gîtes share one): one message per address and wave
-    assert {sent for *_, sent in got} == {6}
+    # one message per address and wave, every one of them written by the file transport
+    assert {sent for *_, sent in got} == {4}
+    outbox = scaffold / ".campaignctl" / "outbox" / "update-2027"
+    assert len(list(outbox.glob("*.eml"))) == 62 * 4
 
 
-def test_a_wave_later_than_max_lateness_is_missed_and_its_relaunch_too(
-    scaffold: Path, fake_engine: None
-) -> None:
-    store = import_records(scaffold)
-    campaign_id = apply_campaign(store, scaffold, "update-2027")
-    lock_campaign(store, campaign_id)
+def test_a_wave_later_than_max_lateness_is_missed_and_its_relaunch_too(scaffold: Path) -> None:
+    store = prepare(scaffold)
     ws = load_workspace(scaffold).require_valid()
     options = SchedulerOptions.from_workspace(ws)
     result = scheduler_pass(store, ws, options, now=datetime(2027, 3, 9, 8, 0, tzinfo=UTC))
@@ -109,10 +129,10 @@ def test_a_wave_later_than_max_lateness_is_missed_and_its_relaunch_too(
     assert again.actions == []
 
 
-def tick(root: Path, now: str, *extra: str, **env: str) -> subprocess.Popen:
+def tick(root: Path, now: str, *extra: str) -> subprocess.Popen:
     environment = {
         **os.environ, "CAMPAIGNCTL_NOW": now, "NO_COLOR": "1",
-        "PYTHONPATH": str(FAKE_ENGINE), "FAKE_ENGINE": "1", **env,
+        "CAMPAIGNCTL_SECRET": "scheduler-test-secret",  # real SMTP: links must be signed
     }  # fmt: skip
     return subprocess.Popen(
         [CAMPAIGNCTL, "--workspace", str(root), "scheduler", "tick", *extra],
@@ -120,60 +140,70 @@ def tick(root: Path, now: str, *extra: str, **env: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def test_two_ticks_started_together_exactly_one_works(scaffold: Path, tmp_path: Path) -> None:
-    store = import_records(scaffold)
-    lock_campaign(store, apply_campaign(store, scaffold, "update-2027"))
-    store.ensure_schema()
-    hold = tmp_path / "go"
+def test_two_ticks_started_together_exactly_one_works(
+    scaffold: Path, smtp_server: SmtpServer
+) -> None:
+    store = prepare(scaffold, smtp_port=smtp_server.port)
+    smtp_server.faults.hold_nth = 0  # the worker's first message waits for the test
     now = "2027-03-01T09:00:30+01:00"
-    first, second = (tick(scaffold, now, FAKE_ENGINE_HOLD=str(hold)) for _ in range(2))
-    # the worker waits inside its send until `go` exists: the other one must give up first
+    first, second = tick(scaffold, now), tick(scaffold, now)
     done = {}
     while not done:
         for process in (first, second):
             if process.poll() is not None:
                 done[process] = process.communicate()
+        time.sleep(0.02)
     loser = next(iter(done))
     assert loser.returncode == 75, done[loser]
     assert done[loser][1].startswith("error: another scheduler holds the lease 'scheduler' since")
-    hold.touch()
+    assert smtp_server.handler.delivered_ids() == []
+    smtp_server.faults.release.set()
     winner = second if loser is first else first
     out, err = winner.communicate(timeout=120)
     assert winner.returncode == 0, err
     assert out == ""  # text logs are talk: stderr
     assert err.splitlines() == [
         "scheduled: update-2027/0/0 (due 2027-03-01 09:00 +0100, wave 1)",
-        "sent: update-2027/0/0 (due 2027-03-01 09:00 +0100, wave 1): 6 sent, 0 failed",
+        "sent: update-2027/0/0 (due 2027-03-01 09:00 +0100, wave 1): 4 sent, 0 failed",
         "pass at 2027-03-01 08:00:30 UTC: 1 scheduled, 0 missed, 1 sent, 0 failed, 0 postponed",
     ]
     assert [w[:3] for w in waves(store)] == [("update-2027/0/0", "initial", "done")]
+    assert (
+        len(smtp_server.handler.delivered_ids())
+        == len(set(smtp_server.handler.delivered_ids()))
+        == 4
+    )
 
 
-def test_a_killed_worker_s_wave_is_completed_after_lease_expiry_without_duplicates(
-    scaffold: Path, tmp_path: Path
+def test_a_killed_worker_s_wave_is_finished_after_lease_expiry_and_nothing_is_sent_twice(
+    scaffold: Path, smtp_server: SmtpServer
 ) -> None:
-    store = import_records(scaffold)
-    lock_campaign(store, apply_campaign(store, scaffold, "update-2027"))
-    store.ensure_schema()
-    log, stalled = tmp_path / "transport.log", tmp_path / "stalled"
-    worker = tick(
-        scaffold, "2027-03-01T09:00:30+01:00", FAKE_ENGINE_LOG=str(log),
-        FAKE_ENGINE_STALL_AFTER="2", FAKE_ENGINE_STALLED=str(stalled),
-    )  # fmt: skip
-    while not stalled.exists():
+    store = prepare(scaffold, smtp_port=smtp_server.port)
+    smtp_server.faults.hold_nth = 2  # two emails go through, the third hangs in DATA
+    worker = tick(scaffold, "2027-03-01T09:00:30+01:00")
+    while not smtp_server.handler.holding:
         assert worker.poll() is None, worker.communicate()
-        time.sleep(0.05)
-    worker.kill()  # kill -9 in the middle of the wave
+        time.sleep(0.02)
+    worker.kill()  # kill -9 in the middle of the wave, one message in doubt
     worker.communicate()
-    assert len(log.read_text().splitlines()) == 2
-    early = tick(scaffold, "2027-03-01T09:01:00+01:00", FAKE_ENGINE_LOG=str(log))
+    before = smtp_server.handler.delivered_ids()
+    assert len(before) == 2
+    early = tick(scaffold, "2027-03-01T09:01:00+01:00")
     assert early.wait(timeout=120) == 75  # the lease (ttl 60s) has not expired yet
-    late = tick(scaffold, "2027-03-01T09:01:31+01:00", FAKE_ENGINE_LOG=str(log))
+    late = tick(scaffold, "2027-03-01T09:01:31+01:00")
     _, err = late.communicate(timeout=120)
     assert late.returncode == 0, err
     assert err.splitlines()[0] == (
-        "sent: update-2027/0/0 (due 2027-03-01 09:00 +0100, wave 1): 4 sent, 0 failed"
+        "sent: update-2027/0/0 (due 2027-03-01 09:00 +0100, wave 1): 0 sent, 0 failed, "
+        "2 uncertain (maybe delivered before a crash: `campaignctl send update-2027` lists "
+        "them, --retry-uncertain resends them)"
     )
-    lines = log.read_text().splitlines()
-    assert len(lines) == len(set(lines)) == 6  # every address once
-    assert [w[2:] for w in waves(open_store(scaffold))] == [("done", "03-01 09:00 +0100", 6)]
+    delivered = smtp_server.handler.delivered_ids()
+    assert delivered == before  # nothing more: the last two are in doubt, not re-sent
+    outbox = Outbox.__table__
+    with store.read() as conn:
+        rows = conn.execute(sa.select(outbox.c.message_id, outbox.c.state)).all()
+    # in doubt: the message held in DATA and the next one, already claimed (batch in flight)
+    assert sorted(str(state) for _, state in rows) == ["sent"] * 2 + ["uncertain"] * 2
+    assert {m for m, state in rows if str(state) == "sent"} == set(delivered)
+    assert [w[2:] for w in waves(open_store(scaffold))] == [("done", "03-01 09:00 +0100", 4)]
