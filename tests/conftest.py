@@ -89,3 +89,21 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{engine.info_schema}" CASCADE'))  # type: ignore[attr-defined]
     admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run a command-level test on the workspace's SQLite store, then on PostgreSQL:
+    CAMPAIGNCTL_STORE points every command (and child process) at a fresh schema."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    engine = _postgres_engine()
+    schema = engine.info_schema  # type: ignore[attr-defined]
+    engine.dispose()
+    monkeypatch.setenv("CAMPAIGNCTL_STORE", f"{PG_URL}?options=-csearch_path%3D{schema}")
+    yield "postgresql"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()

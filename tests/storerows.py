@@ -8,6 +8,7 @@ message cap) in one step. Tests of those commands themselves run the commands.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +32,10 @@ class Seeded:
 
 
 def open_store(root: Path) -> Store:
-    return Store("sqlite:///.campaignctl/store.db", root=root)
+    """The store the commands use: CAMPAIGNCTL_STORE (see the `backend` fixture), else the
+    workspace's SQLite file."""
+    url = os.environ.get("CAMPAIGNCTL_STORE") or "sqlite:///.campaignctl/store.db"
+    return Store(url, root=root)
 
 
 def import_records(root: Path) -> Store:

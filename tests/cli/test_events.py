@@ -37,7 +37,7 @@ def ingest(root: Path, source: str, *args: str, stdin: str | None = None):
 
 
 @pytest.fixture
-def events_file(scaffold: Path) -> Path:
+def events_file(scaffold: Path, backend: str) -> Path:
     seed(scaffold)
     path = scaffold / "events.jsonl"
     path.write_text("\n".join(LINES) + "\n", encoding="utf-8")

@@ -25,7 +25,7 @@ EVENTS = [
 
 
 @pytest.fixture
-def answered(scaffold: Path) -> Path:
+def answered(scaffold: Path, backend: str) -> Path:
     """Wave 1 sent to everyone, H002 also got wave 2 (2 messages: the cap), H001 and G001
     answered, C001's email bounced."""
     seeded = seed(scaffold, options={"group_by_email": True, "max_messages_per_contact": 2})

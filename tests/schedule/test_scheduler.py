@@ -88,7 +88,9 @@ def waves(store) -> list[tuple[str, str, str, str, int]]:
     ]  # fmt: skip
 
 
-def test_a_month_of_daily_sends_and_relaunches_creates_every_wave_once(scaffold: Path) -> None:
+def test_a_month_of_daily_sends_and_relaunches_creates_every_wave_once(
+    scaffold: Path, backend: str
+) -> None:
     store = prepare(scaffold, schedule=DAILY)
     ws = load_workspace(scaffold).require_valid()
     options = SchedulerOptions.from_workspace(ws)
@@ -141,7 +143,7 @@ def tick(root: Path, now: str, *extra: str) -> subprocess.Popen:
 
 
 def test_two_ticks_started_together_exactly_one_works(
-    scaffold: Path, smtp_server: SmtpServer
+    scaffold: Path, smtp_server: SmtpServer, backend: str
 ) -> None:
     store = prepare(scaffold, smtp_port=smtp_server.port)
     smtp_server.faults.hold_nth = 0  # the worker's first message waits for the test
@@ -176,7 +178,7 @@ def test_two_ticks_started_together_exactly_one_works(
 
 
 def test_a_killed_worker_s_wave_is_finished_after_lease_expiry_and_nothing_is_sent_twice(
-    scaffold: Path, smtp_server: SmtpServer
+    scaffold: Path, smtp_server: SmtpServer, backend: str
 ) -> None:
     store = prepare(scaffold, smtp_port=smtp_server.port)
     smtp_server.faults.hold_nth = 2  # two emails go through, the third hangs in DATA
