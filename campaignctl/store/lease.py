@@ -5,9 +5,11 @@ heartbeat and expiry. Taking it is one statement (an upsert that only
 overwrites a row that has expired or is already ours), so two processes on two
 machines, on SQLite or PostgreSQL, can never both win. The holder renews it
 while it works; a killed holder stops renewing and its lease expires, so the
-next run takes over after at most one time-to-live. Released leases stay as
-rows (expired at the release time) so that `scheduler status` can say when the
-last pass ended.
+next run takes over after at most one time-to-live — at once when the holder was
+a process of this machine that no longer exists (a compare-and-swap on the dead
+holder, so two successors cannot both take it). Released leases stay as rows
+(expired at the release time) so that `scheduler status` can say when the last
+pass ended.
 """
 
 from __future__ import annotations
@@ -32,8 +34,29 @@ POLL_SECONDS = 0.5  # how often --lock-timeout retries
 
 
 def this_holder() -> str:
-    """host:pid, how leases name their holder."""
+    """host:pid, how leases and outbox claims name their holder."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_is_dead(holder: str | None) -> bool:
+    """True when `holder` is a process of this host that no longer exists.
+
+    A process killed with -9 leaves its lease and claims behind; on the same machine
+    we know at once that it is gone instead of waiting for the expiry. A holder on
+    another host, or a pid now reused by another process, counts as alive.
+    """
+    if not holder:
+        return False
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 @dataclass(frozen=True)
@@ -140,6 +163,14 @@ def try_acquire(
         if _upsert(conn, values, now):
             return HeldLease(store, name, holder, operation, ttl)
         row = conn.execute(sa.select(LEASE).where(LEASE.c.name == name)).one()
+        if holder_is_dead(row.holder):
+            taken = conn.execute(
+                sa.update(LEASE)
+                .where(LEASE.c.name == name, LEASE.c.holder == row.holder)
+                .values({k: v for k, v in values.items() if k != "name"})
+            ).rowcount
+            if taken:
+                return HeldLease(store, name, holder, operation, ttl)
     return LeaseInfo(**row._mapping)
 
 

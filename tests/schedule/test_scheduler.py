@@ -1,6 +1,6 @@
 """The scheduler through the real lock and send engine: a month of ticks creates every
 wave once at the right local time; two ticks never work at once; a killed worker's wave
-is finished by the next tick after its lease expires, and nothing is sent twice."""
+is finished by the next tick, and nothing is sent twice."""
 
 from __future__ import annotations
 
@@ -177,7 +177,7 @@ def test_two_ticks_started_together_exactly_one_works(
     )
 
 
-def test_a_killed_worker_s_wave_is_finished_after_lease_expiry_and_nothing_is_sent_twice(
+def test_a_killed_worker_s_wave_is_finished_by_the_next_tick_and_nothing_is_sent_twice(
     scaffold: Path, smtp_server: SmtpServer, backend: str
 ) -> None:
     store = prepare(scaffold, smtp_port=smtp_server.port)
@@ -190,9 +190,9 @@ def test_a_killed_worker_s_wave_is_finished_after_lease_expiry_and_nothing_is_se
     worker.communicate()
     before = smtp_server.handler.delivered_ids()
     assert len(before) == 2
-    early = tick(scaffold, "2027-03-01T09:01:00+01:00")
-    assert early.wait(timeout=120) == 75  # the lease (ttl 60s) has not expired yet
-    late = tick(scaffold, "2027-03-01T09:01:31+01:00")
+    # its lease (ttl 60s) has not expired, but its holder is a dead process of this
+    # machine: the next tick takes over at once (tests/store/test_lease.py covers expiry)
+    late = tick(scaffold, "2027-03-01T09:00:40+01:00")
     _, err = late.communicate(timeout=120)
     assert late.returncode == 0, err
     assert err.splitlines()[0] == (

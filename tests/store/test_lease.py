@@ -20,14 +20,16 @@ from campaignctl.errors import TemporaryFailure
 from campaignctl.store import Store
 from campaignctl.store.lease import acquire
 store = Store(sys.argv[1])
+# "remote": a holder named after another machine, whose death this one cannot see
+holder = f"other-host:{os.getpid()}" if sys.argv[3] == "remote" else None
 try:
     lease = acquire(store, "scheduler", "tick", timedelta(seconds=60),
-                    wait=timedelta(seconds=float(sys.argv[2])))
+                    wait=timedelta(seconds=float(sys.argv[2])), holder=holder)
 except TemporaryFailure as exc:
     print(exc.message, flush=True)
     sys.exit(75)
 print("acquired", os.getpid(), flush=True)
-if sys.argv[3] == "hold":
+if sys.argv[3] in ("hold", "remote"):
     sys.stdin.readline()
 lease.release()
 """
@@ -76,10 +78,10 @@ def test_lock_timeout_waits_for_the_holder_to_let_go(store) -> None:
     assert out.startswith("acquired")
 
 
-def test_a_killed_holders_lease_expires_and_the_next_process_takes_over(store) -> None:
-    holder = start(store)
+def test_a_killed_remote_holders_lease_expires_and_the_next_process_takes_over(store) -> None:
+    holder = start(store, mode="remote")
     assert holder.stdout.readline().startswith("acquired")
-    holder.kill()  # kill -9: no release, no renewal
+    holder.kill()  # kill -9: no release, no renewal; as seen from another machine
     holder.wait()
     early = start(store, mode="once", now="2027-03-01T09:00:59+01:00")
     early.communicate(timeout=60)
@@ -87,6 +89,20 @@ def test_a_killed_holders_lease_expires_and_the_next_process_takes_over(store) -
     late = start(store, mode="once", now="2027-03-01T09:01:00+01:00")
     out, err = late.communicate(timeout=60)
     assert late.returncode == 0, err
+    assert out.startswith("acquired")
+
+
+def test_a_killed_local_holder_is_replaced_at_once(store) -> None:
+    holder = start(store)
+    assert holder.stdout.readline().startswith("acquired")
+    alive = start(store, mode="once", now="2027-03-01T09:00:01+01:00")
+    alive.communicate(timeout=60)
+    assert alive.returncode == 75  # its holder is alive: held
+    holder.kill()  # kill -9 on this machine: its pid no longer exists
+    holder.wait()
+    successor = start(store, mode="once", now="2027-03-01T09:00:02+01:00")
+    out, err = successor.communicate(timeout=60)
+    assert successor.returncode == 0, err
     assert out.startswith("acquired")
 
 
