@@ -31,7 +31,7 @@ from campaignctl.plan.definitions import (
     diff_definition,
     git_state,
 )
-from campaignctl.plan.targeting import CAMPAIGN, NotContacted, selection
+from campaignctl.plan.targeting import CAMPAIGN, NotContacted, materialized
 from campaignctl.spec.models import Campaign
 from campaignctl.spec.templates import TEMPLATES_DIR
 from campaignctl.spec.workspace import Workspace
@@ -345,46 +345,48 @@ def _campaign_plan(
     plan.schedule = _schedule(workspace, campaign, now)
     if not campaign.channels:
         return plan
-    chosen = selection(conn, workspace, campaign, today).subquery("chosen")
-    rows = conn.execute(
-        sa.select(
-            chosen.c.segment,
-            chosen.c.channel,
-            chosen.c.reason,
-            chosen.c.detail,
-            sa.func.count(),
-            sa.func.sum(chosen.c.leader),
-        ).group_by(chosen.c.segment, chosen.c.channel, chosen.c.reason, chosen.c.detail)
-    ).all()
-    order = {name: i for i, name in enumerate(campaign.audience.segments)}
-    channel_order = {str(c): i for i, c in enumerate(campaign.channels)}
-    reasons: dict[tuple[str, str | None], int] = {}
-    for segment, channel, reason, detail, count, leaders in rows:
-        plan.targeted += count
-        if reason is None:
-            plan.matrix.append(MatrixCell(segment, channel, count, int(leaders or 0)))
-            plan.reached += count
-            plan.reached_by_channel[channel] = plan.reached_by_channel.get(channel, 0) + count
-            plan.messages[channel] = plan.messages.get(channel, 0) + int(leaders or 0)
-        else:
-            reasons[(reason, detail)] = reasons.get((reason, detail), 0) + count
-    plan.matrix.sort(key=lambda m: (order.get(m.segment, 99), channel_order.get(m.channel, 9)))
-    reason_order = {r.value: i for i, r in enumerate(NotContacted)}
-    plan.not_contacted = [
-        NotContactedCount(reason, count, detail)
-        for (reason, detail), count in sorted(
-            reasons.items(), key=lambda item: (reason_order[item[0][0]], item[0][1] or "")
-        )
-    ]
-    if options.show_not_contacted:
-        listing = conn.execute(
-            sa.select(chosen.c.key, chosen.c.segment, chosen.c.reason, chosen.c.detail)
-            .where(chosen.c.reason.is_not(None))
-            .order_by(chosen.c.reason, chosen.c.key)
-        )
-        plan.not_contacted_records = [dict(r._mapping) for r in listing]
-    if plan.reached_by_channel.get(Channel.SMS.value):
-        plan.sms = _sms_figures(conn, workspace, campaign, chosen, plan.messages["sms"], now)
+    # computed once into a temporary table: the figures, the not-contacted list and the
+    # SMS sample read it (the selection itself sorts and classifies every targeted record)
+    with materialized(conn, workspace, campaign, today) as chosen:
+        rows = conn.execute(
+            sa.select(
+                chosen.c.segment,
+                chosen.c.channel,
+                chosen.c.reason,
+                chosen.c.detail,
+                sa.func.count(),
+                sa.func.sum(chosen.c.leader),
+            ).group_by(chosen.c.segment, chosen.c.channel, chosen.c.reason, chosen.c.detail)
+        ).all()
+        order = {name: i for i, name in enumerate(campaign.audience.segments)}
+        channel_order = {str(c): i for i, c in enumerate(campaign.channels)}
+        reasons: dict[tuple[str, str | None], int] = {}
+        for segment, channel, reason, detail, count, leaders in rows:
+            plan.targeted += count
+            if reason is None:
+                plan.matrix.append(MatrixCell(segment, channel, count, int(leaders or 0)))
+                plan.reached += count
+                plan.reached_by_channel[channel] = plan.reached_by_channel.get(channel, 0) + count
+                plan.messages[channel] = plan.messages.get(channel, 0) + int(leaders or 0)
+            else:
+                reasons[(reason, detail)] = reasons.get((reason, detail), 0) + count
+        plan.matrix.sort(key=lambda m: (order.get(m.segment, 99), channel_order.get(m.channel, 9)))
+        reason_order = {r.value: i for i, r in enumerate(NotContacted)}
+        plan.not_contacted = [
+            NotContactedCount(reason, count, detail)
+            for (reason, detail), count in sorted(
+                reasons.items(), key=lambda item: (reason_order[item[0][0]], item[0][1] or "")
+            )
+        ]
+        if options.show_not_contacted:
+            listing = conn.execute(
+                sa.select(chosen.c.key, chosen.c.segment, chosen.c.reason, chosen.c.detail)
+                .where(chosen.c.reason.is_not(None))
+                .order_by(chosen.c.reason, chosen.c.key)
+            )
+            plan.not_contacted_records = [dict(r._mapping) for r in listing]
+        if plan.reached_by_channel.get(Channel.SMS.value):
+            plan.sms = _sms_figures(conn, workspace, campaign, chosen, plan.messages["sms"], now)
     return plan
 
 
