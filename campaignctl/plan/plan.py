@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from campaignctl import clock
 from campaignctl.audience.segments import workspace_today
-from campaignctl.enums import Channel
+from campaignctl.enums import CampaignState, Channel
 from campaignctl.errors import CampaignctlError, InputError, UsageError
 from campaignctl.plan.definitions import (
     ChangeAction,
@@ -160,6 +160,10 @@ class CampaignPlan:
     def will_send(self) -> bool:
         return not self.draft and self.change != "-" and sum(self.messages.values()) > 0
 
+    @property
+    def archived(self) -> bool:
+        return self.state == CampaignState.ARCHIVED.value
+
 
 @dataclass
 class Plan:
@@ -197,9 +201,34 @@ class Plan:
 
 
 def load_plan(path: Path) -> Plan:
-    """A saved plan (`plan --out`)."""
+    """A saved plan (`plan --out`); InputError (exit 65) naming what is wrong with any
+    other file, UsageError when there is no such file."""
+    hint = "write one with `campaignctl plan --out FILE`"
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such plan file", hint=hint) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read it as a saved plan ({exc})", hint=hint) from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        where = f"{path}:{exc.lineno}:{exc.colno}" if hasattr(exc, "lineno") else str(path)
+        raise InputError(
+            f"{where}: not a saved plan: invalid JSON ({getattr(exc, 'msg', exc)})", hint=hint
+        ) from None
+    if not isinstance(data, dict) or "format_version" not in data or "campaigns" not in data:
+        raise InputError(
+            f"{path}: not a saved plan: a JSON document without format_version and campaigns",
+            hint=hint,
+        )
+    if data["format_version"] != FORMAT_VERSION:
+        raise InputError(
+            f"{path}: plan format {data['format_version']!r} is not supported "
+            f"(this campaignctl reads format {FORMAT_VERSION})",
+            hint="make the plan again with this version: `campaignctl plan --out FILE`",
+        )
+    try:
         data.pop("summary", None)
         campaigns = []
         for c in data.pop("campaigns"):
@@ -208,15 +237,10 @@ def load_plan(path: Path) -> Plan:
             c["sms"] = SmsFigures(**c["sms"]) if c["sms"] else None
             c["schedule"] = [WaveTime(**w) for w in c["schedule"]]
             campaigns.append(CampaignPlan(**c))
-        plan = Plan(**data, campaigns=campaigns)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(
-            f"{path} is not a saved plan: {exc}",
-            hint="write one with `campaignctl plan --out FILE`",
-        ) from None
-    if plan.format_version != FORMAT_VERSION:
-        raise InputError(f"{path}: plan format {plan.format_version} is not supported")
-    return plan
+        return Plan(**data, campaigns=campaigns)
+    except (KeyError, TypeError, AttributeError) as exc:
+        detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise InputError(f"{path}: not a saved plan: {detail}", hint=hint) from None
 
 
 @dataclass(frozen=True)
@@ -288,7 +312,7 @@ def compute_plan(store: Store, workspace: Workspace, options: PlanOptions = Plan
     if selected_all:  # campaigns applied but whose file is gone
         for name in sorted(set(applied) - set(workspace.campaigns)):
             row = applied[name]
-            if str(row["state"]) == "archived":
+            if str(row["state"]) == CampaignState.ARCHIVED.value:
                 continue
             definition = row["definition"] or {}
             plans.append(
@@ -342,6 +366,8 @@ def _campaign_plan(
         [str(c) for c in campaign.channels],
         grouped=campaign.options.group_by_email,
     )
+    if plan.archived:  # retired by `campaign archive`: nothing to target or schedule
+        return plan
     plan.schedule = _schedule(workspace, campaign, now)
     if not campaign.channels:
         return plan
