@@ -9,7 +9,6 @@ import typer
 
 from campaignctl.cli.app import get_app, interactive
 from campaignctl.cli.options import JsonOption, WorkspaceOption
-from campaignctl.cli.plan_layout import print_plan
 
 CampaignsArg = Annotated[list[str] | None, typer.Argument(help="Campaign names (default: all).")]
 
@@ -35,6 +34,7 @@ def plan(
 
     Example: campaignctl plan mise-a-jour-2027 --show not-contacted
     """
+    from campaignctl.cli.plan_layout import print_plan
     from campaignctl.errors import UsageError
     from campaignctl.plan.plan import PlanOptions, compute_plan
 
@@ -65,6 +65,7 @@ def show(
 
     Example: campaignctl show plan.json
     """
+    from campaignctl.cli.plan_layout import print_plan
     from campaignctl.plan.plan import load_plan
 
     app = get_app(ctx)
