@@ -76,7 +76,9 @@ def test_archive_retires_a_campaign_that_plan_and_the_scheduler_then_skip(ws: Pa
     archived = plan_json(ws, "mise-a-jour-2027")["campaigns"][0]
     assert (archived["targeted"], archived["matrix"], archived["schedule"]) == (0, [], [])
     whole = plan_json(ws)
-    assert whole["summary"]["to_send"] == len(sending) - 1
+    sending = {c["name"] for c in whole["campaigns"] if c["messages"] and not c["draft"]}
+    assert "mise-a-jour-2027" not in sending
+    assert whole["summary"]["to_send"] == len(sending)
     upcoming = json.loads(run(ws, "scheduler", "status", "--json", "--days", "90").stdout)
     assert "mise-a-jour-2027" not in {w["campaign"] for w in upcoming["next"]}
 
