@@ -1,9 +1,10 @@
 """Who a campaign reaches, as ONE SQL query over the store (docs/targeting.md).
 
-`plan` aggregates it, `lock` inserts it into the recipient table, `send` reads
-the lock: all three share this selection, so what the plan counts is what is
-sent. Every targeted record comes out of `selection()` once, either reached
-(a channel, an address, a group) or not contacted with exactly one reason.
+`plan` aggregates it, `lock` inserts it into the recipient table (both from one
+evaluation kept in a temporary table, `materialized`), `send` reads the lock:
+all three share this selection, so what the plan counts is what is sent.
+Every targeted record comes out of `selection()` once, either reached (a
+channel, an address, a group) or not contacted with exactly one reason.
 Records are never loaded into Python to be filtered or counted.
 """
 
