@@ -154,6 +154,7 @@ def _register() -> None:
     from campaignctl.cli import (
         audience,
         calendar,
+        campaign,
         contacts,
         db,
         events,
@@ -169,7 +170,7 @@ def _register() -> None:
     )
 
     for module in (
-        workspace, preview, audience, segment, contacts, plan, send, relaunch, events,
+        workspace, preview, audience, segment, contacts, plan, campaign, send, relaunch, events,
         report, calendar, scheduler, lease, db,
     ):  # fmt: skip
         module.register(app)

@@ -34,9 +34,9 @@ def plan(
 
     Example: campaignctl plan mise-a-jour-2027 --show not-contacted
     """
+    from campaignctl.cli.plan_layout import print_plan
     from campaignctl.errors import UsageError
     from campaignctl.plan.plan import PlanOptions, compute_plan
-    from campaignctl.plan.render import plan_text
 
     if show not in (None, "not-contacted"):
         raise UsageError(f"--show {show!r}: the only choice is not-contacted")
@@ -51,9 +51,29 @@ def plan(
     if json_output:
         app.print_json(result.as_json())
     else:
-        app.out.print(plan_text(result))
+        print_plan(app, result)
     if detailed_exitcode and result.changes:
         raise typer.Exit(2)
+
+
+def show(
+    ctx: typer.Context,
+    planfile: Annotated[Path, typer.Argument(help="A plan saved by `plan --out`.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Print a saved plan, as `plan` printed it (or its JSON); needs no workspace or store.
+
+    Example: campaignctl show plan.json
+    """
+    from campaignctl.cli.plan_layout import print_plan
+    from campaignctl.plan.plan import load_plan
+
+    app = get_app(ctx)
+    saved = load_plan(planfile)
+    if json_output:
+        app.print_json(saved.as_json())
+    else:
+        print_plan(app, saved)
 
 
 def apply(
@@ -92,7 +112,10 @@ def apply(
         for name in items:
             app.out.print(f"{name}: {label}")
     for name in result.missing:
-        app.err.print(f"{name}: applied but its file is gone; `campaign archive {name}` retires it")
+        app.err.print(
+            f"{name}: applied but its file is gone; "
+            f"`campaignctl campaign archive {name}` retires it"
+        )
     app.out.print(
         f"Apply complete: {len(result.created)} created, {len(result.updated)} updated, "
         f"{len(result.unchanged)} unchanged."
@@ -143,5 +166,5 @@ def unlock(
 
 
 def register(app: typer.Typer) -> None:
-    for command in (plan, apply, lock, unlock):
+    for command in (plan, show, apply, lock, unlock):
         app.command(rich_help_panel="Campaigns")(command)

@@ -167,18 +167,70 @@ def apply_definitions(
     return result
 
 
-def archive_campaign(store: Store, name: str, *, now: datetime | None = None) -> None:
-    """Retire an applied campaign (its history stays); it no longer solicits anyone."""
+@dataclass
+class ArchiveResult:
+    campaign: str
+    previous_state: str
+    archived_at: str | None  # None when it was already archived (nothing changed)
+    waves_in_progress: int = 0  # sending waves archived anyway with --force
+
+    def as_json(self) -> dict[str, Any]:
+        return {"format_version": 1, **self.__dict__}
+
+
+def archive_campaign(
+    store: Store, name: str, *, force: bool = False, now: datetime | None = None
+) -> ArchiveResult:
+    """Retire an applied campaign: state `archived`, audit-logged; its history stays.
+
+    An archived campaign is no longer planned, scheduled or counted as an active
+    campaign (`respect_other_campaigns`). Refused while one of its waves is sending,
+    unless `force`; archiving twice changes nothing.
+    """
+    from campaignctl.enums import WaveStatus
+    from campaignctl.store.tables import WAVE
+
     now = now or clock.now()
     with store.transaction(immediate=True) as conn:
-        updated = conn.execute(
+        row = conn.execute(
+            sa.select(CAMPAIGN.c.id, CAMPAIGN.c.state, CAMPAIGN.c.archived_at).where(
+                CAMPAIGN.c.name == name
+            )
+        ).first()
+        if row is None:
+            raise UsageError(
+                f"campaign {name!r} was never applied: there is nothing to archive",
+                hint="`campaignctl report` lists the applied campaigns",
+            )
+        state = str(row.state)
+        if state == CampaignState.ARCHIVED.value:
+            return ArchiveResult(name, state, None)
+        sending = conn.execute(
+            sa.select(sa.func.count(), sa.func.min(WAVE.c.number)).where(
+                WAVE.c.campaign_id == row.id, WAVE.c.status == WaveStatus.SENDING.value
+            )
+        ).one()
+        if sending[0] and not force:
+            raise StateError(
+                f"campaign {name!r} has a wave in progress (wave {sending[1]} is sending): "
+                "archiving it now would leave that wave half sent",
+                hint=f"let `campaignctl send {name}` finish, "
+                f"or archive anyway with `campaignctl campaign archive {name} --force`",
+            )
+        conn.execute(
             CAMPAIGN.update()
-            .where(CAMPAIGN.c.name == name)
+            .where(CAMPAIGN.c.id == row.id)
             .values(state=CampaignState.ARCHIVED.value, archived_at=now)
-        ).rowcount
-        if not updated:
-            raise UsageError(f"campaign {name!r} was never applied")
-        conn.execute(AUDIT.insert().values(at=now, action="archive", object=name))
+        )
+        conn.execute(
+            AUDIT.insert().values(
+                at=now,
+                action="archive",
+                object=name,
+                data={"previous_state": state, "force": force, "waves_sending": sending[0]},
+            )
+        )
+    return ArchiveResult(name, state, now.isoformat(), int(sending[0]))
 
 
 def _day(value: Any) -> str:

@@ -2,9 +2,10 @@
 
 A lock is a `campaign_lock` row (git commit, time, the figures, the hash of the
 definition and of every template file) and its `recipient` rows, inserted by
-one `INSERT … SELECT` of the targeting query: what the plan counted is what is
-frozen. `send` sends exactly a lock; a template edited after the lock makes it
-refuse (`check_content`) until `lock --refresh`.
+one `INSERT … SELECT` from the targeting query, computed once (the figures come
+from the same result): what the plan counted is what is frozen. `send` sends
+exactly a lock; a template edited after the lock makes it refuse
+(`check_content`) until `lock --refresh`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from campaignctl.enums import OutboxState, WaveStatus
 from campaignctl.errors import StateError, UsageError
 from campaignctl.plan.definitions import git_state
 from campaignctl.plan.plan import content_hashes
-from campaignctl.plan.targeting import CAMPAIGN, LOCK, OUTBOX, RECIPIENT, selection
+from campaignctl.plan.targeting import CAMPAIGN, LOCK, OUTBOX, RECIPIENT, materialized
 from campaignctl.spec.models import Campaign
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store
@@ -87,32 +88,33 @@ def current_lock(store: Store, name: str) -> LockView | None:
     return _view(name, row) if row is not None else None
 
 
-def _counts(conn: sa.Connection, lock_id: int, not_contacted: dict[str, int]) -> dict[str, Any]:
+def _counts(conn: sa.Connection, chosen: sa.Table) -> dict[str, Any]:
+    """The frozen figures, from one pass over the materialised selection: records per
+    segment × channel, messages per channel (one per leader, that is per distinct
+    address), not contacted per reason."""
     rows = conn.execute(
-        sa.select(
-            RECIPIENT.c.segment,
-            RECIPIENT.c.channel,
-            sa.func.count(),
-            sa.func.count(sa.distinct(RECIPIENT.c.address)),
-        )
-        .where(RECIPIENT.c.lock_id == lock_id)
-        .group_by(RECIPIENT.c.segment, RECIPIENT.c.channel)
-        .order_by(RECIPIENT.c.segment, RECIPIENT.c.channel)
+        sa.select(chosen.c.segment, chosen.c.channel, chosen.c.reason, sa.func.count())
+        .add_columns(sa.func.sum(chosen.c.leader))
+        .group_by(chosen.c.segment, chosen.c.channel, chosen.c.reason)
+        .order_by(chosen.c.segment, chosen.c.channel, chosen.c.reason)
     ).all()
-    matrix = [{"segment": s, "channel": c, "records": n} for s, c, n, _ in rows]
-    messages = {
-        c: int(n)
-        for c, n in conn.execute(
-            sa.select(RECIPIENT.c.channel, sa.func.count(sa.distinct(RECIPIENT.c.address)))
-            .where(RECIPIENT.c.lock_id == lock_id)
-            .group_by(RECIPIENT.c.channel)
-        )
-    }
+    matrix = [
+        {"segment": segment, "channel": channel, "records": int(n)}
+        for segment, channel, reason, n, _ in rows
+        if reason is None
+    ]
+    messages: dict[str, int] = {}
+    not_contacted: dict[str, int] = {}
+    for _, channel, reason, n, leaders in rows:
+        if reason is None:
+            messages[channel] = messages.get(channel, 0) + int(leaders or 0)
+        else:
+            not_contacted[reason] = not_contacted.get(reason, 0) + int(n)
     return {
         "recipients": sum(m["records"] for m in matrix),
-        "messages": messages,
+        "messages": dict(sorted(messages.items())),
         "matrix": matrix,
-        "not_contacted": not_contacted,
+        "not_contacted": dict(sorted(not_contacted.items())),
     }
 
 
@@ -149,30 +151,22 @@ def lock_campaign(
             )
             .returning(LOCK.c.id)
         ).scalar_one()
-        chosen = selection(conn, workspace, campaign, today).subquery("chosen")
-        conn.execute(
-            RECIPIENT.insert().from_select(
-                ["lock_id", "record_id", "channel", "address", "segment", "group_key"],
-                sa.select(
-                    sa.literal(lock_id),
-                    chosen.c.record_id,
-                    chosen.c.channel,
-                    chosen.c.address,
-                    chosen.c.segment,
-                    chosen.c.group_key,
-                ).where(chosen.c.reason.is_(None)),
+        # the selection is computed once; the recipients and the frozen figures come from it
+        with materialized(conn, workspace, campaign, today) as chosen:
+            conn.execute(
+                RECIPIENT.insert().from_select(
+                    ["lock_id", "record_id", "channel", "address", "segment", "group_key"],
+                    sa.select(
+                        sa.literal(lock_id),
+                        chosen.c.record_id,
+                        chosen.c.channel,
+                        chosen.c.address,
+                        chosen.c.segment,
+                        chosen.c.group_key,
+                    ).where(chosen.c.reason.is_(None)),
+                )
             )
-        )
-        not_contacted = {
-            reason: int(n)
-            for reason, n in conn.execute(
-                sa.select(chosen.c.reason, sa.func.count())
-                .where(chosen.c.reason.is_not(None))
-                .group_by(chosen.c.reason)
-                .order_by(chosen.c.reason)
-            )
-        }
-        counts = _counts(conn, lock_id, not_contacted)
+            counts = _counts(conn, chosen)
         conn.execute(LOCK.update().where(LOCK.c.id == lock_id).values(counts=counts))
         view = LockView(name, lock_id, now.isoformat(), git.commit, counts, created=True)
         if previous is not None:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from campaignctl import clock
 from campaignctl.audience.segments import workspace_today
-from campaignctl.enums import Channel
+from campaignctl.enums import CampaignState, Channel
 from campaignctl.errors import CampaignctlError, InputError, UsageError
 from campaignctl.plan.definitions import (
     ChangeAction,
@@ -31,7 +31,7 @@ from campaignctl.plan.definitions import (
     diff_definition,
     git_state,
 )
-from campaignctl.plan.targeting import CAMPAIGN, NotContacted, selection
+from campaignctl.plan.targeting import CAMPAIGN, NotContacted, materialized
 from campaignctl.spec.models import Campaign
 from campaignctl.spec.templates import TEMPLATES_DIR
 from campaignctl.spec.workspace import Workspace
@@ -160,6 +160,10 @@ class CampaignPlan:
     def will_send(self) -> bool:
         return not self.draft and self.change != "-" and sum(self.messages.values()) > 0
 
+    @property
+    def archived(self) -> bool:
+        return self.state == CampaignState.ARCHIVED.value
+
 
 @dataclass
 class Plan:
@@ -197,9 +201,34 @@ class Plan:
 
 
 def load_plan(path: Path) -> Plan:
-    """A saved plan (`plan --out`)."""
+    """A saved plan (`plan --out`); InputError (exit 65) naming what is wrong with any
+    other file, UsageError when there is no such file."""
+    hint = "write one with `campaignctl plan --out FILE`"
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such plan file", hint=hint) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read it as a saved plan ({exc})", hint=hint) from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        where = f"{path}:{exc.lineno}:{exc.colno}" if hasattr(exc, "lineno") else str(path)
+        raise InputError(
+            f"{where}: not a saved plan: invalid JSON ({getattr(exc, 'msg', exc)})", hint=hint
+        ) from None
+    if not isinstance(data, dict) or "format_version" not in data or "campaigns" not in data:
+        raise InputError(
+            f"{path}: not a saved plan: a JSON document without format_version and campaigns",
+            hint=hint,
+        )
+    if data["format_version"] != FORMAT_VERSION:
+        raise InputError(
+            f"{path}: plan format {data['format_version']!r} is not supported "
+            f"(this campaignctl reads format {FORMAT_VERSION})",
+            hint="make the plan again with this version: `campaignctl plan --out FILE`",
+        )
+    try:
         data.pop("summary", None)
         campaigns = []
         for c in data.pop("campaigns"):
@@ -208,15 +237,10 @@ def load_plan(path: Path) -> Plan:
             c["sms"] = SmsFigures(**c["sms"]) if c["sms"] else None
             c["schedule"] = [WaveTime(**w) for w in c["schedule"]]
             campaigns.append(CampaignPlan(**c))
-        plan = Plan(**data, campaigns=campaigns)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(
-            f"{path} is not a saved plan: {exc}",
-            hint="write one with `campaignctl plan --out FILE`",
-        ) from None
-    if plan.format_version != FORMAT_VERSION:
-        raise InputError(f"{path}: plan format {plan.format_version} is not supported")
-    return plan
+        return Plan(**data, campaigns=campaigns)
+    except (KeyError, TypeError, AttributeError) as exc:
+        detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise InputError(f"{path}: not a saved plan: {detail}", hint=hint) from None
 
 
 @dataclass(frozen=True)
@@ -288,7 +312,7 @@ def compute_plan(store: Store, workspace: Workspace, options: PlanOptions = Plan
     if selected_all:  # campaigns applied but whose file is gone
         for name in sorted(set(applied) - set(workspace.campaigns)):
             row = applied[name]
-            if str(row["state"]) == "archived":
+            if str(row["state"]) == CampaignState.ARCHIVED.value:
                 continue
             definition = row["definition"] or {}
             plans.append(
@@ -342,49 +366,53 @@ def _campaign_plan(
         [str(c) for c in campaign.channels],
         grouped=campaign.options.group_by_email,
     )
+    if plan.archived:  # retired by `campaign archive`: nothing to target or schedule
+        return plan
     plan.schedule = _schedule(workspace, campaign, now)
     if not campaign.channels:
         return plan
-    chosen = selection(conn, workspace, campaign, today).subquery("chosen")
-    rows = conn.execute(
-        sa.select(
-            chosen.c.segment,
-            chosen.c.channel,
-            chosen.c.reason,
-            chosen.c.detail,
-            sa.func.count(),
-            sa.func.sum(chosen.c.leader),
-        ).group_by(chosen.c.segment, chosen.c.channel, chosen.c.reason, chosen.c.detail)
-    ).all()
-    order = {name: i for i, name in enumerate(campaign.audience.segments)}
-    channel_order = {str(c): i for i, c in enumerate(campaign.channels)}
-    reasons: dict[tuple[str, str | None], int] = {}
-    for segment, channel, reason, detail, count, leaders in rows:
-        plan.targeted += count
-        if reason is None:
-            plan.matrix.append(MatrixCell(segment, channel, count, int(leaders or 0)))
-            plan.reached += count
-            plan.reached_by_channel[channel] = plan.reached_by_channel.get(channel, 0) + count
-            plan.messages[channel] = plan.messages.get(channel, 0) + int(leaders or 0)
-        else:
-            reasons[(reason, detail)] = reasons.get((reason, detail), 0) + count
-    plan.matrix.sort(key=lambda m: (order.get(m.segment, 99), channel_order.get(m.channel, 9)))
-    reason_order = {r.value: i for i, r in enumerate(NotContacted)}
-    plan.not_contacted = [
-        NotContactedCount(reason, count, detail)
-        for (reason, detail), count in sorted(
-            reasons.items(), key=lambda item: (reason_order[item[0][0]], item[0][1] or "")
-        )
-    ]
-    if options.show_not_contacted:
-        listing = conn.execute(
-            sa.select(chosen.c.key, chosen.c.segment, chosen.c.reason, chosen.c.detail)
-            .where(chosen.c.reason.is_not(None))
-            .order_by(chosen.c.reason, chosen.c.key)
-        )
-        plan.not_contacted_records = [dict(r._mapping) for r in listing]
-    if plan.reached_by_channel.get(Channel.SMS.value):
-        plan.sms = _sms_figures(conn, workspace, campaign, chosen, plan.messages["sms"], now)
+    # computed once into a temporary table: the figures, the not-contacted list and the
+    # SMS sample read it (the selection itself sorts and classifies every targeted record)
+    with materialized(conn, workspace, campaign, today) as chosen:
+        rows = conn.execute(
+            sa.select(
+                chosen.c.segment,
+                chosen.c.channel,
+                chosen.c.reason,
+                chosen.c.detail,
+                sa.func.count(),
+                sa.func.sum(chosen.c.leader),
+            ).group_by(chosen.c.segment, chosen.c.channel, chosen.c.reason, chosen.c.detail)
+        ).all()
+        order = {name: i for i, name in enumerate(campaign.audience.segments)}
+        channel_order = {str(c): i for i, c in enumerate(campaign.channels)}
+        reasons: dict[tuple[str, str | None], int] = {}
+        for segment, channel, reason, detail, count, leaders in rows:
+            plan.targeted += count
+            if reason is None:
+                plan.matrix.append(MatrixCell(segment, channel, count, int(leaders or 0)))
+                plan.reached += count
+                plan.reached_by_channel[channel] = plan.reached_by_channel.get(channel, 0) + count
+                plan.messages[channel] = plan.messages.get(channel, 0) + int(leaders or 0)
+            else:
+                reasons[(reason, detail)] = reasons.get((reason, detail), 0) + count
+        plan.matrix.sort(key=lambda m: (order.get(m.segment, 99), channel_order.get(m.channel, 9)))
+        reason_order = {r.value: i for i, r in enumerate(NotContacted)}
+        plan.not_contacted = [
+            NotContactedCount(reason, count, detail)
+            for (reason, detail), count in sorted(
+                reasons.items(), key=lambda item: (reason_order[item[0][0]], item[0][1] or "")
+            )
+        ]
+        if options.show_not_contacted:
+            listing = conn.execute(
+                sa.select(chosen.c.key, chosen.c.segment, chosen.c.reason, chosen.c.detail)
+                .where(chosen.c.reason.is_not(None))
+                .order_by(chosen.c.reason, chosen.c.key)
+            )
+            plan.not_contacted_records = [dict(r._mapping) for r in listing]
+        if plan.reached_by_channel.get(Channel.SMS.value):
+            plan.sms = _sms_figures(conn, workspace, campaign, chosen, plan.messages["sms"], now)
     return plan
 
 

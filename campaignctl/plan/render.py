@@ -15,7 +15,7 @@ def _n(value: int) -> str:
     return f"{value:,}"
 
 
-def _value(value: object) -> str:
+def value_text(value: object) -> str:
     text = "(none)" if value is None else json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 60 else text[:57] + "…"
 
@@ -27,12 +27,16 @@ def campaign_lines(c: CampaignPlan) -> list[str]:
     lines = [head]
     for f in c.fields:
         refused = any(x["path"] == f["path"] for x in c.frozen)
+        old, new = value_text(f["old"]), value_text(f["new"])
         lines.append(
-            f"    {'!' if refused else '~'} {f['path']}: {_value(f['old'])} → {_value(f['new'])}"
+            f"    {'!' if refused else '~'} {f['path']}: {old} → {new}"
             + ("  (refused: frozen by the first send)" if refused else "")
         )
     if c.change == "-":
         lines.append("    file removed: `campaignctl campaign archive " + c.name + "` retires it")
+        return lines
+    if c.archived:
+        lines.append("    archived: not targeted or scheduled (`campaign archive` retired it)")
         return lines
     if not c.channels:
         lines.append("    no channels: shown in the partner space only")

@@ -1,9 +1,10 @@
 """Who a campaign reaches, as ONE SQL query over the store (docs/targeting.md).
 
-`plan` aggregates it, `lock` inserts it into the recipient table, `send` reads
-the lock: all three share this selection, so what the plan counts is what is
-sent. Every targeted record comes out of `selection()` once, either reached
-(a channel, an address, a group) or not contacted with exactly one reason.
+`plan` aggregates it, `lock` inserts it into the recipient table (both from one
+evaluation kept in a temporary table, `materialized`), `send` reads the lock:
+all three share this selection, so what the plan counts is what is sent.
+Every targeted record comes out of `selection()` once, either reached (a
+channel, an address, a group) or not contacted with exactly one reason.
 Records are never loaded into Python to be filtered or counted.
 """
 
@@ -11,6 +12,9 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -96,8 +100,9 @@ def prepare_connection(conn: sa.Connection) -> None:
 
 def _suppressed(
     conn: sa.Connection, channel: Channel, column: Any, category: str
-) -> sa.ColumnElement[bool]:
-    """The address in `column` may not be contacted on `channel` for `category`.
+) -> sa.ColumnElement[bool] | None:
+    """The address in `column` may not be contacted on `channel` for `category`; None
+    when no suppression applies at all (then the selection tests nothing).
 
     Suppressions keep their address text unless it was forgotten: those match by
     the address itself (an index lookup); forgotten ones only by hash, and the
@@ -107,18 +112,88 @@ def _suppressed(
         SUPPRESSION.c.channel == channel.value,
         sa.or_(SUPPRESSION.c.category.is_(None), SUPPRESSION.c.category == category),
     )
-    by_address = column.in_(
-        sa.select(SUPPRESSION.c.address).where(applies, SUPPRESSION.c.address.is_not(None))
+    by_address, hashed_only = conn.execute(
+        sa.select(
+            sa.func.count(SUPPRESSION.c.address),
+            sa.func.count() - sa.func.count(SUPPRESSION.c.address),
+        ).where(applies)
+    ).one()
+    tests = []
+    if by_address:
+        tests.append(
+            column.in_(
+                sa.select(SUPPRESSION.c.address).where(applies, SUPPRESSION.c.address.is_not(None))
+            )
+        )
+    if hashed_only:
+        tests.append(
+            _hash_sql(conn.dialect.name, column).in_(
+                sa.select(SUPPRESSION.c.address_hash).where(
+                    applies, SUPPRESSION.c.address.is_(None)
+                )
+            )
+        )
+    return sa.or_(*tests) if tests else None
+
+
+_ADDRESS_COLUMN = {Channel.EMAIL: RECORD.c.email_normalized, Channel.SMS: RECORD.c.phone}
+
+
+def _duplicated(column: Any) -> sa.Select[Any]:
+    """Addresses that more than one record of the store has: one ordered pass over the
+    address's index, no sort."""
+    return (
+        sa.select(column)
+        .where(column.is_not(None))
+        .group_by(column)
+        .having(sa.func.count() > 1)
+        .correlate(None)
     )
-    hashed_only = conn.execute(
-        sa.select(sa.func.count()).where(applies, SUPPRESSION.c.address.is_(None))
-    ).scalar_one()
-    if not hashed_only:
-        return by_address
-    by_hash = _hash_sql(conn.dialect.name, column).in_(
-        sa.select(SUPPRESSION.c.address_hash).where(applies, SUPPRESSION.c.address.is_(None))
+
+
+def _other_campaigns(conn: sa.Connection, campaign: Campaign) -> Any:
+    """record_id → name: the first other campaign (by name) whose active lock holds the record.
+
+    One aggregate over the recipients of the other campaigns' active locks, joined
+    once to the records (not a subquery per record); None when no other active
+    campaign is locked, the usual case, so the selection skips it altogether.
+    """
+    active = sa.and_(
+        LOCK.c.released_at.is_(None),
+        CAMPAIGN.c.name != campaign.name,
+        CAMPAIGN.c.state.in_([s.value for s in ACTIVE_STATES]),
     )
-    return sa.or_(by_address, by_hash)
+    lock_ids = list(
+        conn.execute(
+            sa.select(LOCK.c.id).join(CAMPAIGN, CAMPAIGN.c.id == LOCK.c.campaign_id).where(active)
+        ).scalars()
+    )
+    if not lock_ids:
+        return None
+    return (
+        sa.select(RECIPIENT.c.record_id, sa.func.min(CAMPAIGN.c.name).label("name"))
+        .join(LOCK, LOCK.c.id == RECIPIENT.c.lock_id)
+        .join(CAMPAIGN, CAMPAIGN.c.id == LOCK.c.campaign_id)
+        .where(RECIPIENT.c.lock_id.in_(lock_ids))  # their recipients only, by index
+        .group_by(RECIPIENT.c.record_id)
+        .subquery("other")
+    )
+
+
+def _over_max_messages(conn: sa.Connection, campaign: Campaign) -> Any:
+    """(channel, address) pairs that already received `max_messages_per_contact` messages
+    of this campaign, as one aggregate of its outbox; None when there are none (nothing
+    sent yet, the usual case when planning), so the selection skips the test."""
+    over = (
+        sa.select(OUTBOX.c.channel, OUTBOX.c.address)
+        .join(CAMPAIGN, CAMPAIGN.c.id == OUTBOX.c.campaign_id)
+        .where(CAMPAIGN.c.name == campaign.name, OUTBOX.c.state.in_(RECEIVED_STATES))
+        .group_by(OUTBOX.c.channel, OUTBOX.c.address)
+        .having(sa.func.count() >= campaign.options.max_messages_per_contact)
+    )
+    if conn.execute(over.limit(1)).first() is None:
+        return None
+    return over
 
 
 def selection(
@@ -162,20 +237,12 @@ def selection(
                 OUTBOX.c.record_id.is_not(None),
             )
         )
-    other: Any = sa.null()
-    if campaign.options.respect_other_campaigns:
-        other = (
-            sa.select(sa.func.min(CAMPAIGN.c.name))
-            .select_from(RECIPIENT)
-            .join(LOCK, sa.and_(LOCK.c.id == RECIPIENT.c.lock_id, LOCK.c.released_at.is_(None)))
-            .join(CAMPAIGN, CAMPAIGN.c.id == LOCK.c.campaign_id)
-            .where(
-                RECIPIENT.c.record_id == RECORD.c.id,
-                CAMPAIGN.c.name != campaign.name,
-                CAMPAIGN.c.state.in_([s.value for s in ACTIVE_STATES]),
-            )
-            .scalar_subquery()
-        )
+    other = _other_campaigns(conn, campaign) if campaign.options.respect_other_campaigns else None
+    targeted_from: Any = RECORD
+    other_column: Any = sa.null()
+    if other is not None:
+        targeted_from = RECORD.outerjoin(other, other.c.record_id == RECORD.c.id)
+        other_column = other.c.name
 
     base = (
         sa.select(
@@ -187,8 +254,9 @@ def selection(
             RECORD.c.phone.label("phone"),
             excluded_segment.label("excluded_segment"),
             excluded_campaign.label("excluded_campaign"),
-            other.label("other_campaign"),
+            other_column.label("other_campaign"),
         )
+        .select_from(targeted_from)
         .where(sa.or_(*conditions))
         .subquery("targeted")
     )
@@ -198,10 +266,10 @@ def selection(
         Channel.SMS: t.phone.is_not(None),
     }
     column = {Channel.EMAIL: t.email, Channel.SMS: t.phone}
-    usable = {
-        ch: sa.and_(has[ch], sa.not_(_suppressed(conn, ch, column[ch], campaign.category)))
-        for ch in channels
-    }
+    usable = {}
+    for ch in channels:
+        suppressed = _suppressed(conn, ch, column[ch], campaign.category)
+        usable[ch] = has[ch] if suppressed is None else sa.and_(has[ch], sa.not_(suppressed))
     channel_expr = sa.case(*((usable[ch], ch.value) for ch in channels), else_=None)
     address_expr = sa.case(*((usable[ch], column[ch]) for ch in channels), else_=None)
     any_address = sa.or_(sa.false(), *(has[ch] for ch in channels))
@@ -230,31 +298,41 @@ def selection(
     c = reasons.c
     max_messages = campaign.options.max_messages_per_contact
     over_max: sa.ColumnElement[bool] = sa.false()
-    if max_messages:
-        received = (
-            sa.select(sa.func.count())
-            .select_from(OUTBOX)
-            .join(CAMPAIGN, CAMPAIGN.c.id == OUTBOX.c.campaign_id)
-            .where(
-                CAMPAIGN.c.name == campaign.name,
-                OUTBOX.c.channel == c.channel,
-                OUTBOX.c.address == c.address,
-                OUTBOX.c.state.in_(RECEIVED_STATES),
-            )
-            .scalar_subquery()
-        )
-        over_max = sa.and_(c.reason0.is_(None), received >= max_messages)
+    over = _over_max_messages(conn, campaign) if max_messages else None
+    if over is not None:
+        over_max = sa.and_(c.reason0.is_(None), sa.tuple_(c.channel, c.address).in_(over))
     reason1 = sa.case((over_max, NotContacted.MAX_MESSAGES.value), else_=c.reason0)
-    staged = sa.select(
-        c.record_id, c.key, c.rank, reason1.label("reason1"), c.other_campaign, c.channel, c.address
-    ).subquery("staged")
-    s = staged.c
-    partition = sa.case((s.reason1.is_(None), s.channel), else_=None)
-    position = sa.func.row_number().over(
-        partition_by=(partition, sa.case((s.reason1.is_(None), s.address), else_=s.key)),
-        order_by=(s.rank, s.key),
+    # Only a reached record whose address another record of the store also has can
+    # share a message (or be a duplicate): the duplicated addresses come from the
+    # address indexes, and only those records are numbered by the window function;
+    # every other record leads its own message. Sorting the whole targeted set by
+    # address was most of the cost of a plan.
+    shared = sa.or_(
+        sa.false(),
+        *(
+            sa.and_(c.channel == ch.value, c.address.in_(_duplicated(_ADDRESS_COLUMN[ch])))
+            for ch in channels
+        ),
     )
-    numbered = sa.select(*s, position.label("position")).subquery("numbered")
+    staged = sa.select(
+        c.record_id,
+        c.key,
+        c.rank,
+        reason1.label("reason1"),
+        c.other_campaign,
+        c.channel,
+        c.address,
+        sa.case((sa.and_(reason1.is_(None), shared), 1), else_=0).label("shared"),
+    ).cte("staged")
+    s = staged.c
+    columns = (s.record_id, s.key, s.rank, s.reason1, s.other_campaign, s.channel, s.address)
+    position = sa.func.row_number().over(
+        partition_by=(s.channel, s.address), order_by=(s.rank, s.key)
+    )
+    numbered = sa.union_all(
+        sa.select(*columns, sa.literal(1).label("position")).where(s.shared == 0),
+        sa.select(*columns, position.label("position")).where(s.shared == 1),
+    ).subquery("numbered")
     n = numbered.c
     grouped = campaign.options.group_by_email
     member = sa.and_(n.position > 1, n.channel == Channel.EMAIL.value) if grouped else sa.false()
@@ -286,3 +364,37 @@ def selection(
         ).label("group_key"),
         sa.case((sa.and_(reached, n.position == 1), 1), else_=0).label("leader"),
     )
+
+
+@contextmanager
+def materialized(
+    conn: sa.Connection,
+    workspace: Workspace,
+    campaign: Campaign,
+    today: date,
+    options: TargetingOptions = TargetingOptions(),
+) -> Iterator[sa.Table]:
+    """The selection computed once into a temporary table (the columns of `selection`),
+    for commands that read it several times: the plan's figures, not-contacted list and
+    SMS sample; the lock's recipients and counts. A temporary table is private to the
+    connection and never written to the store's files; it is dropped on the way out.
+    """
+    table = sa.Table(
+        f"chosen_{uuid.uuid4().hex[:12]}",
+        sa.MetaData(),
+        sa.Column("record_id", sa.Integer),
+        sa.Column("key", sa.String),
+        sa.Column("segment", sa.String),
+        sa.Column("reason", sa.String),
+        sa.Column("detail", sa.String),
+        sa.Column("channel", sa.String),
+        sa.Column("address", sa.String),
+        sa.Column("group_key", sa.String),
+        sa.Column("leader", sa.Integer),
+        prefixes=["TEMPORARY"],
+    )
+    query = selection(conn, workspace, campaign, today, options)
+    table.create(conn)
+    conn.execute(table.insert().from_select([c.name for c in table.columns], query))
+    yield table
+    table.drop(conn)  # not on an error: the rolled-back transaction takes the table with it

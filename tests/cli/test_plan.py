@@ -217,3 +217,71 @@ def test_schedules_keep_their_wall_clock_across_dst(
     document = json.loads(run(ws, "plan", "rappel-renouvellement", "--json").stdout)
     times = [w["local"] for w in document["campaigns"][0]["schedule"]]
     assert before in times and after in times
+
+
+# ----------------------------------------------------------------------------- show PLANFILE
+def test_show_prints_a_saved_plan_as_plan_printed_it(
+    ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planfile = ws / "plan.json"
+    saved = run(ws, "plan", "--out", str(planfile))
+    assert saved.exit_code == 0, saved.output
+    elsewhere = tmp_path / "elsewhere"  # show needs no workspace and no store
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    shown = CliRunner().invoke(app, ["show", str(planfile)])
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout == (GOLDEN / "plan.txt").read_text() == saved.stdout
+    as_json = CliRunner().invoke(app, ["show", str(planfile), "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert as_json.stdout == planfile.read_text() == run(ws, "plan", "--json").stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"format_version": 1,\n"campaigns": [}', "{path}:2:15: not a saved plan: invalid JSON"),
+        ('["a", "list"]', "{path}: not a saved plan: a JSON document without format_version"),
+        ('{"format_version": 9, "campaigns": []}', "{path}: plan format 9 is not supported"),
+        (
+            '{"format_version": 1, "campaigns": [{"name": "x"}]}',
+            "{path}: not a saved plan: missing field 'matrix'",
+        ),
+        ("kind: Campaign\n", "{path}:1:1: not a saved plan: invalid JSON (Expecting value)"),
+    ],
+    ids=["corrupt", "foreign-json", "other-version", "incomplete", "yaml"],
+)
+def test_show_refuses_a_file_that_is_not_a_saved_plan(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "plan.json"
+    path.write_text(content)
+    result = CliRunner().invoke(app, ["show", str(path)])
+    assert result.exit_code == 65, result.output
+    assert result.output.startswith("error: " + message.format(path=path)), result.output
+    assert "\n  hint: " in result.output and "`campaignctl plan --out FILE`" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_show_of_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["show", str(tmp_path / "nope.json")])
+    assert result.exit_code == 64
+    assert result.output.startswith(f"error: {tmp_path / 'nope.json'}: no such plan file\n")
+
+
+# ----------------------------------------------------------------------------- terminal layout
+def test_plan_on_a_terminal_is_a_boxed_layout_with_the_same_figures(ws: Path) -> None:
+    import re
+
+    result = run(ws, "--color", "always", "plan", "medias-2027", "bienvenue-adherents")
+    assert result.exit_code == 0, result.output
+    assert "\x1b[" in result.stdout  # styled
+    golden("plan.terminal.txt", re.sub(r"\x1b\[[0-9;]*m", "", result.stdout))
+    plain = run(ws, "plan", "medias-2027", "bienvenue-adherents").stdout
+    assert "╭" not in plain and "\x1b[" not in plain
+    assert plain.startswith(LEGEND_LINE) and "    email: 65 records → 61 emails\n" in plain
+
+
+LEGEND_LINE = (
+    "Legend: + new campaign, ~ changed, - file removed (archive it), > will send, ! refused\n"
+)
