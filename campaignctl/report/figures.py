@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaignctl.enums import OutboxState, ResponseStatus
-from campaignctl.errors import StateError
+from campaignctl.errors import UsageError
 from campaignctl.report.model import (
     CampaignList,
     CampaignListRow,
@@ -290,7 +290,8 @@ def _campaign_row(conn: Connection, name: str) -> Any:
     if row is None:
         known = list(conn.execute(sa.text("SELECT name FROM campaign")).scalars())
         close = difflib.get_close_matches(name, known, n=1)
-        raise StateError(
+        # a name on the command line that names nothing: a usage error (64), as in `send`
+        raise UsageError(
             f'campaign "{name}" is not in the store'
             + (f'; did you mean "{close[0]}"?' if close else ""),
             hint="`campaignctl report` lists the campaigns; `campaignctl apply` records new ones",

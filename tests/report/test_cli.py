@@ -204,10 +204,9 @@ def test_email_writes_the_report_through_the_file_transport(reported) -> None:
     [
         (
             ["mise-a-jour"],
-            65,
-            'error: campaign "mise-a-jour" is not in the store; did you mean "mise-a-jour-2027"?\n'
-            "  hint: `campaignctl report` lists the campaigns; "
-            "`campaignctl apply` records new ones\n",
+            64,
+            "error: campaign 'mise-a-jour' does not exist\n"
+            "  hint: did you mean 'mise-a-jour-2027'?\n",
         ),
         (
             ["mise-a-jour-2027", "--format", "csv", "--table", "funnel"],

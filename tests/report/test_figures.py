@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from campaignctl.errors import StateError
+from campaignctl.errors import UsageError
 from campaignctl.report.figures import ListFilter, campaign_list, campaign_report
 from campaignctl.report.model import Rate, SentWave
 from campaignctl.store import Store
@@ -106,7 +106,7 @@ def test_campaign_list_filters(reported, filters, names) -> None:
 
 def test_unknown_campaign_suggests_the_close_name(reported) -> None:
     store = Store(reported.store_url, root=reported.root)
-    with pytest.raises(StateError, match='campaign "mise-a-jour" is not in the store; did you'):
+    with pytest.raises(UsageError, match='campaign "mise-a-jour" is not in the store; did you'):
         campaign_report(store, "mise-a-jour", timezone="Europe/Paris")
     empty = campaign_report(store, "medias-2027", timezone="Europe/Paris")
     store.close()
