@@ -145,6 +145,8 @@ def test_the_summary_is_the_full_aggregation_as_events_and_sends_arrive(store, r
     final = campaign_report(store, "mise-a-jour-2027", timezone="Europe/Paris")
     assert final.waves[3].figures.sent == 2 and final.waves[3].figures.clicked == 1
     assert final.totals.answered == x.TOTALS.answered + 3  # records 9, 36 and 22
+    # 14 and the failed SMS, then 15 (hard after soft) and 11 (no kind, no code); 12 soft
+    assert (final.totals.bounced_hard, final.totals.bounced_soft) == (4, 1)
 
 
 def test_reports_keep_the_store_serial(store) -> None:
