@@ -152,7 +152,10 @@ def _message_counts(conn: Connection, campaign_id: int, group: Sequence[str]) ->
           SUM(o.opened) AS opened,
           SUM(o.clicked) AS clicked,
           SUM(CASE WHEN o.state IN {_in(_SENT)} THEN COALESCE(o.sms_parts, 0) ELSE 0 END)
-            AS sms_parts
+            AS sms_parts,
+          SUM(CASE WHEN o.channel = 'email' THEN o.delivered ELSE 0 END) AS email_delivered,
+          SUM(CASE WHEN o.state IN {_in(_SENT)} AND o.channel = 'email' THEN 1 ELSE 0 END)
+            AS email_sent
         FROM ({_message_flags(conn.dialect.name)}) AS o{group_by}"""
     return _keyed(conn.execute(sa.text(sql), {"c": campaign_id}), len(group))
 

@@ -332,12 +332,17 @@ def message_counts(conn: Connection, campaign_id: int) -> dict[tuple, dict[str, 
             AS opened,
           SUM(CASE WHEN state IN {s} AND flags & {CLICKED} != 0 THEN messages ELSE 0 END)
             AS clicked,
-          SUM(CASE WHEN state IN {s} THEN sms_parts ELSE 0 END) AS sms_parts
+          SUM(CASE WHEN state IN {s} THEN sms_parts ELSE 0 END) AS sms_parts,
+          SUM(CASE WHEN state IN {s} AND channel = 'email'
+              AND flags & {DELIVERED | SMS_DELIVERED} != 0 THEN messages ELSE 0 END)
+            AS email_delivered,
+          SUM(CASE WHEN state IN {s} AND channel = 'email' THEN messages ELSE 0 END)
+            AS email_sent
         FROM report_cell WHERE campaign_id = :c GROUP BY wave_id, segment, channel"""
     live = f"""
         SELECT wave_id, COALESCE(segment, '') AS segment, channel,
           SUM(CASE WHEN state IN ('queued', 'sending') THEN 1 ELSE 0 END) AS queued,
-          0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+          0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
         FROM outbox INDEXED BY ix_outbox_campaign_state
         WHERE campaign_id = :c AND state IN {_in(OPEN)}
         GROUP BY wave_id, COALESCE(segment, ''), channel"""

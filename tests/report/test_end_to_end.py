@@ -132,15 +132,17 @@ def _events(sent: Sent) -> list[dict]:
 
 
 ACC_EMAIL = Figures(sent=106, delivered=8, bounced_hard=1, opened=4, clicked=2, form_opened=3,
-                    answered=2, unsubscribed=1, records_contacted=113)  # fmt: skip
+                    answered=2, unsubscribed=1, records_contacted=113, email_delivered=8,
+                    email_sent=106)  # fmt: skip
 RES_EMAIL = Figures(sent=39, delivered=2, bounced_soft=1, opened=2, clicked=1, form_opened=1,
-                    answered=1, complained=1, records_contacted=40)  # fmt: skip
+                    answered=1, complained=1, records_contacted=40, email_delivered=2,
+                    email_sent=39)  # fmt: skip
 ACC_SMS = Figures(sent=6, delivered=3, form_opened=1, answered=1, sms_parts=12,
                   records_contacted=6)  # fmt: skip
 RES_SMS = Figures(sent=3, delivered=1, bounced_hard=1, sms_parts=6, records_contacted=3)
 TOTAL = Figures(sent=154, delivered=14, bounced_hard=2, bounced_soft=1, opened=6, clicked=3,
                 form_opened=5, answered=4, unsubscribed=1, complained=1, sms_parts=18,
-                records_contacted=162)  # fmt: skip
+                records_contacted=162, email_delivered=10, email_sent=145)  # fmt: skip
 CELLS = [
     ("accommodation", "email", ACC_EMAIL),
     ("accommodation", "sms", ACC_SMS),
@@ -150,7 +152,7 @@ CELLS = [
 DAYS = [("2026-11-23", 1, 1), ("2026-11-24", 1, 2), ("2026-11-25", 2, 4)]
 SUMMARY = (
     "mise-a-jour-2027 (questionnaire, administrative): done; 162 records, 154 messages; "
-    "answers: 4 / 162 records contacted (2.5%); opens: 6 / 14 delivered (42.9%); "
+    "answers: 4 / 162 records contacted (2.5%); opens: 6 / 10 delivered (60.0%); "
     "form opened without answering: 1 / 162 records contacted (0.6%); responses to process: 0"
 )
 
@@ -163,7 +165,7 @@ def _cells(figures: Figures) -> list[str]:
     """A figure row as the table, CSV and HTML show it: 16 counts, open and response rates."""
     return [
         *(str(v) for v in figures.counts().values()),
-        _pct(figures.opened, figures.delivered) if figures.delivered else "0.0%",
+        _pct(figures.opened, figures.email_delivered) if figures.email_delivered else "—",
         _pct(figures.answered, figures.records_contacted),
     ]
 
@@ -198,8 +200,9 @@ def test_json_holds_every_figure_and_rate_with_its_denominator(reported: Path) -
             "bounced": 3,
         }
         assert figures["rates"] == {
-            "open": {"numerator": 6, "denominator": 14, "basis": "delivered", "value": 6 / 14},
-            "click": {"numerator": 3, "denominator": 14, "basis": "delivered", "value": 3 / 14},
+            # on the 10 emails delivered: the 4 SMS delivered are never opened
+            "open": {"numerator": 6, "denominator": 10, "basis": "delivered", "value": 6 / 10},
+            "click": {"numerator": 3, "denominator": 10, "basis": "delivered", "value": 3 / 10},
             "response": {
                 "numerator": 4,
                 "denominator": 162,
@@ -289,7 +292,7 @@ def test_csv_holds_every_figure_and_rate(reported: Path, tmp_path: Path) -> None
     assert read("answers.csv")[1:] == [[d, str(a), str(c)] for d, a, c in DAYS]
     listing = cli(reported, "report", "--format", "csv")
     row = next(r for r in csv.reader(io.StringIO(listing.stdout)) if r[0] == CAMPAIGN)
-    # the list's email open rate is on emails delivered (the receipts of 10 emails)
+    # the list's email open rate is the report's: on the 10 emails delivered
     assert row[1:10] == [
         "questionnaire", "administrative", "done", "162", "154", "2.5%", "0.6%", "60.0%", "0",
     ]  # fmt: skip
