@@ -328,9 +328,11 @@ def _reading(store: Any, use_summary: bool | None) -> Iterator[tuple[Connection,
         with store.read() as conn:
             yield conn, False
         return
-    with store.transaction(immediate=True, bump=False) as conn:
-        summary.refresh(conn)
-        yield conn, True
+    while True:
+        with store.transaction(immediate=True, bump=False) as conn:
+            if summary.refresh(conn):
+                yield conn, True
+                return
 
 
 # ----------------------------------------------------------------------------- campaign report

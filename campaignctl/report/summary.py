@@ -21,8 +21,10 @@ first adds what changed since the previous one (revision 0004_reportperf):
   waves are looked at again.
 - rows not final yet (queued, sending, uncertain) are few and read live.
 
-Everything runs in one transaction that holds SQLite's write lock, so no event
-or send slips between the refresh and the reading. The figures are exactly those
+The last step of the refresh and the reading run in one transaction that holds
+SQLite's write lock, so no event or send slips between them; a long backlog (the
+first report after the upgrade reads every row) goes first in steps of a few
+seconds each, in transactions of their own. The figures are exactly those
 of the full aggregation in figures.py (a test compares them as events and sends
 arrive), with one assumption the full aggregation does not make: an answer or
 unsubscribe that does not name its message belongs to the last message sent to
@@ -71,19 +73,29 @@ def _run(conn: Connection, sql: str, **params: object) -> None:
     conn.execute(sa.text(sql), params)
 
 
-def refresh(conn: Connection) -> None:
-    """Add what changed since the last refresh (the first one reads everything once)."""
+# At most this many events and outbox ids per refresh transaction: a first refresh over
+# millions of rows (or a long backlog) goes in steps of a few seconds, so that a sender
+# waiting for the write lock (busy timeout: 10 s) never gives up.
+EVENT_STEP = 200_000
+OUTBOX_STEP = 100_000
+
+
+def refresh(conn: Connection, *, events: int = EVENT_STEP, rows: int = OUTBOX_STEP) -> bool:
+    """Add what changed since the last refresh, at most `events` events and `rows` outbox
+    ids; True when the summary is up to date (False: call again, in a new transaction)."""
     mark = conn.execute(
         sa.text("SELECT event_mark, outbox_mark FROM report_mark WHERE id = 1")
     ).first()
     event_mark, outbox_mark = (int(mark[0]), int(mark[1])) if mark else (0, 0)
-    new_events = int(conn.execute(sa.text("SELECT COALESCE(MAX(rowid), 0) FROM event")).scalar())
-    new_outbox = int(conn.execute(sa.text("SELECT COALESCE(MAX(id), 0) FROM outbox")).scalar())
+    last_event = int(conn.execute(sa.text("SELECT COALESCE(MAX(rowid), 0) FROM event")).scalar())
+    last_outbox = int(conn.execute(sa.text("SELECT COALESCE(MAX(id), 0) FROM outbox")).scalar())
+    new_events = min(last_event, event_mark + events)
+    new_outbox = min(last_outbox, outbox_mark + rows)
     for name in _TEMP:
         _run(conn, f"DROP TABLE IF EXISTS temp.{name}")
     if new_events > event_mark:
         _events(conn, event_mark, new_events)
-    _outbox(conn, outbox_mark)
+    _outbox(conn, outbox_mark, new_outbox)
     _run(
         conn,
         "INSERT INTO report_mark (id, event_mark, outbox_mark) VALUES (1, :e, :o) "
@@ -94,6 +106,7 @@ def refresh(conn: Connection) -> None:
     )
     for name in _TEMP:
         _run(conn, f"DROP TABLE IF EXISTS temp.{name}")
+    return (new_events, new_outbox) == (last_event, last_outbox)
 
 
 def _soft() -> str:
@@ -227,14 +240,16 @@ def _add_records(conn: Connection) -> None:
     _run(conn, "DELETE FROM rs_cand")
 
 
-def _outbox(conn: Connection, outbox_mark: int) -> None:
-    # the waves where rows may have become final: open last time, or with new rows
+def _outbox(conn: Connection, low: int, high: int) -> None:
+    # the waves where rows may have become final: open last time, or with new rows (a wave
+    # with rows above `high` too is looked at again when the mark gets there)
     _run(
         conn,
         """CREATE TEMP TABLE rs_waves AS
         SELECT wave_id FROM report_open_wave
-        UNION SELECT DISTINCT wave_id FROM outbox WHERE id > :mark""",
-        mark=outbox_mark,
+        UNION SELECT DISTINCT wave_id FROM outbox WHERE id > :low AND id <= :high""",
+        low=low,
+        high=high,
     )
     # a wave whose final rows are as many as those counted has no newly final row
     # (an index-only count, far cheaper than looking for the uncounted rows)

@@ -154,3 +154,22 @@ def test_reports_keep_the_store_serial(store) -> None:
     campaign_report(store, "mise-a-jour-2027", timezone="Europe/Paris")
     campaign_list(store, timezone="Europe/Paris")
     assert store.serial() == before  # a saved plan stays valid across reports
+
+
+def test_a_backlog_is_taken_in_steps_to_the_same_figures(store, reported) -> None:
+    from campaignctl.report import summary
+
+    steps = 0
+    done = False
+    while not done:
+        with store.transaction(immediate=True, bump=False) as conn:
+            done = summary.refresh(conn, events=7, rows=5)
+            steps += 1
+        if steps == 4:  # an answer arrives while the backlog is being taken
+            with store.transaction() as conn:
+                w = _Writer(conn, reported.records)
+                w._ids = iter(range(5000, 5100))
+                w.event("form_submitted", "2027-03-12T10:00", record=12,
+                        campaign_id=reported.campaign_ids["mise-a-jour-2027"])  # fmt: skip
+    assert steps > 10
+    assert_same(store)
