@@ -76,8 +76,8 @@ def _run(conn: Connection, sql: str, **params: object) -> None:
 # At most this many events and outbox ids per refresh transaction: a first refresh over
 # millions of rows (or a long backlog) goes in steps of a few seconds, so that a sender
 # waiting for the write lock (busy timeout: 10 s) never gives up.
-EVENT_STEP = 200_000
-OUTBOX_STEP = 100_000
+EVENT_STEP = 100_000
+OUTBOX_STEP = 50_000
 
 
 def refresh(conn: Connection, *, events: int = EVENT_STEP, rows: int = OUTBOX_STEP) -> bool:
