@@ -24,6 +24,7 @@ into the report dataclasses. What each figure counts:
 from __future__ import annotations
 
 import difflib
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
 from campaignctl.enums import OutboxState, ResponseStatus
 from campaignctl.errors import UsageError
@@ -321,18 +323,28 @@ def _reading(store: Any, use_summary: bool | None) -> Iterator[tuple[Connection,
     """A connection to read the figures from, and whether they come from the summary.
 
     With the summary (SQLite, unless `use_summary=False`), the summary is brought up to
-    date first in the same transaction, which holds the write lock so that nothing
-    changes between the refresh and the reading (no serial bump: plans stay valid).
+    date first; its last step and the reading share one transaction, which holds the
+    write lock so that nothing changes between them (no serial bump: plans stay valid).
     """
     if use_summary is False or store.dialect != "sqlite":
         with store.read() as conn:
             yield conn, False
         return
-    while True:
-        with store.transaction(immediate=True, bump=False) as conn:
-            if summary.refresh(conn):
-                yield conn, True
-                return
+    reading = False
+    try:
+        while True:  # a backlog goes in steps, each in its own transaction
+            with store.transaction(immediate=True, bump=False) as conn:
+                if summary.refresh(conn):
+                    reading = True
+                    yield conn, True
+                    return
+    except OperationalError as exc:
+        # the write lock stayed taken past the busy timeout (a long import), or the
+        # store is read-only to this user: the same figures from the raw rows
+        if reading or not re.search(r"locked|readonly", str(exc.orig)):
+            raise
+        with store.read() as conn:
+            yield conn, False
 
 
 # ----------------------------------------------------------------------------- campaign report

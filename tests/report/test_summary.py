@@ -173,3 +173,27 @@ def test_a_backlog_is_taken_in_steps_to_the_same_figures(store, reported) -> Non
                         campaign_id=reported.campaign_ids["mise-a-jour-2027"])  # fmt: skip
     assert steps > 10
     assert_same(store)
+
+
+def test_a_store_locked_by_a_long_writer_is_reported_from_the_raw_rows(
+    reported, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from campaignctl.store import store as store_module
+
+    monkeypatch.setattr(store_module, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    s = Store(reported.store_url, root=reported.root)
+    s.ensure_schema()
+    writer = sqlite3.connect(reported.root / ".campaignctl" / "store.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # an import holding the write lock
+    try:
+        report = campaign_report(s, "mise-a-jour-2027", timezone="Europe/Paris")
+        listing = campaign_list(s, timezone="Europe/Paris")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert report.totals == x.TOTALS
+    assert [r.name for r in listing.rows][1] == "mise-a-jour-2027"
+    assert _summary_rows(s) == 0  # nothing was kept: the figures came from the raw rows
+    s.close()
