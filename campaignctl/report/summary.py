@@ -43,8 +43,11 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-FINAL = ("sent", "bounced", "failed", "suppressed", "skipped")
-OPEN = ("queued", "sending", "uncertain")
+from campaignctl.enums import OutboxState
+
+FINAL = ("sent", "bounced", "failed", "suppressed", "skipped")  # rows never leave these
+# the other states (queued, sending, uncertain, and any added later): read live
+OPEN = tuple(s.value for s in OutboxState if s.value not in FINAL)
 SENT = ("sent", "bounced")
 SET_ASIDE = ("suppressed", "skipped")
 # one bit per kind of message event
