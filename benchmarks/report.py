@@ -16,8 +16,8 @@ prints the best and the figures:
   every row, once (untimed against the target);
 - up to date: nothing changed since the previous report;
 - after new activity: before each run, 10,000 new events (opens, clicks,
-  answers by message and by record) and 100 queued messages sent, so the run
-  includes bringing the summary up to date;
+  answers by message and by record), 100 queued messages sent and 100 new
+  messages, so the run includes bringing the summary up to date;
 - full aggregation: the same figures from the raw rows (PostgreSQL's path, and
   what every report cost before the summary), once each.
 """
@@ -179,11 +179,16 @@ def best(fn, runs: int = 3, before=None) -> tuple[float, object]:
         t0 = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - t0)
+    global WORST
+    WORST = max(times)
     return min(times), result
 
 
+WORST = 0.0  # the slowest of the last `best` runs
+
+
 def activity(path: Path, round_: int, events: int = 10_000, sends: int = 100) -> None:
-    """What happens between two reports: new events, and queued messages sent."""
+    """What happens between two reports: new events, queued messages sent, new messages."""
     db = sqlite3.connect(path)
     db.execute("PRAGMA busy_timeout = 10000")
     kinds = ["opened", "opened", "clicked", "form_opened", "form_submitted"]
@@ -198,12 +203,22 @@ def activity(path: Path, round_: int, events: int = 10_000, sends: int = 100) ->
                   o.campaign_id, o.record_id, o.channel, '2027-04-01 10:00:00.000000', NULL,
                   '2027-04-01 10:00:00.000000'
                 FROM outbox o WHERE o.state = 'sent'
-                  AND o.id % 997 = {round_ * len(kinds) + k} LIMIT {events // len(kinds)}"""
+                  AND o.id % 199 = {round_ * len(kinds) + k} LIMIT {events // len(kinds)}"""
             )
         db.execute(
             f"""UPDATE outbox SET state = 'sent', sent_at = '2027-04-01 09:00:00.000000',
-                message_id = 'late.' || id
+                message_id = 'late.{run}.' || id
             WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' LIMIT {sends})"""
+        )
+        # and as many new messages of a wave still sending, sent at once (queued ones run out)
+        db.execute(
+            f"""INSERT INTO outbox (campaign_id, wave_id, record_id, group_key, segment, channel,
+                address, state, attempts, message_id, sms_parts, created_at, updated_at, sent_at)
+            SELECT campaign_id, wave_id, record_id, NULL, segment, channel,
+              'new.{run}.{round_}.' || id, 'sent', 1, 'new.{run}.{round_}.' || id, sms_parts,
+              created_at, updated_at, '2027-04-01 09:00:00.000000'
+            FROM outbox WHERE wave_id = (SELECT MAX(id) FROM wave WHERE status = 'sending')
+              AND state = 'sent' LIMIT {sends}"""
         )
     db.close()
 
@@ -238,7 +253,7 @@ def main() -> None:
     seconds, listing = best(lambda: campaign_list(store, timezone=tz))
     print(f"\ncampaign list, up to date: {seconds:.3f}s (target ≤ 1 s)")
     seconds, _ = best(lambda: campaign_list(store, timezone=tz), before=lambda r: activity(path, r))
-    print(f"campaign list, after new activity: {seconds:.3f}s (target ≤ 1 s)")
+    print(f"campaign list, after new activity: {seconds:.3f}s, worst {WORST:.3f}s (target ≤ 1 s)")
     for table in report_tables(listing):
         for row in table.rows[:3]:
             print("  ", row)
@@ -247,7 +262,10 @@ def main() -> None:
     seconds, report = best(
         lambda: campaign_report(store, name, timezone=tz), before=lambda r: activity(path, r + 3)
     )
-    print(f"campaign report ({name}), after new activity: {seconds:.3f}s (target ≤ 1 s)")
+    print(
+        f"campaign report ({name}), after new activity: {seconds:.3f}s, worst {WORST:.3f}s "
+        "(target ≤ 1 s)"
+    )
     print("  ", summary_line(report))
     for wave in report.waves:
         print("   wave", wave.number, wave.kind, wave.figures.counts())
