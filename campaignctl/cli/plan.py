@@ -161,7 +161,9 @@ def unlock(
     from campaignctl.plan.lock import unlock_campaign
 
     app = get_app(ctx).use(workspace)
-    view = unlock_campaign(app.store(), campaign, force=force)
+    store = app.store()
+    app.require_applied(store, campaign)
+    view = unlock_campaign(store, campaign, force=force)
     app.out.print(f"{campaign}: lock {view.lock_id} released")
 
 

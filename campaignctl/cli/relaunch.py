@@ -57,6 +57,7 @@ def relaunch(
         choices = ", ".join(t.value for t in RelaunchTarget)
         raise UsageError(f"--to {to!r}: choose one of {choices}") from None
     chosen = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
+    app.require_applied(store, campaign)
     now = clock.now()
     with store.transaction(immediate=True) as conn:
         applied = load_campaign(conn, campaign)

@@ -78,6 +78,7 @@ def report(
     store = app.store()
     try:
         if campaign:
+            app.require_applied(store, campaign)
             result = campaign_report(store, campaign, timezone=tz, now=clock.now())
         else:
             filters = ListFilter(status=status, type=type_, since=_date(since))

@@ -24,8 +24,10 @@ into the report dataclasses. What each figure counts:
 from __future__ import annotations
 
 import difflib
+import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -33,9 +35,11 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
 from campaignctl.enums import OutboxState, ResponseStatus
-from campaignctl.errors import StateError
+from campaignctl.errors import UsageError
+from campaignctl.report import summary
 from campaignctl.report.model import (
     CampaignList,
     CampaignListRow,
@@ -78,8 +82,11 @@ def _in(values: Iterable[str]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
-def _soft_bounce(dialect: str) -> str:
-    """Whether a `bounced` event is soft: data.kind = soft, or no kind and a 4.x.x code."""
+def soft_bounce(dialect: str) -> str:
+    """Whether a `bounced` event is soft: data.kind = soft, or no kind and a 4.x.x code.
+
+    Never NULL: a bounce with neither kind nor code is hard (a kind defaults to hard),
+    where a NULL made it count neither as hard nor as soft."""
     if dialect == "postgresql":
         kind, code = "e.data->>'kind'", "e.data->>'code'"
     else:
@@ -87,7 +94,7 @@ def _soft_bounce(dialect: str) -> str:
             "json_extract(e.data, '$.kind')",
             "CAST(json_extract(e.data, '$.code') AS TEXT)",
         )
-    return f"({kind} = 'soft' OR ({kind} IS NULL AND {code} LIKE '4%'))"
+    return f"COALESCE(({kind} = 'soft' OR ({kind} IS NULL AND {code} LIKE '4%')), FALSE)"
 
 
 def _hour(column: str, dialect: str) -> str:
@@ -110,7 +117,7 @@ def _message_flags(dialect: str) -> str:
             f"WHERE e.outbox_id = o.id AND {condition}) THEN 1 ELSE 0 END"
         )
 
-    soft = _soft_bounce(dialect)
+    soft = soft_bounce(dialect)
     return f"""
         SELECT o.id, o.wave_id, o.segment, o.channel, o.state, o.sms_parts,
           {has("e.type IN ('delivered', 'sms_delivered')")} AS delivered,
@@ -147,7 +154,10 @@ def _message_counts(conn: Connection, campaign_id: int, group: Sequence[str]) ->
           SUM(o.opened) AS opened,
           SUM(o.clicked) AS clicked,
           SUM(CASE WHEN o.state IN {_in(_SENT)} THEN COALESCE(o.sms_parts, 0) ELSE 0 END)
-            AS sms_parts
+            AS sms_parts,
+          SUM(CASE WHEN o.channel = 'email' THEN o.delivered ELSE 0 END) AS email_delivered,
+          SUM(CASE WHEN o.state IN {_in(_SENT)} AND o.channel = 'email' THEN 1 ELSE 0 END)
+            AS email_sent
         FROM ({_message_flags(conn.dialect.name)}) AS o{group_by}"""
     return _keyed(conn.execute(sa.text(sql), {"c": campaign_id}), len(group))
 
@@ -211,6 +221,26 @@ def _record_events(conn: Connection, campaign_id: int, group: Sequence[str]) -> 
     return _keyed(conn.execute(sa.text(sql), {"c": campaign_id}), len(group))
 
 
+def _summary_records(scopes: dict[str, int]) -> tuple[dict, dict]:
+    """(records contacted, record events) per grouping, from the summary's set sizes."""
+    contacted: dict[tuple, dict[tuple, dict]] = {}
+    events: dict[tuple, dict[tuple, dict]] = {}
+    for group, level in ((("wave_id",), "w"), (("segment", "channel"), "c")):
+        contacted[group] = {
+            k: {"records_contacted": n}
+            for k, n in summary.grouped(scopes, "contacted", level).items()
+        }
+        events[group] = defaultdict(dict)
+        for kind in _EVENT_FIGURES:
+            for key, n in summary.grouped(scopes, kind, level).items():
+                events[group][key][kind] = n
+    events[()] = {(): {kind: scopes.get(kind, 0) for kind in _EVENT_FIGURES}}
+    return contacted, events
+
+
+_EVENT_FIGURES = ("form_opened", "answered", "unsubscribed", "complained")
+
+
 def _keyed(result: Any, width: int) -> dict[tuple, dict]:
     out = {}
     for row in result.mappings():
@@ -253,11 +283,16 @@ def _aware(value: datetime | str | None) -> datetime | None:
 
 
 def _answers_per_day(
-    conn: Connection, campaign_id: int, tz: str, first_day: date | None
+    conn: Connection, campaign_id: int, tz: str, first_day: date | None, from_summary: bool
 ) -> list[DailyAnswers]:
     """Records answering for the first time, per local day, every day from the first wave."""
     hour = _hour("first_at", conn.dialect.name)
-    sql = f"""
+    sql = (
+        f"SELECT {hour} AS hour, COUNT(*) AS answers FROM report_first_answer "
+        f"WHERE campaign_id = :c GROUP BY {hour}"
+    )
+    if not from_summary:
+        sql = f"""
         SELECT {hour} AS hour, COUNT(*) AS answers
         FROM (SELECT MIN(e.at) AS first_at FROM event e
               WHERE e.campaign_id = :c AND e.type = 'form_submitted'
@@ -280,6 +315,38 @@ def _answers_per_day(
     return days
 
 
+# ----------------------------------------------------------------------------- reading
+
+
+@contextmanager
+def _reading(store: Any, use_summary: bool | None) -> Iterator[tuple[Connection, bool]]:
+    """A connection to read the figures from, and whether they come from the summary.
+
+    With the summary (SQLite, unless `use_summary=False`), the summary is brought up to
+    date first; its last step and the reading share one transaction, which holds the
+    write lock so that nothing changes between them (no serial bump: plans stay valid).
+    """
+    if use_summary is False or store.dialect != "sqlite":
+        with store.read() as conn:
+            yield conn, False
+        return
+    reading = False
+    try:
+        while True:  # a backlog goes in steps, each in its own transaction
+            with store.transaction(immediate=True, bump=False) as conn:
+                if summary.refresh(conn):
+                    reading = True
+                    yield conn, True
+                    return
+    except OperationalError as exc:
+        # the write lock stayed taken past the busy timeout (a long import), or the
+        # store is read-only to this user: the same figures from the raw rows
+        if reading or not re.search(r"locked|readonly", str(exc.orig)):
+            raise
+        with store.read() as conn:
+            yield conn, False
+
+
 # ----------------------------------------------------------------------------- campaign report
 
 
@@ -290,7 +357,8 @@ def _campaign_row(conn: Connection, name: str) -> Any:
     if row is None:
         known = list(conn.execute(sa.text("SELECT name FROM campaign")).scalars())
         close = difflib.get_close_matches(name, known, n=1)
-        raise StateError(
+        # a name on the command line that names nothing: a usage error (64), as in `send`
+        raise UsageError(
             f'campaign "{name}" is not in the store'
             + (f'; did you mean "{close[0]}"?' if close else ""),
             hint="`campaignctl report` lists the campaigns; `campaignctl apply` records new ones",
@@ -299,10 +367,18 @@ def _campaign_row(conn: Connection, name: str) -> Any:
 
 
 def campaign_report(
-    store: Any, name: str, *, timezone: str = "UTC", now: datetime | None = None
+    store: Any,
+    name: str,
+    *,
+    timezone: str = "UTC",
+    now: datetime | None = None,
+    use_summary: bool | None = None,
 ) -> CampaignReport:
-    """The figures of one campaign: per wave, per segment × channel, in total, per day."""
-    with store.read() as conn:
+    """The figures of one campaign: per wave, per segment × channel, in total, per day.
+
+    `use_summary=False` aggregates the raw rows even where the summary is kept.
+    """
+    with _reading(store, use_summary) as (conn, from_summary):
         campaign = _campaign_row(conn, name)
         cid = campaign.id
         waves = conn.execute(
@@ -315,13 +391,18 @@ def campaign_report(
         by_wave = [("wave_id",), ("segment", "channel"), ()]
         # message counts add up across cells: one pass at the finest grain, summed here;
         # distinct records do not, so they are counted per grouping
-        finest = _message_counts(conn, cid, ("wave_id", "segment", "channel"))
+        if from_summary:
+            finest = summary.message_counts(conn, cid)
+            per_campaign = summary.per_campaign(conn, [cid]).get(cid, {})
+            contacted, events = _summary_records(summary.scope_counts(conn, [cid]).get(cid, {}))
+        else:
+            finest = _message_counts(conn, cid, ("wave_id", "segment", "channel"))
+            per_campaign = _outbox_per_campaign(conn, str(int(cid))).get(cid, {})
+            contacted = {g: _records_contacted(conn, cid, g) for g in by_wave[:2]}
+            events = {g: _record_events(conn, cid, g) for g in by_wave}
         msgs = {g: _sum_up(finest, g) for g in by_wave}
-        per_campaign = _outbox_per_campaign(conn, str(int(cid))).get(cid, {})
         records, messages = per_campaign.get("records", 0), per_campaign.get("messages", 0)
-        contacted = {g: _records_contacted(conn, cid, g) for g in by_wave[:2]}
         contacted[()] = {(): {"records_contacted": per_campaign.get("contacted", 0)}}
-        events = {g: _record_events(conn, cid, g) for g in by_wave}
         reasons: dict[Any, dict[str, int]] = defaultdict(dict)
         for wave_id, state, reason, count in conn.execute(
             sa.text(
@@ -340,7 +421,7 @@ def campaign_report(
         ).scalar_one()
         started = [_aware(w.started_at) for w in waves if w.started_at is not None]
         first_day = min(started).astimezone(ZoneInfo(timezone)).date() if started else None
-        answers = _answers_per_day(conn, cid, timezone, first_day)
+        answers = _answers_per_day(conn, cid, timezone, first_day, from_summary)
 
     def parts(group: tuple) -> list[dict[tuple, dict]]:
         return [msgs[group], contacted[group], events[group]]
@@ -393,6 +474,7 @@ def campaign_list(
     timezone: str = "UTC",
     filters: ListFilter | None = None,
     now: datetime | None = None,
+    use_summary: bool | None = None,
 ) -> CampaignList:
     """One row per campaign applied to the store, latest activity first (seed 000's list)."""
     filters = filters or ListFilter()
@@ -401,7 +483,7 @@ def campaign_list(
     where = ""
     if filters.type:
         where, params["t"] = " WHERE type = :t", filters.type
-    with store.read() as conn:
+    with _reading(store, use_summary) as (conn, from_summary):
         campaigns = conn.execute(
             sa.text(f"SELECT id, name, type, category, applied_at FROM campaign{where}"), params
         ).all()
@@ -414,29 +496,10 @@ def campaign_list(
         ):
             waves[w.campaign_id].append(w)
         ids = ", ".join(str(int(c.id)) for c in campaigns) or "NULL"
-        outbox = _outbox_per_campaign(conn, ids)
-        # Distinct messages per campaign and type: ordered scans of ix_event_campaign_type_target.
-        email_events: dict[int, dict[str, int]] = defaultdict(dict)
-        for cid, type_, n in conn.execute(
-            sa.text(
-                f"""SELECT campaign_id, type, COUNT(*) FROM (
-                      SELECT DISTINCT campaign_id, type, outbox_id FROM event
-                      WHERE campaign_id IN ({ids}) AND type IN ('delivered', 'opened')
-                        AND outbox_id IS NOT NULL) AS messages
-                    GROUP BY campaign_id, type"""
-            )
-        ):
-            email_events[cid][type_] = int(n)
-        form_events = _by_campaign(
-            conn,
-            f"""SELECT e.campaign_id,
-                 COUNT(DISTINCT e.record_id) AS form_opened,
-                 COUNT(DISTINCT CASE WHEN e.type = 'form_submitted' THEN e.record_id END)
-                   AS answered
-               FROM event e
-               WHERE e.campaign_id IN ({ids}) AND e.type IN ('form_opened', 'form_submitted')
-               GROUP BY e.campaign_id""",
-        )
+        if from_summary:
+            outbox, email_events, form_events = _list_from_summary(conn, [c.id for c in campaigns])
+        else:
+            outbox, email_events, form_events = _list_from_rows(conn, ids)
         to_process = _by_campaign(
             conn,
             "SELECT campaign_id, COUNT(*) AS n FROM response WHERE status = :s "
@@ -486,6 +549,48 @@ def campaign_list(
     rows.sort(key=lambda pair: (-(pair[0] or epoch).timestamp(), pair[1].name))
     filtered = filters != ListFilter()
     return CampaignList([row for _, row in rows], timezone, generated_at=now, filtered=filtered)
+
+
+def _list_from_rows(conn: Connection, ids: str) -> tuple[dict, dict, dict]:
+    """The list's figures per campaign by aggregating the raw rows (ids: a SQL list)."""
+    outbox = _outbox_per_campaign(conn, ids)
+    # Distinct messages per campaign and type: ordered scans of ix_event_campaign_type_target.
+    email_events: dict[int, dict[str, int]] = defaultdict(dict)
+    for cid, type_, n in conn.execute(
+        sa.text(
+            f"""SELECT campaign_id, type, COUNT(*) FROM (
+                  SELECT DISTINCT campaign_id, type, outbox_id FROM event
+                  WHERE campaign_id IN ({ids}) AND type IN ('delivered', 'opened')
+                    AND outbox_id IS NOT NULL) AS messages
+                GROUP BY campaign_id, type"""
+        )
+    ):
+        email_events[cid][type_] = int(n)
+    form_events = _by_campaign(
+        conn,
+        f"""SELECT e.campaign_id,
+             COUNT(DISTINCT e.record_id) AS form_opened,
+             COUNT(DISTINCT CASE WHEN e.type = 'form_submitted' THEN e.record_id END)
+               AS answered
+           FROM event e
+           WHERE e.campaign_id IN ({ids}) AND e.type IN ('form_opened', 'form_submitted')
+           GROUP BY e.campaign_id""",
+    )
+    return outbox, email_events, form_events
+
+
+def _list_from_summary(conn: Connection, ids: list[int]) -> tuple[dict, dict, dict]:
+    """The same figures from the summary's counters."""
+    outbox = summary.per_campaign(conn, ids)
+    email_events = {
+        cid: {"delivered": o.get("delivered", 0), "opened": o.get("opened", 0)}
+        for cid, o in outbox.items()
+    }
+    form_events = {
+        cid: {"form_opened": s.get("form_opened", 0), "answered": s.get("answered", 0)}
+        for cid, s in summary.scope_counts(conn, ids).items()
+    }
+    return outbox, email_events, form_events
 
 
 def _by_campaign(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> dict:

@@ -59,17 +59,23 @@ class Figures:
     complained: int = 0
     sms_parts: int = 0
     records_contacted: int = 0  # records behind the messages sent (grouping makes it ≥ sent)
+    # the denominators of the open and click rates (only emails are opened or clicked);
+    # not figures of their own: the rates carry them
+    email_delivered: int = 0
+    email_sent: int = 0
 
     @property
     def bounced(self) -> int:
         return self.bounced_hard + self.bounced_soft
 
     def _on_delivered(self, count: int) -> Rate:
-        # Without delivery receipts (the file transport, SMTP without DSN) the basis is
-        # what was sent, and the rate says so rather than calling it "delivered".
-        if self.delivered:
-            return Rate(count, self.delivered, "delivered")
-        return Rate(count, self.sent, "messages sent")
+        # Opens and clicks are on the emails delivered: an SMS is never opened, so the SMS
+        # receipts are no part of the denominator. Without delivery receipts (the file
+        # transport, SMTP without DSN) the basis is the emails sent, and the rate says so
+        # rather than calling it "delivered".
+        if self.email_delivered:
+            return Rate(count, self.email_delivered, "delivered")
+        return Rate(count, self.email_sent, "emails sent")
 
     @property
     def open_rate(self) -> Rate:
@@ -91,7 +97,7 @@ class Figures:
         )
 
     def counts(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _DENOMINATORS}
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +110,9 @@ class Figures:
                 "form_open_without_answer": self.form_open_rate.as_dict(),
             },
         }
+
+
+_DENOMINATORS = ("email_delivered", "email_sent")
 
 
 @dataclass(frozen=True)

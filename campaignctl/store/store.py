@@ -132,11 +132,12 @@ class Store:
             yield conn
 
     @contextmanager
-    def transaction(self, *, immediate: bool = False) -> Iterator[Connection]:
+    def transaction(self, *, immediate: bool = False, bump: bool = True) -> Iterator[Connection]:
         """A write transaction; commits on success, bumps the store serial, rolls back on error.
 
         `immediate=True` takes SQLite's write lock at BEGIN (claims, leases), so two
-        writers never both read then fail to upgrade their lock.
+        writers never both read then fail to upgrade their lock. `bump=False` is for
+        writes that change nothing a plan depends on (the report's own summary).
         """
         self.ensure_schema()
         with self._connect() as conn:
@@ -144,7 +145,8 @@ class Store:
                 conn.info["begin_mode"] = "IMMEDIATE"
             with conn.begin():
                 yield conn
-                bump_serial(conn)
+                if bump:
+                    bump_serial(conn)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

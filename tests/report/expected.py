@@ -20,8 +20,19 @@ WAVE_1 = Figures(
     complained=1,
     sms_parts=6,
     records_contacted=23,  # 16 + two records behind the grouped email + 5
+    email_delivered=15,  # the 19 delivered less the 4 SMS: opens are on these
+    email_sent=17,  # 16 + the grouped email
 )
-WAVE_2 = Figures(sent=9, delivered=9, opened=3, form_opened=3, answered=2, records_contacted=9)
+WAVE_2 = Figures(
+    sent=9,
+    delivered=9,
+    opened=3,
+    form_opened=3,
+    answered=2,
+    records_contacted=9,
+    email_delivered=9,
+    email_sent=9,
+)
 WAVE_3 = Figures(queued=1, sent=1, sms_parts=1, records_contacted=1)
 TOTALS = Figures(
     queued=1,
@@ -39,6 +50,8 @@ TOTALS = Figures(
     complained=1,
     sms_parts=7,
     records_contacted=24,
+    email_delivered=24,  # 15 + 9
+    email_sent=26,
 )
 ACCOMMODATION_EMAIL = Figures(
     sent=26,
@@ -54,6 +67,8 @@ ACCOMMODATION_EMAIL = Figures(
     answered=8,
     complained=1,
     records_contacted=18,
+    email_delivered=24,
+    email_sent=26,
 )
 RESTAURANTS_SMS = Figures(
     queued=1,

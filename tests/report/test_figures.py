@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from campaignctl.errors import StateError
+from campaignctl.errors import UsageError
 from campaignctl.report.figures import ListFilter, campaign_list, campaign_report
 from campaignctl.report.model import Rate, SentWave
 from campaignctl.store import Store
@@ -47,10 +47,10 @@ def test_campaign_report_counts_every_figure_per_wave_cell_and_day(store) -> Non
     assert [(d.day.isoformat(), d.answers, d.cumulative) for d in report.answers_per_day] == (
         x.ANSWERS_PER_DAY
     )
-    assert report.totals.open_rate == Rate(13, 28, "delivered")
+    assert report.totals.open_rate == Rate(13, 24, "delivered")  # emails: SMS are not opened
     assert report.totals.response_rate == Rate(9, 24, "records contacted")
     assert report.totals.form_open_rate == Rate(2, 24, "records contacted")
-    assert report.waves[2].figures.open_rate == Rate(0, 1, "messages sent")  # no receipts yet
+    assert report.waves[2].figures.open_rate == Rate(0, 0, "emails sent")  # SMS only
 
 
 def test_campaign_list_one_row_per_campaign_latest_first(store) -> None:
@@ -106,7 +106,7 @@ def test_campaign_list_filters(reported, filters, names) -> None:
 
 def test_unknown_campaign_suggests_the_close_name(reported) -> None:
     store = Store(reported.store_url, root=reported.root)
-    with pytest.raises(StateError, match='campaign "mise-a-jour" is not in the store; did you'):
+    with pytest.raises(UsageError, match='campaign "mise-a-jour" is not in the store; did you'):
         campaign_report(store, "mise-a-jour", timezone="Europe/Paris")
     empty = campaign_report(store, "medias-2027", timezone="Europe/Paris")
     store.close()

@@ -29,6 +29,8 @@ FIRST = Figures(
     answered=20,
     records_contacted=100,
     sms_parts=0,
+    email_delivered=88,  # an email cell: every message delivered is an email
+    email_sent=90,
 )
 SECOND = Figures(
     sent=70,
