@@ -2,7 +2,7 @@
 
 Aggregating a million messages and three million events takes seconds; the
 summary keeps the same figures as counters and per-record sets, and each report
-first adds what changed since the previous one (revision 0004_reportperf):
+first adds what changed since the previous one (revision 0004):
 
 - events are only ever added: those with a rowid above `report_mark.event_mark`
   are new. Each message event sets one bit of its message in `report_message.flags`

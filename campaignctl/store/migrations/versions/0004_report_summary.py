@@ -9,7 +9,7 @@ in the waves that were still open or got new rows. campaignctl/report/summary.py
 says what each table holds. Nothing else writes these tables, and they can be
 emptied at any time: the next report rebuilds them.
 
-Revision ID: 0004_reportperf
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-23 11:00:00
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_reportperf"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
