@@ -74,6 +74,9 @@ class CampaignEnvironment(SandboxedEnvironment):
                     pass
             elif attribute in _SLOT_VIEWS.get(kind, ()):
                 return object.__getattribute__(obj, attribute)
+            elif kind is _LinksView and attribute in obj._factory.NAMES:
+                # Documented link names only; LinksView computes each on first use.
+                return getattr(obj, attribute)
         return super().getattr(obj, attribute)
 
 
@@ -84,20 +87,23 @@ def _view_types() -> tuple[frozenset[type], dict[type, frozenset[str]]]:
         BlocksView,
         CampaignView,
         DocumentLink,
+        LinksView,
         OrganizationView,
         RecordView,
         Wave,
     )
-    from campaignctl.render.questionnaire import Period, QuestionField
+    from campaignctl.render.questionnaire import Period, QuestionField, QuestionnaireView
 
     slotted = {
         cls: frozenset(f.name for f in fields(cls))
         for cls in (QuestionField, Wave, DocumentLink, Period)
     }
-    return frozenset({RecordView, CampaignView, OrganizationView, BlocksView}), slotted
+    slotted[QuestionnaireView] = frozenset({"title", "fields"})
+    views = frozenset({RecordView, CampaignView, OrganizationView, BlocksView})
+    return views, slotted, LinksView
 
 
-_DICT_VIEWS, _SLOT_VIEWS = _view_types()
+_DICT_VIEWS, _SLOT_VIEWS, _LinksView = _view_types()
 
 
 def make_environment(root: Path) -> SandboxedEnvironment:
