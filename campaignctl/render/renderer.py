@@ -217,6 +217,7 @@ class CampaignRenderer:
         self.env = make_environment(self.root)
         self._templates: dict[tuple[str, str], jinja2.Template | None] = {}
         self._globals: dict[jinja2.Template, dict[str, Any]] = {}
+        self._qp = mime.QuotedPrintableCache()
         self._subject = self._compile_string(self.message.subject or "", "message.subject")
         self.signer = self._link_signer()
         self._links = _Links(self.signer, campaign, self.unsubscribe_allowed)
@@ -541,9 +542,9 @@ class CampaignRenderer:
         head.append(b"MIME-Version: 1.0\r\n")
         seed = mid[:16]
         mixed, alternative, related = mime.boundaries(seed)
-        parts_text = mime.text_part("plain", text)
+        parts_text = mime.text_part("plain", text, self._qp)
         if html:
-            html_part = mime.text_part("html", html)
+            html_part = mime.text_part("html", html, self._qp)
             if self._logo_part is not None and self._logo_cid in html:
                 html_part = mime.multipart("related", related, [html_part, self._logo_part])
             body = mime.multipart("alternative", alternative, [parts_text, html_part])
