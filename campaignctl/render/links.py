@@ -82,6 +82,21 @@ def resolve_secret(tracking: Tracking, *, allow_development: bool) -> Secret:
 # set-up (~50 us) costs more than the rest of the token.
 COMPRESS_FROM = 96
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+try:  # the C encoder behind `_COMPACT_JSON.encode`, made once instead of once per call
+    from json.encoder import c_make_encoder, encode_basestring
+
+    _encode_chunks = c_make_encoder(
+        None, _COMPACT_JSON.default, encode_basestring, None, ":", ",", False, False, True
+    )
+except (ImportError, TypeError):  # pragma: no cover - CPython without _json
+    _encode_chunks = None
+
+
+def _compact_json(payload: Any) -> str:
+    """`_COMPACT_JSON.encode(payload)` (our payloads are small, acyclic dicts)."""
+    if _encode_chunks is None or not isinstance(payload, dict):  # pragma: no cover
+        return _COMPACT_JSON.encode(payload)
+    return "".join(_encode_chunks(payload, 0))
 
 
 def _b64(data: bytes) -> bytes:
@@ -103,8 +118,11 @@ class LinkSigner:
         # The key each serializer's signer derives on every call, derived once here
         # (by itsdangerous itself, so the two cannot disagree).
         signers = {p: s.make_signer() for p, s in self._serializers.items()}
-        self._keys = {p: signer.derive_key() for p, signer in signers.items()}
-        self._digests = {p: signer.digest_method().name for p, signer in signers.items()}
+        # HMAC states keyed once; each token copies one (cheaper than hmac.digest's set-up).
+        self._macs = {
+            p: hmac.new(signer.derive_key(), digestmod=signer.digest_method)
+            for p, signer in signers.items()
+        }
         self._prefixes = {p: f"{self.base_url}/{LINK_PATHS[p]}/" for p in LinkPurpose}
         self._stamp: tuple[int, bytes] = (-1, b"")
 
@@ -116,14 +134,16 @@ class LinkSigner:
 
     def token(self, purpose: LinkPurpose, payload: Any) -> str:
         """An itsdangerous URLSafeTimedSerializer token of `payload` (see the module doc)."""
-        data = _COMPACT_JSON.encode(payload).encode("utf-8")
+        data = _compact_json(payload).encode("utf-8")
         body = None
         if len(data) >= COMPRESS_FROM:
             compressed = zlib.compress(data)
             if len(compressed) < len(data) - 1:
                 body = b"." + _b64(compressed)
         value = (body or _b64(data)) + b"." + self._timestamp()
-        signature = _b64(hmac.digest(self._keys[purpose], value, self._digests[purpose]))
+        mac = self._macs[purpose].copy()
+        mac.update(value)
+        signature = _b64(mac.digest())
         return (value + b"." + signature).decode("ascii")
 
     def url(self, purpose: LinkPurpose, payload: Any) -> str:
