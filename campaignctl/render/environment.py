@@ -36,7 +36,11 @@ class CampaignUndefined(jinja2.StrictUndefined):
         return f"{what} has no attribute {self._undefined_name!r}"
 
 
-def _finalize(value: Any) -> Any:
+@jinja2.pass_eval_context
+def _finalize(eval_ctx: jinja2.nodes.EvalContext, value: Any) -> Any:
+    capture = eval_ctx.environment.capture  # type: ignore[attr-defined]
+    if capture is not None and eval_ctx.autoescape:
+        return capture.output(value)  # the HTML part's shape (render/inlining.py)
     # An empty CSV cell is None: print nothing rather than "None".
     return "" if value is None else value
 
@@ -62,7 +66,12 @@ class CampaignEnvironment(SandboxedEnvironment):
     dominates rendering time. The views (context.View subclasses and the slotted
     records of questionnaire fields and waves) hold only data under public names, so
     those lookups are answered directly; anything else takes the sandbox's full path.
+
+    `capture`, set by the renderer around one HTML render, turns plain-text outputs into
+    markers (render/inlining.py); an environment renders one message at a time.
     """
+
+    capture: Any = None
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if attribute[:1] != "_":

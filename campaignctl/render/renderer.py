@@ -41,6 +41,7 @@ from campaignctl.render.context import (
     text_block,
 )
 from campaignctl.render.environment import TEMPLATES_DIR, make_environment, template_error
+from campaignctl.render.inlining import OutputCapture, ShapeInliner
 from campaignctl.render.links import LinkPurpose, LinkSigner, resolve_secret
 from campaignctl.render.questionnaire import QuestionnairePlan, QuestionnaireView
 from campaignctl.render.sms import SmsInfo, sms_info
@@ -81,6 +82,9 @@ class RenderOptions:
     require_dkim_key: bool = True
     # Fixed clock for golden files; default: now, in the workspace time zone.
     now: Callable[[], datetime] | None = None
+    # Inline the CSS once per message shape and fill in each recipient's texts
+    # (render/inlining.py); False inlines every message on its own (same bytes, slower).
+    reuse_inlined_shapes: bool = True
 
 
 @dataclass(frozen=True)
@@ -319,8 +323,11 @@ class CampaignRenderer:
         self._feedback = mime.header(
             "Feedback-ID", f"{self.campaign.name}:{self.campaign.category}:campaignctl"
         )
-        self._inliner = css_inline.CSSInliner(
-            keep_at_rules=True, load_remote_stylesheets=False, keep_link_tags=False
+        self._inliner = ShapeInliner(
+            css_inline.CSSInliner(
+                keep_at_rules=True, load_remote_stylesheets=False, keep_link_tags=False
+            ),
+            enabled=self.options.reuse_inlined_shapes,
         )
         self._logo_part, logo_src = self._logo()
         self._attachments = [self._attachment(path) for path in self.message.attachments]
@@ -474,6 +481,22 @@ class CampaignRenderer:
         except Exception as exc:
             raise template_error(exc, self.root, template.name or what, what) from None
 
+    def _inline(self, template: jinja2.Template, context: dict[str, Any]) -> str:
+        """The HTML part rendered with its CSS inlined (once per shape: render/inlining.py)."""
+        inliner = self._inliner
+        if not inliner.enabled:
+            return inliner.inline(self._render(template, context, "the html part"))
+        capture = OutputCapture()
+        self.env.capture = capture
+        try:
+            shape = self._render(template, context, "the html part")
+        finally:
+            self.env.capture = None
+        html = inliner.inline_shape(shape, capture)
+        if html is None:  # the marker character is in the template itself: no shapes
+            html = inliner.inline(self._render(template, context, "the html part"))
+        return html
+
     def _date(self) -> str:
         if self.options.now is not None:
             return format_datetime(self.options.now())
@@ -503,7 +526,7 @@ class CampaignRenderer:
         html = text = ""
         if html_template is not None:
             context = self._context(self._html_base, views, questionnaire, links, wave)
-            html = self._inliner.inline(self._render(html_template, context, "the html part"))
+            html = self._inline(html_template, context)
         if text_template is not None:
             context = self._context(self._text_base, views, questionnaire, links, wave)
             text = self._render(text_template, context, "the text part")
