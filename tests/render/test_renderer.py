@@ -251,3 +251,30 @@ def test_dkim_signature_verifies(
 
     assert dkim.verify(data, dnsfunc=dns)
     assert not dkim.verify(data.replace(b"Bonjour", b"Bonsoir"), dnsfunc=dns)
+
+
+def test_questionnaire_values_equal_but_of_other_types_render_as_their_own(scaffold: Path) -> None:
+    r = renderer(scaffold)
+    shown = []
+    for phone in (1, True, "1", 1.0, 1):
+        record = RecordData("H001", {**HOTEL.attributes, "telephone": phone}, "hotel")
+        text = r.render_email(recipient(record)).text
+        shown.append(text.split("Téléphone de réservation (obligatoire) : ", 1)[1].split("\n")[0])
+    assert shown == ["1", "True", "1", "1.0", "1"]
+
+
+def test_a_template_changing_a_prefilled_list_does_not_change_the_next_message(
+    scaffold: Path,
+) -> None:
+    path = scaffold / "templates" / "update-request.txt.j2"
+    path.write_text(
+        path.read_text().replace(
+            "{% for field in questionnaire %}",
+            '{% for field in questionnaire %}{{ field.value.append("+1") or ""'
+            ' if field.type == "periods" else "" }}',
+        )
+    )
+    r = renderer(scaffold)
+    first, second = (r.render_email(recipient()).text for _ in range(2))
+    assert "2025-02-28..2025-03-31, +1" in first
+    assert second == first
