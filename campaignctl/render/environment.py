@@ -7,6 +7,7 @@ so layouts and includes work, and compiled templates cached by Jinja.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,14 @@ class CampaignUndefined(jinja2.StrictUndefined):
         return f"{what} has no attribute {self._undefined_name!r}"
 
 
+# The OutputCapture of the HTML render in progress in this thread or task, if any
+# (render/inlining.py). A context variable: the send engine renders batches in threads.
+OUTPUT_CAPTURE: ContextVar[Any] = ContextVar("campaignctl_output_capture", default=None)
+
+
 @jinja2.pass_eval_context
 def _finalize(eval_ctx: jinja2.nodes.EvalContext, value: Any) -> Any:
-    capture = eval_ctx.environment.capture  # type: ignore[attr-defined]
+    capture = OUTPUT_CAPTURE.get()
     if capture is not None and eval_ctx.autoescape:
         return capture.output(value)  # the HTML part's shape (render/inlining.py)
     # An empty CSV cell is None: print nothing rather than "None".
@@ -67,11 +73,9 @@ class CampaignEnvironment(SandboxedEnvironment):
     records of questionnaire fields and waves) hold only data under public names, so
     those lookups are answered directly; anything else takes the sandbox's full path.
 
-    `capture`, set by the renderer around one HTML render, turns plain-text outputs into
-    markers (render/inlining.py); an environment renders one message at a time.
+    `OUTPUT_CAPTURE`, set by the renderer around one HTML render, turns plain-text outputs
+    into markers (render/inlining.py).
     """
-
-    capture: Any = None
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if attribute[:1] != "_":

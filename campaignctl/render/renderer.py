@@ -40,7 +40,12 @@ from campaignctl.render.context import (
     html_block,
     text_block,
 )
-from campaignctl.render.environment import TEMPLATES_DIR, make_environment, template_error
+from campaignctl.render.environment import (
+    OUTPUT_CAPTURE,
+    TEMPLATES_DIR,
+    make_environment,
+    template_error,
+)
 from campaignctl.render.inlining import OutputCapture, ShapeInliner
 from campaignctl.render.links import LinkPurpose, LinkSigner, resolve_secret
 from campaignctl.render.questionnaire import QuestionnairePlan, QuestionnaireView
@@ -124,7 +129,17 @@ class _Links:
     """Makes the `links.*` values of one recipient (called lazily by LinksView)."""
 
     NAMES = frozenset(
-        {"form", "forms", "space", "unsubscribe", "preferences", "documents", "document_list"}
+        {
+            "form",
+            "form_short",
+            "forms",
+            "space",
+            "space_short",
+            "unsubscribe",
+            "preferences",
+            "documents",
+            "document_list",
+        }
     )
 
     def __init__(self, signer: LinkSigner | None, campaign: Campaign, unsubscribe: bool) -> None:
@@ -145,6 +160,10 @@ class _Links:
         c, keys, w = self.campaign.name, recipient.keys, wave.number
         if name == "form":
             return signer.url(LinkPurpose.FORM, {"c": c, "r": keys[0], "w": w})
+        if name == "form_short":
+            return signer.short_url(LinkPurpose.FORM, {"c": c, "r": keys[0], "w": w})
+        if name == "space_short":
+            return signer.short_url(LinkPurpose.SPACE, {"c": c, "r": keys, "w": w})
         if name == "forms":
             return {k: signer.url(LinkPurpose.FORM, {"c": c, "r": k, "w": w}) for k in keys}
         if name == "space":
@@ -487,11 +506,11 @@ class CampaignRenderer:
         if not inliner.enabled:
             return inliner.inline(self._render(template, context, "the html part"))
         capture = OutputCapture()
-        self.env.capture = capture
+        token = OUTPUT_CAPTURE.set(capture)
         try:
             shape = self._render(template, context, "the html part")
         finally:
-            self.env.capture = None
+            OUTPUT_CAPTURE.reset(token)
         html = inliner.inline_shape(shape, capture)
         if html is None:  # the marker character is in the template itself: no shapes
             html = inliner.inline(self._render(template, context, "the html part"))

@@ -183,3 +183,19 @@ def test_shapes_that_values_could_change_are_inlined_per_message(
     (scaffold / "templates" / "update-request.html.j2").write_text(template)
     crafted = ("Val", "Lac", "Hôtel", "\nHôtel", "eacute", "amp") * 6
     assert_same_messages(scaffold, recipients(60, seed=5, tricky=True, crafted=crafted))
+
+
+def test_threads_sharing_one_renderer_get_their_own_messages(
+    scaffold: Path, frozen: object
+) -> None:
+    # the send engine renders batches in several threads with one renderer
+    from concurrent.futures import ThreadPoolExecutor
+
+    (scaffold / "templates" / "layouts" / "base.html.j2").write_text(LAYOUT)
+    (scaffold / "templates" / "update-request.html.j2").write_text(TEMPLATE)
+    people = recipients(400, seed=6, tricky=True)
+    fast, slow = renderers(scaffold)
+    expected = [slow.render_email(person).data for person in people]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda person: fast.render_email(person).data, people))
+    assert got == expected
