@@ -183,10 +183,32 @@ def test_missing_secret_is_an_error_unless_every_transport_is_file(
 
 
 def test_sms_is_rendered_with_encoding_and_parts(scaffold: Path) -> None:
-    sms = renderer(scaffold).render_sms(recipient())
-    assert sms.text.startswith("Office de tourisme du Val : merci de verifier votre fiche https://")
-    assert (sms.info.encoding, sms.info.parts) == ("gsm-7", 2)
+    r = renderer(scaffold)
+    sms = r.render_sms(recipient())
+    prefix = "Office de tourisme du Val : merci de verifier votre fiche "
+    assert sms.text.startswith(prefix + "https://campagnes.example.org/q/")
+    assert (sms.info.encoding, sms.info.parts) == ("gsm-7", 1)  # 2 with the long form link
     assert sms.to == "+33612345678"
+    assert r.signer is not None
+    code = sms.text.removeprefix(prefix).rsplit("/", 1)[1]
+    assert r.signer.load_short(code) == (
+        LinkPurpose.FORM,
+        {"c": "update-2027", "r": "H001", "w": 1},
+    )
+    assert set(sms.links) == {"form_short"}
+
+
+def test_grouped_sms_carries_the_short_space_link(scaffold: Path) -> None:
+    second = RecordData("H009", {**HOTEL.attributes, "nom": "Hôtel Annexe"}, "hotel")
+    r = renderer(scaffold)
+    sms = r.render_sms(recipient(HOTEL, second), Wave(2, WaveKind.RELAUNCH))
+    assert sms.info.parts == 1
+    code = sms.links["space_short"].rsplit("/", 1)[1]
+    assert r.signer is not None
+    assert r.signer.load_short(code) == (
+        LinkPurpose.SPACE,
+        {"c": "update-2027", "r": ["H001", "H009"], "w": 2},
+    )
 
 
 def test_logo_is_embedded_as_cid_and_attachments_are_attached(scaffold: Path) -> None:
