@@ -300,3 +300,17 @@ def test_a_template_changing_a_prefilled_list_does_not_change_the_next_message(
     first, second = (r.render_email(recipient()).text for _ in range(2))
     assert "2025-02-28..2025-03-31, +1" in first
     assert second == first
+
+
+def test_text_part_is_derived_from_the_html_only_without_a_txt_template(scaffold: Path) -> None:
+    with_txt = renderer(scaffold).render_email(recipient())
+    assert with_txt.text.startswith("Bonjour,\n\nComme chaque année")  # the .txt.j2, as written
+    (scaffold / "templates" / "update-request.txt.j2").unlink()
+    derived = renderer(scaffold).render_email(recipient())
+    assert derived.text != with_txt.text
+    assert "Établissement : Hôtel du Lac (Val)" in derived.text
+    assert "<p>" not in derived.text and "Mettre à jour ma fiche" in derived.text
+    message = message_from_bytes(derived.data, policy=policy.default)
+    assert message.get_body(("plain",)).get_content().replace("\r\n", "\n").rstrip(
+        "\n"
+    ) == derived.text.rstrip("\n")
