@@ -7,6 +7,7 @@ so layouts and includes work, and compiled templates cached by Jinja.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,16 @@ class CampaignUndefined(jinja2.StrictUndefined):
         return f"{what} has no attribute {self._undefined_name!r}"
 
 
-def _finalize(value: Any) -> Any:
+# The OutputCapture of the HTML render in progress in this thread or task, if any
+# (render/inlining.py). A context variable: the send engine renders batches in threads.
+OUTPUT_CAPTURE: ContextVar[Any] = ContextVar("campaignctl_output_capture", default=None)
+
+
+@jinja2.pass_eval_context
+def _finalize(eval_ctx: jinja2.nodes.EvalContext, value: Any) -> Any:
+    capture = OUTPUT_CAPTURE.get()
+    if capture is not None and eval_ctx.autoescape:
+        return capture.output(value)  # the HTML part's shape (render/inlining.py)
     # An empty CSV cell is None: print nothing rather than "None".
     return "" if value is None else value
 
@@ -62,6 +72,9 @@ class CampaignEnvironment(SandboxedEnvironment):
     dominates rendering time. The views (context.View subclasses and the slotted
     records of questionnaire fields and waves) hold only data under public names, so
     those lookups are answered directly; anything else takes the sandbox's full path.
+
+    `OUTPUT_CAPTURE`, set by the renderer around one HTML render, turns plain-text outputs
+    into markers (render/inlining.py).
     """
 
     def getattr(self, obj: Any, attribute: str) -> Any:
@@ -74,6 +87,9 @@ class CampaignEnvironment(SandboxedEnvironment):
                     pass
             elif attribute in _SLOT_VIEWS.get(kind, ()):
                 return object.__getattribute__(obj, attribute)
+            elif kind is _LinksView and attribute in obj._factory.NAMES:
+                # Documented link names only; LinksView computes each on first use.
+                return getattr(obj, attribute)
         return super().getattr(obj, attribute)
 
 
@@ -84,20 +100,23 @@ def _view_types() -> tuple[frozenset[type], dict[type, frozenset[str]]]:
         BlocksView,
         CampaignView,
         DocumentLink,
+        LinksView,
         OrganizationView,
         RecordView,
         Wave,
     )
-    from campaignctl.render.questionnaire import Period, QuestionField
+    from campaignctl.render.questionnaire import Period, QuestionField, QuestionnaireView
 
     slotted = {
         cls: frozenset(f.name for f in fields(cls))
         for cls in (QuestionField, Wave, DocumentLink, Period)
     }
-    return frozenset({RecordView, CampaignView, OrganizationView, BlocksView}), slotted
+    slotted[QuestionnaireView] = frozenset({"title", "fields"})
+    views = frozenset({RecordView, CampaignView, OrganizationView, BlocksView})
+    return views, slotted, LinksView
 
 
-_DICT_VIEWS, _SLOT_VIEWS = _view_types()
+_DICT_VIEWS, _SLOT_VIEWS, _LinksView = _view_types()
 
 
 def make_environment(root: Path) -> SandboxedEnvironment:

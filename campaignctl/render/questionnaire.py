@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from campaignctl.spec.models import (
@@ -117,6 +117,8 @@ class QuestionnairePlan:
         self.prefill = options.prefill
         self.periods_mode = options.periods_mode
         self.specs: list[FieldSpec] = []
+        self._applicable: dict[str | None, list[FieldSpec]] = {}
+        self._resolved: dict[tuple[Any, ...], list[QuestionField]] = {}
         if questionnaire is None or use is None:
             return
         columns = audience.columns if audience else {}
@@ -167,6 +169,40 @@ class QuestionnairePlan:
     def fields_for(
         self, category: str | None, attributes: Mapping[str, Any]
     ) -> list[QuestionField]:
+        """The fields a record of `category` sees, with its values when prefilling.
+
+        Records with the same category and the same values of the applicable fields
+        see the same fields: they are resolved once (dates parsed, periods shifted) and
+        cached. Lists are copied for each record, as a template could change them.
+        """
+        specs = self._applicable.get(category)
+        if specs is None:
+            specs = [s for s in self.specs if s.applies_to(category)]
+            if len(self._applicable) < MAX_CACHED:
+                self._applicable[category] = specs
+        if not self.prefill:
+            key: tuple[Any, ...] = (category,)
+        else:
+            try:
+                key = (category, *(_frozen(s, attributes.get(s.id)) for s in specs))
+            except _NotCacheable:
+                return self._resolve(specs, attributes)
+        cached = self._resolved.get(key)
+        if cached is None:
+            cached = self._resolve(specs, attributes)
+            if len(self._resolved) >= MAX_CACHED:
+                self._resolved.clear()
+            self._resolved[key] = cached
+        return [
+            QuestionField(f.id, f.label, f.help, f.required, f.type, f.choices, list(f.value))
+            if type(f.value) is list
+            else f
+            for f in cached
+        ]
+
+    def _resolve(
+        self, specs: list[FieldSpec], attributes: Mapping[str, Any]
+    ) -> list[QuestionField]:
         return [
             QuestionField(
                 s.id,
@@ -177,9 +213,30 @@ class QuestionnairePlan:
                 s.choices,
                 self._value(s, attributes),
             )
-            for s in self.specs
-            if s.applies_to(category)
+            for s in specs
         ]
+
+
+MAX_CACHED = 4096  # resolved field lists kept per run (and categories)
+# Values compared by type and value: 1, 1.0, True and "1" print differently.
+_SCALARS = frozenset({str, int, float, bool, type(None), date, datetime, Period})
+
+
+class _NotCacheable(Exception):
+    pass
+
+
+def _frozen(spec: FieldSpec, value: Any) -> Any:
+    """A hashable stand-in for a prefill value, equal only for values that render alike."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return kind, value
+    if kind is list or kind is tuple:
+        if spec.type == FieldType.PERIODS:  # [[start, end], …]: parsed into Periods
+            return kind, tuple(_frozen(spec, item) for item in value)
+        if all(type(item) in _SCALARS for item in value):
+            return kind, tuple((type(item), item) for item in value)
+    raise _NotCacheable
 
 
 class QuestionnaireView(Sequence[QuestionField]):

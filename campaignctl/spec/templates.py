@@ -96,7 +96,17 @@ def context_schema(
                 "links",
                 {
                     **dict.fromkeys(
-                        ("form", "forms", "space", "unsubscribe", "preferences", "documents"), ANY
+                        (
+                            "form",
+                            "form_short",
+                            "forms",
+                            "space",
+                            "space_short",
+                            "unsubscribe",
+                            "preferences",
+                            "documents",
+                        ),
+                        ANY,
                     ),
                     "document_list": ListOf(DOCUMENT),
                 },

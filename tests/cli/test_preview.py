@@ -74,9 +74,11 @@ def test_preview_sms_shows_encoding_and_parts(scaffold: Path) -> None:
     assert lines[:3] == [
         "To: +33698765432",
         "From: OTVAL",
-        "Encoding: gsm-7, 173 septets, 2 part(s)",
+        "Encoding: gsm-7, 129 septets, 1 part(s)",  # the short form link (2 parts with the long)
     ]
-    assert lines[4].startswith("Office de tourisme du Val : merci de verifier votre fiche https://")
+    assert lines[4].startswith(
+        "Office de tourisme du Val : merci de verifier votre fiche https://campagnes.example.org/q/"
+    )
 
 
 def test_preview_by_category_shows_that_categorys_fields(scaffold: Path) -> None:

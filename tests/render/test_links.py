@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from campaignctl.render.links import COMPRESS_FROM, LinkPurpose, LinkSigner
+from campaignctl.render.links import COMPRESS_FROM, LinkPurpose, LinkSigner, ShortLinkError
 from campaignctl.spec.models import Tracking
 
 SECRET = "test-secret"
@@ -22,13 +23,16 @@ PAYLOADS = [
 ]
 
 
-def signer() -> LinkSigner:
-    tracking = Tracking(
+def tracking() -> Tracking:
+    return Tracking(
         base_url="https://campagnes.example.org/",
         secret_env="CAMPAIGNCTL_SECRET",
         token_max_age=timedelta(days=90),
     )
-    return LinkSigner(tracking, SECRET)
+
+
+def signer() -> LinkSigner:
+    return LinkSigner(tracking(), SECRET)
 
 
 @pytest.mark.parametrize("purpose", list(LinkPurpose))
@@ -72,3 +76,69 @@ def test_expired_tokens_are_refused() -> None:
     later = time_machine.travel("2027-06-01 09:00:00+00:00", tick=False)
     with later, pytest.raises(Exception, match="age"):
         s.load(LinkPurpose.FORM, token)
+
+
+SHORT = [
+    (LinkPurpose.FORM, {"c": "update-2027", "r": "H001", "w": 1}),
+    (LinkPurpose.FORM, {"c": "charte", "r": "clé é 😀", "w": 300}),
+    (LinkPurpose.SPACE, {"c": "update-2027", "r": ["H001"], "w": 2}),
+    (LinkPurpose.SPACE, {"c": "x" * 200, "r": [f"H{i:03d}" for i in range(40)], "w": 1}),
+]
+
+
+@pytest.mark.parametrize(("purpose", "payload"), SHORT)
+def test_short_codes_round_trip_to_the_long_links_payload(
+    purpose: LinkPurpose, payload: dict[str, object], frozen: object
+) -> None:
+    s = signer()
+    url = s.short_url(purpose, payload)
+    prefix, code = url.rsplit("/", 1)
+    assert prefix == "https://campagnes.example.org/q"
+    assert code.replace("-", "").replace("_", "").isalnum()  # URL-safe, no padding
+    assert s.load_short(code) == (purpose, payload)
+    assert s.resolve_short(code) == s.url(purpose, payload)
+    assert s.load(purpose, s.resolve_short(code).rsplit("/", 1)[1]) == payload
+
+
+def test_short_form_code_is_short(frozen: object) -> None:
+    code = signer().short_code(*SHORT[0])
+    assert len(code) == 39  # 1 + 2 + 1 + (1 + 11) + (1 + 4) bytes + 8 of signature, base64url
+    assert len(signer().token(*SHORT[0])) > 80
+
+
+def test_tampered_or_foreign_short_codes_are_refused(frozen: object) -> None:
+    s = signer()
+    code = s.short_code(*SHORT[0])
+    data = bytearray(base64.urlsafe_b64decode(code + "=" * (-len(code) % 4)))
+    for i in range(len(data)):  # every byte matters: purpose, day, wave, fields, signature
+        changed = bytearray(data)
+        changed[i] ^= 0x01
+        forged = base64.urlsafe_b64encode(bytes(changed)).decode().rstrip("=")
+        with pytest.raises(ShortLinkError):
+            s.load_short(forged)
+    space = s.short_code(LinkPurpose.SPACE, {"c": "update-2027", "r": ["H001"], "w": 1})
+    raw = base64.urlsafe_b64decode(space + "=" * (-len(space) % 4))
+    as_form = base64.urlsafe_b64encode(b"f" + raw[1:]).decode()  # a key per purpose
+    with pytest.raises(ShortLinkError, match="does not match"):
+        s.load_short(as_form)
+    other = LinkSigner(tracking(), "another-secret")
+    with pytest.raises(ShortLinkError, match="does not match"):
+        other.load_short(code)
+    for garbage in ("", "A", "!!!!", code[:10], code + "AAAA"):
+        with pytest.raises(ShortLinkError):
+            s.load_short(garbage)
+
+
+def test_short_codes_expire_with_the_tokens_max_age() -> None:
+    import time_machine
+
+    s = signer()  # token_max_age: 90 days
+    with time_machine.travel("2027-01-01 09:00:00+00:00", tick=False):
+        code = s.short_code(*SHORT[0])
+    with time_machine.travel("2027-03-31 23:00:00+00:00", tick=False):  # day 89
+        assert s.load_short(code)[1] == SHORT[0][1]
+    with time_machine.travel("2027-04-02 01:00:00+00:00", tick=False):  # day 91
+        with pytest.raises(ShortLinkError, match="expired") as caught:
+            s.load_short(code)
+        assert caught.value.expired
+        assert s.load_short(code, max_age=365 * 86400)[1] == SHORT[0][1]

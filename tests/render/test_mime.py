@@ -5,6 +5,9 @@ from __future__ import annotations
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from campaignctl.render import mime
 
 SUBJECT = "Office de tourisme du Val — mettez à jour votre fiche « 2027 » " * 2
@@ -104,3 +107,25 @@ def test_long_ascii_header_is_folded_at_spaces() -> None:
     assert all(len(line) <= 78 for line in raw.split(b"\r\n"))
     parsed = message_from_bytes(raw + b"\r\n", policy=policy.default)
     assert parsed["Subject"] == value
+
+
+_PIECES = ["a", "é", " ", "\t", "=", ".", "\r", "\n", "\r\n", "😀", "x" * 40, "\x00", "\x7f"]
+_LINES = st.lists(st.lists(st.sampled_from(_PIECES), max_size=12).map("".join), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_LINES)
+@example(["", "."])  # a lone dot is encoded (=2E) on every line it stands alone
+@example(["x" * 75 + " ", "y" * 80])  # trailing space and soft breaks within a line
+def test_line_cached_quoted_printable_equals_the_whole_text_encoding(lines: list[str]) -> None:
+    cache = mime.QuotedPrintableCache(max_lines=3)  # small: clearing happens too
+    for text in ("\n".join(lines), "".join(lines), *lines):
+        assert cache.encode(text) == mime.quoted_printable(text)
+        assert cache.encode(text) == mime.quoted_printable(text)  # from the cache
+
+
+def test_quoted_printable_body_decodes_back_to_the_text() -> None:
+    text = "Bonjour é = fin  \n.\n" + "x" * 200 + "\n"
+    part = mime.text_part("plain", text, mime.QuotedPrintableCache())
+    message = message_from_bytes(b"MIME-Version: 1.0\r\n" + part, policy=policy.default)
+    assert message.get_content().replace("\r\n", "\n") == text

@@ -183,10 +183,32 @@ def test_missing_secret_is_an_error_unless_every_transport_is_file(
 
 
 def test_sms_is_rendered_with_encoding_and_parts(scaffold: Path) -> None:
-    sms = renderer(scaffold).render_sms(recipient())
-    assert sms.text.startswith("Office de tourisme du Val : merci de verifier votre fiche https://")
-    assert (sms.info.encoding, sms.info.parts) == ("gsm-7", 2)
+    r = renderer(scaffold)
+    sms = r.render_sms(recipient())
+    prefix = "Office de tourisme du Val : merci de verifier votre fiche "
+    assert sms.text.startswith(prefix + "https://campagnes.example.org/q/")
+    assert (sms.info.encoding, sms.info.parts) == ("gsm-7", 1)  # 2 with the long form link
     assert sms.to == "+33612345678"
+    assert r.signer is not None
+    code = sms.text.removeprefix(prefix).rsplit("/", 1)[1]
+    assert r.signer.load_short(code) == (
+        LinkPurpose.FORM,
+        {"c": "update-2027", "r": "H001", "w": 1},
+    )
+    assert set(sms.links) == {"form_short"}
+
+
+def test_grouped_sms_carries_the_short_space_link(scaffold: Path) -> None:
+    second = RecordData("H009", {**HOTEL.attributes, "nom": "Hôtel Annexe"}, "hotel")
+    r = renderer(scaffold)
+    sms = r.render_sms(recipient(HOTEL, second), Wave(2, WaveKind.RELAUNCH))
+    assert sms.info.parts == 1
+    code = sms.links["space_short"].rsplit("/", 1)[1]
+    assert r.signer is not None
+    assert r.signer.load_short(code) == (
+        LinkPurpose.SPACE,
+        {"c": "update-2027", "r": ["H001", "H009"], "w": 2},
+    )
 
 
 def test_logo_is_embedded_as_cid_and_attachments_are_attached(scaffold: Path) -> None:
@@ -251,3 +273,44 @@ def test_dkim_signature_verifies(
 
     assert dkim.verify(data, dnsfunc=dns)
     assert not dkim.verify(data.replace(b"Bonjour", b"Bonsoir"), dnsfunc=dns)
+
+
+def test_questionnaire_values_equal_but_of_other_types_render_as_their_own(scaffold: Path) -> None:
+    r = renderer(scaffold)
+    shown = []
+    for phone in (1, True, "1", 1.0, 1):
+        record = RecordData("H001", {**HOTEL.attributes, "telephone": phone}, "hotel")
+        text = r.render_email(recipient(record)).text
+        shown.append(text.split("Téléphone de réservation (obligatoire) : ", 1)[1].split("\n")[0])
+    assert shown == ["1", "True", "1", "1.0", "1"]
+
+
+def test_a_template_changing_a_prefilled_list_does_not_change_the_next_message(
+    scaffold: Path,
+) -> None:
+    path = scaffold / "templates" / "update-request.txt.j2"
+    path.write_text(
+        path.read_text().replace(
+            "{% for field in questionnaire %}",
+            '{% for field in questionnaire %}{{ field.value.append("+1") or ""'
+            ' if field.type == "periods" else "" }}',
+        )
+    )
+    r = renderer(scaffold)
+    first, second = (r.render_email(recipient()).text for _ in range(2))
+    assert "2025-02-28..2025-03-31, +1" in first
+    assert second == first
+
+
+def test_text_part_is_derived_from_the_html_only_without_a_txt_template(scaffold: Path) -> None:
+    with_txt = renderer(scaffold).render_email(recipient())
+    assert with_txt.text.startswith("Bonjour,\n\nComme chaque année")  # the .txt.j2, as written
+    (scaffold / "templates" / "update-request.txt.j2").unlink()
+    derived = renderer(scaffold).render_email(recipient())
+    assert derived.text != with_txt.text
+    assert "Établissement : Hôtel du Lac (Val)" in derived.text
+    assert "<p>" not in derived.text and "Mettre à jour ma fiche" in derived.text
+    message = message_from_bytes(derived.data, policy=policy.default)
+    assert message.get_body(("plain",)).get_content().replace("\r\n", "\n").rstrip(
+        "\n"
+    ) == derived.text.rstrip("\n")
