@@ -64,11 +64,13 @@ class Event(BaseModel):
     def hard_bounce(self) -> bool:
         if self.type != EventType.BOUNCED:
             return False
+        # the one rule, also written in SQL for the report (report.figures.soft_bounce):
+        # a 5.1.x code (no such user or domain) is hard whatever the kind says; without a
+        # kind, a 4.x.x code is soft and anything else (a 5.x.x code, or no code) is hard
+        kind = self.data.get("kind")
         code = str(self.data.get("code") or "")
         return (
-            self.data.get("kind") == "hard"
-            or code.startswith("5.1.")
-            or ("kind" not in self.data and code.startswith("5"))
+            kind == "hard" or code.startswith("5.1.") or (kind is None and not code.startswith("4"))
         )
 
     @property

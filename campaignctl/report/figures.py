@@ -83,10 +83,9 @@ def _in(values: Iterable[str]) -> str:
 
 
 def soft_bounce(dialect: str) -> str:
-    """Whether a `bounced` event is soft: data.kind = soft, or no kind and a 4.x.x code.
-
-    Never NULL: a bounce with neither kind nor code is hard (a kind defaults to hard),
-    where a NULL made it count neither as hard nor as soft."""
+    """Whether a `bounced` event is soft: the negation of `Event.hard_bounce`, the rule
+    `events ingest` suppresses by (kind soft, or no kind and a 4.x.x code; never with a
+    5.1.x code). Never NULL: a bounce with neither kind nor code is hard."""
     if dialect == "postgresql":
         kind, code = "e.data->>'kind'", "e.data->>'code'"
     else:
@@ -94,7 +93,10 @@ def soft_bounce(dialect: str) -> str:
             "json_extract(e.data, '$.kind')",
             "CAST(json_extract(e.data, '$.code') AS TEXT)",
         )
-    return f"COALESCE(({kind} = 'soft' OR ({kind} IS NULL AND {code} LIKE '4%')), FALSE)"
+    return (
+        f"(COALESCE({kind} = 'soft' OR ({kind} IS NULL AND {code} LIKE '4%'), FALSE)"
+        f" AND COALESCE({code}, '') NOT LIKE '5.1.%')"
+    )
 
 
 def _hour(column: str, dialect: str) -> str:

@@ -73,3 +73,33 @@ def test_stop_replies(text: str, stop: bool) -> None:
 def test_soft_bounce_is_not_hard() -> None:
     event = Event(type=EventType.BOUNCED, address="a@b.c", data={"kind": "soft", "code": "4.2.2"})
     assert event.hard_bounce is False
+
+
+@pytest.mark.parametrize(
+    ("data", "hard"),
+    [
+        ({"kind": "hard"}, True),
+        ({"kind": "soft"}, False),
+        ({"kind": "soft", "code": "4.2.2"}, False),
+        ({"kind": "soft", "code": "5.1.1"}, True),  # no such user: hard whatever the kind
+        ({"code": "5.1.1"}, True),
+        ({"code": "5.7.1"}, True),
+        ({"code": "4.4.1"}, False),
+        ({"code": 550}, True),
+        ({}, True),  # a bare bounce: hard, the address is suppressed
+    ],
+)
+def test_ingest_and_report_classify_a_bounce_alike(data: dict, hard: bool) -> None:
+    """`events ingest` suppresses by Event.hard_bounce; the report counts by its SQL twin."""
+    import json
+    import sqlite3
+
+    from campaignctl.report.figures import soft_bounce
+
+    event = Event.model_validate({"type": "bounced", "address": "x@example.org", "data": data})
+    assert event.hard_bounce is hard
+    with sqlite3.connect(":memory:") as conn:
+        conn.execute("CREATE TABLE e (data TEXT)")
+        conn.execute("INSERT INTO e VALUES (?)", (json.dumps(data),))
+        (soft,) = conn.execute(f"SELECT {soft_bounce('sqlite')} FROM e").fetchone()
+    assert bool(soft) is not hard
