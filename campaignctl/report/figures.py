@@ -146,6 +146,7 @@ def _message_counts(conn: Connection, campaign_id: int, group: Sequence[str]) ->
     sql = f"""
         SELECT {cols}
           SUM(CASE WHEN o.state IN ('queued', 'sending') THEN 1 ELSE 0 END) AS queued,
+          SUM(CASE WHEN o.state = 'uncertain' THEN 1 ELSE 0 END) AS uncertain,
           SUM(CASE WHEN o.state IN {_in(_SENT)} THEN 1 ELSE 0 END) AS sent,
           SUM(CASE WHEN o.state = 'failed' THEN 1 ELSE 0 END) AS failed,
           SUM(CASE WHEN o.state = 'suppressed' THEN 1 ELSE 0 END) AS suppressed,

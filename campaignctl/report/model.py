@@ -44,6 +44,7 @@ class Figures:
     """Counts for one wave, one segment × channel cell, or a whole campaign."""
 
     queued: int = 0
+    uncertain: int = 0  # in doubt after a crash: never re-sent without `send --retry-uncertain`
     sent: int = 0  # accepted by the transport (includes those later delivered or bounced)
     delivered: int = 0
     failed: int = 0

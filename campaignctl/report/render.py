@@ -40,6 +40,7 @@ def _pct(rate: Rate) -> str:
 
 FIGURE_COLUMNS = [
     ("queued", "queued"),
+    ("uncertain", "uncertain"),
     ("sent", "sent"),
     ("delivered", "delivered"),
     ("failed", "failed"),

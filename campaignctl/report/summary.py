@@ -336,7 +336,7 @@ def message_counts(conn: Connection, campaign_id: int) -> dict[tuple, dict[str, 
     s = _in(SENT)
     hard = f"(state = 'bounced' OR (state IN {s} AND flags & {SMS_FAILED | HARD} != 0))"
     counted = f"""
-        SELECT wave_id, segment, channel, 0 AS queued,
+        SELECT wave_id, segment, channel, 0 AS queued, 0 AS uncertain,
           SUM(CASE WHEN state IN {s} THEN messages ELSE 0 END) AS sent,
           SUM(CASE WHEN state = 'failed' THEN messages ELSE 0 END) AS failed,
           SUM(CASE WHEN state = 'suppressed' THEN messages ELSE 0 END) AS suppressed,
@@ -360,6 +360,7 @@ def message_counts(conn: Connection, campaign_id: int) -> dict[tuple, dict[str, 
     live = f"""
         SELECT wave_id, COALESCE(segment, '') AS segment, channel,
           SUM(CASE WHEN state IN ('queued', 'sending') THEN 1 ELSE 0 END) AS queued,
+          SUM(CASE WHEN state = 'uncertain' THEN 1 ELSE 0 END) AS uncertain,
           0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
         FROM outbox INDEXED BY ix_outbox_campaign_state
         WHERE campaign_id = :c AND state IN {_in(OPEN)}

@@ -168,7 +168,7 @@ def _pct(numerator: int, denominator: int) -> str:
 
 
 def _cells(figures: Figures) -> list[str]:
-    """A figure row as the table, CSV and HTML show it: 16 counts, open and response rates."""
+    """A figure row as the table, CSV and HTML show it: 17 counts, open and response rates."""
     return [
         *(str(v) for v in figures.counts().values()),
         _pct(figures.opened, figures.email_delivered) if figures.email_delivered else "—",
@@ -262,7 +262,8 @@ def test_table_shows_every_figure_and_rate(reported: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == SUMMARY
     labels = [
-        "queued", "sent", "delivered", "failed", "bounced hard", "bounced soft", "suppressed",
+        "queued", "uncertain", "sent", "delivered", "failed", "bounced hard", "bounced soft",
+        "suppressed",
         "skipped", "opened", "clicked", "form opened", "answered", "unsubscribed", "complained",
         "SMS parts", "records contacted", "open rate", "response rate",
     ]  # fmt: skip
@@ -287,7 +288,8 @@ def test_csv_holds_every_figure_and_rate(reported: Path, tmp_path: Path) -> None
 
     waves = read("waves.csv")
     assert waves[0][4:] == [
-        "queued", "sent", "delivered", "failed", "bounced hard", "bounced soft", "suppressed",
+        "queued", "uncertain", "sent", "delivered", "failed", "bounced hard", "bounced soft",
+        "suppressed",
         "skipped", "opened", "clicked", "form opened", "answered", "unsubscribed", "complained",
         "SMS parts", "records contacted", "open rate", "response rate",
     ]  # fmt: skip

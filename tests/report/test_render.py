@@ -101,7 +101,7 @@ def test_csv_neutralises_formula_cells() -> None:
     matrix = next(t for t in report_tables(campaign_report()) if t.name == "matrix")
     text = table_csv(matrix)
     assert text.splitlines()[1].startswith(
-        "'=hotels,email,0,90,88,0,2,0,0,0,40,12,30,20,0,0,0,100,45.5%,20.0%"
+        "'=hotels,email,0,0,90,88,0,2,0,0,0,40,12,30,20,0,0,0,100,45.5%,20.0%"
     )
 
 
@@ -114,7 +114,7 @@ def test_csv_writes_one_file_per_table(tmp_path: Path) -> None:
         b"day,answers,cumulative\r\n2027-03-01,12,12\r\n2027-03-02,8,20\r\n2027-03-08,9,29\r\n"
     )
     waves = (tmp_path / "waves.csv").read_text().splitlines()
-    assert waves[2].startswith("2,relaunch,done,08/03 09:00,0,70,70,")
+    assert waves[2].startswith("2,relaunch,done,08/03 09:00,0,0,70,70,")
 
 
 class _Text(HTMLParser):

@@ -127,6 +127,8 @@ def test_the_summary_is_the_full_aggregation_as_events_and_sends_arrive(store, r
         w.event("opened", when + timedelta(minutes=5), campaign_id=campaign, record=22,
                 outbox_id=uncertain)  # fmt: skip
     assert_same(store)
+    fourth = campaign_report(store, "mise-a-jour-2027", timezone="Europe/Paris").waves[3].figures
+    assert (fourth.sent, fourth.uncertain, fourth.failed, fourth.skipped) == (1, 1, 1, 1)
 
     # the uncertain message turns out sent; the wave ends; more opens arrive
     with store.transaction() as conn:
@@ -144,6 +146,7 @@ def test_the_summary_is_the_full_aggregation_as_events_and_sends_arrive(store, r
     assert_same(store)
     final = campaign_report(store, "mise-a-jour-2027", timezone="Europe/Paris")
     assert final.waves[3].figures.sent == 2 and final.waves[3].figures.clicked == 1
+    assert final.waves[3].figures.uncertain == 0
     assert final.totals.answered == x.TOTALS.answered + 3  # records 9, 36 and 22
     # 14 and the failed SMS, then 15 (hard after soft) and 11 (no kind, no code); 12 soft
     assert (final.totals.bounced_hard, final.totals.bounced_soft) == (4, 1)
