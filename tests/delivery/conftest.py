@@ -78,7 +78,8 @@ class SmtpFaults:
 class RecordingHandler:
     """aiosmtpd handler that records everything and applies `SmtpFaults`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, pipelining: bool = True) -> None:
+        self.pipelining = pipelining  # advertise PIPELINING (RFC 2920), as Postfix does
         self.faults = SmtpFaults()
         self.lock = threading.Lock()
         self.received: list[Received] = []
@@ -105,6 +106,8 @@ class RecordingHandler:
         with self.lock:
             self.connections += 1
         session.host_name = hostname
+        if self.pipelining:
+            responses.insert(1, "250-PIPELINING")
         return responses
 
     async def handle_RSET(self, server: SMTP, session: Any, envelope: Any) -> str:
@@ -203,8 +206,8 @@ class SmtpServer:
         return self.handler.faults
 
 
-def _start_smtp(require_auth: bool) -> tuple[Controller, SmtpServer]:
-    handler = RecordingHandler()
+def _start_smtp(require_auth: bool, pipelining: bool = True) -> tuple[Controller, SmtpServer]:
+    handler = RecordingHandler(pipelining=pipelining)
     port = free_port()
     extra: dict[str, Any] = {}
     if require_auth:
@@ -219,9 +222,14 @@ def _start_smtp(require_auth: bool) -> tuple[Controller, SmtpServer]:
 
 
 @pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A real SMTP server on 127.0.0.1 that records every message it receives."""
-    controller, server = _start_smtp(require_auth=False)
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 that records every message it receives.
+
+    It advertises PIPELINING unless the test parametrizes it with "lockstep"
+    (one command, one reply), as some servers still answer.
+    """
+    pipelining = getattr(request, "param", "pipelining") == "pipelining"
+    controller, server = _start_smtp(require_auth=False, pipelining=pipelining)
     try:
         yield server
     finally:
