@@ -459,12 +459,21 @@ class _Run:
         self.pool = None
         processes = self.options.render_processes
         if processes is None:
-            processes = 1 if due >= PARALLEL_RENDER_MIN_ROWS and cores() > 1 else 0
-        if processes and due:
+            # Rendering costs about twice what the (pipelined) SMTP conversation does: one
+            # render process per core, and the OS shares the cores between them and the
+            # event loop of this process.
+            processes = cores() if due >= PARALLEL_RENDER_MIN_ROWS and cores() > 1 else 0
+        self.processes = processes if due else 0
+        if self.processes:
             from campaignctl.delivery.rendering import render_pool
 
             self.pool = render_pool(
-                self.workspace.root, self.spec.name, RenderOptions(), wave.number, wave.kind
+                self.workspace.root,
+                self.spec.name,
+                RenderOptions(),
+                wave.number,
+                wave.kind,
+                processes=self.processes,
             )
         try:
             if due:
@@ -509,7 +518,8 @@ class _Run:
             self.transports[channel] = transport
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
-            in_flight = self.options.in_flight or (3 if self.pool is not None else 2)
+            # one batch rendering in each render process, one being sent, one being recorded
+            in_flight = self.options.in_flight or (self.processes + 2 if self.pool else 2)
             await asyncio.gather(*(self._worker() for _ in range(in_flight)))
         finally:
             heartbeat.cancel()

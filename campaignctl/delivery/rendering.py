@@ -1,10 +1,11 @@
 """Render claimed outbox rows into messages, in this process or in a render process.
 
-Rendering costs about as much CPU as the SMTP conversation itself, so on a
-machine with two cores a large send renders in a separate process that builds
-its `CampaignRenderer` once and turns batches of `RenderJob` into
-`RenderResult` (plain data both ways), while the event loop of the main process
-keeps the SMTP connections busy with the previous batch.
+Rendering costs about twice the CPU of the pipelined SMTP conversation, so on a
+machine with several cores a large send renders in render processes (one per
+core) that each build their `CampaignRenderer` once and turn batches of
+`RenderJob` into `RenderResult` (plain data both ways), while the event loop of
+the main process keeps the SMTP connections busy with the batches already
+rendered.
 """
 
 from __future__ import annotations
@@ -86,13 +87,19 @@ def _render_in_worker(jobs: list[RenderJob]) -> list[RenderResult]:
 
 
 def render_pool(
-    root: Path, campaign: str, options: RenderOptions, number: int, kind: WaveKind
+    root: Path,
+    campaign: str,
+    options: RenderOptions,
+    number: int,
+    kind: WaveKind,
+    *,
+    processes: int = 1,
 ) -> ProcessPoolExecutor:
-    """One render process (spawned, so it shares no connection or loop with its parent)."""
+    """Render processes (spawned, so they share no connection or loop with their parent)."""
     import multiprocessing
 
     return ProcessPoolExecutor(
-        1,
+        processes,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,
         initargs=(str(root), campaign, options, number, str(kind)),
