@@ -8,6 +8,7 @@ can be told to misbehave the way real servers do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -261,7 +262,8 @@ class SmsProvider:
     """State of the fake provider: what it got, and what to answer to whom.
 
     `script[to]` is a list of answers used one per request to that number: an
-    int status, `("slow", seconds)`, or `("retry-after", status, value)`.
+    int status, `("slow", seconds)`, `("retry-after", status, value)`, `"chunked"`
+    (200 with a chunked body) or `"close"` (200, then `Connection: close`).
     Otherwise it answers 200 with `{"id": "prov-N"}` (or `{"message_id": ...}`
     when `id_key` says so).
     """
@@ -272,6 +274,15 @@ class SmsProvider:
         self.script: dict[str, list[Any]] = defaultdict(list)
         self.id_key = "id"
         self.url = ""
+        self.sockets: list[socket.socket] = []
+
+    def close_idle(self) -> None:
+        """Hang up every connection, as a provider does with idle keep-alive connections."""
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def clients(self) -> set[tuple[str, int]]:
         with self.lock:
@@ -290,6 +301,11 @@ def _provider_handler(provider: SmsProvider) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
+        def setup(self) -> None:
+            super().setup()
+            with provider.lock:
+                provider.sockets.append(self.connection)
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length))
@@ -301,6 +317,9 @@ def _provider_handler(provider: SmsProvider) -> type[BaseHTTPRequestHandler]:
                 number = len(provider.requests)
                 action = provider.script[body["to"]].pop(0) if provider.script[body["to"]] else 200
             headers: dict[str, str] = {}
+            style = action if action in ("chunked", "close") else None
+            if style:
+                action = 200
             if isinstance(action, tuple) and action[0] == "slow":
                 time.sleep(action[1])
                 action = 200
@@ -318,6 +337,17 @@ def _provider_handler(provider: SmsProvider) -> type[BaseHTTPRequestHandler]:
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
+                if style == "chunked":
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    half = len(data) // 2
+                    for part in (data[:half], data[half:]):
+                        self.wfile.write(b"%x;ext=1\r\n%s\r\n" % (len(part), part))
+                    self.wfile.write(b"0\r\nX-Trailer: yes\r\n\r\n")
+                    return
+                if style == "close":
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
