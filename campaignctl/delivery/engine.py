@@ -520,7 +520,14 @@ class _Run:
         try:
             # one batch rendering in each render process, one being sent, one being recorded
             in_flight = self.options.in_flight or (self.processes + 2 if self.pool else 2)
-            await asyncio.gather(*(self._worker() for _ in range(in_flight)))
+            # A worker that fails asks the others to stop claiming; they finish and record
+            # the batches they hold before the first failure is raised.
+            results = await asyncio.gather(
+                *(self._worker() for _ in range(in_flight)), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
         finally:
             heartbeat.cancel()
             for transport in self.transports.values():
@@ -586,13 +593,25 @@ class _Run:
         ]
         todo = [row for row in rows if row.id not in suppressed]
         jobs = _jobs(todo, records)
-        if self.pool is not None:
-            loop = asyncio.get_running_loop()
-            from campaignctl.delivery.rendering import _render_in_worker
+        try:
+            if self.pool is not None:
+                loop = asyncio.get_running_loop()
+                from campaignctl.delivery.rendering import _render_in_worker
 
-            rendered = await loop.run_in_executor(self.pool, _render_in_worker, jobs)
-        else:
-            rendered = await asyncio.to_thread(self.batch_renderer.render, jobs)
+                rendered = await loop.run_in_executor(self.pool, _render_in_worker, jobs)
+            else:
+                rendered = await asyncio.to_thread(self.batch_renderer.render, jobs)
+        except BaseException:
+            # Nothing of this batch reached a transport (a render process died, or we
+            # are being cancelled): give the rows back instead of leaving them to be
+            # reported uncertain.
+            self.stop.request("error")
+            release = [RowOutcome(row, OutboxState.QUEUED, attempted=False) for row in rows]
+            outbox.record_outcomes(
+                store, self.holder, release,
+                campaign_id=lock.campaign_id, campaign=lock.campaign, now=clock.now(),
+            )  # fmt: skip
+            raise
         by_id = {row.id: row for row in todo}
         emails: list[tuple[ClaimedRow, RenderResult, OutgoingEmail]] = []
         texts: list[tuple[ClaimedRow, RenderResult, OutgoingSms]] = []
