@@ -10,6 +10,7 @@ rendered.
 
 from __future__ import annotations
 
+import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ class RenderJob:
     row_id: int
     channel: str
     address: str
-    records: tuple[tuple[str, dict[str, Any], str | None], ...]  # key, attributes, category
+    # key, attributes (a dict, or its JSON text), category
+    records: tuple[tuple[str, dict[str, Any] | str, str | None], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +52,11 @@ class BatchRenderer:
         return [self.render_one(job) for job in jobs]
 
     def render_one(self, job: RenderJob) -> RenderResult:
-        records = [
-            RecordData(key, attributes, category) for key, attributes, category in job.records
-        ]
         try:
+            records = [
+                RecordData(key, _attributes(attributes), category)
+                for key, attributes, category in job.records
+            ]
             if not records:
                 raise ValueError("its records are no longer in the lock")
             if job.channel == "email":
@@ -66,6 +69,10 @@ class BatchRenderer:
         except Exception as exc:  # one bad record must not stop the wave
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             return RenderResult(job.row_id, error=f"cannot render: {message}")
+
+
+def _attributes(value: dict[str, Any] | str | None) -> dict[str, Any]:
+    return (json.loads(value) if isinstance(value, str) else value) or {}
 
 
 # --------------------------------------------------------------------------- render process
