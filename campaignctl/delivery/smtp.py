@@ -531,7 +531,7 @@ class SmtpTransport(TransportBase[OutgoingEmail]):
 
     def _envelope(self, conn: _Connection, message: OutgoingEmail) -> list[bytes]:
         """MAIL FROM, one RCPT TO per recipient, DATA: the commands of one transaction."""
-        addresses = (message.sender, *message.recipients)
+        addresses = tuple(_bare(a) for a in (message.sender, *message.recipients))
         for address in addresses:
             if "\r" in address or "\n" in address or "<" in address or ">" in address:
                 raise ValueError(f"invalid envelope address {address!r}")
@@ -543,8 +543,8 @@ class SmtpTransport(TransportBase[OutgoingEmail]):
             encoding = "utf-8"
         if conn.eight_bit and not message.message.isascii():
             options += " BODY=8BITMIME"
-        commands = [f"MAIL FROM:<{message.sender}>{options}\r\n".encode(encoding)]
-        commands += [f"RCPT TO:<{r}>\r\n".encode(encoding) for r in message.recipients]
+        commands = [f"MAIL FROM:<{addresses[0]}>{options}\r\n".encode(encoding)]
+        commands += [f"RCPT TO:<{r}>\r\n".encode(encoding) for r in addresses[1:]]
         commands.append(b"DATA\r\n")
         return commands
 
@@ -599,6 +599,15 @@ class SmtpTransport(TransportBase[OutgoingEmail]):
 
     def _busy(self, outcome: DeliveryOutcome) -> DeliveryOutcome:
         return replace(outcome, retry_after=self.options.busy_backoff)
+
+
+def _bare(address: str) -> str:
+    """`Name <a@b>` → `a@b`; a bare address as it is (the usual case, kept cheap)."""
+    if "<" not in address:
+        return address
+    from email.utils import parseaddr
+
+    return parseaddr(address)[1] or address
 
 
 def _reason(exc: BaseException) -> str:
