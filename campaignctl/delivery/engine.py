@@ -25,8 +25,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -177,7 +179,10 @@ def send_campaign(
         leases.acquire(store, lease_name, holder, f"send {campaign}", wait=options.lease_wait)
     try:
         run = _Run(store, workspace, spec, lock, holder, lease_name, options)
-        return asyncio.run(run.main())
+        try:
+            return asyncio.run(run.main())
+        finally:
+            run.db_thread.shutdown()
     finally:
         if options.hold_lease:
             leases.release(store, lease_name, holder)
@@ -416,6 +421,13 @@ class _Run:
         self.quiet_until: datetime | None = None
         self.summary = SendSummary(spec.name, 0)
         self.started = time.perf_counter()
+        # Every store call runs on this one thread: SQLite serialises writes anyway, and
+        # one thread means one connection and one malloc arena (flat memory).
+        self.db_thread = ThreadPoolExecutor(1, thread_name_prefix="campaignctl-store")
+
+    async def _db(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.db_thread, partial(function, *args, **kwargs))
 
     # ------------------------------------------------------------------ setup
     def _emit(self, kind: str, **data: Any) -> None:
@@ -431,21 +443,19 @@ class _Run:
         for warning in renderer.warnings:
             self._emit("warning", message=warning)
         if self.options.wave_id is None:
-            wave = await asyncio.to_thread(outbox.current_wave, self.store, self.lock, now)
+            wave = await self._db(outbox.current_wave, self.store, self.lock, now)
         else:
-            wave = await asyncio.to_thread(outbox.wave_by_id, self.store, self.options.wave_id)
+            wave = await self._db(outbox.wave_by_id, self.store, self.options.wave_id)
         self.wave = wave
         self.summary.wave = wave.number
         if not wave.populated:
             max_messages = self.spec.options.max_messages_per_contact
-            await asyncio.to_thread(
-                outbox.create_outbox, self.store, self.lock, wave, max_messages, now
-            )
-        await asyncio.to_thread(outbox.mark_abandoned, self.store, wave.id, self.holder, now)
+            await self._db(outbox.create_outbox, self.store, self.lock, wave, max_messages, now)
+        await self._db(outbox.mark_abandoned, self.store, wave.id, self.holder, now)
         if self.options.retry_uncertain:
-            await asyncio.to_thread(outbox.requeue_uncertain, self.store, wave.id, now)
-        counts = await asyncio.to_thread(outbox.wave_counts, self.store, wave.id, now)
-        due = await asyncio.to_thread(outbox.due_count, self.store, wave.id, now)
+            await self._db(outbox.requeue_uncertain, self.store, wave.id, now)
+        counts = await self._db(outbox.wave_counts, self.store, wave.id, now)
+        due = await self._db(outbox.due_count, self.store, wave.id, now)
         self._emit(
             "start",
             campaign=self.spec.name,
@@ -463,12 +473,21 @@ class _Run:
         self.pool = None
         processes = self.options.render_processes
         if processes is None:
-            processes = 1 if due >= PARALLEL_RENDER_MIN_ROWS and cores() > 1 else 0
-        if processes and due:
+            # Rendering costs about twice what the (pipelined) SMTP conversation does: one
+            # render process per core, and the OS shares the cores between them and the
+            # event loop of this process.
+            processes = cores() if due >= PARALLEL_RENDER_MIN_ROWS and cores() > 1 else 0
+        self.processes = processes if due else 0
+        if self.processes:
             from campaignctl.delivery.rendering import render_pool
 
             self.pool = render_pool(
-                self.workspace.root, self.spec.name, RenderOptions(), wave.number, wave.kind
+                self.workspace.root,
+                self.spec.name,
+                RenderOptions(),
+                wave.number,
+                wave.kind,
+                processes=self.processes,
             )
         try:
             if due:
@@ -476,7 +495,7 @@ class _Run:
         finally:
             if self.pool is not None:
                 self.pool.shutdown(cancel_futures=True)
-        return await asyncio.to_thread(self._finish)
+        return await self._db(self._finish)
 
     async def _channels(self, wave_id: int) -> set[str]:
         import sqlalchemy as sa
@@ -495,7 +514,7 @@ class _Run:
                     )
                 }
 
-        return await asyncio.to_thread(query)
+        return await self._db(query)
 
     # ------------------------------------------------------------------ pipeline
     async def _pipeline(self, channels: set[str]) -> None:
@@ -513,8 +532,17 @@ class _Run:
             self.transports[channel] = transport
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
-            in_flight = self.options.in_flight or (3 if self.pool is not None else 2)
-            await asyncio.gather(*(self._worker() for _ in range(in_flight)))
+            # one batch rendering in each render process and one being sent or recorded:
+            # more only holds more messages in memory
+            in_flight = self.options.in_flight or (self.processes + 1 if self.pool else 2)
+            # A worker that fails asks the others to stop claiming; they finish and record
+            # the batches they hold before the first failure is raised.
+            results = await asyncio.gather(
+                *(self._worker() for _ in range(in_flight)), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
         finally:
             heartbeat.cancel()
             for transport in self.transports.values():
@@ -524,9 +552,9 @@ class _Run:
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             until = clock.now() + ROW_LEASE
-            await asyncio.to_thread(outbox.extend_claims, self.store, self.holder, until)
+            await self._db(outbox.extend_claims, self.store, self.holder, until)
             if self.options.hold_lease:
-                await asyncio.to_thread(leases.heartbeat, self.store, self.lease_name, self.holder)
+                await self._db(leases.heartbeat, self.store, self.lease_name, self.holder)
 
     def _next_size(self) -> int:
         if self.stop.requested:
@@ -558,7 +586,7 @@ class _Run:
 
     async def _worker(self) -> None:
         while (size := self._next_size()) > 0:
-            rows = await asyncio.to_thread(self._claim, size)
+            rows = await self._db(self._claim, size)
             if self.options.limit is not None:
                 self.claimed -= size - len(rows)
             if not rows:
@@ -567,7 +595,7 @@ class _Run:
 
     async def _batch(self, rows: list[ClaimedRow]) -> None:
         store, lock = self.store, self.lock
-        suppressed, records = await asyncio.to_thread(
+        suppressed, records = await self._db(
             lambda: (
                 outbox.suppressed_now(store, rows, lock.category),
                 outbox.group_records(store, lock.lock_id, rows),
@@ -580,13 +608,25 @@ class _Run:
         ]
         todo = [row for row in rows if row.id not in suppressed]
         jobs = _jobs(todo, records)
-        if self.pool is not None:
-            loop = asyncio.get_running_loop()
-            from campaignctl.delivery.rendering import _render_in_worker
+        try:
+            if self.pool is not None:
+                loop = asyncio.get_running_loop()
+                from campaignctl.delivery.rendering import _render_in_worker
 
-            rendered = await loop.run_in_executor(self.pool, _render_in_worker, jobs)
-        else:
-            rendered = await asyncio.to_thread(self.batch_renderer.render, jobs)
+                rendered = await loop.run_in_executor(self.pool, _render_in_worker, jobs)
+            else:
+                rendered = await asyncio.to_thread(self.batch_renderer.render, jobs)
+        except BaseException:
+            # Nothing of this batch reached a transport (a render process died, or we
+            # are being cancelled): give the rows back instead of leaving them to be
+            # reported uncertain.
+            self.stop.request("error")
+            release = [RowOutcome(row, OutboxState.QUEUED, attempted=False) for row in rows]
+            outbox.record_outcomes(
+                store, self.holder, release,
+                campaign_id=lock.campaign_id, campaign=lock.campaign, now=clock.now(),
+            )  # fmt: skip
+            raise
         by_id = {row.id: row for row in todo}
         emails: list[tuple[ClaimedRow, RenderResult, OutgoingEmail]] = []
         texts: list[tuple[ClaimedRow, RenderResult, OutgoingSms]] = []
@@ -613,7 +653,7 @@ class _Run:
             if items:
                 outcomes.extend(await self._deliver(channel, items))
         now = clock.now()
-        await asyncio.to_thread(
+        await self._db(
             outbox.record_outcomes,
             self.store,
             self.holder,
@@ -635,7 +675,7 @@ class _Run:
                 RowOutcome(row, OutboxState.UNCERTAIN, message_id=r.message_id, error=reply)
                 for row, r, _ in items
             ]
-            await asyncio.to_thread(
+            await self._db(
                 outbox.record_outcomes, self.store, self.holder, failed,
                 campaign_id=self.lock.campaign_id, campaign=self.lock.campaign, now=clock.now(),
             )  # fmt: skip

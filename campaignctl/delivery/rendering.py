@@ -1,14 +1,16 @@
 """Render claimed outbox rows into messages, in this process or in a render process.
 
-Rendering costs about as much CPU as the SMTP conversation itself, so on a
-machine with two cores a large send renders in a separate process that builds
-its `CampaignRenderer` once and turns batches of `RenderJob` into
-`RenderResult` (plain data both ways), while the event loop of the main process
-keeps the SMTP connections busy with the previous batch.
+Rendering costs about twice the CPU of the pipelined SMTP conversation, so on a
+machine with several cores a large send renders in render processes (one per
+core) that each build their `CampaignRenderer` once and turn batches of
+`RenderJob` into `RenderResult` (plain data both ways), while the event loop of
+the main process keeps the SMTP connections busy with the batches already
+rendered.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -24,7 +26,8 @@ class RenderJob:
     row_id: int
     channel: str
     address: str
-    records: tuple[tuple[str, dict[str, Any], str | None], ...]  # key, attributes, category
+    # key, attributes (a dict, or its JSON text), category
+    records: tuple[tuple[str, dict[str, Any] | str, str | None], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +52,11 @@ class BatchRenderer:
         return [self.render_one(job) for job in jobs]
 
     def render_one(self, job: RenderJob) -> RenderResult:
-        records = [
-            RecordData(key, attributes, category) for key, attributes, category in job.records
-        ]
         try:
+            records = [
+                RecordData(key, _attributes(attributes), category)
+                for key, attributes, category in job.records
+            ]
             if not records:
                 raise ValueError("its records are no longer in the lock")
             if job.channel == "email":
@@ -65,6 +69,10 @@ class BatchRenderer:
         except Exception as exc:  # one bad record must not stop the wave
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             return RenderResult(job.row_id, error=f"cannot render: {message}")
+
+
+def _attributes(value: dict[str, Any] | str | None) -> dict[str, Any]:
+    return (json.loads(value) if isinstance(value, str) else value) or {}
 
 
 # --------------------------------------------------------------------------- render process
@@ -86,13 +94,19 @@ def _render_in_worker(jobs: list[RenderJob]) -> list[RenderResult]:
 
 
 def render_pool(
-    root: Path, campaign: str, options: RenderOptions, number: int, kind: WaveKind
+    root: Path,
+    campaign: str,
+    options: RenderOptions,
+    number: int,
+    kind: WaveKind,
+    *,
+    processes: int = 1,
 ) -> ProcessPoolExecutor:
-    """One render process (spawned, so it shares no connection or loop with its parent)."""
+    """Render processes (spawned, so they share no connection or loop with their parent)."""
     import multiprocessing
 
     return ProcessPoolExecutor(
-        1,
+        processes,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,
         initargs=(str(root), campaign, options, number, str(kind)),

@@ -146,18 +146,137 @@ class _Dispatcher:
         self._wakeup.set()
 
 
+class _Replies(asyncio.Protocol):
+    """Reads the SMTP replies of one connection once aiosmtplib has set it up.
+
+    aiosmtplib opens the connection (greeting, EHLO, STARTTLS, AUTH); then this
+    protocol takes the transport over, because aiosmtplib's own reads exactly
+    one reply per command written and drops what arrives early, which rules out
+    PIPELINING (RFC 2920). Here every reply is queued as it arrives, and a
+    caller waits for as many as the commands it wrote.
+    """
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport: asyncio.Transport | None = transport
+        self._buffer = bytearray()
+        self._lines: list[bytes] = []
+        self._replies: deque[tuple[int, str]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._wanted = 0
+        self._error: BaseException | None = None
+
+    @property
+    def open(self) -> bool:
+        return self._error is None and self.transport is not None
+
+    # asyncio.Protocol
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        while (end := buffer.find(b"\n", start)) >= 0:
+            line = bytes(buffer[start:end]).rstrip(b"\r")
+            start = end + 1
+            if len(line) < 3 or not line[:3].isdigit():
+                self._fail(SMTPProtocolError(f"malformed reply line {line[:80]!r}"))
+                return
+            self._lines.append(line)
+            if line[3:4] != b"-":
+                lines, self._lines = self._lines, []
+                text = "\n".join(x[4:].strip(b" \t").decode("utf-8", "replace") for x in lines)
+                self._replies.append((int(lines[-1][:3]), text))
+        del buffer[:start]
+        if len(buffer) > 65_536:
+            self._fail(SMTPProtocolError("reply line too long"))
+            return
+        waiter = self._waiter
+        if waiter is not None and len(self._replies) >= self._wanted and not waiter.done():
+            waiter.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._fail(aiosmtplib.SMTPServerDisconnected(f"Connection lost{_cause(exc)}"))
+
+    def eof_received(self) -> bool:
+        self._fail(aiosmtplib.SMTPServerDisconnected("Connection closed by the server"))
+        return False
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+            waiter.exception()  # retrieved: nobody may be awaiting it any more
+
+    # for the transport
+    def write(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        transport.write(data)
+
+    async def read(self, count: int, timeout: float) -> list[tuple[int, str]]:
+        """The next `count` replies, waiting at most `timeout` seconds for them."""
+        if len(self._replies) < count:
+            if self._error is not None:
+                raise self._error
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            self._wanted = count
+            timer = loop.call_later(timeout, self._timed_out, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        replies = self._replies
+        return [replies.popleft() for _ in range(count)]
+
+    def busy_reply(self) -> tuple[int, str] | None:
+        """A 421 among the replies read but not yet taken (the server is closing)."""
+        return next((reply for reply in self._replies if reply[0] == 421), None)
+
+    def _timed_out(self, waiter: asyncio.Future[None]) -> None:
+        if not waiter.done():
+            waiter.set_exception(TimeoutError("timed out waiting for the server's reply"))
+            waiter.exception()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        self._fail(aiosmtplib.SMTPServerDisconnected("Connection closed"))
+
+
+class SMTPProtocolError(aiosmtplib.SMTPException):
+    """The server sent something that is not an SMTP reply."""
+
+
+def _cause(exc: BaseException | None) -> str:
+    return f": {exc}" if exc else ""
+
+
 class _Connection:
     """One pooled SMTP connection, reopened on demand after a drop or a 421."""
 
     def __init__(self) -> None:
         self.smtp: aiosmtplib.SMTP | None = None
+        self.replies: _Replies | None = None
+        self.pipelining = False
+        self.eight_bit = False
         self.not_before = 0.0
 
     @property
     def usable(self) -> bool:
-        return self.smtp is not None and self.smtp.is_connected
+        return self.replies is not None and self.replies.open
 
     def drop(self, backoff: float = 0.0) -> None:
+        if self.replies is not None:
+            self.replies.close()
+            self.replies = None
         if self.smtp is not None:
             self.smtp.close()
         self.smtp = None
@@ -231,11 +350,24 @@ class SmtpTransport(TransportBase[OutgoingEmail]):
             await asyncio.sleep(wait)
         smtp = self._client()
         try:
-            await smtp.connect()
+            await smtp.connect()  # greeting, and STARTTLS and AUTH when configured
+            if smtp.is_ehlo_or_helo_needed:
+                try:
+                    await smtp.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await smtp.helo()
+            transport = smtp.transport
+            if not isinstance(transport, asyncio.Transport) or transport.is_closing():
+                raise aiosmtplib.SMTPServerDisconnected("Connection lost after EHLO")
         except BaseException:
             smtp.close()
             raise
+        # From here on the replies are ours to read (see _Replies).
+        conn.replies = _Replies(transport)
+        transport.set_protocol(conn.replies)
         conn.smtp = smtp
+        conn.pipelining = smtp.supports_extension("pipelining")
+        conn.eight_bit = smtp.supports_extension("8bitmime")
         self.connections_opened += 1
 
     async def open(self) -> None:
@@ -283,10 +415,11 @@ class SmtpTransport(TransportBase[OutgoingEmail]):
         self._connections = []
 
     async def _quit(self, conn: _Connection) -> None:
-        assert conn.smtp is not None
+        assert conn.replies is not None
         try:
-            await conn.smtp.quit(timeout=self.options.quit_timeout)
-        except (aiosmtplib.SMTPException, OSError):
+            conn.replies.write(b"QUIT\r\n")
+            await conn.replies.read(1, self.options.quit_timeout)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
             pass
         finally:
             conn.drop()
@@ -332,6 +465,7 @@ class SmtpTransport(TransportBase[OutgoingEmail]):
         """One SMTP transaction on `conn`; never raises for SMTP or network trouble."""
         mid = message.message_id
         if not conn.usable:
+            conn.drop()
             try:
                 await self._connect(conn)
             except (aiosmtplib.SMTPException, OSError) as exc:
@@ -341,43 +475,39 @@ class SmtpTransport(TransportBase[OutgoingEmail]):
                     DeliveryStatus.RETRY,
                     reply=f"cannot connect to {self.address}: {_reason(exc)}",
                 )
-        smtp = conn.smtp
-        assert smtp is not None
+        try:
+            commands = self._envelope(conn, message)
+        except ValueError as exc:
+            return DeliveryOutcome(mid, DeliveryStatus.FAILED, reply=f"not sent: {exc}")
+        replies = conn.replies
+        assert replies is not None
         end_of_data_sent = False
         try:
-            mail_options, encoding = self._mail_options(smtp, message)
-            await smtp.mail(message.sender, options=mail_options, encoding=encoding)
-            refused: list[aiosmtplib.SMTPRecipientRefused] = []
-            for recipient in message.recipients:
-                try:
-                    await smtp.rcpt(recipient, encoding=encoding)
-                except aiosmtplib.SMTPRecipientRefused as exc:
-                    if exc.code == 421:
-                        raise
-                    refused.append(exc)
-            if len(refused) == len(message.recipients):
-                await self._reset(conn)
-                return classify_smtp_reply(mid, refused[0].code, refused[0].message)
-            reply = await smtp.execute_command(b"DATA")
-            if reply.code != 354:
-                outcome = classify_smtp_reply(mid, reply.code, reply.message)
-                await self._after_refusal(conn, reply.code)
+            if conn.pipelining:
+                # RFC 2920: MAIL, every RCPT and DATA in one write, then their replies.
+                replies.write(b"".join(commands))
+                answers = await replies.read(len(commands), self.timeout)
+            else:
+                answers = []
+                for index, command in enumerate(commands):
+                    if index == len(commands) - 1 and all(c >= 300 for c, _ in answers[1:]):
+                        break  # every recipient refused: no DATA
+                    replies.write(command)
+                    answer = (await replies.read(1, self.timeout))[0]
+                    answers.append(answer)
+                    if answer[0] == 421 or (index == 0 and answer[0] >= 300):
+                        break  # busy, or MAIL refused: no point in going on
+            outcome = await self._envelope_outcome(conn, message, answers, len(commands))
+            if outcome is not None:
                 return outcome
-            # aiosmtplib's data() cannot tell whether a connection died before or
-            # after the end-of-data marker left; driving the protocol ourselves can.
-            protocol = smtp.protocol
-            if protocol is None:
-                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-            protocol.write(wire_payload(message.message))
+            replies.write(wire_payload(message.message))
             end_of_data_sent = True
-            reply = await protocol.read_response(timeout=self.timeout)
-        except aiosmtplib.SMTPResponseException as exc:
-            # MAIL refused, or a 421 at any step.
-            outcome = classify_smtp_reply(mid, exc.code, exc.message)
-            await self._after_refusal(conn, exc.code)
-            return self._busy(outcome) if exc.code == 421 else outcome
+            code, text = (await replies.read(1, self.timeout))[0]
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            conn.drop()
+            busy = None if end_of_data_sent else replies.busy_reply()
+            conn.drop(self.options.reconnect_backoff if busy else 0.0)
+            if busy is not None:  # a 421 to a pipelined command, then the server hung up
+                return self._busy(classify_smtp_reply(mid, *busy))
             where = "after the end of data" if end_of_data_sent else "before the end of data"
             return DeliveryOutcome(
                 mid,
@@ -385,48 +515,99 @@ class SmtpTransport(TransportBase[OutgoingEmail]):
                 reply=f"connection to {self.address} lost {where}: {_reason(exc)}",
                 uncertain=end_of_data_sent,
             )
-        outcome = classify_smtp_reply(mid, reply.code, reply.message)
-        if reply.code == 421:
+        outcome = classify_smtp_reply(mid, code, text)
+        if code == 421:
             conn.drop(self.options.reconnect_backoff)
             return self._busy(outcome)
+        refused = [
+            (rcpt, answer)
+            for rcpt, answer in zip(message.recipients, answers[1:-1], strict=True)
+            if not 200 <= answer[0] < 300
+        ]
         if refused and outcome.ok:
-            listed = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in refused)
+            listed = "; ".join(f"{r}: {c} {t}" for r, (c, t) in refused)
             outcome = replace(outcome, reply=f"{outcome.reply} (refused {listed})")
         return outcome
 
-    def _mail_options(self, smtp: aiosmtplib.SMTP, message: OutgoingEmail) -> tuple[list[str], str]:
-        options: list[str] = []
-        addresses = (message.sender, *message.recipients)
+    def _envelope(self, conn: _Connection, message: OutgoingEmail) -> list[bytes]:
+        """MAIL FROM, one RCPT TO per recipient, DATA: the commands of one transaction."""
+        addresses = tuple(_bare(a) for a in (message.sender, *message.recipients))
+        for address in addresses:
+            if "\r" in address or "\n" in address or "<" in address or ">" in address:
+                raise ValueError(f"invalid envelope address {address!r}")
+        options = ""
         encoding = "ascii"
         if not all(address.isascii() for address in addresses):
             # The server refuses the MAIL if it lacks SMTPUTF8: a permanent failure.
-            options.append("SMTPUTF8")
+            options = " SMTPUTF8"
             encoding = "utf-8"
-        if not message.message.isascii() and smtp.supports_extension("8bitmime"):
-            options.append("BODY=8BITMIME")
-        return options, encoding
+        if conn.eight_bit and not message.message.isascii():
+            options += " BODY=8BITMIME"
+        commands = [f"MAIL FROM:<{addresses[0]}>{options}\r\n".encode(encoding)]
+        commands += [f"RCPT TO:<{r}>\r\n".encode(encoding) for r in addresses[1:]]
+        commands.append(b"DATA\r\n")
+        return commands
 
-    async def _after_refusal(self, conn: _Connection, code: int) -> None:
-        if code == 421:
+    async def _envelope_outcome(
+        self,
+        conn: _Connection,
+        message: OutgoingEmail,
+        answers: list[tuple[int, str]],
+        expected: int,
+    ) -> DeliveryOutcome | None:
+        """The outcome when MAIL, the RCPTs or DATA were refused; None when the server
+        waits for the message (354)."""
+        mid = message.message_id
+        if any(code == 421 for code, _ in answers):
+            code, text = next(answer for answer in answers if answer[0] == 421)
             conn.drop(self.options.reconnect_backoff)
+            return self._busy(classify_smtp_reply(mid, code, text))
+        data_code = answers[-1][0] if len(answers) == expected else None
+        if data_code == 354 and (
+            not 200 <= answers[0][0] < 300 or all(c >= 300 for c, _ in answers[1:-1])
+        ):
+            # A pipelining server took DATA although nothing can be delivered (RFC 2920
+            # §3.1): an empty message ends it, and the server has no recipient for it.
+            conn.replies.write(b".\r\n")  # type: ignore[union-attr]
+            await conn.replies.read(1, self.timeout)  # type: ignore[union-attr]
+            data_code = None
+        if not 200 <= answers[0][0] < 300:
+            outcome = classify_smtp_reply(mid, *answers[0])
+        elif all(code >= 300 for code, _ in answers[1 : expected - 1]) and len(answers) > 1:
+            code, text = next(a for a in answers[1:] if a[0] >= 300)
+            outcome = classify_smtp_reply(mid, code, text)
+        elif data_code != 354:
+            outcome = classify_smtp_reply(mid, *answers[-1])
         else:
-            await self._reset(conn)
+            return None
+        await self._reset(conn)
+        return outcome
 
     async def _reset(self, conn: _Connection) -> None:
         """RSET so the next transaction on this connection starts clean."""
         if not conn.usable:
             return
-        assert conn.smtp is not None
+        assert conn.replies is not None
         try:
-            reply = await conn.smtp.rset()
-        except (aiosmtplib.SMTPException, OSError):
+            conn.replies.write(b"RSET\r\n")
+            code, _ = (await conn.replies.read(1, self.timeout))[0]
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
             conn.drop()
             return
-        if reply.code != 250:
+        if code != 250:
             conn.drop()
 
     def _busy(self, outcome: DeliveryOutcome) -> DeliveryOutcome:
         return replace(outcome, retry_after=self.options.busy_backoff)
+
+
+def _bare(address: str) -> str:
+    """`Name <a@b>` → `a@b`; a bare address as it is (the usual case, kept cheap)."""
+    if "<" not in address:
+        return address
+    from email.utils import parseaddr
+
+    return parseaddr(address)[1] or address
 
 
 def _reason(exc: BaseException) -> str:

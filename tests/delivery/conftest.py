@@ -8,6 +8,7 @@ can be told to misbehave the way real servers do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -82,7 +83,8 @@ class SmtpFaults:
 class RecordingHandler:
     """aiosmtpd handler that records everything and applies `SmtpFaults`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, pipelining: bool = True) -> None:
+        self.pipelining = pipelining  # advertise PIPELINING (RFC 2920), as Postfix does
         self.faults = SmtpFaults()
         self.lock = threading.Lock()
         self.received: list[Received] = []
@@ -111,6 +113,8 @@ class RecordingHandler:
         with self.lock:
             self.connections += 1
         session.host_name = hostname
+        if self.pipelining:
+            responses.insert(1, "250-PIPELINING")
         return responses
 
     async def handle_RSET(self, server: SMTP, session: Any, envelope: Any) -> str:
@@ -218,8 +222,8 @@ class SmtpServer:
         return self.handler.faults
 
 
-def _start_smtp(require_auth: bool) -> tuple[Controller, SmtpServer]:
-    handler = RecordingHandler()
+def _start_smtp(require_auth: bool, pipelining: bool = True) -> tuple[Controller, SmtpServer]:
+    handler = RecordingHandler(pipelining=pipelining)
     port = free_port()
     extra: dict[str, Any] = {}
     if require_auth:
@@ -234,9 +238,14 @@ def _start_smtp(require_auth: bool) -> tuple[Controller, SmtpServer]:
 
 
 @pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A real SMTP server on 127.0.0.1 that records every message it receives."""
-    controller, server = _start_smtp(require_auth=False)
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 that records every message it receives.
+
+    It advertises PIPELINING unless the test parametrizes it with "lockstep"
+    (one command, one reply), as some servers still answer.
+    """
+    pipelining = getattr(request, "param", "pipelining") == "pipelining"
+    controller, server = _start_smtp(require_auth=False, pipelining=pipelining)
     try:
         yield server
     finally:
@@ -268,7 +277,8 @@ class SmsProvider:
     """State of the fake provider: what it got, and what to answer to whom.
 
     `script[to]` is a list of answers used one per request to that number: an
-    int status, `("slow", seconds)`, or `("retry-after", status, value)`.
+    int status, `("slow", seconds)`, `("retry-after", status, value)`, `"chunked"`
+    (200 with a chunked body) or `"close"` (200, then `Connection: close`).
     Otherwise it answers 200 with `{"id": "prov-N"}` (or `{"message_id": ...}`
     when `id_key` says so).
     """
@@ -279,6 +289,15 @@ class SmsProvider:
         self.script: dict[str, list[Any]] = defaultdict(list)
         self.id_key = "id"
         self.url = ""
+        self.sockets: list[socket.socket] = []
+
+    def close_idle(self) -> None:
+        """Hang up every connection, as a provider does with idle keep-alive connections."""
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def clients(self) -> set[tuple[str, int]]:
         with self.lock:
@@ -297,6 +316,11 @@ def _provider_handler(provider: SmsProvider) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
+        def setup(self) -> None:
+            super().setup()
+            with provider.lock:
+                provider.sockets.append(self.connection)
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length))
@@ -308,6 +332,9 @@ def _provider_handler(provider: SmsProvider) -> type[BaseHTTPRequestHandler]:
                 number = len(provider.requests)
                 action = provider.script[body["to"]].pop(0) if provider.script[body["to"]] else 200
             headers: dict[str, str] = {}
+            style = action if action in ("chunked", "close") else None
+            if style:
+                action = 200
             if isinstance(action, tuple) and action[0] == "slow":
                 time.sleep(action[1])
                 action = 200
@@ -325,6 +352,17 @@ def _provider_handler(provider: SmsProvider) -> type[BaseHTTPRequestHandler]:
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
+                if style == "chunked":
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    half = len(data) // 2
+                    for part in (data[:half], data[half:]):
+                        self.wfile.write(b"%x;ext=1\r\n%s\r\n" % (len(part), part))
+                    self.wfile.write(b"0\r\nX-Trailer: yes\r\n\r\n")
+                    return
+                if style == "close":
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -3,7 +3,9 @@ and two senders at once (SQLite and PostgreSQL), counted on the server's side.""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
 import signal
 import subprocess
@@ -382,3 +384,55 @@ def test_a_second_send_command_waits_for_the_first_with_lock_timeout(
     assert (first.returncode, second.returncode) == (0, 0), outputs
     copies = smtp_server.handler.copies()
     assert len(copies) == 300 and set(copies.values()) == {1}
+
+
+# --------------------------------------------------------------------------- render processes
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the render processes in /proc")
+def test_a_render_process_killed_mid_send_leaves_no_uncertain_row(
+    demo: Path, smtp_server: SmtpServer, env: dict[str, str]
+) -> None:
+    # 2,400 rows: enough for the engine to render in separate processes
+    use_smtp(demo, smtp_server.port, batch_size=50)
+    write_contacts(demo, 2_400)
+    locked_demo(demo, CAMPAIGN)
+    smtp_server.faults.data_delay = 0.002
+    process = cli(demo, "send", CAMPAIGN, "--json")
+    assert process.stdout is not None
+    for line in process.stdout:
+        if json.loads(line)["type"] == "progress":
+            break
+    renderers = _children(process.pid)
+    assert renderers, "no render process"
+    for pid in renderers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _, err = process.communicate()
+    assert process.returncode != 0, err
+
+    # The batches that were being rendered went back to the queue: nothing is
+    # uncertain, and the next send delivers every message exactly once.
+    assert _rows(demo, "SELECT count(*) FROM outbox WHERE state IN ('sending', 'uncertain')") == [
+        (0,)
+    ]
+    again = cli(demo, "send", CAMPAIGN, "--json")
+    out, err = again.communicate()
+    assert again.returncode == 0, err
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["uncertain"] == 0 and summary["total"] == 2_400
+    copies = Counter(r.rcpt_tos[0] for r in smtp_server.handler.received)
+    assert len(copies) == 2_400 and set(copies.values()) == {1}

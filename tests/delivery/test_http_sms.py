@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +20,16 @@ from campaignctl.spec.models import SmsHttp
 from .conftest import SmsProvider, free_port
 
 ENV = {"SMS_TOKEN": "tok-123"}
+CLIENT = {"name": "lean"}
+
+
+@pytest.fixture(autouse=True, params=["lean", "httpx"])
+def client(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test runs with the built-in keep-alive client and with httpx (used behind a
+    proxy): both must classify the provider's answers the same way."""
+    CLIENT["name"] = request.param
+    yield request.param
+    CLIENT["name"] = "lean"
 
 
 def sms(number: int, to: str | None = None) -> OutgoingSms:
@@ -34,7 +45,7 @@ def transport_for(url: str, *, timeout: str = "5s", concurrency: int = 4) -> Htt
     return HttpSmsTransport(
         SmsHttp(url=url, token_env="SMS_TOKEN", timeout=timeout),
         environ=ENV,
-        options=HttpSmsOptions(concurrency=concurrency),
+        options=HttpSmsOptions(concurrency=concurrency, client=CLIENT["name"]),
     )
 
 
@@ -130,3 +141,32 @@ def test_retry_after_reads_seconds_and_http_dates(
 ) -> None:
     now = datetime(2026, 4, 1, 10, 0, tzinfo=UTC)
     assert parse_retry_after(header, now=now) == expected
+
+
+def test_chunked_answers_and_connection_close_are_understood(sms_provider: SmsProvider) -> None:
+    chunked, closing, after = sms(1), sms(2), sms(3)
+    sms_provider.script[chunked.to] = ["chunked"]
+    sms_provider.script[closing.to] = ["close"]
+    outcomes = asyncio.run(
+        send_batches(transport_for(sms_provider.url, concurrency=1), [chunked], [closing], [after])
+    )
+    assert [o[0].provider_id for o in outcomes] == ["prov-1", "prov-2", "prov-3"]
+    assert all(o[0].ok for o in outcomes)
+    # one connection until the provider said close, then a new one
+    clients = [request.client for request in sms_provider.requests]
+    assert clients[0] == clients[1] != clients[2]
+
+
+def test_a_connection_the_provider_closed_while_idle_is_not_reused(
+    sms_provider: SmsProvider,
+) -> None:
+    async def go() -> list[DeliveryOutcome]:
+        async with transport_for(sms_provider.url, concurrency=1) as transport:
+            first = await transport.send(sms(1))
+            sms_provider.close_idle()
+            await asyncio.sleep(0.2)  # the FIN reaches this process
+            return [first, await transport.send(sms(2))]
+
+    outcomes = asyncio.run(go())
+    assert all(o.ok and not o.uncertain for o in outcomes), outcomes
+    assert sms_provider.accepted() == {"s1": 1, "s2": 1}

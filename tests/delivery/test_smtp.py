@@ -21,6 +21,13 @@ from campaignctl.spec.models import RateLimit, SmtpSettings
 
 from .conftest import SmtpServer, build_email, free_port
 
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test with `smtp_server` runs against a pipelining server and a lockstep one."""
+    if "smtp_server" in metafunc.fixturenames:
+        metafunc.parametrize("smtp_server", ["pipelining", "lockstep"], indirect=True)
+
+
 FAST = SmtpOptions(reconnect_backoff=0.01, busy_backoff=timedelta(seconds=30))
 
 
@@ -283,3 +290,84 @@ def test_wire_payload_normalises_line_endings_and_stuffs_dots() -> None:
     assert wire_payload(b"a\n.b\r\nc") == b"a\r\n..b\r\nc\r\n.\r\n"
     assert wire_payload(b".x\r\n..y\r\n") == b"..x\r\n...y\r\n.\r\n"
     assert wire_payload(b"a\rb") == b"a\r\nb\r\n.\r\n"
+
+
+class _StrictPipeliningServer:
+    """A raw SMTP server that answers a transaction's MAIL, RCPT and DATA only once it
+    has all three (a client waiting for each reply in turn would hang), and records the
+    reads it did: what arrives together shows the client really pipelines."""
+
+    def __init__(self, refuse: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.refuse = refuse
+        self.messages: list[bytes] = []
+        self.commands: list[bytes] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 strict ESMTP\r\n")
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            self.commands.append(line.strip())
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                writer.write(b"250-strict\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+            elif verb in (b"RSET", b"NOOP"):
+                writer.write(b"250 2.0.0 Ok\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 2.0.0 Bye\r\n")
+                break
+            elif verb == b"MAIL":
+                group = [line]
+                while not group[-1].upper().startswith(b"DATA"):
+                    group.append(await reader.readline())
+                    self.commands.append(group[-1].strip())
+                    if not group[-1]:  # the client hung up mid-group
+                        writer.close()
+                        return
+                rcpts = [g for g in group if g.upper().startswith(b"RCPT")]
+                accepted = [r for r in rcpts if r[9:-3].decode() not in self.refuse]
+                answer = b"250 2.1.0 Ok\r\n"
+                for rcpt in rcpts:
+                    answer += b"250 2.1.5 Ok\r\n" if rcpt in accepted else b"550 5.1.1 unknown\r\n"
+                if not accepted:
+                    writer.write(answer + b"554 5.5.1 Error: no valid recipients\r\n")
+                    continue
+                writer.write(answer + b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                body = await reader.readuntil(b"\r\n.\r\n")
+                self.messages.append(body)
+                writer.write(b"250 2.0.0 Ok: queued as P%d\r\n" % len(self.messages))
+            else:
+                writer.write(b"502 5.5.2 Error: command not recognized\r\n")
+            await writer.drain()
+        writer.close()
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_a_pipelining_server_gets_mail_rcpt_and_data_in_one_group(refused: bool) -> None:
+    server = _StrictPipeliningServer({"ghost@example.net"} if refused else set())
+    messages = [build_email(i, f"user{i}@example.net") for i in range(5)]
+    if refused:
+        messages.insert(2, build_email(99, "ghost@example.net"))
+
+    async def go() -> list[DeliveryOutcome]:
+        listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        settings = SmtpSettings(
+            host="127.0.0.1", port=port, starttls=False, pool_size=1, timeout="2s"
+        )
+        try:
+            async with SmtpTransport(settings, environ={}, options=FAST) as transport:
+                return await transport.send_many(messages)
+        finally:
+            listener.close()
+
+    outcomes = asyncio.run(go())
+    sent = [o for o in outcomes if o.ok]
+    assert len(sent) == 5 and len(server.messages) == 5
+    assert [o.reply for o in sent] == [f"250 2.0.0 Ok: queued as P{n}" for n in range(1, 6)]
+    if refused:
+        ghost = outcomes[2]
+        assert ghost.status is DeliveryStatus.FAILED and ghost.hard_bounce
+        assert ghost.reply == "550 5.1.1 unknown"
+        assert b"RSET" in server.commands  # the refused transaction was cleaned up
