@@ -34,7 +34,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from campaignctl import clock
-from campaignctl.delivery import lease as leases
 from campaignctl.delivery import outbox
 from campaignctl.delivery.outbox import ClaimedRow, LockRef, RowOutcome, UncertainRow, WaveRef
 from campaignctl.delivery.rendering import BatchRenderer, RenderJob, RenderResult, cores
@@ -49,12 +48,15 @@ from campaignctl.delivery.transport import (
     create_transport,
 )
 from campaignctl.enums import Channel, OutboxState
-from campaignctl.errors import UsageError
+from campaignctl.errors import StateError, UsageError
 from campaignctl.spec.workspace import Workspace
+from campaignctl.store import lease as leases
+from campaignctl.store.lease import HeldLease
 from campaignctl.store.store import Store
 
 OUTBOX_DIR = Path(".campaignctl") / "outbox"
 ROW_LEASE = timedelta(minutes=2)
+SEND_LEASE_TTL = timedelta(seconds=60)  # renewed every HEARTBEAT_SECONDS while sending
 HEARTBEAT_SECONDS = 10.0
 MAX_BACKOFF = timedelta(hours=24)
 PARALLEL_RENDER_MIN_ROWS = 2_000  # below this, starting a render process costs more than it saves
@@ -173,19 +175,22 @@ def send_campaign(
     lock = outbox.ensure_lock(store, campaign, options.wave_id)
     if options.dry_run:
         return _dry_run(store, workspace, lock, options)
-    holder = outbox.this_holder()
-    lease_name = f"send:{campaign}"
+    holder = leases.this_holder()
+    lease = None
     if options.hold_lease:
-        leases.acquire(store, lease_name, holder, f"send {campaign}", wait=options.lease_wait)
+        lease = leases.acquire(
+            store, f"send:{campaign}", f"send {campaign}", SEND_LEASE_TTL,
+            wait=options.lease_wait, holder=holder,
+        )  # fmt: skip
     try:
-        run = _Run(store, workspace, spec, lock, holder, lease_name, options)
+        run = _Run(store, workspace, spec, lock, holder, lease, options)
         try:
             return asyncio.run(run.main())
         finally:
             run.db_thread.shutdown()
     finally:
-        if options.hold_lease:
-            leases.release(store, lease_name, holder)
+        if lease is not None:
+            lease.release()
 
 
 def send_test(
@@ -402,7 +407,7 @@ class _Run:
         spec: Any,
         lock: LockRef,
         holder: str,
-        lease_name: str,
+        lease: HeldLease | None,
         options: SendOptions,
     ) -> None:
         assert workspace.config is not None
@@ -411,7 +416,7 @@ class _Run:
         self.spec = spec
         self.lock = lock
         self.holder = holder
-        self.lease_name = lease_name
+        self.lease = lease
         self.options = options
         self.config = workspace.config
         self.delivery = workspace.config.delivery
@@ -553,8 +558,12 @@ class _Run:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             until = clock.now() + ROW_LEASE
             await self._db(outbox.extend_claims, self.store, self.holder, until)
-            if self.options.hold_lease:
-                await self._db(leases.heartbeat, self.store, self.lease_name, self.holder)
+            if self.lease is not None:
+                try:
+                    await self._db(self.lease.renew)
+                except StateError as exc:  # released by hand: claims stay atomic, go on
+                    self._emit("warning", message=exc.message)
+                    self.lease = None
 
     def _next_size(self) -> int:
         if self.stop.requested:

@@ -21,8 +21,6 @@ Every function here is one or a few set-based statements; the send engine
 from __future__ import annotations
 
 import hashlib
-import os
-import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +30,8 @@ import sqlalchemy as sa
 
 from campaignctl.enums import OutboxState, SuppressionReason, WaveKind, WaveStatus
 from campaignctl.errors import StateError
+from campaignctl.plan.lock import sendable_campaign
+from campaignctl.store.lease import holder_is_dead
 from campaignctl.store.store import Store
 from campaignctl.store.tables import (
     CAMPAIGN,
@@ -58,31 +58,6 @@ FINAL_STATES = (
     OutboxState.SUPPRESSED,
     OutboxState.SKIPPED,
 )
-
-
-def this_holder() -> str:
-    """Who claims rows and holds leases: `host:pid`."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def holder_is_dead(holder: str | None) -> bool:
-    """True when `holder` is a process of this host that no longer exists.
-
-    A sender killed with -9 leaves its claims and lease behind; on the same
-    machine we know at once that it is gone instead of waiting for the expiry.
-    """
-    if not holder:
-        return False
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -113,14 +88,7 @@ def ensure_lock(store: Store, campaign: str, wave_id: int | None = None) -> Lock
     applied or is not locked.
     """
     with store.read() as conn:
-        row = conn.execute(
-            sa.select(CAMPAIGN.c.id, CAMPAIGN.c.category).where(CAMPAIGN.c.name == campaign)
-        ).first()
-        if row is None:
-            raise StateError(
-                f"campaign {campaign!r} is not applied: the store does not know it yet",
-                hint="run `campaignctl apply` first, then `campaignctl lock " + campaign + "`",
-            )
+        row = sendable_campaign(conn, campaign)
         lock_id = None
         if wave_id is not None:
             lock_id = conn.execute(

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from campaignctl import clock
 from campaignctl.audience.segments import workspace_today
-from campaignctl.enums import OutboxState, WaveStatus
+from campaignctl.enums import CampaignState, OutboxState, WaveStatus
 from campaignctl.errors import StateError, UsageError
 from campaignctl.plan.definitions import git_state
 from campaignctl.plan.plan import content_hashes
@@ -57,14 +57,35 @@ def _campaign(workspace: Workspace, name: str) -> Campaign:
     return campaign
 
 
-def _campaign_id(conn: sa.Connection, name: str) -> int:
-    found = conn.execute(sa.select(CAMPAIGN.c.id).where(CAMPAIGN.c.name == name)).scalar()
-    if found is None:
+def _applied(conn: sa.Connection, name: str) -> Any:
+    row = conn.execute(
+        sa.select(CAMPAIGN.c.id, CAMPAIGN.c.category, CAMPAIGN.c.state).where(
+            CAMPAIGN.c.name == name
+        )
+    ).first()
+    if row is None:
         raise StateError(
             f"campaign {name!r} is not applied: the store does not know it yet",
             hint="run `campaignctl apply` first",
         )
-    return int(found)
+    return row
+
+
+def _campaign_id(conn: sa.Connection, name: str) -> int:
+    return int(_applied(conn, name).id)
+
+
+def sendable_campaign(conn: sa.Connection, name: str) -> Any:
+    """The applied campaign's row (id, category, state) that `lock` and `send` work on;
+    StateError when it was never applied or has been archived."""
+    row = _applied(conn, name)
+    if row.state == CampaignState.ARCHIVED:
+        raise StateError(
+            f"campaign {name!r} is archived: it sends nothing more",
+            hint=f"`campaignctl report {name}` still shows what it sent; "
+            "send again under a new campaign name",
+        )
+    return row
 
 
 def _active_lock(conn: sa.Connection, campaign_id: int) -> Any:
@@ -133,7 +154,7 @@ def lock_campaign(
     git = git_state(workspace.root)
     hashes = content_hashes(workspace, campaign)
     with store.transaction(immediate=True) as conn:
-        campaign_id = _campaign_id(conn, name)
+        campaign_id = int(sendable_campaign(conn, name).id)
         previous = _active_lock(conn, campaign_id)
         if previous is not None and not refresh:
             return _view(name, previous)

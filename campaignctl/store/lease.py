@@ -204,7 +204,9 @@ def acquire(
 
 
 def _who(name: str) -> str:
-    return "scheduler" if name == "scheduler" else "process"
+    if name == "scheduler":
+        return "scheduler"
+    return "send" if name.startswith("send:") else "process"
 
 
 def list_leases(store: Store) -> list[LeaseInfo]:

@@ -135,3 +135,13 @@ def test_apply_points_a_removed_campaign_file_at_campaign_archive(ws: Path) -> N
     assert run(ws, "campaign", "archive", "medias-2027").exit_code == 0
     assert "medias-2027" not in run(ws, "apply", "--auto-approve").output
     assert "medias-2027" not in run(ws, "plan").stdout
+
+
+def test_an_archived_campaign_is_never_sent(ws: Path) -> None:
+    assert run(ws, "campaign", "archive", "mise-a-jour-2027").exit_code == 0
+    result = run(ws, "send", "mise-a-jour-2027")
+    assert result.exit_code == 65
+    assert result.stderr.startswith(
+        "error: campaign 'mise-a-jour-2027' is archived: it sends nothing more\n"
+    )
+    assert not (ws / ".campaignctl" / "outbox" / "mise-a-jour-2027").exists()

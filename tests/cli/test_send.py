@@ -173,19 +173,25 @@ def test_sms_in_quiet_hours_wait_for_the_next_allowed_instant(
 
 
 def test_a_held_send_lease_names_its_holder_and_exits_75(locked: Path) -> None:
-    from campaignctl.delivery.lease import try_acquire
+    from datetime import timedelta
+
+    from campaignctl.store.lease import HeldLease, try_acquire
 
     store = open_store(locked)
-    assert try_acquire(store, f"send:{CAMPAIGN}", "otherhost:4242", "send") is None
+    held = try_acquire(
+        store, f"send:{CAMPAIGN}", "send", timedelta(seconds=60), holder="otherhost:4242"
+    )
+    assert isinstance(held, HeldLease)
     store.close()
 
     result = _run(locked, "send", CAMPAIGN)
 
     assert result.exit_code == 75
     assert result.stderr == (
-        "error: send:mise-a-jour-2027 is held by otherhost:4242 (send) since "
-        "2026-11-23T09:00:00+00:00, last heartbeat 2026-11-23T09:00:00+00:00\n"
-        "  hint: wait for it to finish, or pass --lock-timeout DURATION to wait for it\n"
+        "error: another send holds the lease 'send:mise-a-jour-2027' since 2026-11-23 09:00:00 "
+        "UTC (otherhost:4242, send; expires 09:01:00 UTC unless renewed)\n"
+        "  hint: retry later, wait with --lock-timeout DURATION, or if that process is gone: "
+        "campaignctl lease release send:mise-a-jour-2027 --yes\n"
     )
     waited = _run(locked, "send", CAMPAIGN, "--lock-timeout", "1s")
     assert waited.exit_code == 75
