@@ -12,11 +12,11 @@ any other status → failed; a timeout or a broken connection → retry, marked
 failure to connect).
 
 `concurrency` requests are in flight at once, each on its own kept-alive
-HTTP/1.1 connection. The requests go through `_KeepAlivePool`, a small HTTP/1.1
-client on asyncio streams (one POST shape, Content-Length or chunked answers):
-httpx's pool cost about 1.5 ms of CPU per request, which capped the transport
-near 500 SMS/s. When a proxy applies to the provider's URL (HTTP(S)_PROXY and
-NO_PROXY), or `HttpSmsOptions.client` says so, httpx sends instead.
+HTTP/1.1 connection. The requests go through `_KeepAlivePool`: kept-alive asyncio
+streams framed by h11 (the HTTP/1.1 library under httpx), without httpx's pool,
+which cost about 1.5 ms of CPU per request and capped the transport near 500 SMS/s.
+When a proxy applies to the provider's URL (HTTP(S)_PROXY and NO_PROXY), or
+`HttpSmsOptions.client` says so, httpx sends instead.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
+import h11
 import httpx
 
 from campaignctl.delivery.ratelimit import TokenBucket
@@ -252,19 +253,17 @@ class _Broken(Exception):
         self.reached = reached
 
 
-_REASONS = {200: "OK", 201: "Created", 202: "Accepted"}
-
-
 class _KeepAlivePool:
     """POSTs to one URL over kept-alive HTTP/1.1 connections (one per request in flight).
 
-    Only what a JSON SMS API needs: a Content-Length request; a Content-Length,
-    chunked or read-to-close answer; `Connection: close` honoured; an idle
-    connection the server closed, or one idle longer than `keepalive_expiry`, is
-    not reused; no redirects, no proxies (httpx sends when a proxy applies).
+    The HTTP/1.1 framing (Content-Length, chunked or read-to-close answers, 1xx,
+    `Connection: close`, when a connection may be reused) is h11's, the protocol
+    library under httpx; this class only keeps the connections: an idle one the
+    server closed, or idle longer than `keepalive_expiry`, is not reused. No
+    redirects, no proxies (httpx sends when a proxy applies).
     """
 
-    MAX_HEAD = 64 * 1024
+    READ_SIZE = 64 * 1024
 
     def __init__(
         self,
@@ -286,88 +285,94 @@ class _KeepAlivePool:
             if not verify:
                 self.ssl.check_hostname = False
                 self.ssl.verify_mode = ssl.CERT_NONE
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        lines = [f"POST {target} HTTP/1.1", f"Host: {parts.netloc.rpartition('@')[2]}"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        lines += ["Content-Type: application/json", "Accept: application/json"]
-        self.head = ("\r\n".join(lines) + "\r\n").encode("latin-1")
+        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.headers = [
+            ("Host", parts.netloc.rpartition("@")[2]),
+            *headers.items(),
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+        ]
         self.timeout = timeout
         self.expiry = keepalive_expiry
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+        self.idle: list[
+            tuple[asyncio.StreamReader, asyncio.StreamWriter, h11.Connection, float]
+        ] = []
 
     async def post(self, body: bytes) -> tuple[int, str, dict[str, str], bytes]:
         """(status, reason, headers with lower-case names, body) of one POST."""
-        reader, writer = await self._connection()
-        request = self.head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        reader, writer, http = await self._connection()
         try:
+            request = h11.Request(
+                method="POST",
+                target=self.target,
+                headers=[*self.headers, ("Content-Length", str(len(body)))],
+            )
             async with asyncio.timeout(self.timeout):
-                writer.write(request)
-                status, reason, headers, content, keep = await self._response(reader)
+                writer.write(
+                    http.send(request)
+                    + http.send(h11.Data(data=body))
+                    + http.send(h11.EndOfMessage())
+                )
+                status, reason, headers, content = await self._response(reader, http)
         except TimeoutError:
             writer.close()
             raise _Timeout(reached=True) from None
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as e:
+        except (OSError, asyncio.IncompleteReadError, h11.ProtocolError) as exc:
             writer.close()
-            raise _Broken(_describe(e), reached=True) from None
-        if keep:
-            self.idle.append((reader, writer, time.monotonic()))
-        else:
+            raise _Broken(_describe(exc), reached=True) from None
+        if http.our_state is h11.DONE and http.their_state is h11.DONE:
+            http.start_next_cycle()
+            self.idle.append((reader, writer, http, time.monotonic()))
+        else:  # `Connection: close`, HTTP/1.0, or an answer read to the end of the stream
             writer.close()
         return status, reason, headers, content
 
-    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connection(
+        self,
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, h11.Connection]:
         now = time.monotonic()
         while self.idle:
-            reader, writer, since = self.idle.pop()
+            reader, writer, http, since = self.idle.pop()
             if now - since < self.expiry and not reader.at_eof() and not writer.is_closing():
-                return reader, writer
+                return reader, writer, http
             writer.close()
         try:
             async with asyncio.timeout(self.timeout):
-                return await asyncio.open_connection(
-                    self.host, self.port, ssl=self.ssl, limit=self.MAX_HEAD
+                reader, writer = await asyncio.open_connection(
+                    self.host, self.port, ssl=self.ssl, limit=self.READ_SIZE
                 )
         except TimeoutError:
             raise _Timeout(reached=False) from None
         except OSError as exc:
             raise _Broken(_describe(exc), reached=False) from None
+        return reader, writer, h11.Connection(h11.CLIENT)
 
     async def _response(
-        self, reader: asyncio.StreamReader
-    ) -> tuple[int, str, dict[str, str], bytes, bool]:
+        self, reader: asyncio.StreamReader, http: h11.Connection
+    ) -> tuple[int, str, dict[str, str], bytes]:
+        response: h11.Response | None = None
+        chunks: list[bytes] = []
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            version, _, rest = lines[0].partition(" ")
-            code, _, reason = rest.partition(" ")
-            status = int(code)
-            if not version.startswith("HTTP/1.") or not 100 <= status <= 999:
-                raise ValueError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-            if status >= 200:
-                break  # 1xx (100 Continue…): informational, the answer follows
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            if line:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-        keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            chunks = []
-            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-                chunks.append((await reader.readexactly(size + 2))[:-2])
-            while await reader.readuntil(b"\r\n") != b"\r\n":
-                pass  # trailers
-            content = b"".join(chunks)
-        elif "content-length" in headers:
-            content = await reader.readexactly(int(headers["content-length"]))
-        elif status in (204, 304):
-            content = b""
-        else:
-            content, keep = await reader.read(), False
-        return status, reason or _REASONS.get(status, ""), headers, content, keep
+            event = http.next_event()
+            if event is h11.NEED_DATA:
+                http.receive_data(await reader.read(self.READ_SIZE))  # b"": the end of stream
+            elif isinstance(event, h11.Response):
+                response = event
+            elif isinstance(event, h11.Data):
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise asyncio.IncompleteReadError(b"", None)
+            # h11.InformationalResponse (100 Continue…): the answer follows
+        assert response is not None
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1")
+                   for name, value in response.headers}  # fmt: skip
+        reason = response.reason.decode("latin-1")
+        return response.status_code, reason, headers, b"".join(chunks)
 
     def close(self) -> None:
-        for _, writer, _ in self.idle:
+        for _, writer, _, _ in self.idle:
             writer.close()
         self.idle = []
 
