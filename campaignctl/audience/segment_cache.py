@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from campaignctl import clock
-from campaignctl.spec.files import STATE_DIR, definitions_fingerprint
+from campaignctl.spec.files import STATE_DIR, definitions_fingerprint, write_cache
 from campaignctl.store import functions
 
 if TYPE_CHECKING:
@@ -122,9 +122,4 @@ def remember_count(store: Store, workspace: Workspace, view: SegmentView) -> Non
         "today": view.today.isoformat(),
         "sql": view.sql,
     }
-    temporary = cache.with_name(f".{CACHE_FILE}.{os.getpid()}")
-    try:
-        temporary.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
-        os.replace(temporary, cache)  # atomic: a concurrent reader sees the old or the new
-    except OSError:
-        temporary.unlink(missing_ok=True)  # read-only workspace: just no cache
+    write_cache(cache, document)

@@ -66,6 +66,19 @@ def definitions_fingerprint(root: Path, *code: Path) -> str:
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
 
 
+def write_cache(path: Path, document: object) -> None:
+    """Write a cache file of `.campaignctl/` atomically (a concurrent reader sees the old
+    or the new one); a read-only workspace just keeps no cache."""
+    import json
+
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        temporary.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+
+
 def _stat_line(path: Path) -> str:
     try:
         stat = path.stat()

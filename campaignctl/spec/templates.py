@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from campaignctl.errors import Diagnostic, Severity
-from campaignctl.spec.files import definitions_fingerprint
+from campaignctl.spec.files import definitions_fingerprint, write_cache
 from campaignctl.spec.models import Campaign, Channel
 
 TEMPLATES_DIR = "templates"
@@ -579,7 +579,6 @@ def cached_workspace_templates(workspace: Any) -> list[Diagnostic]:
     audience import…) do not re-parse every template on every run. `validate` never uses it.
     """
     import json
-    import os
 
     cache = workspace.state_dir / TEMPLATE_CHECK_CACHE
     fingerprint = definitions_fingerprint(workspace.root, Path(__file__))
@@ -602,10 +601,5 @@ def cached_workspace_templates(workspace: Any) -> list[Diagnostic]:
             for d in diagnostics
         ],
     }
-    temporary = cache.with_name(f".{TEMPLATE_CHECK_CACHE}.{os.getpid()}")
-    try:
-        temporary.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
-        os.replace(temporary, cache)  # atomic: a concurrent reader sees the old or the new
-    except OSError:
-        temporary.unlink(missing_ok=True)  # read-only workspace: just no cache
+    write_cache(cache, document)
     return diagnostics
