@@ -201,7 +201,7 @@ class Store:
         head = _script().get_current_head()
         with self._connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
-        if current is not None and _script().get_revision(current) is None:
+        if current is not None and not _known_revision(current):
             raise StateError(
                 f"the store at {self.url} is at schema revision {current!r}, "
                 "newer than this campaignctl knows",
@@ -268,3 +268,13 @@ def _script():  # type: ignore[no-untyped-def]
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_config())
+
+
+def _known_revision(revision: str) -> bool:
+    """Whether the shipped migrations know `revision` (alembic raises for an unknown one)."""
+    from alembic.util import CommandError
+
+    try:
+        return _script().get_revision(revision) is not None
+    except CommandError:
+        return False

@@ -127,7 +127,9 @@ def test_another_store_or_a_migrated_one_takes_the_full_path(
     conn.close()
     assert cached_count(imported, "accommodation") is None
     result = _run(imported, "segment", "show", "accommodation", "--count")
-    assert result.exit_code != 0 and "9999_future" in result.stderr
+    assert result.exit_code == 65, result.output
+    assert result.stderr.startswith("error: the store at ") and "'9999_future'" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_a_damaged_cache_is_ignored(imported: Path) -> None:
