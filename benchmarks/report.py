@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/report.py [DIR] [--scale 1.0]
 
-Builds DIR/store.db (SQLite, the default store) once with INSERT … SELECT in
+Builds DIR/store-SCALE.db (SQLite, the default store) once with INSERT … SELECT in
 bulk: 200,000 records, 10 campaigns of different sizes, 2-4 waves each (an
 initial wave, relaunches to ~55 % then ~35 % of it), email and SMS, ~3 % of
 emails grouped by address through the lock's recipients, states as the send

@@ -10,7 +10,7 @@ Prints messages per second for:
     state durable in SQLite, through the smtp transport (pool of 10);
 (d) `campaignctl send` to the file transport (fsynced .eml files).
 With `--memory N`, also sends N recipients to the file transport in a subprocess
-and prints its peak RSS: the send process and its render processes together,
+and prints its peak RSS and PSS: the send process and its render processes together,
 sampled from /proc (the issue's bound: 250 MB for 200,000). Peak RSS figures
 are that sum; CPU per message counts every process of the send.
 """
@@ -64,9 +64,10 @@ def lock(root: Path) -> None:
     print(f"    locked {figures['recipients']} recipients in {root.name}")
 
 
-def _tree_rss_kib(pid: int) -> int:
-    """Resident memory of `pid` and its children (the render processes), in KiB."""
-    total = 0
+def _tree_memory_kib(pid: int) -> tuple[int, int]:
+    """Memory of `pid` and its children (the render processes), in KiB: the sum of their
+    RSS, and of their PSS (shared pages, e.g. libpython, counted once across them)."""
+    total = pss = 0
     pids = [pid]
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -82,11 +83,16 @@ def _tree_rss_kib(pid: int) -> int:
         except OSError:
             continue
         total += int(status.split("VmRSS:")[1].split()[0]) if "VmRSS:" in status else 0
-    return total
+        try:
+            rollup = Path(f"/proc/{each}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        pss += int(rollup.split("\nPss:")[1].split()[0]) if "\nPss:" in rollup else 0
+    return total, pss
 
 
-def run_send(root: Path, env: dict[str, str]) -> tuple[dict, float, int, float]:
-    """(summary, wall seconds, peak RSS in KiB of the send process and its render
+def run_send(root: Path, env: dict[str, str]) -> tuple[dict, float, tuple[int, int], float]:
+    """(summary, wall seconds, peak (RSS, PSS) in KiB of the send process and its render
     processes together, CPU seconds of them all)."""
     import threading
 
@@ -99,12 +105,13 @@ def run_send(root: Path, env: dict[str, str]) -> tuple[dict, float, int, float]:
         text=True,
         env={**os.environ, **env},
     )
-    peak = [0]
+    peak = [0, 0]
 
     def sample() -> None:
         while process.poll() is None:
             if Path("/proc").is_dir():
-                peak[0] = max(peak[0], _tree_rss_kib(process.pid))
+                rss, pss = _tree_memory_kib(process.pid)
+                peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -117,7 +124,7 @@ def run_send(root: Path, env: dict[str, str]) -> tuple[dict, float, int, float]:
     if process.returncode != 0:
         raise SystemExit(f"send failed ({process.returncode}): {err[-2000:]}")
     summary = json.loads(out.splitlines()[-1])
-    return summary, wall, max(peak[0], after.ru_maxrss), cpu
+    return summary, wall, (max(peak[0], after.ru_maxrss), peak[1]), cpu
 
 
 def run_mailmerge(base: Path, port: int, recipients: int) -> float | None:
@@ -183,7 +190,7 @@ def main() -> None:
                 f"(c) campaignctl send, smtp, end to end:            {rate_c:8.0f} msg/s "
                 f"(engine {summary['elapsed']:.1f} s; whole command {wall:.1f} s = "
                 f"{args.recipients / wall:.0f} msg/s; {cpu / args.recipients * 1e6:.0f} µs CPU "
-                f"per message, all processes; peak RSS {peak // 1024} MB)"
+                f"per message, all processes; peak RSS {peak[0] // 1024} MB)"
             )
             if rate_a:
                 print(f"    (c)/(a) = {rate_c / rate_a:.2f} (target ≥ 2.5)")
@@ -191,7 +198,8 @@ def main() -> None:
             summary, wall, peak, _ = run_send(file_ws, env)
             print(
                 f"(d) campaignctl send, file transport (fsync):      {summary['rate']:8.0f} msg/s "
-                f"(whole command {wall:.1f} s; peak RSS {peak // 1024} MB)"
+                f"(whole command {wall:.1f} s; peak RSS {peak[0] // 1024} MB, "
+                f"PSS {peak[1] // 1024} MB)"
             )
             if args.memory:
                 big = workspace(base, args.memory, None)
@@ -200,7 +208,8 @@ def main() -> None:
                 assert summary["sent"] == args.memory, summary
                 print(
                     f"memory: {args.memory} recipients to the file transport: peak RSS "
-                    f"{peak // 1024} MB, send and render processes together (bound 250 MB), "
+                    f"{peak[0] // 1024} MB, PSS {peak[1] // 1024} MB, send and render processes "
+                    "together (bound 250 MB), "
                     f"{summary['rate']:.0f} msg/s, {wall:.0f} s"
                 )
         finally:
