@@ -217,7 +217,7 @@ class QuestionnairePlan:
         ]
 
 
-MAX_CACHED = 4096  # resolved field lists kept per run (and categories)
+MAX_CACHED = 512  # resolved field lists kept per run (and categories): a few MB at most
 # Values compared by type and value: 1, 1.0, True and "1" print differently.
 _SCALARS = frozenset({str, int, float, bool, type(None), date, datetime, Period})
 
