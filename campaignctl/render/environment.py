@@ -78,18 +78,18 @@ class CampaignEnvironment(SandboxedEnvironment):
     """
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        if attribute[:1] != "_":
-            kind = type(obj)
-            if kind in _DICT_VIEWS:
+        kind = type(obj)
+        if kind in _DICT_VIEWS:
+            if attribute[:1] != "_":
                 try:
                     return obj.__dict__[attribute]
                 except KeyError:
                     pass
-            elif attribute in _SLOT_VIEWS.get(kind, ()):
-                return object.__getattribute__(obj, attribute)
-            elif kind is _LinksView and attribute in obj._factory.NAMES:
-                # Documented link names only; LinksView computes each on first use.
-                return getattr(obj, attribute)
+        elif (kind, attribute) in _SLOT_ATTRIBUTES:
+            return object.__getattribute__(obj, attribute)
+        elif kind is _LinksView and attribute in obj._factory.NAMES:
+            # Documented link names only; LinksView computes each on first use.
+            return getattr(obj, attribute)
         return super().getattr(obj, attribute)
 
 
@@ -117,6 +117,8 @@ def _view_types() -> tuple[frozenset[type], dict[type, frozenset[str]]]:
 
 
 _DICT_VIEWS, _SLOT_VIEWS, _LinksView = _view_types()
+# (type, public name) of every slotted view field: one set lookup per `x.y` in a template
+_SLOT_ATTRIBUTES = frozenset((kind, name) for kind, names in _SLOT_VIEWS.items() for name in names)
 
 
 def make_environment(root: Path) -> SandboxedEnvironment:
