@@ -67,17 +67,10 @@ def lock(root: Path) -> None:
 def _tree_memory_kib(pid: int) -> tuple[int, int]:
     """Memory of `pid` and its children (the render processes), in KiB: the sum of their
     RSS, and of their PSS (shared pages, e.g. libpython, counted once across them)."""
+    from tests.delivery.sendkit import child_pids
+
     total = pss = 0
-    pids = [pid]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                pids.append(int(entry.name))
-    for each in pids:
+    for each in [pid, *child_pids(pid)]:
         try:
             status = Path(f"/proc/{each}/status").read_text()
         except OSError:

@@ -23,7 +23,7 @@ from campaignctl.cli.main import app
 from campaignctl.spec.workspace import load_workspace
 from tests.delivery.conftest import SmtpServer
 from tests.delivery.locking import lock_campaign, locked_demo, open_store
-from tests.delivery.sendkit import cli, use_smtp, write_contacts
+from tests.delivery.sendkit import child_pids, cli, use_smtp, write_contacts
 
 CAMPAIGN = "mise-a-jour-2027"
 MORNING = "2026-11-23T10:00:00+01:00"
@@ -389,19 +389,6 @@ def test_a_second_send_command_waits_for_the_first_with_lock_timeout(
 # --------------------------------------------------------------------------- render processes
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the render processes in /proc")
 def test_a_render_process_killed_mid_send_leaves_no_uncertain_row(
     demo: Path, smtp_server: SmtpServer, env: dict[str, str]
@@ -416,7 +403,7 @@ def test_a_render_process_killed_mid_send_leaves_no_uncertain_row(
     for line in process.stdout:
         if json.loads(line)["type"] == "progress":
             break
-    renderers = _children(process.pid)
+    renderers = child_pids(process.pid)
     assert renderers, "no render process"
     for pid in renderers:
         with contextlib.suppress(ProcessLookupError):
