@@ -30,13 +30,12 @@ import sqlalchemy as sa
 
 from campaignctl.enums import OutboxState, SuppressionReason, WaveKind, WaveStatus
 from campaignctl.errors import StateError
-from campaignctl.plan.lock import sendable_campaign
+from campaignctl.plan.lock import active_lock_id, sendable_campaign
 from campaignctl.store.lease import holder_is_dead
 from campaignctl.store.store import Store
 from campaignctl.store.tables import (
     CAMPAIGN,
     EVENT,
-    LOCK,
     OUTBOX,
     RECIPIENT,
     RECORD,
@@ -95,12 +94,7 @@ def ensure_lock(store: Store, campaign: str, wave_id: int | None = None) -> Lock
                 sa.select(WAVE.c.lock_id).where(WAVE.c.id == wave_id, WAVE.c.campaign_id == row.id)
             ).scalar()
         if lock_id is None:
-            lock_id = conn.execute(
-                sa.select(LOCK.c.id)
-                .where(LOCK.c.campaign_id == row.id, LOCK.c.released_at.is_(None))
-                .order_by(LOCK.c.id.desc())
-                .limit(1)
-            ).scalar()
+            lock_id = active_lock_id(conn, row.id)
     if lock_id is None:
         raise StateError(
             f"campaign {campaign!r} is not locked: run `campaignctl lock {campaign}`",

@@ -96,6 +96,12 @@ def _active_lock(conn: sa.Connection, campaign_id: int) -> Any:
     ).first()
 
 
+def active_lock_id(conn: sa.Connection, campaign_id: int) -> int | None:
+    """The id of the campaign's lock in force (the latest not released), if any."""
+    row = _active_lock(conn, campaign_id)
+    return int(row.id) if row is not None else None
+
+
 def _view(name: str, row: Any, created: bool = False) -> LockView:
     created_at = row.created_at
     stamp = created_at.isoformat() if isinstance(created_at, datetime) else str(created_at)

@@ -34,7 +34,6 @@ from campaignctl.spec.models import CampaignType, EventType, RelaunchTarget
 from campaignctl.store.tables import (
     CAMPAIGN,
     EVENT,
-    LOCK,
     OUTBOX,
     RECIPIENT,
     RECORD,
@@ -74,14 +73,6 @@ def load_campaign(conn: Connection, name: str) -> AppliedCampaign:
             hint="apply it first: campaignctl apply " + name,
         )
     return AppliedCampaign.from_row(row)
-
-
-def current_lock(conn: Connection, campaign_id: int) -> int | None:
-    return conn.execute(
-        sa.select(sa.func.max(LOCK.c.id)).where(
-            LOCK.c.campaign_id == campaign_id, LOCK.c.released_at.is_(None)
-        )
-    ).scalar()
 
 
 def previous_wave(conn: Connection, campaign_id: int, before_number: int | None = None) -> Any:
@@ -227,7 +218,9 @@ def _resolve(
     channels: Sequence[str] | None,
     lock_id: int | None,
 ) -> tuple[int, list[str]]:
-    lock_id = lock_id or current_lock(conn, campaign.id)
+    from campaignctl.plan.lock import active_lock_id
+
+    lock_id = lock_id or active_lock_id(conn, campaign.id)
     if lock_id is None:
         raise StateError(
             f"campaign {campaign.name!r} has no lock: nobody to relaunch yet",

@@ -20,7 +20,6 @@ from campaignctl.enums import WaveKind, WaveStatus
 from campaignctl.schedule.relaunch import (
     WAVE,
     AppliedCampaign,
-    current_lock,
     previous_wave,
     relaunch_recipients,
 )
@@ -74,10 +73,10 @@ def lock_for_wave(
     A one-off campaign sends the lock a person made and reviewed (or one made now if
     there is none); each recurrence re-evaluates its segments in a fresh lock.
     """
-    from campaignctl.plan.lock import lock_campaign
+    from campaignctl.plan.lock import active_lock_id, lock_campaign
 
     with store.read() as conn:
-        existing = current_lock(conn, campaign.id)
+        existing = active_lock_id(conn, campaign.id)
     recurring = campaign.spec.schedule is not None and campaign.spec.schedule.recurrence
     if existing is not None and not recurring:
         return existing
