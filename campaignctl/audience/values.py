@@ -3,20 +3,26 @@
 Every converter takes the raw CSV text and returns the value stored in the
 record's attributes (JSON-ready: ISO dates, E.164 phones, lists), or raises
 `ValueProblem` with a reason code that the rejects file and the import summary
-count. Email and phone normalisation are cached per distinct value: real files
-repeat the same addresses and numbers a lot.
+count. Converters are cached per distinct value (see the cache sizes below).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from campaignctl.spec.models import Column, ColumnType
+
+# Addresses repeat little (shared office mailboxes, neighbouring rows of a sorted export):
+# a small cache keeps those cheap without holding megabytes of one-off values per process.
+ADDRESS_CACHE = 8_192
+# Dates and tag lists repeat a lot (a few thousand distinct dates, a few dozen tag sets).
+VALUE_CACHE = 65_536
 
 
 class ValueProblem(ValueError):
@@ -125,7 +131,7 @@ def _fast_email(text: str) -> str | None:
     return f"{local}@{domain}"
 
 
-@lru_cache(maxsize=50_000)
+@lru_cache(maxsize=ADDRESS_CACHE)
 def normalize_email(text: str) -> str:
     """A syntactically valid address with its domain lower-cased (no DNS look-up)."""
     candidate = text.strip()
@@ -144,6 +150,7 @@ def normalize_email(text: str) -> str:
 
 
 _FAST_PHONE_SHAPE = re.compile(r"\+?[0-9]+(?:[ .-][0-9]+)*")
+MAX_NATIONAL_DIGITS = 17  # phonenumbers' _MAX_LENGTH_FOR_NSN: longer does not parse
 
 
 class _PhoneRules:
@@ -164,6 +171,7 @@ class _PhoneRules:
         cc = metadata.country_code
         self.cc = str(cc)
         self.prefix = metadata.national_prefix or ""
+        self.international = re.compile(metadata.international_prefix or "(?!)")
         single = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc) == (region,)
         plain = (
             metadata.national_prefix_for_parsing in (None, self.prefix)
@@ -198,26 +206,47 @@ class _PhoneRules:
         lengths, pattern = rule
         return (not lengths or len(number) in lengths) and pattern.fullmatch(number) is not None
 
-    def e164(self, text: str) -> str | None:
+    def _valid(self, national: str) -> bool:
+        if not self._matches(national, self.general):
+            return False
+        combined = self.by_length.get(len(national))
+        return (combined is not None and combined.fullmatch(national) is not None) or any(
+            self._matches(national, r) for r in self.any_length
+        )
+
+    def check(self, text: str) -> str | bool | None:
+        """The E.164 form of a valid number, False for an invalid one, None when only the
+        library can tell.
+
+        Both answers are the library's (`parse`, then `is_valid_number`). False is given
+        only where the library parses the text without an error and reads either the
+        same national number or the whole digits, and both are invalid; a number that
+        starts with the international prefix or the country code is left to it.
+        """
         if not self.usable or _FAST_PHONE_SHAPE.fullmatch(text) is None:
             return None
         digits = text.replace(" ", "").replace(".", "").replace("-", "")
-        if digits.startswith("+"):
+        if digits[0] == "+":
             if not digits.startswith(self.cc, 1):
                 return None
-            national = digits[1 + len(self.cc) :]
-        elif digits.startswith(self.prefix):
-            national = digits[len(self.prefix) :]
+            national, whole = digits[1 + len(self.cc) :], None
+        elif digits.startswith(self.prefix) and self.international.match(digits) is None:
+            national, whole = digits[len(self.prefix) :], digits
         else:
             return None
-        if not national or national[0] == "0" or not self._matches(national, self.general):
+        if not national or national[0] == "0":
             return None
-        combined = self.by_length.get(len(national))
-        if (combined is not None and combined.fullmatch(national)) or any(
-            self._matches(national, r) for r in self.any_length
-        ):
+        if self._valid(national):
             return f"+{self.cc}{national}"
-        return None
+        if not 2 <= len(national) <= MAX_NATIONAL_DIGITS or national.startswith(self.prefix):
+            return None
+        if whole is not None and (
+            not 3 <= len(whole) <= MAX_NATIONAL_DIGITS
+            or whole.startswith(self.cc)
+            or self._matches(whole, self.general)
+        ):
+            return None
+        return False
 
 
 @lru_cache(maxsize=64)
@@ -225,24 +254,36 @@ def _phone_rules(region: str) -> _PhoneRules:
     return _PhoneRules(region)
 
 
-@lru_cache(maxsize=50_000)
+def _normalize_phone(text: str, region: str) -> str:
+    candidate = text.strip()
+    fast = _phone_rules(region).check(candidate)
+    if isinstance(fast, str):
+        return fast
+    if fast is None:
+        import phonenumbers
+
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException as exc:
+            raise ValueProblem(
+                "invalid_phone", f"{candidate!r} is not a phone number: {exc}"
+            ) from None
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    raise ValueProblem(
+        "invalid_phone", f"{candidate!r} is not a valid phone number for region {region}"
+    )
+
+
+@lru_cache(maxsize=64)
+def phone_normalizer(region: str) -> Callable[[str], str]:
+    """`normalize_phone` for one region, cached per distinct value (the import's hot path)."""
+    return lru_cache(maxsize=ADDRESS_CACHE)(partial(_normalize_phone, region=region))
+
+
 def normalize_phone(text: str, region: str) -> str:
     """A valid phone number in E.164 (`+33450123456`); national numbers read in `region`."""
-    candidate = text.strip()
-    fast = _phone_rules(region).e164(candidate)
-    if fast is not None:
-        return fast
-    import phonenumbers
-
-    try:
-        number = phonenumbers.parse(candidate, region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueProblem("invalid_phone", f"{candidate!r} is not a phone number: {exc}") from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValueProblem(
-            "invalid_phone", f"{candidate!r} is not a valid phone number for region {region}"
-        )
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return phone_normalizer(region)(text)
 
 
 # ----------------------------------------------------------------------------- scalars
@@ -260,11 +301,17 @@ def parse_bool(text: str) -> bool:
     raise ValueProblem("invalid_bool", f"{text!r} is not a yes/no value")
 
 
+INT_LIMIT = 2**63  # what orjson encodes and SQLite JSON functions read back as an integer
+
+
 def parse_int(text: str) -> int:
     try:
-        return int(text.strip().replace(" ", "").replace("\u202f", ""))
+        value = int(text.strip().replace(" ", "").replace("\u202f", ""))
     except ValueError:
         raise ValueProblem("invalid_number", f"{text!r} is not a whole number") from None
+    if not -INT_LIMIT <= value < INT_LIMIT:
+        raise ValueProblem("invalid_number", f"{text!r} is too large a whole number")
+    return value
 
 
 def parse_number(text: str) -> float:
@@ -272,19 +319,26 @@ def parse_number(text: str) -> float:
     if cleaned.count(",") == 1 and "." not in cleaned:
         cleaned = cleaned.replace(",", ".")  # French decimal comma
     try:
-        return float(cleaned)
+        value = float(cleaned)
     except ValueError:
         raise ValueProblem("invalid_number", f"{text!r} is not a number") from None
+    if not math.isfinite(value):  # "nan", "inf", 1e999: not a number JSON can hold
+        raise ValueProblem("invalid_number", f"{text!r} is not a finite number")
+    return value
 
 
-@lru_cache(maxsize=65_536)
 def _iso_date(text: str, fmt: str | None) -> str:
     return parse_date(text, fmt).isoformat()
 
 
-@lru_cache(maxsize=65_536)
 def _list_items(text: str, separator: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(separator) if item.strip())
+
+
+@lru_cache(maxsize=64)
+def _cached(function: Callable[..., Any], option: str | None) -> Callable[[str], Any]:
+    """`function(text, option)` cached per distinct text, for one option (format, separator)."""
+    return lru_cache(maxsize=VALUE_CACHE)(lambda text: function(text, option))
 
 
 def converter(column: Column, default_region: str) -> Callable[[str], Any]:
@@ -298,14 +352,12 @@ def converter(column: Column, default_region: str) -> Callable[[str], Any]:
     if kind == ColumnType.EMAIL:
         return normalize_email
     if kind == ColumnType.PHONE:
-        region = column.region or default_region
-        return lambda text: normalize_phone(text, region)
+        return phone_normalizer(column.region or default_region)
     if kind == ColumnType.DATE:
-        fmt = column.format
-        return lambda text: _iso_date(text, fmt)
+        return _cached(_iso_date, column.format)
     if kind == ColumnType.LIST:
-        separator = column.separator
-        return lambda text: list(_list_items(text, separator))
+        cached = _cached(_list_items, column.separator)
+        return lambda text: list(cached(text))  # a copy: callers may change their list
     if kind == ColumnType.PERIODS:
         separator = column.separator
         return lambda text: parse_periods(text, separator)

@@ -1,4 +1,5 @@
-"""The strict pre-checks never accept what email-validator or phonenumbers would reject.
+"""The strict pre-checks never accept what email-validator or phonenumbers would reject,
+and the phone pre-check rejects only what phonenumbers parses and finds invalid.
 
 Whatever the fast path accepts must be exactly what the full library returns; what it
 declines goes to the library, so declining is always safe.
@@ -25,13 +26,15 @@ def library_email(text: str) -> str | None:
     return f"{result.local_part}@{result.domain.lower()}"
 
 
-def library_phone(text: str, region: str) -> str | None:
+def library_phone(text: str, region: str) -> str | bool | None:
+    """E.164 when valid, False when parsed but invalid, None when it does not parse
+    (the two failures have different messages in the rejects file)."""
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_valid_number(number):
-        return None
+        return False
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -123,15 +126,30 @@ SEPARATED = st.lists(st.text("0123456789", min_size=1, max_size=4), min_size=1, 
 @example(number="07 00 00 00 00")
 @example(number="+33 6 12 34 56 78")
 @example(number="+33 06 12 34 56 78")
+@example(number="05 01 23 45 67")
+@example(number="012345")
+@example(number="01")
+@example(number="0033 6 12 34 56 78")
+@example(number="33 6 12 34 56 78")
+@example(number="+33 5 01 23 45 67")
+@example(number="0 123 456 789 012 345 678")
 def test_fast_phone_agrees_with_phonenumbers(region: str, number: str) -> None:
-    fast = _phone_rules(region).e164(number)
+    fast = _phone_rules(region).check(number)
     if fast is not None:
         assert fast == library_phone(number, region)
 
 
 def test_fast_phone_accepts_the_common_french_shapes() -> None:
     rules = _phone_rules("FR")
-    assert rules.e164("06 12 34 56 78") == "+33612345678"
-    assert rules.e164("04.50.12.34.56") == "+33450123456"
-    assert rules.e164("+33 4 50 12 34 56") == "+33450123456"
-    assert rules.e164("07 00 00 00 00") is None  # not a valid French range: the library says no
+    assert rules.check("06 12 34 56 78") == "+33612345678"
+    assert rules.check("04.50.12.34.56") == "+33450123456"
+    assert rules.check("+33 4 50 12 34 56") == "+33450123456"
+
+
+def test_fast_phone_rejects_the_common_bad_french_numbers() -> None:
+    rules = _phone_rules("FR")
+    for bad in ("07 00 00 00 00", "012345", "+33 7 00 00 00 00", "0700.00.00.00"):
+        assert rules.check(bad) is False, bad  # not a French range, too short: invalid
+        assert library_phone(bad, "FR") is False, bad
+    for unusual in ("0033 7 00 00 00 00", "33 7 00 00 00 00", "0" * 20):
+        assert rules.check(unusual) is None, unusual  # the library reads these differently
