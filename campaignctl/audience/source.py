@@ -139,6 +139,14 @@ def inspect_source(path: Path, audience: Audience, display: str | None = None) -
     return SourceLayout(path, encoding, delimiter, header, positions)
 
 
+def estimate_rows(layout: SourceLayout) -> int:
+    """About how many rows the file holds, from the line length of its first 64 KiB."""
+    size = layout.path.stat().st_size
+    with layout.path.open("rb") as handle:
+        sample = handle.read(SNIFF_BYTES)
+    return size * sample.count(b"\n") // max(len(sample), 1)
+
+
 def iter_rows(layout: SourceLayout, limit: int | None = None) -> Iterator[tuple[int, list[str]]]:
     """Raw rows of the file as (line number, cells padded to the header), blank rows skipped."""
     width = len(layout.header)
@@ -161,46 +169,43 @@ class RowTyper:
     def __init__(self, audience: Audience, layout: SourceLayout, default_region: str) -> None:
         self.audience = audience
         self.default_region = default_region
-        self.converters: dict[str, Callable[[str], Any]] = {
-            name: converter(column, default_region) for name, column in audience.columns.items()
-        }
         self.email_column = audience.first_column(ColumnType.EMAIL)
         self.phone_column = audience.first_column(ColumnType.PHONE)
         self.category_column = "category" if "category" in audience.columns else None
         self.required = [n for n, c in audience.columns.items() if c.required and n != audience.key]
         self.key_index = layout.positions[audience.key]
         self.items = list(layout.positions.items())
+        self._build()
+
+    def _build(self) -> None:
+        # (attribute, column index, converter): the per-row loop does no lookups
+        self.plan: list[tuple[str, int, Callable[[str], Any]]] = [
+            (name, index, converter(self.audience.columns[name], self.default_region))
+            for name, index in self.items
+        ]
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        del state["converters"]  # lambdas: rebuilt on the other side
+        del state["plan"]  # cached converters: rebuilt on the other side
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.converters = {
-            name: converter(column, self.default_region)
-            for name, column in self.audience.columns.items()
-        }
-
-    def key(self, cells: list[str]) -> str:
-        return cells[self.key_index].strip()
+        self._build()
 
     def values(self, row: int, cells: list[str]) -> tuple[dict[str, Any], list[RowProblem]]:
         """The typed attributes of a row with a key, and the problems of its bad values."""
         attributes: dict[str, Any] = {}
         problems: list[RowProblem] = []
-        converters = self.converters
-        for name, index in self.items:
+        for name, index, convert in self.plan:
             raw = cells[index]
-            if not raw or raw.isspace():
-                attributes[name] = None
-                continue
-            try:
-                attributes[name] = converters[name](raw)
-            except ValueProblem as problem:
-                attributes[name] = None  # keep the record, drop the bad value
-                problems.append(RowProblem(row, name, raw, problem.reason, problem.message))
+            if raw and not raw.isspace():
+                try:
+                    attributes[name] = convert(raw)
+                    continue
+                except ValueProblem as problem:  # keep the record, drop the bad value
+                    problems.append(RowProblem(row, name, raw, problem.reason, problem.message))
+            attributes[name] = None
         for name in self.required:
             if attributes.get(name) is None and not any(p.column == name for p in problems):
                 problems.append(

@@ -8,6 +8,7 @@ import pytest
 from campaignctl.audience.importer import ImportOptions, import_audiences
 from campaignctl.audience.records import find_records
 from campaignctl.audience.segments import count_segment
+from campaignctl.audience.values import ValueProblem, parse_int, parse_number
 from campaignctl.errors import InputError
 from campaignctl.spec.workspace import load_workspace
 from campaignctl.store import Store
@@ -107,3 +108,32 @@ def test_unusable_files_are_clear_input_errors(
     with pytest.raises(InputError, match=message) as caught:
         _import(scaffold, store)
     assert caught.value.exit_code == 65
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "expected"),
+    [
+        (parse_number, "12,5", 12.5),
+        (parse_number, "1 234.5", 1234.5),
+        (parse_int, "9 223 372 036 854 775 807", 2**63 - 1),
+    ],
+)
+def test_numbers_parse_in_french_and_english(parse, text: str, expected: float) -> None:  # type: ignore[no-untyped-def]
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("parse", "text"),
+    [
+        (parse_number, "nan"),
+        (parse_number, "-inf"),
+        (parse_number, "1e999"),
+        (parse_number, "12,5,3"),
+        (parse_int, "9223372036854775808"),  # one past what JSON columns keep exactly
+        (parse_int, "12.5"),
+    ],
+)
+def test_numbers_json_cannot_hold_are_invalid_values(parse, text: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueProblem) as problem:
+        parse(text)
+    assert problem.value.reason == "invalid_number"
