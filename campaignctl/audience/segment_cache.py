@@ -50,6 +50,12 @@ class SegmentView:
     elapsed: float
     sql: str
 
+    def count_line(self) -> str:
+        return f"{self.name}: {self.count} records (audience {self.audience})"
+
+    def timing_line(self) -> str:
+        return f"evaluated for {self.today.isoformat()} in {self.elapsed:.3f}s"
+
     def as_json(self) -> dict[str, Any]:
         return {
             "format_version": 1,

@@ -1,7 +1,9 @@
 """The `campaignctl` root command: global options, sub-apps, and the exit-code mapping.
 
 Start-up is a feature: nothing heavy (SQLAlchemy, Jinja, aiosmtplib, the web
-stack, even pydantic) is imported here; commands import what they need.
+stack) is imported here; commands import what they need. (Recent typer releases import
+pydantic themselves: the command scripts poll, a remembered `segment show --count`, is
+answered by `campaignctl.cli.entry` before this module is imported.)
 """
 
 from __future__ import annotations

@@ -47,14 +47,14 @@ def show(
         app.print_json(view.as_json() | ({"sql": view.sql} if sql else {}))
         return
     if view.count is not None:
-        app.out.print(f"{view.name}: {view.count} records (audience {view.audience})")
+        app.out.print(view.count_line())
     if sample:
         from campaignctl.cli.render import print_records
 
         print_records(app, view.sample)
     if sql:
         app.out.print(view.sql)
-    app.err.print(f"evaluated for {view.today.isoformat()} in {view.elapsed:.3f}s")
+    app.err.print(view.timing_line())
 
 
 def register(app: typer.Typer) -> None:

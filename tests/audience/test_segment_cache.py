@@ -74,7 +74,77 @@ def test_a_remembered_count_runs_without_sqlalchemy_or_pydantic_models(imported:
 
     first, second = imports(), imports()
     assert loaded(first, "sqlalchemy") and loaded(first, "campaignctl.spec.models")
-    assert not loaded(second, "sqlalchemy") and not loaded(second, "campaignctl.spec.models")
+    # the console script answers before loading the CLI framework (typer imports pydantic)
+    for heavy in ("sqlalchemy", "campaignctl.spec.models", "typer", "rich", "pydantic"):
+        assert not loaded(second, heavy), heavy
+
+
+def _script(root: Path, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return subprocess.run(
+        [sys.executable, "-X", "importtime", CLI, *args],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={"CAMPAIGNCTL_NOW": NOW, "PATH": "/usr/bin:/bin", **(env or {})},
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "remembered"),
+    [
+        (("segment", "show", "accommodation", "--count"), True),
+        (("segment", "show", "accommodation"), True),
+        (("segment", "show", "--json", "accommodation", "--count"), True),
+        (("-w", "{root}", "segment", "show", "accommodation", "--count"), True),
+        (("segment", "show", "accommodation", "--workspace={root}", "--json"), True),
+        (("segment", "show", "accommodation", "--count", "--sample", "2"), False),
+        (("segment", "show", "accommodation", "--sql"), False),
+    ],
+)
+def test_the_console_script_prints_what_the_full_cli_prints(
+    imported: Path, args: tuple[str, ...], remembered: bool
+) -> None:
+    # with a -w option, run from outside the workspace: the option must be what finds it
+    cwd = imported.parent if "{root}" in " ".join(args) else imported
+    args = tuple(a.replace("{root}", str(imported)) for a in args)
+    _run(imported, *SHOW)  # the full path remembers the query
+    script = _script(cwd, *args)
+    full = CliRunner().invoke(app, ["--workspace", str(imported), *args])
+
+    def timeless(out: str) -> str:
+        return re.sub(r'"elapsed_seconds": [0-9.e-]+', '"elapsed_seconds": T', out)
+
+    assert script.returncode == full.exit_code == 0, script.stderr
+    assert timeless(script.stdout) == timeless(full.stdout)
+    said = [line for line in script.stderr.splitlines() if not line.startswith("import time:")]
+    if "--json" not in args:
+        assert said[0].startswith("evaluated for 2027-03-01 in "), said
+    assert (" typer\n" not in script.stderr) is remembered  # answered before loading the CLI
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("segment", "show", "nope", "--count"), "segment 'nope' does not exist"),
+        (("segment", "show", "accommodation", "--count", "-w"), "requires an argument"),
+        (("segment", "show", "accommodation", "extra"), "unexpected extra argument"),
+        (("segment", "--json", "show", "accommodation"), "No such option"),
+    ],
+)
+def test_the_console_script_leaves_errors_to_the_full_cli(
+    imported: Path, args: tuple[str, ...], message: str
+) -> None:
+    _run(imported, *SHOW)
+    script = _script(imported, *args)
+    assert script.returncode == 64 and message in script.stderr, script.stderr
+
+
+def test_the_workspace_variable_points_the_console_script_at_the_workspace(
+    imported: Path, tmp_path: Path
+) -> None:
+    _run(imported, *SHOW)
+    script = _script(tmp_path, *SHOW, env={"CAMPAIGNCTL_WORKSPACE": str(imported)})
+    assert script.returncode == 0 and json.loads(script.stdout)["count"] == 4, script.stderr
 
 
 def test_records_are_counted_as_they_are_now(imported: Path) -> None:
