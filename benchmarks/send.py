@@ -32,6 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.memory import PeakMemory  # noqa: E402
 from benchmarks.transport_smtp import POOL, build_message, free_port, run_bare, start_sink  # noqa: E402
 from tests.delivery.sendkit import RUN_CLI, write_contacts  # noqa: E402
 
@@ -64,31 +65,9 @@ def lock(root: Path) -> None:
     print(f"    locked {figures['recipients']} recipients in {root.name}")
 
 
-def _tree_memory_kib(pid: int) -> tuple[int, int]:
-    """Memory of `pid` and its children (the render processes), in KiB: the sum of their
-    RSS, and of their PSS (shared pages, e.g. libpython, counted once across them)."""
-    from tests.delivery.sendkit import child_pids
-
-    total = pss = 0
-    for each in [pid, *child_pids(pid)]:
-        try:
-            status = Path(f"/proc/{each}/status").read_text()
-        except OSError:
-            continue
-        total += int(status.split("VmRSS:")[1].split()[0]) if "VmRSS:" in status else 0
-        try:
-            rollup = Path(f"/proc/{each}/smaps_rollup").read_text()
-        except OSError:
-            continue
-        pss += int(rollup.split("\nPss:")[1].split()[0]) if "\nPss:" in rollup else 0
-    return total, pss
-
-
 def run_send(root: Path, env: dict[str, str]) -> tuple[dict, float, tuple[int, int], float]:
     """(summary, wall seconds, peak (RSS, PSS) in KiB of the send process and its render
     processes together, CPU seconds of them all)."""
-    import threading
-
     start = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(
@@ -98,26 +77,15 @@ def run_send(root: Path, env: dict[str, str]) -> tuple[dict, float, tuple[int, i
         text=True,
         env={**os.environ, **env},
     )
-    peak = [0, 0]
-
-    def sample() -> None:
-        while process.poll() is None:
-            if Path("/proc").is_dir():
-                rss, pss = _tree_memory_kib(process.pid)
-                peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
-            time.sleep(0.2)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, err = process.communicate()
-    sampler.join()
+    with PeakMemory(process) as peak:
+        out, err = process.communicate()
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if process.returncode != 0:
         raise SystemExit(f"send failed ({process.returncode}): {err[-2000:]}")
     summary = json.loads(out.splitlines()[-1])
-    return summary, wall, (max(peak[0], after.ru_maxrss), peak[1]), cpu
+    return summary, wall, (max(peak.rss_kib, after.ru_maxrss), peak.pss_kib), cpu
 
 
 def run_mailmerge(base: Path, port: int, recipients: int) -> float | None:
