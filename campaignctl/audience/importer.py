@@ -198,6 +198,8 @@ class _Typist:
                 )
                 problems.extend((row, key, p.column, p.value, p.reason, p.message) for p in bad)
             lower = email.lower() if email else None
+            if lower == email:
+                lower = email  # one string to pickle back instead of two equal ones
             document = orjson.dumps(attributes).decode()
             if source_hash is None:
                 source_hash = _row_hash(cells, salt)
