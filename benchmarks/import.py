@@ -68,7 +68,7 @@ def run(cmd: list[str], cwd: Path, stdin: str | None = None) -> tuple[float, str
                 proc.stdin.write(stdin)  # type: ignore[union-attr]
                 proc.stdin.close()  # type: ignore[union-attr]
             proc.wait()
-        elapsed = time.perf_counter() - started
+            elapsed = time.perf_counter() - started  # not the sampler's last sleep
         log.seek(0)
         out = log.read()
     if proc.returncode:
