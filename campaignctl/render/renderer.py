@@ -58,6 +58,7 @@ from campaignctl.spec.models import (
     SmsTransportKind,
     WorkspaceConfig,
 )
+from campaignctl.spec.templates import LINK_NAMES
 from campaignctl.spec.workspace import DOCUMENTS_DIR, TEMPLATE_SUFFIXES, Workspace
 
 _WHITESPACE = re.compile(r"\s+")
@@ -128,19 +129,7 @@ def _used(links: LinksView) -> dict[str, Any]:
 class _Links:
     """Makes the `links.*` values of one recipient (called lazily by LinksView)."""
 
-    NAMES = frozenset(
-        {
-            "form",
-            "form_short",
-            "forms",
-            "space",
-            "space_short",
-            "unsubscribe",
-            "preferences",
-            "documents",
-            "document_list",
-        }
-    )
+    NAMES = frozenset(LINK_NAMES)
 
     def __init__(self, signer: LinkSigner | None, campaign: Campaign, unsubscribe: bool) -> None:
         self.signer = signer

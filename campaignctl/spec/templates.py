@@ -18,6 +18,19 @@ from campaignctl.errors import Diagnostic, Severity
 from campaignctl.spec.files import definitions_fingerprint, write_cache
 from campaignctl.spec.models import Campaign, Channel
 
+# The values of `links` (the renderer makes them, `validate` checks templates against them).
+LINK_NAMES = (
+    "form",
+    "form_short",
+    "forms",
+    "space",
+    "space_short",
+    "unsubscribe",
+    "preferences",
+    "documents",
+    "document_list",
+)
+
 TEMPLATES_DIR = "templates"
 # Names Jinja itself provides in every template.
 JINJA_GLOBALS = frozenset(
@@ -95,19 +108,7 @@ def context_schema(
             "links": Obj(
                 "links",
                 {
-                    **dict.fromkeys(
-                        (
-                            "form",
-                            "form_short",
-                            "forms",
-                            "space",
-                            "space_short",
-                            "unsubscribe",
-                            "preferences",
-                            "documents",
-                        ),
-                        ANY,
-                    ),
+                    **dict.fromkeys(LINK_NAMES, ANY),  # document_list: its items are typed
                     "document_list": ListOf(DOCUMENT),
                 },
             ),
