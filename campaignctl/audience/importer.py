@@ -1,13 +1,19 @@
 """`audience import`: load an Audience's CSV into the store, normalised, idempotently.
 
-Streaming in chunks, the main process reads the CSV, recognises unchanged rows by
-a hash of their raw cells (so a re-import of the same file normalises nothing),
-and writes; two worker processes (files of 2 MB and more) type and normalise the new
-and changed rows, the expensive part, into ready-made statement parameters. A first
-load of a big file into a SQLite table holding fewer records rebuilds the table's
-secondary indexes once at the end instead of updating them row by row. Never holds
-the file in memory: what is kept is the set of keys seen (duplicate detection and
-removal), a few dozen bytes a record.
+The main process streams the file in blocks of whole rows (a megabyte of text each)
+to worker processes (files of 2 MB and more; inline otherwise). A worker parses its
+block, hashes each row's raw cells, and on a re-import looks the keys up in the
+store through its own read connection: an unchanged row is recognised by its hash
+and never normalised again. It types the new and changed rows, the expensive part,
+and stages them in its own SQLite file. The main process only checks keys for
+duplicates, in file order, and writes the rejects; once every block is staged, it
+moves the staged rows into the store with one INSERT … SELECT per block (an attached
+database on SQLite: no row goes through Python again), all in one transaction. A
+first load of a big file into a SQLite table holding fewer records rebuilds the
+table's secondary indexes once at the end instead of updating them row by row.
+
+Never holds the file in memory: what is kept is the set of keys seen (duplicate
+detection and removal), a few dozen bytes a record; staged rows are on disk.
 
 Rows: a missing key or a key already seen earlier in the file (the first wins)
 rejects the row; a bad value (email, phone, date…) drops that value and keeps the
@@ -20,6 +26,9 @@ import csv
 import gc
 import hashlib
 import os
+import shutil
+import sqlite3
+import tempfile
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -35,21 +44,24 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaignctl.audience.source import (
+    Block,
     RowTyper,
     SourceLayout,
     estimate_rows,
     inspect_source,
-    iter_rows,
+    iter_blocks,
+    parse_block,
 )
 from campaignctl.enums import RecordStatus
 from campaignctl.errors import UsageError
 from campaignctl.spec.models import Audience
 from campaignctl.spec.workspace import Workspace
-from campaignctl.store.store import Store, utcnow
+from campaignctl.store.store import Store, create_engine, utcnow
 
-CHUNK_ROWS = 5_000
 IMPORT_CACHE_KIB = 16 * 1024  # SQLite page cache during an import (default: 2 MiB)
+SORT_CACHE_KIB = 4 * 1024  # ... while building an index: the size of each sorted run
 PARALLEL_MIN_BYTES = 2_000_000  # below this a worker process costs more than it saves
+MAX_WORKERS = 4  # the move into the store is one process: more workers would wait on it
 BULK_MIN_ROWS = 20_000  # below this, rebuilding the record indexes costs more than it saves
 # what differs from record to record; the audience, status and timestamps are the import's
 RECORD_COLUMNS = (
@@ -63,7 +75,7 @@ class ImportOptions:
     dry_run: bool = False
     prune: bool = False  # delete records gone from the source instead of marking them removed
     rejects: Path | None = None  # write every problem there (CSV)
-    workers: int | None = None  # normalising processes; None: 2 for big files, 0 otherwise
+    workers: int | None = None  # typing processes; None: one a core (up to 4) for big files
     progress: Callable[[int], None] | None = None  # called with the rows read so far
 
 
@@ -144,41 +156,94 @@ def _mapping_salt(audience: Audience, region: str) -> bytes:
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
-# ----------------------------------------------------------------------------- typing (worker)
+# ----------------------------------------------------------------------------- staging (worker)
 
-Typed = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
+ADDED, UPDATED, UNCHANGED = "a", "u", "="  # what a row with a key does to the store
+_ABSENT, _KEEP = object(), object()  # stored states: no such record, a forgotten one
 
 
 @dataclass
-class _Typist:
-    """Turns raw rows into the parameters of the record INSERTs and UPDATEs, and problems.
+class _Staged:
+    """What a worker hands back for one block; the typed rows themselves are in `file`."""
 
-    Runs in the import's worker processes (it is picklable), so that the main process,
-    which reads the file and writes to the store, does as little per row as possible.
-    """
+    file: str
+    first: int  # line numbers of the first and last staged row (first > last: none)
+    last: int
+    rows: int  # non-blank rows in the block
+    keys: list[str]  # of the rows that have one, in file order
+    lines: list[int]  # their line numbers
+    kinds: str  # one of ADDED, UPDATED, UNCHANGED per key
+    problems: list[tuple[Any, ...]]  # (line, key, column, value, reason, message)
 
+
+class _Staging:
+    """One process's staging file: the typed rows of the blocks it handled, by line."""
+
+    def __init__(self, folder: str) -> None:
+        self.path = os.path.join(folder, f"staged-{os.getpid()}.db")
+        self.conn = sqlite3.connect(self.path, isolation_level=None)
+        # scratch data: no journal, no syncs; each block is committed for the importer
+        self.conn.execute("PRAGMA journal_mode = OFF")
+        self.conn.execute("PRAGMA synchronous = OFF")
+        self.conn.execute(f"CREATE TABLE staged (line INTEGER PRIMARY KEY, {STAGED_COLUMNS})")
+        self.insert = f"INSERT INTO staged VALUES ({', '.join('?' * (len(RECORD_COLUMNS) + 1))})"
+
+    def add(self, rows: list[tuple[Any, ...]]) -> None:
+        self.conn.execute("BEGIN")
+        self.conn.executemany(self.insert, rows)
+        self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+STAGED_COLUMNS = ", ".join(RECORD_COLUMNS)
+
+
+@dataclass
+class _Stager:
+    """Parses, classifies, types and stages one block of rows (picklable: import workers)."""
+
+    layout: SourceLayout
     typer: RowTyper
     salt: bytes
+    audience: str
+    known: bool  # the store holds records of this audience: look the keys up
 
-    def __call__(self, rows: list[tuple[int, list[str], int | None]], existing: set[str]) -> Typed:
-        """(inserts, updates, problems) of the new and changed rows of one chunk.
+    def __call__(self, block: Block, staging: _Staging, store: Connection | None) -> _Staged:
+        """Stage the new and changed rows of `block`; `store` answers the key look-ups.
 
-        A row's hash is computed here when the main process did not need it (a first
-        import). `invalid` lists the channels whose address the source gave but
-        normalisation dropped ("email", "sms", "email,sms"): `plan` reports those records
-        as `invalid_address` rather than `no_address`.
+        `invalid` lists the channels whose address the source gave but normalisation
+        dropped ("email", "sms", "email,sms"): `plan` reports those records as
+        `invalid_address` rather than `no_address`.
         """
-        inserts: list[tuple[Any, ...]] = []
-        updates: list[tuple[Any, ...]] = []
-        problems: list[tuple[Any, ...]] = []
         typer, salt = self.typer, self.salt
-        key_index, values = typer.key_index, typer.values
+        key_index, values, column = typer.key_index, typer.values, typer.audience.key
         email_column, phone_column, category_column = (
             typer.email_column, typer.phone_column, typer.category_column,
         )  # fmt: skip
-        for row, cells, source_hash in rows:
-            key = cells[key_index].strip()  # never empty: _classify rejected those rows
-            attributes, bad = values(row, cells)
+        rows = parse_block(block, self.layout)
+        keyed: list[tuple[int, list[str], str]] = []
+        problems: list[tuple[Any, ...]] = []
+        for line, cells in rows:
+            key = cells[key_index].strip()
+            if key:
+                keyed.append((line, cells, key))
+            else:
+                message = f"the key column {column!r} is empty"
+                problems.append((line, "", column, "", "missing_key", message))
+        keys = [key for _line, _cells, key in keyed]
+        stored = _stored(store, self.audience, keys) if self.known and keyed else {}
+        kinds: list[str] = []
+        staged: list[tuple[Any, ...]] = []
+        for line, cells, key in keyed:
+            source_hash = _row_hash(cells, salt)
+            state = stored.get(key, _ABSENT)
+            if state is _KEEP or state == source_hash:
+                kinds.append(UNCHANGED)
+                continue
+            kinds.append(ADDED if state is _ABSENT else UPDATED)
+            attributes, bad = values(line, cells)
             email = attributes[email_column] if email_column else None
             phone = attributes[phone_column] if phone_column else None
             category = attributes[category_column] if category_column else None
@@ -195,32 +260,70 @@ class _Typist:
                     )
                     or None
                 )
-                problems.extend((row, key, p.column, p.value, p.reason, p.message) for p in bad)
+                problems.extend((line, key, p.column, p.value, p.reason, p.message) for p in bad)
             lower = email.lower() if email else None
-            if lower == email:
-                lower = email  # one string to pickle back instead of two equal ones
             document = orjson.dumps(attributes).decode()
-            if source_hash is None:
-                source_hash = _row_hash(cells, salt)
-            if key in existing:
-                updates.append((email, lower, phone, invalid, category, document, source_hash, key))
-            else:
-                inserts.append((key, email, lower, phone, invalid, category, document, source_hash))
-        return inserts, updates, problems
+            staged.append(
+                (line, key, email, lower, phone, invalid, category, document, source_hash)
+            )
+        if staged:
+            staging.add(staged)
+        problems.sort(key=lambda problem: problem[0])
+        return _Staged(
+            staging.path,
+            staged[0][0] if staged else 1,
+            staged[-1][0] if staged else 0,
+            len(rows),
+            keys,
+            [line for line, _cells, _key in keyed],
+            "".join(kinds),
+            problems,
+        )
 
 
-_TYPIST: _Typist | None = None
+def _stored(conn: Connection | None, audience: str, keys: list[str]) -> dict[str, object]:
+    """The stored state of each key the store has: the source hash of an active record,
+    None for a removed one (any row brings it back), _KEEP for a forgotten one (never
+    filled again from the source)."""
+    assert conn is not None
+    if conn.dialect.name == "sqlite":  # one parameter: no 10,000-placeholder statement
+        lookup = (
+            "SELECT key, source_hash, status FROM record "
+            "WHERE audience = ? AND key IN (SELECT value FROM json_each(?))",
+            (audience, orjson.dumps(keys).decode()),
+        )
+    else:
+        lookup = (
+            "SELECT key, source_hash, status FROM record WHERE audience = %s AND key = ANY(%s)",
+            (audience, keys),
+        )
+    stored: dict[str, object] = {}
+    for key, source_hash, status in conn.exec_driver_sql(*lookup):
+        if status == RecordStatus.ACTIVE.value:
+            stored[key] = source_hash
+        elif status == RecordStatus.FORGOTTEN.value:
+            stored[key] = _KEEP
+        else:
+            stored[key] = None
+    return stored
 
 
-def _init_worker(typist: _Typist) -> None:
-    global _TYPIST
-    _TYPIST = typist
+_WORKER: tuple[_Stager, _Staging, Connection | None] | None = None
+
+
+def _init_worker(stager: _Stager, folder: str, store_url: str) -> None:
+    """A worker's staging file, and its own read connection to the store for re-imports
+    (it sees the store as it was before the import: the importer writes only at the end)."""
+    global _WORKER
+    store = create_engine(store_url).connect() if stager.known else None
+    _WORKER = (stager, _Staging(folder), store)
     gc.disable()  # see _bulk_mode: the worker lives only as long as one import
 
 
-def _type_chunk(rows: list[tuple[int, list[str], int | None]], existing: set[str]) -> Typed:
-    assert _TYPIST is not None
-    return _TYPIST(rows, existing)
+def _stage_block(block: Block) -> _Staged:
+    assert _WORKER is not None
+    stager, staging, store = _WORKER
+    return stager(block, staging, store)
 
 
 @contextmanager
@@ -228,11 +331,11 @@ def _bulk_mode(conn: Connection, dialect: str) -> Iterator[None]:
     """What a bulk load needs, undone afterwards whatever happens.
 
     The cyclic garbage collector is paused: an import allocates millions of short-lived
-    tuples and no reference cycles, and each collection would walk every live chunk
-    (a quarter of the CPU time). SQLite gets a bigger page cache for this connection, so
-    that the indexes an update or a small load maintains row by row stay in memory
-    instead of spilling pages to the WAL mid-transaction; durability is untouched (same
-    journal, same synchronous setting, one transaction).
+    tuples and no reference cycles, and each collection would walk every live object.
+    SQLite gets a bigger page cache for this connection, so that the indexes an update
+    or a small load maintains row by row stay in memory instead of spilling pages to
+    the WAL mid-transaction; durability is untouched (same journal, same synchronous
+    setting, one transaction).
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -252,56 +355,125 @@ def _bulk_mode(conn: Connection, dialect: str) -> Iterator[None]:
 
 
 @dataclass
-class _Writer:
-    """Runs the workers' INSERT and UPDATE parameters (RECORD_COLUMNS) against the store."""
+class _Collector:
+    """The importer's side of the blocks, in file order: duplicate keys (the first row
+    wins), counts, rejects, and the staged line ranges to move into the store."""
 
-    conn: Connection
-    dialect: str
-    audience: str
-    now: datetime
+    key_column: str
+    result: ImportResult
+    rejects: _RejectsFile | None
+    progress: Callable[[int], None] | None
+    seen: set[str] = field(default_factory=set)
+    moves: list[tuple[str, int, int, list[int]]] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
+    def take(self, staged: _Staged) -> None:
+        result, seen = self.result, self.seen
+        result.rows += staged.rows
+        duplicates: list[tuple[Any, ...]] = []
+        excluded: list[int] = []  # staged lines of rows that repeat an earlier key
+        counts = Counter(staged.kinds)
+        for line, key, kind in zip(staged.lines, staged.keys, staged.kinds, strict=True):
+            if key not in seen:
+                seen.add(key)
+                continue
+            message = f"key {key!r} already appears earlier in the file (the first row wins)"
+            duplicates.append((line, key, self.key_column, key, "duplicate_key", message))
+            counts[kind] -= 1
+            if kind != UNCHANGED:
+                excluded.append(line)
+        result.added += counts[ADDED]
+        result.updated += counts[UPDATED]
+        result.unchanged += counts[UNCHANGED]
+        problems = staged.problems
+        if duplicates:
+            lines = {problem[0] for problem in duplicates}
+            problems = [p for p in problems if p[0] not in lines] + duplicates
+            problems.sort(key=lambda problem: problem[0])
+        for problem in problems:
+            reason = problem[4]
+            result.problems[reason] += 1
+            if reason in ("missing_key", "duplicate_key"):
+                result.rejected += 1
+            if self.rejects:
+                self.rejects.add(*problem)
+        if staged.first <= staged.last:
+            self.moves.append((staged.file, staged.first, staged.last, excluded))
+        if self.progress:
+            self.progress(result.rows)
+
+
+class _Mover:
+    """Moves staged rows into the record table: one upsert by (audience, key) per block.
+
+    SQLite reads the staging files attached to the import's connection (INSERT …
+    SELECT: no row goes through Python); PostgreSQL gets the rows read back here.
+    """
+
+    def __init__(self, conn: Connection, dialect: str, audience: str, now: datetime) -> None:
+        self.conn, self.dialect, self.audience, self.now = conn, dialect, audience, now
+        # the driver's connection outlives `conn`: close() detaches after the transaction
+        self.raw = conn.connection.dbapi_connection if dialect == "sqlite" else None
+        self.sources: dict[str, str | sqlite3.Connection] = {}  # file: alias or connection
         columns = ", ".join(("audience", "status", "created_at", "updated_at", *RECORD_COLUMNS))
-        if self.dialect == "sqlite":
-            # the import's constants as SQL literals: 8 parameters a row instead of 12
-            audience = "'" + self.audience.replace("'", "''") + "'"
-            # SQLite stores DATETIME as this text (what SQLAlchemy's type writes and reads)
-            stamp = self.now.strftime("'%Y-%m-%d %H:%M:%S.%f'")
-            values = ["?"] * len(RECORD_COLUMNS)
+        changes = ", ".join(
+            [f"{c} = excluded.{c}" for c in RECORD_COLUMNS[1:]]
+            + ["status = 'active'", "removed_at = NULL", "updated_at = excluded.updated_at"]
+        )
+        upsert = f"ON CONFLICT (audience, key) DO UPDATE SET {changes}"
+        if dialect == "sqlite":
+            # the import's constants as SQL literals; SQLite stores DATETIME as this text
+            # (what SQLAlchemy's type writes and reads)
+            audience_sql = "'" + audience.replace("'", "''") + "'"
+            stamp = now.strftime("'%Y-%m-%d %H:%M:%S.%f'")
+            self.insert = (
+                f"INSERT INTO record ({columns}) SELECT {audience_sql}, 'active', {stamp}, "
+                f"{stamp}, {STAGED_COLUMNS} FROM {{source}}.staged "
+                f"WHERE line BETWEEN ? AND ? {{excluding}} {upsert}"
+            )
         else:
-            audience = stamp = "%s"
             values = ["%s::jsonb" if c == "attributes" else "%s" for c in RECORD_COLUMNS]
-        pairs = zip(RECORD_COLUMNS[1:], values[1:], strict=True)
-        changes = ", ".join(f"{column} = {value}" for column, value in pairs)
-        self.insert_sql = (
-            f"INSERT INTO record ({columns}) "
-            f"VALUES ({audience}, 'active', {stamp}, {stamp}, {', '.join(values)})"
-        )
-        self.update_sql = (
-            f"UPDATE record SET {changes}, status = 'active', removed_at = NULL, "
-            f"updated_at = {stamp} WHERE audience = {audience} AND key = {values[0]}"
-        )
+            self.insert = (
+                f"INSERT INTO record ({columns}) "
+                f"VALUES (%s, 'active', %s, %s, {', '.join(values)}) {upsert}"
+            )
 
-    def write(self, inserts: list[tuple[Any, ...]], updates: list[tuple[Any, ...]]) -> None:
+    def move(self, file: str, first: int, last: int, excluded: list[int]) -> None:
         if self.dialect == "sqlite":
-            # plain tuples straight to the driver, inside SQLAlchemy's transaction (same
-            # connection): no per-row parameter processing
-            cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                if inserts:
-                    cursor.executemany(self.insert_sql, inserts)
-                if updates:
-                    cursor.executemany(self.update_sql, updates)
-            finally:
-                cursor.close()
-        else:
-            audience, now = self.audience, self.now
-            if inserts:
-                rows = [(audience, now, now, *row) for row in inserts]
-                self.conn.exec_driver_sql(self.insert_sql, rows)
-            if updates:
-                rows = [(*row[:-1], now, audience, row[-1]) for row in updates]
-                self.conn.exec_driver_sql(self.update_sql, rows)
+            alias = self.sources.get(file)
+            if alias is None:
+                alias = self.sources[file] = f"staged_{len(self.sources)}"
+                self.conn.exec_driver_sql(f"ATTACH DATABASE ? AS {alias}", (file,))
+            excluding = "AND line NOT IN (SELECT value FROM json_each(?))" if excluded else ""
+            parameters: tuple[Any, ...] = (first, last)
+            if excluded:
+                parameters += (orjson.dumps(excluded).decode(),)
+            sql = self.insert.format(source=alias, excluding=excluding)
+            self.conn.exec_driver_sql(sql, parameters)
+            return
+        source = self.sources.get(file)
+        if source is None:
+            source = self.sources[file] = sqlite3.connect(file)
+        assert isinstance(source, sqlite3.Connection)
+        skip = set(excluded)
+        rows = [
+            (self.audience, self.now, self.now, *row[1:])
+            for row in source.execute(
+                f"SELECT line, {STAGED_COLUMNS} FROM staged WHERE line BETWEEN ? AND ?",
+                (first, last),
+            )
+            if row[0] not in skip
+        ]
+        if rows:
+            self.conn.exec_driver_sql(self.insert, rows)
+
+    def close(self) -> None:
+        """Detach the staging files (after the transaction: SQLite refuses before)."""
+        for alias in self.sources.values():
+            if isinstance(alias, sqlite3.Connection):
+                alias.close()
+            elif self.raw is not None:
+                self.raw.execute(f"DETACH DATABASE {alias}")
+        self.sources.clear()
 
 
 def import_audience(
@@ -318,70 +490,41 @@ def import_audience(
     workers = options.workers
     if workers is None:
         big = layout.path.stat().st_size >= PARALLEL_MIN_BYTES
-        workers = 2 if big and (os.cpu_count() or 1) > 1 else 0
+        workers = min(os.cpu_count() or 1, MAX_WORKERS) if big else 0
+        workers = workers if workers > 1 else 0
+    database = store.engine.url.database
+    if store.dialect == "sqlite" and (not database or database == ":memory:"):
+        workers = 0  # no other process can open this store
     rejects = _RejectsFile(options.rejects) if options.rejects else None
+    folder = tempfile.mkdtemp(prefix="campaignctl-import-")
+    mover: _Mover | None = None
     table = sa.table(
         "record", sa.column("key"), sa.column("source_hash"), sa.column("status"),
         sa.column("audience"), sa.column("id"),
     )  # fmt: skip
     try:
-        with store.transaction() as conn, _bulk_mode(conn, store.dialect):
+        with store.transaction(immediate=True) as conn, _bulk_mode(conn, store.dialect):
             now = utcnow()
-            writer = _Writer(conn, store.dialect, audience.name, now)
-            typist = _Typist(typer, salt)
             known = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(table)
                 .where(table.c.audience == audience.name)
             ).scalar_one()
+            stager = _Stager(layout, typer, salt, audience.name, bool(known))
+            collector = _Collector(audience.key, result, rejects, options.progress)
+            _stage(stager, folder, workers, store, conn, collector)
             deferred = (
                 _drop_secondary_indexes(conn)
                 if store.dialect == "sqlite" and not known and _bulk_load(conn, layout)
                 else []
             )
-            seen: set[str] = set()
-            executor = (
-                ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(typist,))
-                if workers
-                else None
-            )
-            pending: deque[Future[Typed] | Typed] = deque()
-
-            def drain(limit: int) -> None:
-                while len(pending) > limit:
-                    item = pending.popleft()
-                    inserts, updates, problems = item.result() if isinstance(item, Future) else item
-                    writer.write(inserts, updates)
-                    result.added += len(inserts)
-                    result.updated += len(updates)
-                    for problem in problems:
-                        result.problems[problem[4]] += 1
-                        if rejects:
-                            rejects.add(*problem)
-
-            try:
-                for chunk in _chunks(iter_rows(layout), CHUNK_ROWS):
-                    result.rows += len(chunk)
-                    todo, existing = _classify(
-                        conn, audience.name, typer, chunk, salt, seen, known, result, rejects
-                    )
-                    if todo:
-                        pending.append(
-                            executor.submit(_type_chunk, todo, existing)
-                            if executor
-                            else typist(todo, existing)
-                        )
-                    drain(2 * workers)
-                    if options.progress:
-                        options.progress(result.rows)
-                drain(0)
-            finally:
-                if executor:
-                    executor.shutdown(cancel_futures=True)
-            for statement in deferred:
-                conn.exec_driver_sql(statement)
+            mover = _Mover(conn, store.dialect, audience.name, now)
+            for move in collector.moves:
+                mover.move(*move)
+            _build_indexes(conn, store.dialect, deferred)
             if known:
-                _mark_removed(conn, now, table, audience.name, seen, result, options.prune)
+                seen, prune = collector.seen, options.prune
+                _mark_removed(conn, now, table, audience.name, seen, result, prune)
             _ensure_indexes(conn, store.dialect, workspace, audience)
             _audit(conn, result)
             if options.dry_run:
@@ -389,10 +532,48 @@ def import_audience(
     except _DryRun:
         pass
     finally:
+        if mover is not None:
+            mover.close()
         if rejects:
             rejects.close()
+        shutil.rmtree(folder, ignore_errors=True)
     result.elapsed = time.perf_counter() - started
     return result
+
+
+def _stage(
+    stager: _Stager,
+    folder: str,
+    workers: int,
+    store: Store,
+    conn: Connection,
+    collector: _Collector,
+) -> None:
+    """Stage every block of the file, in `workers` processes or inline (0)."""
+    blocks = iter_blocks(stager.layout)
+    if not workers:
+        staging = _Staging(folder)
+        try:
+            for block in blocks:
+                collector.take(stager(block, staging, conn))
+        finally:
+            staging.close()
+        return
+    url = store.engine.url.render_as_string(hide_password=False)
+    pending: deque[Future[_Staged]] = deque()
+    with ProcessPoolExecutor(
+        workers, initializer=_init_worker, initargs=(stager, folder, url)
+    ) as executor:
+        try:
+            for block in blocks:
+                pending.append(executor.submit(_stage_block, block))
+                while len(pending) > 2 * workers:
+                    collector.take(pending.popleft().result())
+            while pending:
+                collector.take(pending.popleft().result())
+        except BaseException:
+            executor.shutdown(cancel_futures=True)
+            raise
 
 
 class _DryRun(Exception):
@@ -413,7 +594,7 @@ def _drop_secondary_indexes(conn: Connection) -> list[str]:
     row: emails and phones arrive in random order and their index pages keep falling out
     of the page cache. It all happens inside the import's transaction: readers see the
     old table until the commit, a failure or a dry run rolls the drop back with the rest.
-    The unique (audience, key) index stays: the import looks keys up through it.
+    The unique (audience, key) index stays: the upsert goes through it.
     """
     indexes = conn.exec_driver_sql(
         "SELECT name, sql FROM sqlite_master "
@@ -424,83 +605,28 @@ def _drop_secondary_indexes(conn: Connection) -> list[str]:
     return [sql for _name, sql in indexes]
 
 
-def _chunks(
-    rows: Iterator[tuple[int, list[str]]], size: int
-) -> Iterator[list[tuple[int, list[str]]]]:
-    chunk: list[tuple[int, list[str]]] = []
-    for item in rows:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _build_indexes(conn: Connection, dialect: str, statements: list[str]) -> None:
+    """Run CREATE INDEX statements; on SQLite, with the sorter's helper threads.
 
-
-def _classify(
-    conn: Connection,
-    audience: str,
-    typer: RowTyper,
-    chunk: list[tuple[int, list[str]]],
-    salt: bytes,
-    seen: set[str],
-    known: int,
-    result: ImportResult,
-    rejects: _RejectsFile | None,
-) -> tuple[list[tuple[int, list[str], int | None]], set[str]]:
-    """The rows to (re)type: new or changed ones; counts unchanged and rejected ones.
-
-    Rows are hashed here only when the store has records to compare them with; on a
-    first import the workers hash them.
+    Each build sorts a million keys or so. With helper threads and a small page cache
+    the sorter hands each few megabytes it collects to a thread to sort while it goes
+    on reading the table (about a quarter faster on two cores than one big sort).
     """
-    candidates: list[tuple[int, list[str], int | None]] = []
-    keys: list[str] = []
-    key_index = typer.key_index
-    for row, cells in chunk:
-        key = cells[key_index].strip()
-        if not key or key in seen:
-            reason = "duplicate_key" if key else "missing_key"
-            message = (
-                f"key {key!r} already appears earlier in the file (the first row wins)"
-                if key
-                else f"the key column {typer.audience.key!r} is empty"
-            )
-            result.rejected += 1
-            result.problems[reason] += 1
-            if rejects:
-                rejects.add(row, key, typer.audience.key, key, reason, message)
-            continue
-        seen.add(key)
-        candidates.append((row, cells, _row_hash(cells, salt) if known else None))
-        keys.append(key)
-    if not known or not candidates:
-        return candidates, set()
-    stored: dict[str, int | None] = {}
-    existing: set[str] = set()
-    if conn.dialect.name == "sqlite":  # one parameter: no 5,000-placeholder statement to build
-        lookup = (
-            "SELECT key, source_hash, status FROM record "
-            "WHERE audience = ? AND key IN (SELECT value FROM json_each(?))",
-            (audience, orjson.dumps(keys).decode()),
-        )
-    else:
-        lookup = (
-            "SELECT key, source_hash, status FROM record WHERE audience = %s AND key = ANY(%s)",
-            (audience, keys),
-        )
-    for key, source_hash, status in conn.exec_driver_sql(*lookup):
-        existing.add(key)
-        if status == RecordStatus.ACTIVE.value:
-            stored[key] = source_hash
-        elif status == RecordStatus.FORGOTTEN.value:
-            stored[key] = None  # a forgotten record is never filled again from the source
-    todo = []
-    for item, key in zip(candidates, keys, strict=True):
-        if key in stored and stored[key] in (item[2], None):
-            result.unchanged += 1
-        else:
-            todo.append(item)
-    return todo, existing
+    if not statements:
+        return
+    if dialect != "sqlite":
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+        return
+    cache = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+    conn.exec_driver_sql(f"PRAGMA threads = {min(os.cpu_count() or 1, MAX_WORKERS)}")
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{SORT_CACHE_KIB}")
+    try:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {int(cache)}")
+        conn.exec_driver_sql("PRAGMA threads = 0")
 
 
 def _mark_removed(
@@ -555,8 +681,7 @@ def _ensure_indexes(
     for segment in workspace.segments.values():
         if segment.audience == audience.name:
             attributes |= tested_attributes(segment.where, workspace.segments)
-    for statement in index_statements(dialect, audience, attributes):
-        conn.exec_driver_sql(statement)
+    _build_indexes(conn, dialect, index_statements(dialect, audience, attributes))
     # fresh statistics, so that the planner picks the selective index for segment counts
     if dialect == "sqlite":
         conn.exec_driver_sql("PRAGMA analysis_limit = 1000")

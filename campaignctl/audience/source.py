@@ -11,8 +11,11 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,8 @@ from campaignctl.spec.models import Audience, ColumnType
 
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = (";", ",", "\t", "|")
+BLOCK_CHARS = 1 << 20  # the text of whole rows handed to an import worker at a time
+MAX_ROW_CHARS = 8 << 20  # a "row" longer than this is an unclosed quote
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class SourceLayout:
     delimiter: str
     header: list[str]
     positions: dict[str, int]  # attribute name -> column index in the file
+    shown: str  # the file's name in messages (relative to the workspace)
 
 
 def _detect_encoding(raw: bytes, declared: str) -> str:
@@ -136,7 +142,7 @@ def inspect_source(path: Path, audience: Audience, display: str | None = None) -
                 else f"the header is: {', '.join(header)}"
             ),
         )
-    return SourceLayout(path, encoding, delimiter, header, positions)
+    return SourceLayout(path, encoding, delimiter, header, positions, shown)
 
 
 def estimate_rows(layout: SourceLayout) -> int:
@@ -147,20 +153,119 @@ def estimate_rows(layout: SourceLayout) -> int:
     return size * sample.count(b"\n") // max(len(sample), 1)
 
 
-def iter_rows(layout: SourceLayout, limit: int | None = None) -> Iterator[tuple[int, list[str]]]:
-    """Raw rows of the file as (line number, cells padded to the header), blank rows skipped."""
-    width = len(layout.header)
-    with layout.path.open(encoding=layout.encoding, newline="") as handle:
-        reader = csv.reader(handle, delimiter=layout.delimiter)
-        next(reader, None)
-        for count, cells in enumerate(reader):
-            if limit is not None and count >= limit:
+@dataclass(frozen=True)
+class Block:
+    """Whole rows of the file, as text: what one import worker parses and types."""
+
+    line: int  # physical lines of the file before the block
+    text: str
+    header: bool  # the block starts with the header row
+
+
+@lru_cache(maxsize=16)
+def _row_patterns(delimiter: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(complete rows, one last row without a line end) as Python's csv module reads them.
+
+    A field is either quoted (a quote, then anything but a lone quote, newlines included,
+    then the closing quote and whatever follows it up to the delimiter) or unquoted (up
+    to the delimiter or the line end; a quote inside it is a plain character). Every
+    text matches except one that ends inside a quoted field: an unclosed quote.
+    Possessive quantifiers: no backtracking, a megabyte of rows in about 10 ms.
+    """
+    d = re.escape(delimiter)
+    field = rf'(?:"(?:[^"]|"")*+"[^{d}\r\n]*+|[^"{d}\r\n][^{d}\r\n]*+|)'
+    row = rf"{field}(?:{d}{field})*+"
+    return re.compile(rf"(?:{row}(?:\r\n|\n|\r))*+"), re.compile(row)
+
+
+def _lines(text: str | bytes) -> int:
+    """Physical lines ended in `text` (\\n, \\r\\n or \\r, as the csv reader counts them)."""
+    if isinstance(text, str):
+        return text.count("\n") + text.count("\r") - text.count("\r\n")
+    return text.count(b"\n") + text.count(b"\r") - text.count(b"\r\n")
+
+
+def iter_blocks(layout: SourceLayout, size: int = BLOCK_CHARS) -> Iterator[Block]:
+    """The file as blocks of about `size` characters that end where a row ends.
+
+    Streams the file. Undecodable bytes and an unclosed quote are errors naming the line
+    (an unclosed quote would swallow every row after it into one value).
+    """
+    complete, last = _row_patterns(layout.delimiter)
+    decoder = codecs.getincrementaldecoder(layout.encoding)()
+    buffer, line, header = "", 0, True
+    with layout.path.open("rb") as handle:
+        while True:
+            data = handle.read(size)
+            end_of_file = not data
+            try:
+                buffer += decoder.decode(data, final=end_of_file)
+            except UnicodeDecodeError as exc:
+                at = line + _lines(buffer) + _lines(exc.object[: exc.start]) + 1
+                encoding = layout.encoding.removesuffix("-sig")
+                raise InputError(
+                    f"{layout.shown}:{at}: the file is not valid {encoding} text",
+                    hint="save it as UTF-8, or set `encoding: cp1252` (Excel on Windows)",
+                ) from None
+            # a final \r may be the first half of \r\n: wait for the next read
+            stop = len(buffer) - (not end_of_file and buffer.endswith("\r"))
+            cut = complete.match(buffer, 0, stop).end()
+            if end_of_file and cut < len(buffer):
+                if last.fullmatch(buffer, cut) is None:
+                    raise _unclosed_quote(layout, line + _lines(buffer[:cut]) + 1)
+                cut = len(buffer)
+            if cut:
+                text, buffer = buffer[:cut], buffer[cut:]
+                yield Block(line, text, header)
+                line, header = line + _lines(text), False
+            elif len(buffer) > MAX_ROW_CHARS:
+                raise _unclosed_quote(layout, line + 1)
+            if end_of_file:
                 return
+
+
+def _unclosed_quote(layout: SourceLayout, line: int) -> InputError:
+    return InputError(
+        f"{layout.shown}:{line}: a quoted value that starts on this row is never closed",
+        hint='close the quote; a quote inside a quoted value is written twice ("")',
+    )
+
+
+def parse_block(block: Block, layout: SourceLayout) -> list[tuple[int, list[str]]]:
+    """The rows of a block as (line number, cells padded to the header), blank rows skipped.
+
+    The line number is the file's (the header being line 1) where the row ends.
+    """
+    width = len(layout.header)
+    reader = csv.reader(io.StringIO(block.text, newline=""), delimiter=layout.delimiter)
+    if block.header:
+        next(reader, None)
+    rows = []
+    line = block.line
+    try:
+        for cells in reader:
             if not "".join(cells).strip():  # no cells, or only blank ones
                 continue
             if len(cells) < width:
-                cells = cells + [""] * (width - len(cells))
-            yield reader.line_num, cells
+                cells += [""] * (width - len(cells))
+            rows.append((line + reader.line_num, cells))
+    except csv.Error as exc:  # a value over the csv module's field size limit
+        raise InputError(
+            f"{layout.shown}:{line + reader.line_num}: {exc}",
+            hint="a value this long is not a contact's: check the quotes on that row",
+        ) from None
+    return rows
+
+
+def iter_rows(layout: SourceLayout, limit: int | None = None) -> Iterator[tuple[int, list[str]]]:
+    """Raw rows of the file as (line number, cells padded to the header), blank rows skipped."""
+    count = 0
+    for block in iter_blocks(layout, SNIFF_BYTES if limit is not None else BLOCK_CHARS):
+        for item in parse_block(block, layout):
+            if limit is not None and count >= limit:
+                return
+            count += 1
+            yield item
 
 
 class RowTyper:
