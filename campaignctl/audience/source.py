@@ -110,7 +110,8 @@ def inspect_source(path: Path, audience: Audience, display: str | None = None) -
             text = raw[: exc.start].decode(encoding)  # a character cut by the sniff window
         else:
             raise InputError(
-                f"{shown}: the file is not valid {audience.encoding} text (byte {exc.start})",
+                f"{shown}:{_lines(raw[: exc.start]) + 1}: "
+                f"the file is not valid {encoding.removesuffix('-sig')} text",
                 hint="save it as UTF-8, or set `encoding: cp1252` (Excel on Windows)",
             ) from None
     first_line = text.splitlines()[0] if text else ""
@@ -185,12 +186,13 @@ def _lines(text: str | bytes) -> int:
     return text.count(b"\n") + text.count(b"\r") - text.count(b"\r\n")
 
 
-def iter_blocks(layout: SourceLayout, size: int = BLOCK_CHARS) -> Iterator[Block]:
-    """The file as blocks of about `size` characters that end where a row ends.
+def iter_blocks(layout: SourceLayout, size: int | None = None) -> Iterator[Block]:
+    """The file as blocks of about `size` characters (BLOCK_CHARS) that end where a row ends.
 
     Streams the file. Undecodable bytes and an unclosed quote are errors naming the line
     (an unclosed quote would swallow every row after it into one value).
     """
+    size = size or BLOCK_CHARS
     complete, last = _row_patterns(layout.delimiter)
     decoder = codecs.getincrementaldecoder(layout.encoding)()
     buffer, line, header = "", 0, True
@@ -244,8 +246,9 @@ def parse_block(block: Block, layout: SourceLayout) -> list[tuple[int, list[str]
     line = block.line
     try:
         for cells in reader:
-            if not "".join(cells).strip():  # no cells, or only blank ones
-                continue
+            first = cells[0] if cells else ""
+            if (not first or first.isspace()) and not "".join(cells).strip():
+                continue  # no cells, or only blank ones
             if len(cells) < width:
                 cells += [""] * (width - len(cells))
             rows.append((line + reader.line_num, cells))
@@ -260,7 +263,7 @@ def parse_block(block: Block, layout: SourceLayout) -> list[tuple[int, list[str]
 def iter_rows(layout: SourceLayout, limit: int | None = None) -> Iterator[tuple[int, list[str]]]:
     """Raw rows of the file as (line number, cells padded to the header), blank rows skipped."""
     count = 0
-    for block in iter_blocks(layout, SNIFF_BYTES if limit is not None else BLOCK_CHARS):
+    for block in iter_blocks(layout, SNIFF_BYTES if limit is not None else None):
         for item in parse_block(block, layout):
             if limit is not None and count >= limit:
                 return

@@ -12,6 +12,7 @@ import pytest
 
 from benchmarks.gen_contacts import row
 from campaignctl.audience.importer import BULK_MIN_ROWS, ImportOptions, import_audiences
+from campaignctl.errors import InputError
 from campaignctl.spec.workspace import load_workspace
 from campaignctl.store import Store
 
@@ -100,4 +101,85 @@ def test_the_indexes_dropped_for_a_bulk_load_are_all_rebuilt(big: Path, tmp_path
             "EXPLAIN QUERY PLAN SELECT id FROM record WHERE email_normalized = ?", ("x",)
         ).fetchall()
         assert "ix_record_email_normalized" in str(plan)
+    store.close()
+
+
+def _rows(path: Path) -> dict[str, tuple[object, ...]]:
+    """Every record by key, as the store keeps it (attributes parsed, ids left out)."""
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(f"SELECT {COLUMNS} FROM record").fetchall()
+    return {row[0]: row for row in rows}
+
+
+def test_workers_reimport_a_changed_file_as_the_inline_import_does(
+    scaffold: Path, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small blocks (about 40 rows each): keys repeat across blocks handled by different
+    workers, and the re-import looks keys up through each worker's own connection to
+    the store, on SQLite and on PostgreSQL (whose test engine carries a search_path its
+    URL does not show)."""
+    from campaignctl.audience import source
+    from campaignctl.audience.privacy import forget_contact
+    from campaignctl.audience.records import find_records
+
+    monkeypatch.setattr(source, "BLOCK_CHARS", 4096)
+    rng = random.Random(11)
+    lines = [";".join([*row(rng, i), ""]) for i in range(3_000)]
+    lines[2_500] = lines[10]  # a duplicate key far from its first row: another block
+    csv_file = scaffold / "audiences" / "contacts.csv"
+    csv_file.write_text(HEADER + "\n".join(lines) + "\n")
+    reference = Store(f"sqlite:///{tmp_path / 'inline.db'}")
+
+    first = _import(scaffold, store, workers=2)
+    assert first.as_json() | {"elapsed_seconds": 0} == _import(
+        scaffold, reference, workers=0
+    ).as_json() | {"elapsed_seconds": 0}
+    assert first.problems["duplicate_key"] >= 1 and first.added > 2_900
+
+    kept = [line for line in lines if line.split(";")[0]]
+    changed = [kept[5], kept[1_500], kept[2_990]]
+    gone = kept[100].split(";")[0]
+    forgotten = kept[200].split(";")[0]
+    new = ";".join([*row(rng, 9_999), ""])
+    edited = [
+        line + "x" if line in changed else line for line in lines if not line.startswith(gone)
+    ]
+    csv_file.write_text(HEADER + "\n".join([*edited, new]) + "\n")
+    for target in (store, reference):
+        forget_contact(target, forgotten)
+
+    again = _import(scaffold, store, workers=2)
+    assert again.as_json() | {"elapsed_seconds": 0} == _import(
+        scaffold, reference, workers=0
+    ).as_json() | {"elapsed_seconds": 0}
+    assert (again.added, again.updated, again.removed) == (1, 3, 1)
+    assert find_records(store, gone)[0]["status"] == "removed"
+    assert find_records(store, forgotten)[0]["status"] == "forgotten"
+    assert find_records(store, new.split(";")[0])[0]["status"] == "active"
+    if store.dialect == "sqlite":
+        assert _rows(Path(store.engine.url.database)) == _rows(tmp_path / "inline.db")
+    reference.close()
+
+
+def test_the_staged_rows_go_once_the_import_ends_ok_or_not(big: Path, tmp_path: Path) -> None:
+    """The staging files sit beside the store during the import, attached to its
+    connection: afterwards, neither the files nor the attachments remain, and a file
+    that turns out broken near its end leaves the store as it was."""
+    folder = tmp_path / "store"
+    path = folder / "store.db"
+    store = Store(f"sqlite:///{path}")
+    assert _import(big, store, workers=2).added > ROWS * 0.99
+    assert {p.name for p in folder.iterdir()} <= {"store.db", "store.db-wal", "store.db-shm"}
+    with store.engine.connect() as conn:
+        attached = [row[1] for row in conn.exec_driver_sql("PRAGMA database_list")]
+        assert set(attached) <= {"main", "temp"}, attached
+
+    csv_file = big / "audiences" / "contacts.csv"
+    with csv_file.open("a") as handle:
+        handle.write('Z1;"never closed;a@b.fr;;hotel;Val;;;\n')
+    before = _records(path)
+    with pytest.raises(InputError, match="never closed"):
+        _import(big, store, workers=2)
+    assert _records(path) == before
+    assert {p.name for p in folder.iterdir()} <= {"store.db", "store.db-wal", "store.db-shm"}
     store.close()
