@@ -35,7 +35,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -516,51 +516,49 @@ def import_audience(
     database = store.engine.url.database if store.dialect == "sqlite" else None
     if database is not None and (not database or "memory" in database):
         workers = 0  # an in-memory store: no other process can open it
-    rejects = _RejectsFile(options.rejects) if options.rejects else None
     # staged rows take about the room the records will: beside a SQLite store, on the disk
     # that must hold them anyway (the system's temporary folder may be a small RAM disk)
     beside = database and not database.startswith("file:")
-    folder = tempfile.mkdtemp(prefix="import-", dir=Path(database).parent if beside else None)
-    mover: _Mover | None = None
     table = sa.table(
         "record", sa.column("key"), sa.column("source_hash"), sa.column("status"),
         sa.column("audience"), sa.column("id"),
     )  # fmt: skip
-    try:
-        with store.transaction(immediate=True) as conn, _bulk_mode(conn, store.dialect):
-            now = utcnow()
-            known = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(table)
-                .where(table.c.audience == audience.name)
-            ).scalar_one()
-            stager = _Stager(layout, typer, salt, audience.name, bool(known))
-            collector = _Collector(audience.key, result, rejects, options.progress)
-            _stage(stager, folder, workers, store, conn, collector)
-            deferred = (
-                _drop_secondary_indexes(conn)
-                if store.dialect == "sqlite" and not known and _bulk_load(conn, layout)
-                else []
-            )
-            mover = _Mover(conn, store.dialect, audience.name, now)
-            for move in collector.moves:
-                mover.move(*move)
-            _build_indexes(conn, store.dialect, deferred)
-            if known:
-                seen, prune = collector.seen, options.prune
-                _mark_removed(conn, now, table, audience.name, seen, result, prune)
-            _ensure_indexes(conn, store.dialect, workspace, audience)
-            _audit(conn, result)
-            if options.dry_run:
-                raise _DryRun  # everything was computed for real; nothing is kept
-    except _DryRun:
-        pass
-    finally:
-        if mover is not None:
-            mover.close()
+    with ExitStack() as cleanup:  # whatever happens: files closed, staging removed
+        folder = tempfile.mkdtemp(prefix="import-", dir=Path(database).parent if beside else None)
+        cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
+        rejects = _RejectsFile(options.rejects) if options.rejects else None
         if rejects:
-            rejects.close()
-        shutil.rmtree(folder, ignore_errors=True)
+            cleanup.callback(rejects.close)
+        try:
+            with store.transaction(immediate=True) as conn, _bulk_mode(conn, store.dialect):
+                now = utcnow()
+                known = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(table)
+                    .where(table.c.audience == audience.name)
+                ).scalar_one()
+                stager = _Stager(layout, typer, salt, audience.name, bool(known))
+                collector = _Collector(audience.key, result, rejects, options.progress)
+                _stage(stager, folder, workers, store, conn, collector)
+                deferred = (
+                    _drop_secondary_indexes(conn)
+                    if store.dialect == "sqlite" and not known and _bulk_load(conn, layout)
+                    else []
+                )
+                mover = _Mover(conn, store.dialect, audience.name, now)
+                cleanup.callback(mover.close)  # after the transaction: detaching needs that
+                for move in collector.moves:
+                    mover.move(*move)
+                _build_indexes(conn, store.dialect, deferred)
+                if known:
+                    seen, prune = collector.seen, options.prune
+                    _mark_removed(conn, now, table, audience.name, seen, result, prune)
+                _ensure_indexes(conn, store.dialect, workspace, audience)
+                _audit(conn, result)
+                if options.dry_run:
+                    raise _DryRun  # everything was computed for real; nothing is kept
+        except _DryRun:
+            pass
     result.elapsed = time.perf_counter() - started
     return result
 
