@@ -35,7 +35,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -493,7 +493,8 @@ class _Mover:
             if isinstance(alias, sqlite3.Connection):
                 alias.close()
             elif self.raw is not None:
-                self.raw.execute(f"DETACH DATABASE {alias}")
+                with suppress(sqlite3.Error):  # a connection closed by an error holds none
+                    self.raw.execute(f"DETACH DATABASE {alias}")
         self.sources.clear()
 
 
