@@ -70,6 +70,7 @@ RECORD_COLUMNS = (
     "key", "email", "email_normalized", "phone", "invalid_addresses", "category", "attributes",
     "source_hash",
 )  # fmt: skip
+STAGED_COLUMNS = ", ".join(RECORD_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -208,9 +209,6 @@ class _Staging:
         self.conn.close()
 
 
-STAGED_COLUMNS = ", ".join(RECORD_COLUMNS)
-
-
 @dataclass
 class _Stager:
     """Parses, classifies, types and stages one block of rows (picklable: import workers)."""
@@ -229,10 +227,8 @@ class _Stager:
         `invalid_address` rather than `no_address`.
         """
         typer, row_hash = self.typer, _row_hasher(self.salt)
-        key_index, values, column = typer.key_index, typer.values, typer.audience.key
-        email_column, phone_column, category_column = (
-            typer.email_column, typer.phone_column, typer.category_column,
-        )  # fmt: skip
+        key_index, values, contact = typer.key_index, typer.values, typer.contact
+        email_column, phone_column = typer.email_column, typer.phone_column
         rows = parse_block(block, self.layout)
         keyed: list[tuple[int, list[str], str]] = []
         problems: list[tuple[Any, ...]] = []
@@ -241,8 +237,8 @@ class _Stager:
             if key:
                 keyed.append((line, cells, key))
             else:
-                message = f"the key column {column!r} is empty"
-                problems.append((line, "", column, "", "missing_key", message))
+                missing = typer.missing_key(line)
+                problems.append((line, "", missing.column, "", missing.reason, missing.message))
         keys = [key for _line, _cells, key in keyed]
         stored = _stored(store, self.audience, keys) if self.known and keyed else {}
         kinds: list[str] = []
@@ -255,11 +251,7 @@ class _Stager:
                 continue
             kinds.append(ADDED if state is _ABSENT else UPDATED)
             attributes, bad = values(line, cells)
-            email = attributes[email_column] if email_column else None
-            phone = attributes[phone_column] if phone_column else None
-            category = attributes[category_column] if category_column else None
-            if category is not None:
-                category = str(category)
+            email, phone, category = contact(attributes)
             invalid = None
             if bad:
                 columns = {p.column for p in bad}
