@@ -56,6 +56,7 @@ from campaignctl.audience.source import (
 )
 from campaignctl.enums import RecordStatus
 from campaignctl.errors import UsageError
+from campaignctl.spec.files import AUDIENCES_DIR
 from campaignctl.spec.models import Audience
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store, create_engine, utcnow
@@ -497,7 +498,10 @@ def import_audience(
     started = time.perf_counter()
     assert workspace.config is not None
     region = workspace.config.phone_region
-    layout = inspect_source(workspace.root / audience.source, audience, audience.source)
+    path = workspace.confined_file(
+        audience.source, AUDIENCES_DIR, "source", ("Audience", audience.name, "source")
+    )
+    layout = inspect_source(path, audience, audience.source)
     typer = RowTyper(audience, layout, region)
     salt = _mapping_salt(audience, region)
     result = ImportResult(audience.name, audience.source, dry_run=options.dry_run)

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
-from campaignctl.errors import CampaignctlError, SpecError, UsageError
+from campaignctl.errors import CampaignctlError, InputError, SpecError, UsageError
 from campaignctl.render import mime
 from campaignctl.render.context import (
     BlocksView,
@@ -114,6 +114,16 @@ class RenderedSms:
     info: SmsInfo
     warnings: tuple[str, ...] = ()
     links: dict[str, Any] = field(default_factory=dict)
+
+
+def _read(path: Path, named: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(
+            f"cannot read {named!r} ({path}): {exc.strerror or exc}",
+            hint="run `campaignctl validate` to check every file the definitions name",
+        ) from None
 
 
 def message_id(campaign: str, wave: Wave, recipient: Recipient, channel: str, domain: str) -> str:
@@ -338,7 +348,9 @@ class CampaignRenderer:
             enabled=self.options.reuse_inlined_shapes,
         )
         self._logo_part, logo_src = self._logo()
-        self._attachments = [self._attachment(path) for path in self.message.attachments]
+        self._attachments = [
+            self._attachment(i, path) for i, path in enumerate(self.message.attachments)
+        ]
         org = self.config.organization
         campaign_view = CampaignView(
             self.campaign.name,
@@ -382,37 +394,40 @@ class CampaignRenderer:
             return None, None
         if logo.startswith(("http://", "https://")):
             return None, logo  # linked, not embedded
-        path = self.root / logo
+        path = self.workspace.confined_file(
+            logo, DOCUMENTS_DIR, "organization.logo", (None, "", "organization", "logo")
+        )
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         cid = f"logo@{self.domain}"
         part = mime.binary_part(
-            content_type, path.read_bytes(), filename=path.name, content_id=cid, inline=True
+            content_type, _read(path, logo), filename=path.name, content_id=cid, inline=True
         )
         self._logo_cid = f"cid:{cid}"
         self._logo_file = path
         return part, self._logo_cid
 
-    def _attachment(self, relative: str) -> bytes:
-        path = self.root / DOCUMENTS_DIR / relative
+    def _attachment(self, index: int, relative: str) -> bytes:
+        # Checked again here, not only by `validate`: a link may have changed since.
+        path = self.workspace.confined_file(
+            relative,
+            DOCUMENTS_DIR,
+            "attachment",
+            ("Campaign", self.campaign.name, "message", "attachments", index),
+            base=DOCUMENTS_DIR,
+        )
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return mime.binary_part(content_type, path.read_bytes(), filename=path.name)
+        return mime.binary_part(content_type, _read(path, relative), filename=path.name)
 
     def _signature(self, campaign: CampaignView, org: OrganizationView) -> tuple[Any, Any]:
         relative = self.config.organization.signature
         if not relative:
             return None, None
-        path = self.root / relative
+        at = (None, "", "organization", "signature")
+        path = self.workspace.confined_file(relative, TEMPLATES_DIR, "organization.signature", at)
+        name = path.relative_to(self.root.resolve() / TEMPLATES_DIR).as_posix()
         context = {"organization": org, "campaign": campaign}
         try:
-            base = (self.root / TEMPLATES_DIR).resolve()
-            inside = path.resolve().is_relative_to(base)
-            name = path.resolve().relative_to(base).as_posix() if inside else relative
-            template = (
-                self.env.get_template(name)
-                if inside
-                else self.env.from_string(path.read_text(encoding="utf-8"))
-            )
-            html = template.render(context)
+            html = self.env.get_template(name).render(context)
         except jinja2.TemplateError as exc:
             raise template_error(exc, self.root, relative, "the signature") from None
         if relative.endswith(".html.j2"):
