@@ -56,7 +56,6 @@ from campaignctl.audience.source import (
 )
 from campaignctl.enums import RecordStatus
 from campaignctl.errors import UsageError
-from campaignctl.spec.files import AUDIENCES_DIR
 from campaignctl.spec.models import Audience
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store, create_engine, utcnow
@@ -498,10 +497,7 @@ def import_audience(
     started = time.perf_counter()
     assert workspace.config is not None
     region = workspace.config.phone_region
-    path = workspace.confined_file(
-        audience.source, AUDIENCES_DIR, "source", ("Audience", audience.name, "source")
-    )
-    layout = inspect_source(path, audience, audience.source)
+    layout = inspect_source(workspace.audience_source(audience), audience, audience.source)
     typer = RowTyper(audience, layout, region)
     salt = _mapping_salt(audience, region)
     result = ImportResult(audience.name, audience.source, dry_run=options.dry_run)

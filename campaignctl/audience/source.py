@@ -21,7 +21,6 @@ from typing import Any
 
 from campaignctl.audience.values import ValueProblem, converter
 from campaignctl.errors import InputError
-from campaignctl.spec.files import AUDIENCES_DIR, confined_path
 from campaignctl.spec.models import Audience, ColumnType
 
 SNIFF_BYTES = 64 * 1024
@@ -356,9 +355,9 @@ def iter_source(
 
 
 def read_source(
-    root: Path, audience: Audience, default_region: str, limit: int | None = None
+    path: Path, audience: Audience, default_region: str, limit: int | None = None
 ) -> Iterator[SourceRecord]:
-    """Records of an audience's CSV, read straight from the workspace (no store needed)."""
-    path = confined_path(root, audience.source, AUDIENCES_DIR, what="source")
+    """Records of an audience's CSV file (`Workspace.audience_source`), read straight from
+    the workspace (no store needed)."""
     layout = inspect_source(path, audience, audience.source)
     return iter_source(layout, audience, default_region, limit)

@@ -309,14 +309,15 @@ class CampaignRenderer:
         name = name or self.message.template
         cache_key = (name, part)
         if cache_key not in self._templates:
-            path = self.workspace.template_file(name, part)
-            compiled = None
-            if path.is_file():
-                file = f"{name}{TEMPLATE_SUFFIXES[part]}"
-                try:
-                    compiled = self.env.get_template(file)
-                except jinja2.TemplateError as exc:
+            file = f"{name}{TEMPLATE_SUFFIXES[part]}"
+            try:  # the workspace's loader refuses a name or a link leading out of templates/
+                compiled = self.env.get_template(file)
+            except jinja2.TemplateNotFound as exc:
+                if exc.name != file:  # a layout or include it needs is missing
                     raise template_error(exc, self.root, file) from None
+                compiled = None
+            except jinja2.TemplateError as exc:
+                raise template_error(exc, self.root, file) from None
             self._templates[cache_key] = compiled
         return self._templates[cache_key]
 

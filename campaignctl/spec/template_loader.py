@@ -80,7 +80,7 @@ def decode_template(data: bytes, file: str) -> str:
                 Severity.ERROR,
                 "encoding",
                 f"the file is not UTF-8 text: byte 0x{data[exc.start]:02x} ({exc.reason})",
-                "re-save the file as UTF-8 (the editor's \"save with encoding\", or "
+                're-save the file as UTF-8 (the editor\'s "save with encoding", or '
                 f"`iconv -f latin1 -t utf-8 {file} > {file}.new` then rename it)",
             )
         ) from None

@@ -138,6 +138,11 @@ class Workspace:
         file = f"{name}{TEMPLATE_SUFFIXES[part]}"
         return confined_path(self.root, file, TEMPLATES_DIR, base=TEMPLATES_DIR, what="template")
 
+    def audience_source(self, audience: Audience) -> Path:
+        """The CSV file of `audience`, which must be inside audiences/ (`confined_file`)."""
+        at = ("Audience", audience.name, "source")
+        return self.confined_file(audience.source, AUDIENCES_DIR, "source", at)
+
     def confined_file(
         self, value: str, folder: str, what: str, at: tuple[Any, ...], *, base: str = ""
     ) -> Path:
