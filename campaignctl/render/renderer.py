@@ -398,10 +398,11 @@ class CampaignRenderer:
         path = self.workspace.confined_file(
             logo, DOCUMENTS_DIR, "organization.logo", (None, "", "organization", "logo")
         )
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        name = Path(logo).name  # as written, even when it is a link to another file
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         cid = f"logo@{self.domain}"
         part = mime.binary_part(
-            content_type, _read(path, logo), filename=path.name, content_id=cid, inline=True
+            content_type, _read(path, logo), filename=name, content_id=cid, inline=True
         )
         self._logo_cid = f"cid:{cid}"
         self._logo_file = path
@@ -416,8 +417,9 @@ class CampaignRenderer:
             ("Campaign", self.campaign.name, "message", "attachments", index),
             base=DOCUMENTS_DIR,
         )
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return mime.binary_part(content_type, _read(path, relative), filename=path.name)
+        name = Path(relative).name  # as written, even when it is a link to another file
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return mime.binary_part(content_type, _read(path, relative), filename=name)
 
     def _signature(self, campaign: CampaignView, org: OrganizationView) -> tuple[Any, Any]:
         relative = self.config.organization.signature

@@ -9,6 +9,7 @@ the time a file is read, when a link changed after the definitions were checked.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 from pathlib import Path
@@ -217,8 +218,10 @@ def test_validate_accepts_links_that_stay_inside_their_folder(demo: Path) -> Non
     preview = run(demo, "preview", CAMPAIGN, "--format", "eml")
 
     assert preview.exit_code == 0, preview.output
-    assert 'filename="guide-partenaire-2027.txt"' in preview.stdout
-    assert 'filename="bareme-taxe-sejour-2027.txt"' in preview.stdout
+    assert 'filename="latest.txt"' in preview.stdout
+    assert 'filename="bareme.txt"' in preview.stdout
+    guide = (demo / "documents" / "guide-partenaire-2027.txt").read_bytes()
+    assert base64.b64encode(guide[:57]).decode() in preview.stdout
 
 
 # ----------------------------------------------------------------------------- at read time
