@@ -423,11 +423,9 @@ class CampaignRenderer:
 
     def _signature(self, campaign: CampaignView, org: OrganizationView) -> tuple[Any, Any]:
         relative = self.config.organization.signature
-        if not relative:
+        name = self.workspace.signature_template()  # refused when it leads out of templates/
+        if not relative or name is None:
             return None, None
-        at = (None, "", "organization", "signature")
-        path = self.workspace.confined_file(relative, TEMPLATES_DIR, "organization.signature", at)
-        name = path.relative_to(self.root.resolve() / TEMPLATES_DIR).as_posix()
         context = {"organization": org, "campaign": campaign}
         try:
             html = self.env.get_template(name).render(context)

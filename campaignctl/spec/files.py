@@ -47,6 +47,7 @@ class UnsafePath(InputError):
     def __init__(self, what: str, value: str, reason: str, hint: str) -> None:
         super().__init__(f"{what} {value!r} {reason}", hint=hint)
         self.value = value
+        self.reason = reason
 
     def diagnostic(self, file: str, line: int, column: int) -> Diagnostic:
         return Diagnostic(file, line, column, Severity.ERROR, self.code, self.message, self.hint)

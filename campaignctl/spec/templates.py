@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from campaignctl.errors import Diagnostic, Severity, SpecError
-from campaignctl.spec.files import UnsafePath, confined_path, definitions_fingerprint, write_cache
+from campaignctl.spec.files import UnsafePath, definitions_fingerprint, write_cache
 from campaignctl.spec.models import Campaign, Channel
 
 # The values of `links` (the renderer makes them, `validate` checks templates against them).
@@ -575,7 +575,10 @@ def analyze_campaign(
                 uses,
             )
         )
-    name = _signature_name(workspace)
+    try:
+        name = workspace.signature_template()
+    except SpecError:
+        name = None  # reported at campaignctl.yaml by the workspace checks
     if name is not None and checker.parse(name) is not None:
         out.extend(
             checker.check(
@@ -583,20 +586,6 @@ def analyze_campaign(
             )
         )
     return Analysis(out, uses)
-
-
-def _signature_name(workspace: Any) -> str | None:
-    """The template name (under templates/) of `organization.signature`; None when there is
-    none, or when its path is unsafe (the workspace checks report it at campaignctl.yaml)."""
-    config = workspace.config
-    signature = config.organization.signature if config else None
-    if not signature:
-        return None
-    try:
-        path = confined_path(workspace.root, signature, TEMPLATES_DIR, what="signature")
-    except UnsafePath:
-        return None
-    return path.relative_to(workspace.root.resolve() / TEMPLATES_DIR).as_posix()
 
 
 def check_workspace_templates(workspace: Any) -> list[Diagnostic]:

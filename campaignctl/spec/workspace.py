@@ -138,6 +138,16 @@ class Workspace:
         file = f"{name}{TEMPLATE_SUFFIXES[part]}"
         return confined_path(self.root, file, TEMPLATES_DIR, base=TEMPLATES_DIR, what="template")
 
+    def signature_template(self) -> str | None:
+        """The name under templates/ of `organization.signature` (None without one); a path
+        leading out of templates/ is a SpecError at campaignctl.yaml (`confined_file`)."""
+        signature = self.config.organization.signature if self.config else None
+        if not signature:
+            return None
+        at = (None, "", "organization", "signature")
+        path = self.confined_file(signature, TEMPLATES_DIR, "organization.signature", at)
+        return path.relative_to(self.root.resolve() / TEMPLATES_DIR).as_posix()
+
     def audience_source(self, audience: Audience) -> Path:
         """The CSV file of `audience`, which must be inside audiences/ (`confined_file`)."""
         at = ("Audience", audience.name, "source")
@@ -980,9 +990,10 @@ class _Checker:
     ) -> None:
         try:
             files = [self.ws.template_file(name, part) for part in parts]
-        except UnsafePath as exc:
+        except UnsafePath as exc:  # said of the name as written, once for all its parts
             mark = doc.mark(*path)
-            self.ws.diagnostics.append(exc.diagnostic(doc.file, mark.line, mark.column))
+            named = UnsafePath("template", name, exc.reason, exc.hint)
+            self.ws.diagnostics.append(named.diagnostic(doc.file, mark.line, mark.column))
             return
         if any(file.is_file() for file in files):
             return
