@@ -616,7 +616,8 @@ def cached_workspace_templates(workspace: Any) -> list[Diagnostic]:
     import json
 
     cache = workspace.state_dir / TEMPLATE_CHECK_CACHE
-    fingerprint = definitions_fingerprint(workspace.root, Path(__file__))
+    code = (Path(__file__), Path(__file__).with_name("template_loader.py"))
+    fingerprint = definitions_fingerprint(workspace.root, *code)
     try:
         saved = json.loads(cache.read_text(encoding="utf-8"))
         if saved.get("fingerprint") == fingerprint:
