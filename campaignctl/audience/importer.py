@@ -497,7 +497,7 @@ def import_audience(
     started = time.perf_counter()
     assert workspace.config is not None
     region = workspace.config.phone_region
-    layout = inspect_source(workspace.root / audience.source, audience, audience.source)
+    layout = inspect_source(workspace.audience_source(audience), audience, audience.source)
     typer = RowTyper(audience, layout, region)
     salt = _mapping_salt(audience, region)
     result = ImportResult(audience.name, audience.source, dry_run=options.dry_run)

@@ -355,9 +355,9 @@ def iter_source(
 
 
 def read_source(
-    root: Path, audience: Audience, default_region: str, limit: int | None = None
+    path: Path, audience: Audience, default_region: str, limit: int | None = None
 ) -> Iterator[SourceRecord]:
-    """Records of an audience's CSV, read straight from the workspace (no store needed)."""
-    path = root / audience.source
+    """Records of an audience's CSV file (`Workspace.audience_source`), read straight from
+    the workspace (no store needed)."""
     layout = inspect_source(path, audience, audience.source)
     return iter_source(layout, audience, default_region, limit)

@@ -16,6 +16,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from campaignctl.errors import Diagnostic, Severity, SpecError
+from campaignctl.spec.template_loader import WorkspaceLoader
 
 TEMPLATES_DIR = "templates"
 
@@ -124,7 +125,7 @@ _SLOT_ATTRIBUTES = frozenset((kind, name) for kind, names in _SLOT_VIEWS.items()
 def make_environment(root: Path) -> SandboxedEnvironment:
     """The sandboxed environment of the workspace at `root` (build once per run)."""
     env = CampaignEnvironment(
-        loader=jinja2.FileSystemLoader(str(root / TEMPLATES_DIR)),
+        loader=WorkspaceLoader(root),  # templates/ only, symbolic links leading out refused
         autoescape=_autoescape,
         undefined=CampaignUndefined,
         finalize=_finalize,

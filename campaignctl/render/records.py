@@ -38,7 +38,8 @@ def _rows(workspace: Workspace, audience: Audience) -> Iterator[RecordData]:
     from campaignctl.audience.source import read_source
 
     region = workspace.config.phone_region if workspace.config else "FR"
-    for row in read_source(workspace.root, audience, region, SCAN_LIMIT):
+    path = workspace.audience_source(audience)
+    for row in read_source(path, audience, region, SCAN_LIMIT):
         if not row.rejected:
             yield RecordData(row.key, row.attributes, row.category), row.email, row.phone
 

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
-from campaignctl.errors import CampaignctlError, SpecError, UsageError
+from campaignctl.errors import CampaignctlError, InputError, SpecError, UsageError
 from campaignctl.render import mime
 from campaignctl.render.context import (
     BlocksView,
@@ -114,6 +114,16 @@ class RenderedSms:
     info: SmsInfo
     warnings: tuple[str, ...] = ()
     links: dict[str, Any] = field(default_factory=dict)
+
+
+def _read(path: Path, named: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(
+            f"cannot read {named!r} ({path}): {exc.strerror or exc}",
+            hint="run `campaignctl validate` to check every file the definitions name",
+        ) from None
 
 
 def message_id(campaign: str, wave: Wave, recipient: Recipient, channel: str, domain: str) -> str:
@@ -299,14 +309,15 @@ class CampaignRenderer:
         name = name or self.message.template
         cache_key = (name, part)
         if cache_key not in self._templates:
-            path = self.workspace.template_file(name, part)
-            compiled = None
-            if path.is_file():
-                file = f"{name}{TEMPLATE_SUFFIXES[part]}"
-                try:
-                    compiled = self.env.get_template(file)
-                except jinja2.TemplateError as exc:
+            file = f"{name}{TEMPLATE_SUFFIXES[part]}"
+            try:  # the workspace's loader refuses a name or a link leading out of templates/
+                compiled = self.env.get_template(file)
+            except jinja2.TemplateNotFound as exc:
+                if exc.name != file:  # a layout or include it needs is missing
                     raise template_error(exc, self.root, file) from None
+                compiled = None
+            except jinja2.TemplateError as exc:
+                raise template_error(exc, self.root, file) from None
             self._templates[cache_key] = compiled
         return self._templates[cache_key]
 
@@ -338,7 +349,9 @@ class CampaignRenderer:
             enabled=self.options.reuse_inlined_shapes,
         )
         self._logo_part, logo_src = self._logo()
-        self._attachments = [self._attachment(path) for path in self.message.attachments]
+        self._attachments = [
+            self._attachment(i, path) for i, path in enumerate(self.message.attachments)
+        ]
         org = self.config.organization
         campaign_view = CampaignView(
             self.campaign.name,
@@ -382,37 +395,40 @@ class CampaignRenderer:
             return None, None
         if logo.startswith(("http://", "https://")):
             return None, logo  # linked, not embedded
-        path = self.root / logo
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        path = self.workspace.confined_file(
+            logo, DOCUMENTS_DIR, "organization.logo", (None, "", "organization", "logo")
+        )
+        name = Path(logo).name  # as written, even when it is a link to another file
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         cid = f"logo@{self.domain}"
         part = mime.binary_part(
-            content_type, path.read_bytes(), filename=path.name, content_id=cid, inline=True
+            content_type, _read(path, logo), filename=name, content_id=cid, inline=True
         )
         self._logo_cid = f"cid:{cid}"
         self._logo_file = path
         return part, self._logo_cid
 
-    def _attachment(self, relative: str) -> bytes:
-        path = self.root / DOCUMENTS_DIR / relative
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return mime.binary_part(content_type, path.read_bytes(), filename=path.name)
+    def _attachment(self, index: int, relative: str) -> bytes:
+        # Checked again here, not only by `validate`: a link may have changed since.
+        path = self.workspace.confined_file(
+            relative,
+            DOCUMENTS_DIR,
+            "attachment",
+            ("Campaign", self.campaign.name, "message", "attachments", index),
+            base=DOCUMENTS_DIR,
+        )
+        name = Path(relative).name  # as written, even when it is a link to another file
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return mime.binary_part(content_type, _read(path, relative), filename=name)
 
     def _signature(self, campaign: CampaignView, org: OrganizationView) -> tuple[Any, Any]:
         relative = self.config.organization.signature
-        if not relative:
+        name = self.workspace.signature_template()  # refused when it leads out of templates/
+        if not relative or name is None:
             return None, None
-        path = self.root / relative
         context = {"organization": org, "campaign": campaign}
         try:
-            base = (self.root / TEMPLATES_DIR).resolve()
-            inside = path.resolve().is_relative_to(base)
-            name = path.resolve().relative_to(base).as_posix() if inside else relative
-            template = (
-                self.env.get_template(name)
-                if inside
-                else self.env.from_string(path.read_text(encoding="utf-8"))
-            )
-            html = template.render(context)
+            html = self.env.get_template(name).render(context)
         except jinja2.TemplateError as exc:
             raise template_error(exc, self.root, relative, "the signature") from None
         if relative.endswith(".html.j2"):

@@ -11,11 +11,13 @@ import hashlib
 import os
 from pathlib import Path
 
-from campaignctl.errors import UsageError
+from campaignctl.errors import Diagnostic, InputError, Severity, UsageError
 
 CONFIG_FILE = "campaignctl.yaml"
 DOCUMENT_DIRS = ("audiences", "questionnaires", "campaigns")
+AUDIENCES_DIR = "audiences"
 TEMPLATES_DIR = "templates"
+DOCUMENTS_DIR = "documents"
 STATE_DIR = ".campaignctl"
 
 
@@ -32,6 +34,63 @@ def find_workspace_root(start: Path | None = None) -> Path:
         hint="run the command inside a workspace, pass --workspace DIR "
         "(or set CAMPAIGNCTL_WORKSPACE), or create one with `campaignctl init DIR`",
     )
+
+
+class UnsafePath(InputError):
+    """A path named by a definition that leads out of the folder it must stay in (exit 65).
+
+    `diagnostic` places it at the YAML value (or template line) that names it.
+    """
+
+    code = "unsafe-path"
+
+    def __init__(self, what: str, value: str, reason: str, hint: str) -> None:
+        super().__init__(f"{what} {value!r} {reason}", hint=hint)
+        self.value = value
+        self.reason = reason
+
+    def diagnostic(self, file: str, line: int, column: int) -> Diagnostic:
+        return Diagnostic(file, line, column, Severity.ERROR, self.code, self.message, self.hint)
+
+
+def confined_path(root: Path, value: str, folder: str, *, base: str = "", what: str) -> Path:
+    """The real file that `value` names, refused unless it stays inside `root/folder`.
+
+    `value` is a path written in a definition, relative to `root/base` (`base` "" for the
+    workspace root); `folder` "" confines it to the workspace. An absolute path, a `..`
+    that climbs out of `folder`, and a symbolic link (to the file or to any folder on the
+    way, `folder` itself included) whose target lies outside `root/folder` raise
+    `UnsafePath`; `what` names the value in the message ("attachment", "template"…).
+    This is the one check behind `validate`, the Jinja loader and every read at send time.
+    """
+    area = f"{folder}/" if folder else "the workspace"
+    if base == folder:
+        where = f"write a path relative to {area} that stays inside it"
+    else:
+        where = f"write a path relative to the workspace root, inside {area}"
+    hint = f"{where}; copy the file into {area} rather than linking to it from outside"
+    if "\x00" in value:
+        raise UnsafePath(what, value, "contains a NUL character", hint)
+    if os.path.isabs(value):
+        raise UnsafePath(what, value, f"is an absolute path: it must stay inside {area}", hint)
+    relative = os.path.normpath(os.path.join(base, value))
+    if relative == os.curdir:
+        relative = ""
+    if folder and relative != folder and not relative.startswith(f"{folder}/"):
+        how = "climbs out of" if ".." in Path(value).parts else "is not inside"
+        raise UnsafePath(what, value, f"{how} {area}", hint)
+    if relative == os.pardir or relative.startswith(f"{os.pardir}/"):
+        raise UnsafePath(what, value, "climbs out of the workspace", hint)
+    real_root = root.resolve()
+    try:
+        real = (real_root / relative).resolve()
+    except (OSError, RuntimeError) as exc:  # a symbolic link loop
+        raise UnsafePath(what, value, f"cannot be resolved ({exc})", hint) from None
+    if not real.is_relative_to(real_root / folder):
+        raise UnsafePath(
+            what, value, f"leads out of {area} through a symbolic link (to {real})", hint
+        )
+    return real
 
 
 def document_files(root: Path) -> list[Path]:

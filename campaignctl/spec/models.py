@@ -272,11 +272,17 @@ class Condition(SpecModel):
 
 class Organization(SpecModel):
     name: str = Field(min_length=1)
-    logo: str | None = Field(None, description="Path of an image, relative to the workspace.")
+    logo: str | None = Field(
+        None,
+        description="Path of an image under documents/, relative to the workspace, or an "
+        "https:// URL.",
+    )
     address: str | None = None
     url: str | None = None
     signature: str | None = Field(
-        None, description="Path of a Jinja template with the signature block."
+        None,
+        description="Path of a Jinja template with the signature block, under templates/ "
+        "(relative to the workspace).",
     )
 
 
@@ -364,7 +370,9 @@ class SchedulerSettings(SpecModel):
 
 class ExportSystem(SpecModel):
     type: ExportSystemType
-    path: str | None = Field(None, description="csv: folder the files are dropped into.")
+    path: str | None = Field(
+        None, description="csv: folder the files are dropped into, inside the workspace."
+    )
     url: str | None = Field(None, pattern=r"^https?://")
     token_env: EnvName | None = None
 
@@ -423,7 +431,7 @@ class Column(SpecModel):
 
 class Audience(Document):
     kind: Literal["Audience"]
-    source: str = Field(description="CSV file, relative to the workspace.")
+    source: str = Field(description="CSV file under audiences/, relative to the workspace.")
     key: Identifier = Field(description="Column that identifies a record across imports.")
     columns: dict[Identifier, Column] = Field(min_length=1)
     delimiter: Literal["auto", ",", ";", "\t", "|"] = "auto"

@@ -9,13 +9,14 @@ with a "did you mean". Only jinja2 is imported (no rendering happens here).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from campaignctl.errors import Diagnostic, Severity
-from campaignctl.spec.files import definitions_fingerprint, write_cache
+from campaignctl.errors import Diagnostic, Severity, SpecError
+from campaignctl.spec.files import UnsafePath, definitions_fingerprint, write_cache
 from campaignctl.spec.models import Campaign, Channel
 
 # The values of `links` (the renderer makes them, `validate` checks templates against them).
@@ -143,13 +144,16 @@ class TemplateChecker:
     def __init__(self, root: Path) -> None:
         import jinja2
 
+        from campaignctl.spec.template_loader import WorkspaceLoader
+
         self.root = root
         self.jinja2 = jinja2
-        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(root / TEMPLATES_DIR)))
+        self.env = jinja2.Environment(loader=WorkspaceLoader(root))
         self._parsed: dict[str, tuple[Any, list[str]] | Diagnostic | None] = {}
 
     def parse(self, name: str) -> tuple[Any, list[str]] | Diagnostic | None:
-        """(AST, source lines), a syntax diagnostic, or None when the file does not exist."""
+        """(AST, source lines), a diagnostic (syntax, encoding, unsafe path), or None when
+        the file does not exist."""
         if name not in self._parsed:
             jinja2 = self.jinja2
             try:
@@ -157,6 +161,9 @@ class TemplateChecker:
             except jinja2.TemplateNotFound:
                 self._parsed[name] = None
                 return None
+            except SpecError as exc:  # the loader's TemplateFileError
+                self._parsed[name] = exc.diagnostics[0]
+                return self._parsed[name]
             try:
                 self._parsed[name] = (self.env.parse(source, name), source.splitlines())
             except jinja2.TemplateSyntaxError as exc:
@@ -167,20 +174,19 @@ class TemplateChecker:
         """Diagnostics for template `name` and everything it extends or includes."""
         out: list[Diagnostic] = []
         seen: set[str] = set()
-        pending = [name]
+        # (name, where the {% extends/include/import %} naming it is: file, line, column)
+        pending: list[tuple[str, tuple[str, int, int] | None]] = [(name, None)]
         while pending:
-            current = pending.pop()
+            current, where = pending.pop()
             if current in seen:
                 continue
             seen.add(current)
             parsed = self.parse(current)
             if parsed is None:
-                if current != name:
+                if where is not None:
                     out.append(
                         Diagnostic(
-                            f"{TEMPLATES_DIR}/{name}",
-                            1,
-                            1,
+                            *where,
                             Severity.ERROR,
                             "missing-file",
                             f"template {current!r} (extended or included) not found under "
@@ -190,19 +196,30 @@ class TemplateChecker:
                     )
                 continue
             if isinstance(parsed, Diagnostic):
-                out.append(parsed)
+                out.append(_at(parsed, where))
                 continue
             ast, lines = parsed
             walker = _Walker(f"{TEMPLATES_DIR}/{current}", lines, schema, origin, uses)
             walker.run(ast)
             out.extend(walker.diagnostics)
-            nodes = self.jinja2.nodes
-            for node in ast.find_all(
-                (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
-            ):
-                target = node.template
-                if isinstance(target, nodes.Const) and isinstance(target.value, str):
-                    pending.append(target.value)
+            pending.extend(self.references(current))
+        return out
+
+    def references(self, name: str) -> list[tuple[str, tuple[str, int, int]]]:
+        """The constant names template `name` extends, includes or imports, each with
+        where it is written (file, line, column)."""
+        parsed = self.parse(name)
+        if parsed is None or isinstance(parsed, Diagnostic):
+            return []
+        ast, lines = parsed
+        nodes = self.jinja2.nodes
+        out = []
+        for node in ast.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+            target = node.template
+            if isinstance(target, nodes.Const) and isinstance(target.value, str):
+                text = lines[node.lineno - 1] if 0 < node.lineno <= len(lines) else ""
+                column = max(text.find(target.value), 0) + 1
+                out.append((target.value, (f"{TEMPLATES_DIR}/{name}", node.lineno, column)))
         return out
 
     def check_string(
@@ -234,6 +251,15 @@ class TemplateChecker:
         walker = _Walker(file, [], schema, origin, uses, fixed=(line, column))
         walker.run(ast)
         return walker.diagnostics
+
+
+def _at(diagnostic: Diagnostic, where: tuple[str, int, int] | None) -> Diagnostic:
+    """An unsafe name in `{% include %}` is reported where it is written, not at the file
+    it names (which may be anywhere)."""
+    if where is None or diagnostic.code != "unsafe-path":
+        return diagnostic
+    file, line, column = where
+    return dataclasses.replace(diagnostic, file=file, line=line, column=column)
 
 
 def syntax_diagnostic(file: str, exc: Any) -> Diagnostic:
@@ -529,7 +555,11 @@ def analyze_campaign(
                 continue
             seen.add((name, part))
             file = f"{name}{TEMPLATE_SUFFIXES[part]}"
-            if workspace.template_file(name, part).is_file():
+            try:
+                exists = workspace.template_file(name, part).is_file()
+            except UnsafePath:
+                continue  # reported at the campaign's `template:` by the workspace checks
+            if exists:
                 out.extend(checker.check(file, schema, origin, uses))
     if message.subject and Channel.EMAIL in campaign.channels:
         doc = workspace.documents["Campaign"].get(campaign.name)
@@ -545,16 +575,16 @@ def analyze_campaign(
                 uses,
             )
         )
-    config = workspace.config
-    signature = config.organization.signature if config else None
-    if signature and signature.startswith(f"{TEMPLATES_DIR}/"):
-        name = signature.removeprefix(f"{TEMPLATES_DIR}/")
-        if checker.parse(name) is not None:
-            out.extend(
-                checker.check(
-                    name, context_schema(None, [], full=False), "the organization signature", Uses()
-                )
+    try:
+        name = workspace.signature_template()
+    except SpecError:
+        name = None  # reported at campaignctl.yaml by the workspace checks
+    if name is not None and checker.parse(name) is not None:
+        out.extend(
+            checker.check(
+                name, context_schema(None, [], full=False), "the organization signature", Uses()
             )
+        )
     return Analysis(out, uses)
 
 
@@ -566,6 +596,10 @@ def check_workspace_templates(workspace: Any) -> list[Diagnostic]:
         parsed = checker.parse(name)
         if isinstance(parsed, Diagnostic):
             out.append(parsed)
+        for target, where in checker.references(name):  # even in templates no campaign uses
+            named = checker.parse(target)
+            if isinstance(named, Diagnostic) and named.code == "unsafe-path":
+                out.append(_at(named, where))
     for campaign in workspace.campaigns.values():
         out.extend(analyze_campaign(workspace, campaign, checker).diagnostics)
     return out
@@ -582,7 +616,8 @@ def cached_workspace_templates(workspace: Any) -> list[Diagnostic]:
     import json
 
     cache = workspace.state_dir / TEMPLATE_CHECK_CACHE
-    fingerprint = definitions_fingerprint(workspace.root, Path(__file__))
+    code = (Path(__file__), Path(__file__).with_name("template_loader.py"))
+    fingerprint = definitions_fingerprint(workspace.root, *code)
     try:
         saved = json.loads(cache.read_text(encoding="utf-8"))
         if saved.get("fingerprint") == fingerprint:

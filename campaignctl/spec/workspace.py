@@ -19,9 +19,13 @@ from pydantic import BaseModel, ValidationError
 
 from campaignctl.errors import Diagnostic, Severity, SpecError
 from campaignctl.spec.files import (
+    AUDIENCES_DIR,
     CONFIG_FILE,
+    DOCUMENTS_DIR,
     STATE_DIR,
     TEMPLATES_DIR,
+    UnsafePath,
+    confined_path,
     document_files,
 )
 from campaignctl.spec.loader import Mark, PathKey, SourceMap, load_yaml_file
@@ -44,7 +48,6 @@ from campaignctl.spec.models import (
 )
 from campaignctl.spec.types import looks_like_relative_date, parse_relative_date
 
-DOCUMENTS_DIR = "documents"
 TEMPLATE_SUFFIXES = {"html": ".html.j2", "text": ".txt.j2", "sms": ".sms.j2"}
 # Record attributes that every segment and template may use besides the audience's columns.
 BUILTIN_ATTRIBUTES = ("key",)
@@ -130,8 +133,46 @@ class Workspace:
         return self.root / STATE_DIR
 
     def template_file(self, name: str, part: str) -> Path:
-        """The file of template `name` for `part` (html, text or sms)."""
-        return self.root / TEMPLATES_DIR / f"{name}{TEMPLATE_SUFFIXES[part]}"
+        """The file of template `name` for `part` (html, text or sms); `UnsafePath` when
+        the name leads out of templates/."""
+        file = f"{name}{TEMPLATE_SUFFIXES[part]}"
+        return confined_path(self.root, file, TEMPLATES_DIR, base=TEMPLATES_DIR, what="template")
+
+    def signature_template(self) -> str | None:
+        """The name under templates/ of `organization.signature` (None without one); a path
+        leading out of templates/ is a SpecError at campaignctl.yaml (`confined_file`)."""
+        signature = self.config.organization.signature if self.config else None
+        if not signature:
+            return None
+        at = (None, "", "organization", "signature")
+        path = self.confined_file(signature, TEMPLATES_DIR, "organization.signature", at)
+        return path.relative_to(self.root.resolve() / TEMPLATES_DIR).as_posix()
+
+    def audience_source(self, audience: Audience) -> Path:
+        """The CSV file of `audience`, which must be inside audiences/ (`confined_file`)."""
+        at = ("Audience", audience.name, "source")
+        return self.confined_file(audience.source, AUDIENCES_DIR, "source", at)
+
+    def confined_file(
+        self, value: str, folder: str, what: str, at: tuple[Any, ...], *, base: str = ""
+    ) -> Path:
+        """The real file a definition names (spec.files.confined_path), for the code that
+        reads it: a path leading out of `folder` is a SpecError (exit 65) at the YAML value.
+        `at` is (kind, name, *key path) of the value, kind None for campaignctl.yaml."""
+        try:
+            return confined_path(self.root, value, folder, base=base, what=what)
+        except UnsafePath as exc:
+            kind, name, *path = at
+            doc = self.documents.get(kind, {}).get(name)
+            if doc is not None:
+                file, mark = doc.file, doc.mark(*path)
+            elif kind is None and self.config_map is not None:
+                file, mark = CONFIG_FILE, self.config_map.locate(tuple(path))
+            else:
+                raise
+            raise SpecError(
+                [exc.diagnostic(file, mark.line, mark.column)], message=f"{what} {value!r} refused"
+            ) from None
 
     def counts(self) -> dict[str, int]:
         return {kind: len(self.documents.get(kind, {})) for kind in KINDS}
@@ -166,6 +207,13 @@ def load_workspace(root: Path, *, template_cache: bool = False) -> Workspace:
     documents: dict[str, dict[str, LoadedDocument]] = {kind: {} for kind in KINDS}
     broken: dict[str, set[str]] = {}
     for path in document_files(root):
+        relative = path.relative_to(root).as_posix()
+        try:  # a definition file linked from outside the workspace is not read
+            confined_path(root, relative, relative.partition("/")[0], what="definition file")
+        except UnsafePath as exc:
+            files.append(relative)
+            diagnostics.append(exc.diagnostic(relative, 1, 1))
+            continue
         display = _display(root, path)
         files.append(display)
         yaml_docs, problems = load_yaml_file(path, display)
@@ -231,7 +279,11 @@ def _templates(root: Path) -> list[str]:
 def _load_config(
     root: Path, diagnostics: list[Diagnostic]
 ) -> tuple[WorkspaceConfig | None, SourceMap | None]:
-    path = root / CONFIG_FILE
+    try:
+        path = confined_path(root, CONFIG_FILE, "", what="definition file")
+    except UnsafePath as exc:
+        diagnostics.append(exc.diagnostic(CONFIG_FILE, 1, 1))
+        return None, None
     docs, problems = load_yaml_file(path, CONFIG_FILE)
     diagnostics.extend(problems)
     if problems:
@@ -543,24 +595,39 @@ class _Checker:
             doc.file, doc.mark(*path), "unknown-reference", f"{what} {name!r} does not exist", hint
         )
 
-    def _file_exists(self, relative: str) -> bool:
-        return (self.ws.root / relative).is_file()
+    def _confined(
+        self, file: str, mark: Mark, value: str, folder: str, what: str, base: str = ""
+    ) -> Path | None:
+        """The real file `value` names, or None once reported as an unsafe path."""
+        try:
+            return confined_path(self.ws.root, value, folder, base=base, what=what)
+        except UnsafePath as exc:
+            self.ws.diagnostics.append(exc.diagnostic(file, mark.line, mark.column))
+            return None
 
     # ------------------------------------------------------------------ config
     def _check_config(self) -> None:
         smap = typing.cast(SourceMap, self.ws.config_map)
         config = typing.cast(WorkspaceConfig, self.config)
         org = config.organization
-        for key in ("logo", "signature"):
+        for key, folder in (("logo", DOCUMENTS_DIR), ("signature", TEMPLATES_DIR)):
             value = getattr(org, key)
-            if value and not self._file_exists(value):
+            if not value or (key == "logo" and value.startswith(("http://", "https://"))):
+                continue  # a logo given by URL is linked, not embedded
+            mark = smap.locate(("organization", key))
+            path = self._confined(CONFIG_FILE, mark, value, folder, f"organization.{key}")
+            if path is not None and not path.is_file():
                 self._report(
                     CONFIG_FILE,
-                    smap.locate(("organization", key)),
+                    mark,
                     "missing-file",
                     f"organization.{key}: file {value!r} not found",
-                    "paths are relative to the workspace root",
+                    f"the path is relative to the workspace root, inside {folder}/",
                 )
+        for name, system in config.systems.items():
+            if system.path:
+                mark = smap.locate(("systems", name, "path"))
+                self._confined(CONFIG_FILE, mark, system.path, "", f"systems.{name}.path")
         for name, sender in config.senders.items():
             if sender.transport == EmailTransportKind.SMTP and sender.smtp is None:
                 self._report(
@@ -583,10 +650,12 @@ class _Checker:
     # ------------------------------------------------------------------ audiences
     def _check_audience(self, doc: LoadedDocument) -> None:
         audience = typing.cast(Audience, doc.model)
-        if not self._file_exists(audience.source):
+        mark = doc.mark("source")
+        path = self._confined(doc.file, mark, audience.source, AUDIENCES_DIR, "source")
+        if path is not None and not path.is_file():
             self._report(
                 doc.file,
-                doc.mark("source"),
+                mark,
                 "missing-file",
                 f"source file {audience.source!r} not found",
                 "`audience import` needs it; paths are relative to the workspace root",
@@ -790,7 +859,7 @@ class _Checker:
                         f"export channel {channel!r} is not one of the campaign's channels",
                     )
         for i, document in enumerate(campaign.documents):
-            self._check_document_file(doc, ("documents", i, "path"), document.path)
+            self._check_document_file(doc, ("documents", i, "path"), document.path, "document")
         if (
             campaign.type == "information"
             and not campaign.documents
@@ -914,12 +983,19 @@ class _Checker:
                 )
             self._check_template(doc, ("message", "template"), message.template, ("sms",))
         for i, attachment in enumerate(message.attachments):
-            self._check_document_file(doc, ("message", "attachments", i), attachment)
+            self._check_document_file(doc, ("message", "attachments", i), attachment, "attachment")
 
     def _check_template(
         self, doc: LoadedDocument, path: PathKey, name: str, parts: tuple[str, ...]
     ) -> None:
-        if any(self.ws.template_file(name, part).is_file() for part in parts):
+        try:
+            files = [self.ws.template_file(name, part) for part in parts]
+        except UnsafePath as exc:  # said of the name as written, once for all its parts
+            mark = doc.mark(*path)
+            named = UnsafePath("template", name, exc.reason, exc.hint)
+            self.ws.diagnostics.append(named.diagnostic(doc.file, mark.line, mark.column))
+            return
+        if any(file.is_file() for file in files):
             return
         wanted = " or ".join(f"{TEMPLATES_DIR}/{name}{TEMPLATE_SUFFIXES[p]}" for p in parts)
         what = "SMS" if parts == ("sms",) else "email"
@@ -931,11 +1007,15 @@ class _Checker:
             f"create {wanted.split(' or ')[0]}",
         )
 
-    def _check_document_file(self, doc: LoadedDocument, path: PathKey, relative: str) -> None:
-        if not (self.ws.root / DOCUMENTS_DIR / relative).is_file():
+    def _check_document_file(
+        self, doc: LoadedDocument, path: PathKey, relative: str, what: str
+    ) -> None:
+        mark = doc.mark(*path)
+        real = self._confined(doc.file, mark, relative, DOCUMENTS_DIR, what, base=DOCUMENTS_DIR)
+        if real is not None and not real.is_file():
             self._report(
                 doc.file,
-                doc.mark(*path),
+                mark,
                 "missing-file",
                 f"document {relative!r} not found under {DOCUMENTS_DIR}/",
                 f"paths are relative to {DOCUMENTS_DIR}/",
