@@ -35,8 +35,6 @@ from campaignctl.store.store import Store
 from campaignctl.store.tables import LEASE
 
 POLL_SECONDS = 0.5  # how often --lock-timeout retries
-
-
 BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 PID_NAMESPACE_FILE = Path("/proc/self/ns/pid")
 
