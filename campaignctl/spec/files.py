@@ -19,6 +19,23 @@ TEMPLATES_DIR = "templates"
 STATE_DIR = ".campaignctl"
 
 
+def _given_workspace(directory: Path, given_as: str) -> Path:
+    if (directory / CONFIG_FILE).is_file():
+        return directory.resolve()
+    if not directory.exists():
+        problem = "no such directory"
+    elif not directory.is_dir():
+        problem = "not a directory"
+    else:
+        problem = f"this directory holds no {CONFIG_FILE}: it is not a workspace"
+    raise UsageError(
+        f"{given_as}: {problem}",
+        hint=f"give the directory that holds {CONFIG_FILE} (the directories above one given "
+        f"explicitly are not searched), or create a workspace there with "
+        f"`campaignctl init {directory}`",
+    )
+
+
 def find_workspace_root(start: Path | None = None, *, given_as: str | None = None) -> Path:
     """The workspace a command works on.
 
@@ -37,23 +54,6 @@ def find_workspace_root(start: Path | None = None, *, given_as: str | None = Non
         f"no {CONFIG_FILE} found in {here} or any parent directory",
         hint="run the command inside a workspace, pass --workspace DIR "
         "(or set CAMPAIGNCTL_WORKSPACE), or create one with `campaignctl init DIR`",
-    )
-
-
-def _given_workspace(directory: Path, given_as: str) -> Path:
-    if (directory / CONFIG_FILE).is_file():
-        return directory.resolve()
-    if not directory.exists():
-        problem = "no such directory"
-    elif not directory.is_dir():
-        problem = "not a directory"
-    else:
-        problem = f"this directory holds no {CONFIG_FILE}: it is not a workspace"
-    raise UsageError(
-        f"{given_as}: {problem}",
-        hint=f"give the directory that holds {CONFIG_FILE} (the directories above one given "
-        f"explicitly are not searched), or create a workspace there with "
-        f"`campaignctl init {directory}`",
     )
 
 
