@@ -80,9 +80,18 @@ class App:
         return self
 
     def workspace_root(self) -> Path:
+        """--workspace DIR (or CAMPAIGNCTL_WORKSPACE), which must hold campaignctl.yaml;
+        without either, the nearest workspace from the current directory upward."""
+        from campaignctl.cli.options import EnvVars
         from campaignctl.spec.files import find_workspace_root
 
-        return find_workspace_root(self.workspace_dir)
+        from_env = os.environ.get(EnvVars.WORKSPACE)
+        given_as = (
+            f"{EnvVars.WORKSPACE}={from_env}"
+            if from_env and Path(from_env) == self.workspace_dir
+            else f"--workspace {self.workspace_dir}"
+        )
+        return find_workspace_root(self.workspace_dir, given_as=given_as)
 
     def workspace(self) -> Workspace:
         """The loaded workspace, with whatever problems it has (see `valid_workspace`)."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from campaignctl.cli.app import confirm_destructive, get_app
 from campaignctl.cli.options import JsonOption, WorkspaceOption, YesOption
+
+if TYPE_CHECKING:
+    from campaignctl.store.lease import Holder
 
 lease_app = typer.Typer(help="Leases held in the store by the scheduler and by sends.")
 
@@ -16,10 +19,15 @@ lease_app = typer.Typer(help="Leases held in the store by the scheduler and by s
 def list_(ctx: typer.Context, json_output: JsonOption = False, workspace: WorkspaceOption = None):
     """List leases: who holds what since when, and when each expires unless renewed.
 
+    A holder is `host:pid boot=BOOT_ID pidns=INODE` (--json shows each part). "where"
+    says whether it runs here (this host's kernel and PID namespace: a dead holder is
+    replaced at once), in another PID namespace (another container) or on another host:
+    those leases are waited for until they expire.
+
     Example: campaignctl lease list --json
     """
     from campaignctl import clock
-    from campaignctl.store.lease import list_leases
+    from campaignctl.store.lease import Holder, list_leases
 
     app = get_app(ctx).use(workspace)
     leases = list_leases(app.store())
@@ -30,19 +38,37 @@ def list_(ctx: typer.Context, json_output: JsonOption = False, workspace: Worksp
     if not leases:
         app.err.print("No leases.")
         return
-    table = app.table(None, "name", "state", "holder", "operation", "since", "heartbeat", "expires")
+    table = app.table(
+        None, "name", "state", "holder", "where", "operation", "since", "heartbeat", "expires"
+    )
     for lease in leases:
         data = lease.as_json(now)
+        holder = Holder.parse(lease.holder)
         table.add_row(
             lease.name,
             "held" if data["held"] else "free",
-            lease.holder,
+            holder.label,
+            _where(holder),
             lease.operation,
             _short(data["since"]),
             _short(data["heartbeat_at"]),
             _short(data["expires_at"]),
         )
     app.out.print(table)
+
+
+def _where(holder: Holder) -> str:
+    """Where the holder runs, with the part of its identity that differs from ours."""
+    from campaignctl.store.lease import Whereabouts
+
+    where = holder.whereabouts()
+    if where == Whereabouts.HERE:
+        return "here"
+    if where == Whereabouts.OTHER_NAMESPACE:
+        return f"PID namespace {holder.pid_namespace}"
+    if where == Whereabouts.OTHER_HOST:
+        return f"boot {(holder.boot_id or '')[:8]} (another host)"
+    return "unknown (older holder)"
 
 
 def _short(iso: object) -> str:

@@ -32,8 +32,8 @@ WorkspaceOption = Annotated[
         envvar=EnvVars.WORKSPACE,
         show_envvar=True,
         file_okay=False,
-        help="Workspace directory (default: the nearest one holding campaignctl.yaml, "
-        "from the current directory upward).",
+        help="Workspace directory: it must hold campaignctl.yaml itself (default: the "
+        "nearest directory holding one, from the current directory upward).",
     ),
 ]
 JsonOption = Annotated[

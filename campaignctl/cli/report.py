@@ -38,7 +38,8 @@ def report(
     table: Annotated[
         str | None,
         typer.Option(
-            "--table", help="csv on stdout: which table (waves, matrix, answers, reasons)."
+            "--table",
+            help="csv on stdout: which table (waves, matrix, answers, reasons, not_contacted).",
         ),
     ] = None,
     email: Annotated[

@@ -258,7 +258,7 @@ def summary_text(summary: SendSummary) -> str:
         return (
             f"Dry run of {s.campaign} wave {s.wave}: {s.rendered} message(s) rendered, "
             f"{s.failed} failed to render, {s.suppressed} suppressed, {s.skipped} skipped; "
-            "nothing was sent or recorded."
+            "nothing was sent or recorded." + _other_campaigns_text(s)
         )
     text = (
         f"{s.campaign} wave {s.wave}: {s.sent} sent, {s.failed} failed, {s.bounced} bounced, "
@@ -274,4 +274,13 @@ def summary_text(summary: SendSummary) -> str:
     if s.uncertain:
         rows = [row.as_json() for row in s.uncertain_rows]
         text += "\n" + _uncertain_text(s.uncertain, rows)
-    return text
+    return text + _other_campaigns_text(s)
+
+
+def _other_campaigns_text(s: SendSummary) -> str:
+    """The records the lock left out for another active questionnaire campaign, by name."""
+    return "".join(
+        f"\n{n} record(s) not contacted: already asked by active questionnaire campaign "
+        f"{other} (`campaignctl plan {s.campaign} --show not-contacted` lists them)."
+        for other, n in s.other_campaigns.items()
+    )

@@ -128,6 +128,8 @@ class SendSummary:
     stopped: str | None = None  # SIGINT, SIGTERM, limit
     next_attempt_at: datetime | None = None
     uncertain_rows: list[UncertainRow] = field(default_factory=list)
+    # records of the lock left out: another active questionnaire campaign asks them
+    other_campaigns: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -160,6 +162,7 @@ class SendSummary:
             "stopped": self.stopped,
             "next_attempt_at": self.next_attempt_at.isoformat() if self.next_attempt_at else None,
             "uncertain_rows": [row.as_json() for row in self.uncertain_rows],
+            "other_campaigns": self.other_campaigns,
         }
 
 
@@ -334,7 +337,7 @@ def _dry_run(
     started = time.perf_counter()
     renderer = BatchRenderer(CampaignRenderer(workspace, spec, RenderOptions()), 1, _initial())
     batch = options.batch_size or workspace.config.delivery.batch_size  # type: ignore[union-attr]
-    summary = SendSummary(lock.campaign, 1, dry_run=True)
+    summary = SendSummary(lock.campaign, 1, dry_run=True, other_campaigns=lock.other_campaigns)
     with store.read() as conn:
         wave = conn.execute(
             sa.select(outbox.WAVE.c.id, outbox.WAVE.c.number, outbox.WAVE.c.kind)
@@ -424,7 +427,7 @@ class _Run:
         self.stop = options.stop or StopRequest()
         self.claimed = 0
         self.quiet_until: datetime | None = None
-        self.summary = SendSummary(spec.name, 0)
+        self.summary = SendSummary(spec.name, 0, other_campaigns=lock.other_campaigns)
         self.started = time.perf_counter()
         # Every store call runs on this one thread: SQLite serialises writes anyway, and
         # one thread means one connection and one malloc arena (flat memory).

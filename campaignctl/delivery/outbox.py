@@ -30,12 +30,13 @@ import sqlalchemy as sa
 
 from campaignctl.enums import OutboxState, SuppressionReason, WaveKind, WaveStatus
 from campaignctl.errors import StateError
-from campaignctl.plan.lock import active_lock_id, sendable_campaign
+from campaignctl.plan.lock import active_lock_id, left_out_by_other_campaigns, sendable_campaign
 from campaignctl.store.lease import holder_is_dead
 from campaignctl.store.store import Store
 from campaignctl.store.tables import (
     CAMPAIGN,
     EVENT,
+    LOCK,
     OUTBOX,
     RECIPIENT,
     RECORD,
@@ -77,6 +78,9 @@ class LockRef:
     campaign: str
     category: str | None
     lock_id: int
+    # records the lock left out because another active questionnaire campaign asks
+    # them (respect_other_campaigns), by that campaign: each wave's summary says so
+    other_campaigns: dict[str, int] = field(default_factory=dict)
 
 
 def ensure_lock(store: Store, campaign: str, wave_id: int | None = None) -> LockRef:
@@ -95,12 +99,15 @@ def ensure_lock(store: Store, campaign: str, wave_id: int | None = None) -> Lock
             ).scalar()
         if lock_id is None:
             lock_id = active_lock_id(conn, row.id)
+        counts = conn.execute(sa.select(LOCK.c.counts).where(LOCK.c.id == lock_id)).scalar()
     if lock_id is None:
         raise StateError(
             f"campaign {campaign!r} is not locked: run `campaignctl lock {campaign}`",
             hint="a lock freezes the recipients and the content that `send` sends",
         )
-    return LockRef(int(row.id), campaign, row.category, int(lock_id))
+    return LockRef(
+        int(row.id), campaign, row.category, int(lock_id), left_out_by_other_campaigns(counts)
+    )
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,15 @@ from campaignctl.audience.segments import workspace_today
 from campaignctl.enums import CampaignState, OutboxState, WaveStatus
 from campaignctl.errors import StateError, UsageError
 from campaignctl.plan.definitions import git_state
-from campaignctl.plan.plan import content_hashes
-from campaignctl.plan.targeting import CAMPAIGN, LOCK, OUTBOX, RECIPIENT, materialized
+from campaignctl.plan.plan import NotContactedCount, content_hashes
+from campaignctl.plan.targeting import (
+    CAMPAIGN,
+    LOCK,
+    OUTBOX,
+    RECIPIENT,
+    NotContacted,
+    materialized,
+)
 from campaignctl.spec.models import Campaign
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store
@@ -118,31 +125,56 @@ def current_lock(store: Store, name: str) -> LockView | None:
 def _counts(conn: sa.Connection, chosen: sa.Table) -> dict[str, Any]:
     """The frozen figures, from one pass over the materialised selection: records per
     segment × channel, messages per channel (one per leader, that is per distinct
-    address), not contacted per reason."""
+    address), not contacted per reason, and per other campaign for `other_campaign`."""
     rows = conn.execute(
-        sa.select(chosen.c.segment, chosen.c.channel, chosen.c.reason, sa.func.count())
-        .add_columns(sa.func.sum(chosen.c.leader))
-        .group_by(chosen.c.segment, chosen.c.channel, chosen.c.reason)
-        .order_by(chosen.c.segment, chosen.c.channel, chosen.c.reason)
+        sa.select(chosen.c.segment, chosen.c.channel, chosen.c.reason, chosen.c.detail)
+        .add_columns(sa.func.count(), sa.func.sum(chosen.c.leader))
+        .group_by(chosen.c.segment, chosen.c.channel, chosen.c.reason, chosen.c.detail)
+        .order_by(chosen.c.segment, chosen.c.channel, chosen.c.reason, chosen.c.detail)
     ).all()
     matrix = [
         {"segment": segment, "channel": channel, "records": int(n)}
-        for segment, channel, reason, n, _ in rows
+        for segment, channel, reason, _, n, _ in rows
         if reason is None
     ]
     messages: dict[str, int] = {}
     not_contacted: dict[str, int] = {}
-    for _, channel, reason, n, leaders in rows:
+    other_campaigns: dict[str, int] = {}
+    for _, channel, reason, detail, n, leaders in rows:
         if reason is None:
             messages[channel] = messages.get(channel, 0) + int(leaders or 0)
         else:
             not_contacted[reason] = not_contacted.get(reason, 0) + int(n)
+        if reason == NotContacted.OTHER_CAMPAIGN:
+            other_campaigns[detail] = other_campaigns.get(detail, 0) + int(n)
     return {
         "recipients": sum(m["records"] for m in matrix),
         "messages": dict(sorted(messages.items())),
         "matrix": matrix,
         "not_contacted": dict(sorted(not_contacted.items())),
+        "other_campaigns": dict(sorted(other_campaigns.items())),
     }
+
+
+def not_contacted_counts(counts: dict[str, Any] | None) -> list[NotContactedCount]:
+    """A lock's frozen not-contacted figures as the plan shows them: in the order the
+    rules apply, `other_campaign` once per other campaign (`detail`)."""
+    counts = counts or {}
+    by_campaign = left_out_by_other_campaigns(counts)
+    found = []
+    for reason in NotContacted:
+        n = (counts.get("not_contacted") or {}).get(reason.value)
+        if reason == NotContacted.OTHER_CAMPAIGN and by_campaign:
+            found += [NotContactedCount(reason.value, k, other) for other, k in by_campaign.items()]
+        elif n:
+            found.append(NotContactedCount(reason.value, int(n)))
+    return found
+
+
+def left_out_by_other_campaigns(counts: dict[str, Any] | None) -> dict[str, int]:
+    """Other campaign → records a lock left out because that active questionnaire
+    campaign already asks them (`respect_other_campaigns`), from the lock's figures."""
+    return dict((counts or {}).get("other_campaigns") or {})
 
 
 def lock_campaign(

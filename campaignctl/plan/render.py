@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from campaignctl.plan.lock import LockView
+from campaignctl.plan.lock import LockView, not_contacted_counts
 from campaignctl.plan.plan import CampaignPlan, Plan
 from campaignctl.plan.targeting import NotContacted
 
@@ -117,8 +117,9 @@ def lock_text(view: LockView) -> str:
         lines.append(f"    {cell['segment']:<24} {cell['channel']:<6} {_n(cell['records']):>8}")
     for channel, messages in counts.get("messages", {}).items():
         lines.append(f"  {channel} messages: {_n(messages)}")
-    for reason, n in counts.get("not_contacted", {}).items():
-        lines.append(f"  not contacted: {reason}: {_n(n)}")
+    for item in not_contacted_counts(counts):
+        detail = f" ({item.detail})" if item.detail else ""
+        lines.append(f"  not contacted: {item.reason}{detail}: {_n(item.records)}")
     if view.added is not None:
         lines.append(f"  since the previous lock: +{view.added} -{view.removed} recipient(s)")
         lines += [f"    + {k}" for k in view.added_keys[:50]]

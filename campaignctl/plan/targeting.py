@@ -16,14 +16,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import sqlalchemy as sa
 
 from campaignctl.audience.segments import segment_condition
 from campaignctl.enums import CampaignState, Channel, OutboxState
-from campaignctl.spec.models import Campaign
+from campaignctl.spec.models import Campaign, CampaignType
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.tables import (
     LOCK,
@@ -40,8 +40,9 @@ CAMPAIGN = CampaignRow.__table__  # type: ignore[attr-defined]
 
 # a message counts as received (exclude_campaigns, max_messages_per_contact)
 RECEIVED_STATES = (OutboxState.SENT.value, OutboxState.BOUNCED.value)
-# a locked campaign in these states still solicits its recipients
-ACTIVE_STATES = (CampaignState.DRAFT, CampaignState.SCHEDULED, CampaignState.ACTIVE)
+# an applied campaign in these states is going to send or has sent (not a draft,
+# completed or archived): with a lock, it asks its recipients (respect_other_campaigns)
+ACTIVE_STATES = (CampaignState.SCHEDULED, CampaignState.ACTIVE)
 
 
 class NotContacted(enum.StrEnum):
@@ -64,7 +65,7 @@ class NotContacted(enum.StrEnum):
 _LABELS = {
     NotContacted.EXCLUDED_SEGMENT: "excluded by exclude_segments",
     NotContacted.EXCLUDED_CAMPAIGN: "received a message of an excluded campaign",
-    NotContacted.OTHER_CAMPAIGN: "already in another active campaign",
+    NotContacted.OTHER_CAMPAIGN: "already asked by an active questionnaire campaign",
     NotContacted.NO_ADDRESS: "no address for the campaign's channels",
     NotContacted.INVALID_ADDRESS: "address invalid in the source",
     NotContacted.SUPPRESSED: "suppressed or opted out of the category",
@@ -151,21 +152,40 @@ def _duplicated(column: Any) -> sa.Select[Any]:
     )
 
 
-def _other_campaigns(conn: sa.Connection, campaign: Campaign) -> Any:
-    """record_id → name: the first other campaign (by name) whose active lock holds the record.
+def _other_campaigns(
+    conn: sa.Connection, workspace: Workspace, campaign: Campaign, today: date
+) -> Any:
+    """record_id → name: the first other active questionnaire campaign (by name) that asks
+    the record (docs/targeting.md, `respect_other_campaigns`).
 
-    One aggregate over the recipients of the other campaigns' active locks, joined
-    once to the records (not a subquery per record); None when no other active
-    campaign is locked, the usual case, so the selection skips it altogether.
+    Another campaign is an active questionnaire campaign while it is applied with `type:
+    questionnaire`, is neither a draft nor completed nor archived, has a lock in force
+    (whose recipients are the records it asks), and its form links still open: it has sent
+    nothing yet, or its latest message went out less than `tracking.token_max_age` ago.
+    First locked, first served: a lock made later leaves those records out, and says so.
+
+    One aggregate over the recipients of those locks, joined once to the records (not a
+    subquery per record); None when there is no such campaign, the usual case, so the
+    selection skips it altogether.
     """
-    active = sa.and_(
+    active = [
         LOCK.c.released_at.is_(None),
         CAMPAIGN.c.name != campaign.name,
+        CAMPAIGN.c.type == CampaignType.QUESTIONNAIRE.value,
         CAMPAIGN.c.state.in_([s.value for s in ACTIVE_STATES]),
-    )
+    ]
+    tracking = workspace.config.tracking if workspace.config else None
+    if tracking is not None:
+        last_sent = (
+            sa.select(sa.func.max(OUTBOX.c.sent_at))
+            .where(OUTBOX.c.campaign_id == CAMPAIGN.c.id, OUTBOX.c.state.in_(RECEIVED_STATES))
+            .scalar_subquery()
+        )
+        links_expired = datetime.combine(today - tracking.token_max_age, time.min, UTC)
+        active.append(sa.or_(last_sent.is_(None), last_sent >= links_expired))
     lock_ids = list(
         conn.execute(
-            sa.select(LOCK.c.id).join(CAMPAIGN, CAMPAIGN.c.id == LOCK.c.campaign_id).where(active)
+            sa.select(LOCK.c.id).join(CAMPAIGN, CAMPAIGN.c.id == LOCK.c.campaign_id).where(*active)
         ).scalars()
     )
     if not lock_ids:
@@ -237,7 +257,11 @@ def selection(
                 OUTBOX.c.record_id.is_not(None),
             )
         )
-    other = _other_campaigns(conn, campaign) if campaign.options.respect_other_campaigns else None
+    other = (
+        _other_campaigns(conn, workspace, campaign, today)
+        if campaign.options.respect_other_campaigns
+        else None
+    )
     targeted_from: Any = RECORD
     other_column: Any = sa.null()
     if other is not None:

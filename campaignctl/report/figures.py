@@ -39,6 +39,8 @@ from sqlalchemy.exc import OperationalError
 
 from campaignctl.enums import OutboxState, ResponseStatus
 from campaignctl.errors import UsageError
+from campaignctl.plan.lock import not_contacted_counts
+from campaignctl.plan.plan import NotContactedCount
 from campaignctl.report import summary
 from campaignctl.report.model import (
     CampaignList,
@@ -422,6 +424,7 @@ def campaign_report(
             sa.text("SELECT COUNT(*) FROM response WHERE campaign_id = :c AND status = :s"),
             {"c": cid, "s": ResponseStatus.TO_PROCESS.value},
         ).scalar_one()
+        not_contacted = _not_contacted(conn, cid)
         started = [_aware(w.started_at) for w in waves if w.started_at is not None]
         first_day = min(started).astimezone(ZoneInfo(timezone)).date() if started else None
         answers = _answers_per_day(conn, cid, timezone, first_day, from_summary)
@@ -465,7 +468,16 @@ def campaign_report(
         matrix=matrix,
         answers_per_day=answers,
         generated_at=now,
+        not_contacted=not_contacted,
     )
+
+
+def _not_contacted(conn: Connection, campaign_id: int) -> list[NotContactedCount]:
+    """The records the campaign's latest lock left out, per reason, as the lock froze them."""
+    latest = sa.text(
+        "SELECT counts FROM campaign_lock WHERE campaign_id = :c ORDER BY id DESC LIMIT 1"
+    ).columns(counts=sa.JSON)
+    return not_contacted_counts(conn.execute(latest, {"c": campaign_id}).scalar())
 
 
 # ----------------------------------------------------------------------------- campaign list

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from campaignctl.plan.plan import NotContactedCount  # reason, records, detail
 
 FORMAT_VERSION = 1
 
@@ -166,6 +169,8 @@ class CampaignReport:
     answers_per_day: list[DailyAnswers]
     steps: list[StepFigures] = field(default_factory=list)
     generated_at: datetime | None = None
+    # frozen by the campaign's latest lock: who its waves never reach, and why
+    not_contacted: list[NotContactedCount] = field(default_factory=list)
 
 
 class SentWave(NamedTuple):

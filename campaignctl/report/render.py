@@ -21,7 +21,7 @@ WAVE_KIND_LABEL = {"initial": "", "relaunch": " (relance)", "recurrence": " (ré
 
 @dataclass(frozen=True)
 class ReportTable:
-    name: str  # file stem for CSV: campaigns, waves, matrix, answers, steps
+    name: str  # file stem for CSV: campaigns, waves, matrix, answers, reasons, not_contacted…
     title: str
     headers: list[str]
     rows: list[list[str | int | float | None]]
@@ -149,6 +149,15 @@ def report_tables(report: CampaignReport | CampaignList) -> list[ReportTable]:
                 f"{report.name}: suppressed and skipped messages",
                 ["wave", "reason", "messages"],
                 reasons,
+            )
+        )
+    if report.not_contacted:
+        tables.append(
+            ReportTable(
+                "not_contacted",
+                f"{report.name}: records not contacted (as locked)",
+                ["reason", "other campaign", "records"],
+                [[n.reason, n.detail or "", n.records] for n in report.not_contacted],
             )
         )
     if report.steps:

@@ -10,7 +10,7 @@ the only seams to wire; until then they raise StateError saying so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,8 @@ class WaveRun:
     failed: int = 0
     note: str | None = None
     uncertain: int = 0  # left in doubt by an earlier, interrupted pass: never re-sent here
+    # records the lock left out: another active questionnaire campaign asks them
+    other_campaigns: dict[str, int] = field(default_factory=dict)
 
     def text(self, campaign: str) -> str:
         """'6 sent, 0 failed', and what is uncertain with the command that resolves it."""
@@ -50,6 +52,8 @@ class WaveRun:
                 f", {self.uncertain} uncertain (maybe delivered before a crash: "
                 f"`campaignctl send {campaign}` lists them, --retry-uncertain resends them)"
             )
+        for other, n in self.other_campaigns.items():
+            text += f"; {n} record(s) not contacted: already asked by {other}"
         return text
 
 
@@ -99,7 +103,7 @@ def send_wave(store: Store, workspace: Workspace, job: WaveJob, now: datetime) -
     status = WaveStatus.FAILED if summary.sent == 0 and summary.failed else WaveStatus.DONE
     return WaveRun(
         job.wave_id, status, summary.sent, summary.failed + summary.bounced,
-        uncertain=summary.uncertain,
+        uncertain=summary.uncertain, other_campaigns=summary.other_campaigns,
     )  # fmt: skip
 
 

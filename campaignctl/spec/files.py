@@ -21,11 +21,34 @@ DOCUMENTS_DIR = "documents"
 STATE_DIR = ".campaignctl"
 
 
-def find_workspace_root(start: Path | None = None) -> Path:
-    """The nearest directory at or above `start` holding `campaignctl.yaml`."""
-    here = (start or Path.cwd()).resolve()
-    if here.is_file():
-        here = here.parent
+def _given_workspace(directory: Path, given_as: str) -> Path:
+    if (directory / CONFIG_FILE).is_file():
+        return directory.resolve()
+    if not directory.exists():
+        problem = "no such directory"
+    elif not directory.is_dir():
+        problem = "not a directory"
+    else:
+        problem = f"this directory holds no {CONFIG_FILE}: it is not a workspace"
+    raise UsageError(
+        f"{given_as}: {problem}",
+        hint=f"give the directory that holds {CONFIG_FILE} (the directories above one given "
+        f"explicitly are not searched), or create a workspace there with "
+        f"`campaignctl init {directory}`",
+    )
+
+
+def find_workspace_root(start: Path | None = None, *, given_as: str | None = None) -> Path:
+    """The workspace a command works on.
+
+    A directory given explicitly (`start`: --workspace or CAMPAIGNCTL_WORKSPACE, which
+    errors name as `given_as`) must hold `campaignctl.yaml` itself: a typo in it must
+    not fall back on a workspace above. Without one, the nearest directory at or above
+    the current one holding `campaignctl.yaml`.
+    """
+    if start is not None:
+        return _given_workspace(start, given_as or f"--workspace {start}")
+    here = Path.cwd().resolve()
     for candidate in (here, *here.parents):
         if (candidate / CONFIG_FILE).is_file():
             return candidate

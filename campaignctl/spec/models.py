@@ -526,7 +526,12 @@ class Options(SpecModel):
     periods_mode: PeriodsMode = PeriodsMode.NONE
     internal_criteria: list[str] = []
     max_messages_per_contact: PositiveInt | None = None
-    respect_other_campaigns: bool = True
+    respect_other_campaigns: bool | None = Field(
+        None,
+        description="Leave out the records already asked by another active questionnaire "
+        "campaign (seed 000), each counted with that campaign's name. Default: true for "
+        "questionnaire campaigns, false for message and information campaigns.",
+    )
 
 
 class RelaunchRule(SpecModel):
@@ -686,6 +691,19 @@ class Campaign(Document):
     partner_types: list[str] = []
     trigger: Trigger | None = None
     steps: list[Step] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _respect_other_campaigns_by_type(cls, data: Any) -> Any:
+        """`options.respect_other_campaigns` unset: true for a questionnaire campaign only,
+        so that a second newsletter never loses its recipients to the first."""
+        if not isinstance(data, dict):
+            return data
+        options = data.get("options", {})
+        if not isinstance(options, dict) or options.get("respect_other_campaigns") is not None:
+            return data
+        by_type = data.get("type") == CampaignType.QUESTIONNAIRE
+        return {**data, "options": {**options, "respect_other_campaigns": by_type}}
 
     @field_validator("channels")
     @classmethod

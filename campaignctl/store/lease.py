@@ -1,25 +1,29 @@
 """Leases: work that must never overlap (the scheduler, sending one campaign) (DESIGN.md §2).
 
-A lease is a row in the store: name, holder (host:pid), operation, since,
-heartbeat and expiry. Taking it is one statement (an upsert that only
-overwrites a row that has expired or is already ours), so two processes on two
-machines, on SQLite or PostgreSQL, can never both win. The holder renews it
-while it works; a killed holder stops renewing and its lease expires, so the
-next run takes over after at most one time-to-live — at once when the holder was
-a process of this machine that no longer exists (a compare-and-swap on the dead
-holder, so two successors cannot both take it). Released leases stay as rows
-(expired at the release time) so that `scheduler status` can say when the last
-pass ended.
+A lease is a row in the store: name, holder, operation, since, heartbeat and
+expiry. Taking it is one statement (an upsert that only overwrites a row that
+has expired or is already ours), so two processes on two machines, on SQLite or
+PostgreSQL, can never both win. The holder renews it while it works; a killed
+holder stops renewing and its lease expires, so the next run takes over after at
+most one time-to-live — at once when the holder is provably a process of this
+kernel and PID namespace that no longer exists (a compare-and-swap on the dead
+holder, so two successors cannot both take it). A holder names itself
+`host:pid boot=BOOT_ID pidns=INODE`: a pid means a process only inside one PID
+namespace of one running kernel, and two containers share a host name but not a
+PID namespace. Released leases stay as rows (expired at the release time) so
+that `scheduler status` can say when the last pass ended.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,27 +35,105 @@ from campaignctl.store.store import Store
 from campaignctl.store.tables import LEASE
 
 POLL_SECONDS = 0.5  # how often --lock-timeout retries
+BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+PID_NAMESPACE_FILE = Path("/proc/self/ns/pid")
+
+
+class Whereabouts(enum.StrEnum):
+    """Where a holder runs, seen from this process: whether its pid can be checked here."""
+
+    HERE = "here"  # this kernel boot and PID namespace: a dead pid is seen at once
+    OTHER_NAMESPACE = "other_namespace"  # this kernel, another PID namespace (a container)
+    OTHER_HOST = "other_host"  # another kernel boot: another machine, or this one rebooted
+    UNKNOWN = "unknown"  # the holder does not say (an older campaignctl, or no /proc)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a lease or claims outbox rows: host:pid, and the kernel boot and PID
+    namespace in which that pid names a process (None where /proc does not say)."""
+
+    host: str
+    pid: int | None
+    boot_id: str | None = None
+    pid_namespace: int | None = None
+
+    @classmethod
+    def this_process(cls) -> Holder:
+        boot_id, namespace = _this_kernel()
+        return cls(socket.gethostname(), os.getpid(), boot_id, namespace)
+
+    @classmethod
+    def parse(cls, text: str) -> Holder:
+        """Read `host:pid [boot=ID pidns=INODE]`; a holder written by an older campaignctl
+        (`host:pid`) or by hand has no boot id and PID namespace."""
+        head, *fields = text.split() or [""]
+        host, _, pid = head.rpartition(":")
+        found = dict(field.partition("=")[::2] for field in fields)
+        namespace = found.get("pidns", "")
+        return cls(
+            host if pid.isdigit() else head,
+            int(pid) if pid.isdigit() else None,
+            found.get("boot") or None,
+            int(namespace) if namespace.isdigit() else None,
+        )
+
+    def __str__(self) -> str:
+        if self.boot_id is None or self.pid_namespace is None:
+            return self.label
+        return f"{self.label} boot={self.boot_id} pidns={self.pid_namespace}"
+
+    @property
+    def label(self) -> str:
+        """host:pid, as messages name the holder."""
+        return f"{self.host}:{self.pid}" if self.pid is not None else self.host
+
+    def whereabouts(self) -> Whereabouts:
+        boot_id, namespace = _this_kernel()
+        if self.boot_id is None or self.pid_namespace is None or boot_id is None:
+            return Whereabouts.UNKNOWN
+        if self.boot_id != boot_id:
+            return Whereabouts.OTHER_HOST
+        if self.pid_namespace != namespace:
+            return Whereabouts.OTHER_NAMESPACE
+        return Whereabouts.HERE
+
+
+def _this_kernel() -> tuple[str | None, int | None]:
+    """(boot id, inode of this process's PID namespace); None each where /proc lacks them."""
+    try:
+        boot_id = BOOT_ID_FILE.read_text(encoding="ascii").strip() or None
+    except OSError:
+        boot_id = None
+    try:
+        namespace: int | None = PID_NAMESPACE_FILE.stat().st_ino
+    except OSError:
+        namespace = None
+    return boot_id, namespace
 
 
 def this_holder() -> str:
-    """host:pid, how leases and outbox claims name their holder."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """How leases and outbox claims name this process: `host:pid boot=ID pidns=INODE`."""
+    return str(Holder.this_process())
 
 
 def holder_is_dead(holder: str | None) -> bool:
-    """True when `holder` is a process of this host that no longer exists.
+    """True when `holder` is provably a process of this kernel boot and PID namespace
+    that no longer exists.
 
-    A process killed with -9 leaves its lease and claims behind; on the same machine
-    we know at once that it is gone instead of waiting for the expiry. A holder on
-    another host, or a pid now reused by another process, counts as alive.
+    A process killed with -9 leaves its lease and claims behind; when it ran beside us
+    we know at once that it is gone instead of waiting for the expiry. Anywhere else
+    (another host, another container with the same host name, a holder written by an
+    older campaignctl that does not say where it ran), and a pid now reused by another
+    process, it counts as alive: its lease expires instead.
     """
     if not holder:
         return False
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    who = Holder.parse(holder)
+    if who.pid is None or who.whereabouts() != Whereabouts.HERE:
         return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(who.pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
@@ -72,9 +154,15 @@ class LeaseInfo:
         return _aware(self.expires_at) > now
 
     def as_json(self, now: datetime) -> dict[str, Any]:
+        who = Holder.parse(self.holder)
         return {
             "name": self.name,
             "holder": self.holder,
+            "host": who.host,
+            "pid": who.pid,
+            "boot_id": who.boot_id,
+            "pid_namespace": who.pid_namespace,
+            "where": who.whereabouts().value,
             "operation": self.operation,
             "since": _aware(self.since).isoformat(),
             "heartbeat_at": _aware(self.heartbeat_at).isoformat(),
@@ -192,9 +280,10 @@ def acquire(
         if isinstance(result, HeldLease):
             return result
         if time.monotonic() >= deadline:
+            holder_label = Holder.parse(result.holder).label
             raise TemporaryFailure(
                 f"another {_who(name)} holds the lease {name!r} since "
-                f"{_aware(result.since):%Y-%m-%d %H:%M:%S %Z} ({result.holder}, "
+                f"{_aware(result.since):%Y-%m-%d %H:%M:%S %Z} ({holder_label}, "
                 f"{result.operation}; expires {_aware(result.expires_at):%H:%M:%S %Z} "
                 "unless renewed)",
                 hint="retry later, wait with --lock-timeout DURATION, or if that process is "

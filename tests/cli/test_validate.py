@@ -346,6 +346,46 @@ def test_workspace_is_found_from_a_subdirectory(scaffold: Path, monkeypatch) -> 
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.parametrize("given", ["flag", "variable"])
+@pytest.mark.parametrize(
+    ("folder", "problem"),
+    [
+        ("my-campaignz", "no such directory"),  # a typo
+        ("campaigns", "this directory holds no campaignctl.yaml: it is not a workspace"),
+    ],
+)
+@pytest.mark.parametrize("command", [["validate"], ["plan"], ["send", "reminder", "--dry-run"]])
+def test_a_workspace_given_explicitly_must_hold_campaignctl_yaml_itself(
+    scaffold: Path, monkeypatch, given: str, folder: str, problem: str, command: list[str]
+) -> None:
+    """Inside a workspace, `--workspace DIR` (or CAMPAIGNCTL_WORKSPACE) naming a folder
+    that is not one stops at once; it never falls back on the workspace above."""
+    monkeypatch.chdir(scaffold)
+    directory = scaffold / folder
+    if given == "flag":
+        result = runner.invoke(app, ["--workspace", str(directory), *command])
+        setting = f"--workspace {directory}"
+    else:
+        result = runner.invoke(app, command, env={"CAMPAIGNCTL_WORKSPACE": str(directory)})
+        setting = f"CAMPAIGNCTL_WORKSPACE={directory}"
+    assert result.exit_code == 64, result.output
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: {setting}: {problem}\n"
+        "  hint: give the directory that holds campaignctl.yaml (the directories above one "
+        "given explicitly are not searched), or create a workspace there with "
+        f"`campaignctl init {directory}`\n"
+    )
+
+
+def test_a_subcommands_workspace_flag_is_held_to_the_same_rule(scaffold: Path, monkeypatch) -> None:
+    monkeypatch.chdir(scaffold)
+    result = runner.invoke(app, ["validate", "--workspace", "my-campaignz"])
+    assert result.exit_code == 64
+    assert result.stderr.startswith("error: --workspace my-campaignz: no such directory\n")
+    assert runner.invoke(app, ["validate", "--workspace", "."]).exit_code == 0
+
+
 def test_unknown_flag_exits_64_not_2(scaffold: Path) -> None:
     result = validate(scaffold, "--frobnicate")
     assert result.exit_code == 64

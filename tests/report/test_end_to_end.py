@@ -281,7 +281,9 @@ def test_csv_holds_every_figure_and_rate(reported: Path, tmp_path: Path) -> None
     out = tmp_path / "csv"
     result = cli(reported, "report", CAMPAIGN, "--format", "csv", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["answers.csv", "matrix.csv", "waves.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "answers.csv", "matrix.csv", "not_contacted.csv", "waves.csv",
+    ]  # fmt: skip
 
     def read(name: str) -> list[list[str]]:
         return list(csv.reader(io.StringIO((out / name).read_text(encoding="utf-8"))))
@@ -298,6 +300,12 @@ def test_csv_holds_every_figure_and_rate(reported: Path, tmp_path: Path) -> None
     assert waves[2][:4] == ["total", "", "", ""]
     assert read("matrix.csv")[1:] == [[s, c, *_cells(f)] for s, c, f in CELLS]
     assert read("answers.csv")[1:] == [[d, str(a), str(c)] for d, a, c in DAYS]
+    # the 8 records the lock left out (162 recipients of 170 targeted), as `plan` says
+    assert read("not_contacted.csv") == [
+        ["reason", "other campaign", "records"],
+        ["no_address", "", "4"],
+        ["invalid_address", "", "4"],
+    ]
     listing = cli(reported, "report", "--format", "csv")
     row = next(r for r in csv.reader(io.StringIO(listing.stdout)) if r[0] == CAMPAIGN)
     # the list's email open rate is the report's: on the 10 emails delivered
