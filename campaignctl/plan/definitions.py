@@ -98,8 +98,26 @@ def diff_definition(
     fields = diff_values(applied, current)
     if not fields:
         return None
-    frozen = tuple(f for f in fields if sent and f.path.startswith("options."))
+    frozen = tuple(
+        f
+        for f in fields
+        if sent and f.path.startswith("options.") and not _default_turned_off(f, current)
+    )
     return DefinitionChange(name, ChangeAction.UPDATE, tuple(fields), frozen)
+
+
+def _default_turned_off(change: FieldChange, current: dict[str, Any]) -> bool:
+    """`respect_other_campaigns` going from true to false on a message or information
+    campaign is not refused as frozen: that is the default since it applies only between
+    questionnaire campaigns, and a campaign applied before that change has `true`
+    recorded without the user ever writing it. Turning it off only lets later waves
+    reach records another campaign asks; it never withdraws a message already sent."""
+    return (
+        change.path == "options.respect_other_campaigns"
+        and change.old is True
+        and change.new is False
+        and current.get("type") != "questionnaire"
+    )
 
 
 def option_names() -> list[str]:

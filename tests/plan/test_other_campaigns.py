@@ -240,3 +240,41 @@ def test_a_questionnaire_campaign_still_holds_its_records_until_its_links_expire
     assert {"reason": "other_campaign", "records": LEFT_OUT, "detail": FIRST} in planned[
         "campaigns"
     ][0]["not_contacted"]
+
+
+def test_a_sent_message_campaign_applied_under_the_old_default_applies_the_new_one(
+    demo_at,
+) -> None:
+    """A message campaign that sent with `respect_other_campaigns: true` recorded (the old
+    default) is not frozen by it: the next apply records false instead of refusing the
+    whole workspace with exit 65; a questionnaire campaign's option stays frozen."""
+    root = demo_at(MONDAY)
+    message = root / "campaigns" / "newsletter.yaml"
+    body = (
+        "kind: Campaign\nname: newsletter\ncategory: administrative\n"
+        "type: message\naudience: {segments: [members-loyal]}\nchannels: [email]\n"
+        "message:\n  sender: adhesions\n  subject: Lettre\n  template: appel-cotisation\n"
+        "  blocks: {intro: Les nouvelles du mois., outro: À bientôt.}\n"
+    )
+    message.write_text(body + "options: {respect_other_campaigns: true}\n", encoding="utf-8")
+    ok(root, "apply", "newsletter", "--auto-approve")
+    ok(root, "send", "newsletter")
+
+    message.write_text(body, encoding="utf-8")
+    plan = ok(root, "plan", "newsletter")
+    assert "options.respect_other_campaigns: true → false" in plan.stdout, plan.stdout
+    assert "(refused: frozen by the first send)" not in plan.stdout
+    ok(root, "apply", "newsletter", "--auto-approve")
+    assert "0 to change" in ok(root, "plan", "newsletter").stdout
+
+    ok(root, "apply", FIRST, "--auto-approve")
+    ok(root, "send", FIRST)
+    path = root / "campaigns" / f"{FIRST}.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace("respect_other_campaigns: true", "respect_other_campaigns: false"),
+        encoding="utf-8",
+    )
+    refused = run(root, "apply", FIRST, "--auto-approve")
+    assert refused.exit_code == 65, refused.output
+    assert "respect_other_campaigns" in refused.output
