@@ -377,7 +377,11 @@ def test_a_second_send_command_waits_for_the_first_with_lock_timeout(
     locked_demo(demo, CAMPAIGN)
     smtp_server.faults.data_delay = 0.002
     first = cli(demo, "send", CAMPAIGN)
-    time.sleep(0.5)
+    # the first holds the lease once its first message reached the server: only then is
+    # the second one sure to be the one that waits (a fixed sleep lost under load)
+    deadline = time.monotonic() + 60
+    while not smtp_server.handler.copies() and time.monotonic() < deadline:
+        time.sleep(0.02)
     second = cli(demo, "send", CAMPAIGN, "--lock-timeout", "2m")
     outputs = [first.communicate(), second.communicate()]
 
