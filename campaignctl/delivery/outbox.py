@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from campaignctl.enums import OutboxState, SuppressionReason, WaveKind, WaveStatus
 from campaignctl.errors import StateError
 from campaignctl.plan.lock import active_lock_id, sendable_campaign
+from campaignctl.store import wave_state
 from campaignctl.store.lease import holder_is_dead
 from campaignctl.store.store import Store
 from campaignctl.store.tables import (
@@ -321,7 +322,8 @@ class ClaimedRow:
 
 
 def defer_quiet_sms(store: Store, wave_id: int, until: datetime) -> int:
-    """SMS of the wave may not go before `until` (quiet hours): push their next attempt."""
+    """SMS of the wave may not go before `until` (quiet hours): push their next attempt,
+    marked as held (reported as such, not as retries) until their outcome is written."""
     with store.transaction(immediate=True) as conn:
         return int(
             conn.execute(
@@ -332,7 +334,7 @@ def defer_quiet_sms(store: Store, wave_id: int, until: datetime) -> int:
                     OUTBOX.c.state == OutboxState.QUEUED,
                     sa.or_(OUTBOX.c.next_attempt_at.is_(None), OUTBOX.c.next_attempt_at < until),
                 )
-                .values(next_attempt_at=until)
+                .values(next_attempt_at=until, reason=wave_state.HELD_REASON)
             ).rowcount
         )
 
@@ -741,24 +743,9 @@ def due_count(store: Store, wave_id: int, now: datetime) -> int:
 
 
 def finish_wave(store: Store, wave_id: int, now: datetime) -> bool:
-    """Mark the wave done when nothing is queued or sending any more."""
+    """Mark the wave done when nothing is queued or sending any more (else it stays sending)."""
     with store.transaction(immediate=True) as conn:
-        open_rows = conn.execute(
-            sa.select(OUTBOX.c.id)
-            .where(
-                OUTBOX.c.wave_id == wave_id,
-                OUTBOX.c.state.in_([OutboxState.QUEUED, OutboxState.SENDING]),
-            )
-            .limit(1)
-        ).first()
-        if open_rows is not None:
-            return False
-        conn.execute(
-            WAVE.update()
-            .where(WAVE.c.id == wave_id, WAVE.c.status != WaveStatus.DONE)
-            .values(status=WaveStatus.DONE, finished_at=now)
-        )
-    return True
+        return wave_state.finish_wave(conn, wave_id, WaveStatus.DONE, now) == WaveStatus.DONE
 
 
 def iter_ids(values: Iterable[int], size: int) -> Iterable[list[int]]:
