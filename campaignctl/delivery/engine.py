@@ -468,7 +468,7 @@ class _Run:
         await self._db(outbox.mark_abandoned, self.store, wave.id, self.holder, now)
         if self.options.retry_uncertain:
             await self._db(outbox.requeue_uncertain, self.store, wave.id, now)
-        counts = await self._db(outbox.wave_counts, self.store, wave.id, now)
+        counts = await self._db(outbox.wave_counts, self.store, wave.id)
         due = await self._db(outbox.due_count, self.store, wave.id, now)
         self._emit(
             "start",
@@ -754,7 +754,7 @@ class _Run:
         s = self.summary
         s.elapsed = time.perf_counter() - self.started
         outbox.finish_wave(self.store, self.wave.id, now)
-        counts = outbox.wave_counts(self.store, self.wave.id, now)
+        counts = outbox.wave_counts(self.store, self.wave.id)
         s.total = counts.total
         s.uncertain = counts.get(OutboxState.UNCERTAIN)
         s.suppressed = counts.get(OutboxState.SUPPRESSED)

@@ -698,7 +698,6 @@ def requeue_uncertain(store: Store, wave_id: int, now: datetime) -> int:
 @dataclass
 class WaveCounts:
     states: dict[str, int] = field(default_factory=dict)
-    next_attempt_at: datetime | None = None  # the earliest queued row not yet due
 
     def get(self, state: OutboxState) -> int:
         return self.states.get(state.value, 0)
@@ -708,7 +707,8 @@ class WaveCounts:
         return sum(self.states.values())
 
 
-def wave_counts(store: Store, wave_id: int, now: datetime) -> WaveCounts:
+def wave_counts(store: Store, wave_id: int) -> WaveCounts:
+    """Rows per state (what waits, and until when: `store.wave_state.wave_progress`)."""
     with store.read() as conn:
         states = {
             str(state): int(n)
@@ -718,14 +718,7 @@ def wave_counts(store: Store, wave_id: int, now: datetime) -> WaveCounts:
                 .group_by(OUTBOX.c.state)
             )
         }
-        later = conn.execute(
-            sa.select(sa.func.min(OUTBOX.c.next_attempt_at)).where(
-                OUTBOX.c.wave_id == wave_id,
-                OUTBOX.c.state == OutboxState.QUEUED,
-                OUTBOX.c.next_attempt_at > now,
-            )
-        ).scalar()
-    return WaveCounts(states, aware(later))
+    return WaveCounts(states)
 
 
 def due_count(store: Store, wave_id: int, now: datetime) -> int:

@@ -442,7 +442,7 @@ def campaign_report(
             figures=_figures((w.id,), *parts(("wave_id",))),
             skipped_reasons=reasons.get(w.id, {}),
             held=progress[w.id].held,
-            held_until=_aware(progress[w.id].held_until) if progress[w.id].held else None,
+            held_until=progress[w.id].held_until,
         )
         for w in waves
     ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -97,8 +97,10 @@ def past_schedules(workspace: Workspace, now: datetime) -> list[Diagnostic]:
         zone = ZoneInfo(schedule.timezone or config.timezone)
         send_at = schedule.send_at
         first = send_at.replace(tzinfo=zone) if send_at.tzinfo is None else send_at
+        first = first.astimezone(zone)
         until = schedule.recurrence.until if schedule.recurrence else None
-        if first >= now or (schedule.recurrence and (until is None or until >= _day(now, zone))):
+        today = now.astimezone(zone).date()
+        if first >= now or (schedule.recurrence and (until is None or until >= today)):
             continue
         late = now - first
         fate = (
@@ -120,10 +122,6 @@ def past_schedules(workspace: Workspace, now: datetime) -> list[Diagnostic]:
         where = (doc.file, mark.line, mark.column)
         found.append(Diagnostic(*where, Severity.WARNING, "schedule", message, hint))
     return found
-
-
-def _day(now: datetime, zone: ZoneInfo) -> date:
-    return now.astimezone(zone).date()
 
 
 def _relative(root: Path, path: Path) -> str:

@@ -129,27 +129,30 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def wave_progress(conn: sa.Connection, wave_ids: Iterable[int], now: datetime) -> dict[int, Any]:
+def wave_progress(
+    conn: sa.Connection, wave_ids: Iterable[int], now: datetime
+) -> dict[int, WaveProgress]:
     """WaveProgress of each wave, read from its non-final rows only (an index range each)."""
     ids = sorted(set(wave_ids))
-    if not ids:
-        return {}
     o = OUTBOX.c
     stamp = sa.bindparam("now", now, type_=o.next_attempt_at.type)
     queued = o.state == OutboxState.QUEUED
+    due = sa.or_(
+        o.state == OutboxState.SENDING,
+        sa.and_(queued, sa.or_(o.next_attempt_at.is_(None), o.next_attempt_at <= stamp)),
+    )
     later = sa.and_(queued, o.next_attempt_at > stamp)
-    now_due = sa.and_(queued, sa.or_(o.next_attempt_at.is_(None), o.next_attempt_at <= stamp))
     held = sa.and_(later, o.reason == HELD_REASON)
     waiting = sa.and_(later, sa.or_(o.reason.is_(None), o.reason != HELD_REASON))
 
     def count(condition: Any) -> Any:
         return sa.func.sum(sa.case((condition, 1), else_=0))
 
-    rows = conn.execute(
+    query = (
         sa.select(
             WAVE.c.id,
             WAVE.c.status,
-            count(sa.or_(o.state == OutboxState.SENDING, now_due)),
+            count(due),
             count(held),
             sa.func.max(sa.case((held, o.next_attempt_at))),
             count(waiting),
@@ -165,16 +168,21 @@ def wave_progress(conn: sa.Connection, wave_ids: Iterable[int], now: datetime) -
                 ),
             )
         )
-        .where(WAVE.c.id.in_(ids))
         .group_by(WAVE.c.id, WAVE.c.status)
-    ).all()
+    )
     progress = {}
-    for wave_id, status, due, held, until, waiting, retry, uncertain in rows:
-        progress[wave_id] = WaveProgress(
-            WaveStatus(status), int(due or 0), int(held or 0), until,
-            int(waiting or 0), retry, int(uncertain or 0),
-        )  # fmt: skip
+    for start in range(0, len(ids), 500):  # a bounded IN list (SQLite's variable limit)
+        for row in conn.execute(query.where(WAVE.c.id.in_(ids[start : start + 500]))):
+            wave_id, status, n_due, n_held, until, n_waiting, retry, n_uncertain = row
+            progress[wave_id] = WaveProgress(
+                WaveStatus(status), int(n_due or 0), int(n_held or 0), _maybe_aware(until),
+                int(n_waiting or 0), _maybe_aware(retry), int(n_uncertain or 0),
+            )  # fmt: skip
     return progress
+
+
+def _maybe_aware(value: datetime | None) -> datetime | None:
+    return _aware(value) if value is not None else None
 
 
 def finish_wave(
