@@ -26,7 +26,14 @@ def demo_yaml_files(root: Path) -> list[Path]:
     return files
 
 
-def test_demo_validates_strictly_with_no_error_and_no_warning(demo: Path) -> None:
+# before the demo's first send_at (2027-01-11): a send_at in the past is a warning
+BEFORE_THE_DEMO_SENDS = "2026-12-07T10:00:00+01:00"
+
+
+def test_demo_validates_strictly_with_no_error_and_no_warning(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", BEFORE_THE_DEMO_SENDS)
     result = CliRunner().invoke(app, ["--workspace", str(demo), "validate", "--strict"])
 
     assert result.exit_code == 0, result.output
@@ -37,7 +44,10 @@ def test_demo_validates_strictly_with_no_error_and_no_warning(demo: Path) -> Non
     )
 
 
-def test_demo_validate_json_reports_every_document(demo: Path) -> None:
+def test_demo_validate_json_reports_every_document(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", BEFORE_THE_DEMO_SENDS)
     result = CliRunner().invoke(
         app, ["--workspace", str(demo), "validate", "--strict", "--format", "json"]
     )

@@ -29,7 +29,8 @@ from campaignctl.errors import CampaignctlError, ExitCode
 EPILOG = (
     "Exit codes: 0 success; 1 the operation failed; 2 changes present (only with "
     "--detailed-exitcode); 64 usage error; 65 invalid definitions or data; 69 a service is "
-    "unreachable; 70 internal error (a bug); 75 temporary failure, retry later.\n\n"
+    "unreachable; 70 internal error (a bug); 75 temporary failure, retry later (send, tick: "
+    "messages held or waiting for a retry go out by themselves; 1 wins over 75).\n\n"
     "Example: campaignctl init my-campaigns && cd my-campaigns && campaignctl validate"
 )
 

@@ -162,6 +162,5 @@ def _schedule(app: App, c: CampaignPlan) -> Any:
         return Text("")
     table = app.table(None, "when", "time zone", "wave")
     for wave in c.schedule:
-        note = f" ({wave.note})" if wave.note else ""
-        table.add_row(wave.local, wave.timezone, f"{wave.label}{note}")
+        table.add_row(wave.local, wave.timezone, wave.describe())
     return table

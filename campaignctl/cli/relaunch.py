@@ -82,9 +82,9 @@ def relaunch(
     except CampaignctlError as exc:
         runner.finish_wave(store, wave[0], WaveStatus.FAILED, now, exc.message)
         raise
-    app.err.print(f"wave {wave[1]}: {result.text(plan.campaign)}")
-    if result.failed:
-        raise typer.Exit(1)
+    app.err.print(f"wave {wave[1]}: {result.text(plan.campaign, ws.config.timezone)}")
+    if result.exit_code:  # as `send`: 1 failed or uncertain, 75 held or retrying
+        raise typer.Exit(int(result.exit_code))
 
 
 def _print_plan(app, plan) -> None:

@@ -50,7 +50,10 @@ def report(
     ] = None,
     status: Annotated[
         str | None,
-        typer.Option(help="List: campaigns whose last wave is scheduled, sending, done, …"),
+        typer.Option(
+            help="List: campaigns whose last wave is scheduled, sending, held, waiting, "
+            "incomplete, done, failed, missed, or never sent."
+        ),
     ] = None,
     type_: Annotated[
         str | None, typer.Option("--type", help="List: questionnaire, message or information.")

@@ -71,7 +71,9 @@ def tick(
 
     Takes the scheduler lease first: when another tick or the daemon holds it, exits 75
     at once (or waits with --lock-timeout). A wave more than scheduler.max_lateness late
-    is recorded as missed. Exits 1 when a wave failed.
+    is recorded as missed. Exits 1 when a wave failed or was missed, or a message failed
+    or is uncertain; else 75 while messages wait (SMS held by quiet hours, retries: a
+    later tick sends them) or a wave was postponed; else 0.
 
     Example: campaignctl scheduler tick --log-format json
     """
@@ -89,8 +91,8 @@ def tick(
             store, ws, options, now=clock.now(), lease=lease, log=_logger(app, log_format)
         )
     _say(app, log_format, "pass", result.summary(), **{str(t): result.count(t) for t in _types()})
-    if result.count(_types().FAILED):
-        raise typer.Exit(1)
+    if result.exit_code:
+        raise typer.Exit(int(result.exit_code))
 
 
 def _types():
@@ -236,9 +238,10 @@ def status(
         )
     table = app.table("Recent waves", "campaign", "wave", "key", "status", "due (UTC)", "note")
     for r in state.recent:
-        when = r["scheduled_for"]
-        table.add_row(r["campaign"], str(r["number"]), r["occurrence_key"], str(r["status"]),
-                      f"{when:%Y-%m-%d %H:%M}" if when else "", r["note"] or "")  # fmt: skip
+        when, progress = r["scheduled_for"], r["progress"]
+        note = "; ".join([*progress.waits(options.timezone), *([r["note"]] if r["note"] else [])])
+        table.add_row(r["campaign"], str(r["number"]), r["occurrence_key"], str(progress.state),
+                      f"{when:%Y-%m-%d %H:%M}" if when else "", note)  # fmt: skip
     if state.recent:
         app.out.print(table)
     upcoming = app.table(f"Next waves (next {days} days)", "when (local)", "campaign", "wave")
@@ -252,10 +255,12 @@ def status(
 
 def _recent_json(row: dict[str, Any]) -> dict[str, Any]:
     when = row["scheduled_for"]
+    fields = {k: v for k, v in row.items() if k not in ("id", "progress")}
     return {
-        **row,
+        **fields,
         "status": str(row["status"]),
         "scheduled_for": when.isoformat() if when else None,
+        **row["progress"].as_json(),
     }
 
 

@@ -81,7 +81,7 @@ def send(
     store = app.store()
     _locked(app, store, ws, campaign, dry_run)
     stop = StopRequest()
-    with _Progress(app, json_output) as progress, _signals(stop):
+    with _Progress(app, json_output, ws.config.timezone) as progress, _signals(stop):
         summary = send_campaign(
             store,
             ws,
@@ -99,8 +99,9 @@ def send(
     codes = {"SIGINT": ExitCode.INTERRUPTED, "SIGTERM": ExitCode.TERMINATED}
     if summary.stopped in codes:
         raise typer.Exit(int(codes[summary.stopped]))
-    if not summary.ok:
-        raise typer.Exit(int(ExitCode.FAILED))
+    code = summary.progress.exit_code  # 1 failed or uncertain, 75 held or retrying
+    if code:
+        raise typer.Exit(int(code))
 
 
 def _locked(app: Any, store: Any, ws: Any, campaign: str, dry_run: bool) -> None:
@@ -171,9 +172,10 @@ class _signals:
 class _Progress:
     """Renders engine events: NDJSON with --json, a bar on a TTY, a line every 10 s otherwise."""
 
-    def __init__(self, app: App, json_output: bool) -> None:
+    def __init__(self, app: App, json_output: bool, timezone: str) -> None:
         self.app = app
         self.json = json_output
+        self.timezone = timezone
         self.bar: Any = None
         self.task: Any = None
         self.last_line = time.monotonic()
@@ -232,7 +234,7 @@ class _Progress:
             self.bar = None
         if self.json:
             return self._ndjson({"type": "summary", **summary.as_json()})
-        self.app.err.print(summary_text(summary))
+        self.app.err.print(summary_text(summary, self.timezone))
 
 
 def _uncertain_text(count: int, rows: list[dict[str, Any]]) -> str:
@@ -251,8 +253,8 @@ def _uncertain_text(count: int, rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def summary_text(summary: SendSummary) -> str:
-    """The closing paragraph of `send` (stderr)."""
+def summary_text(summary: SendSummary, timezone: str) -> str:
+    """The closing paragraph of `send` (stderr); times in the workspace's time zone."""
     s = summary
     if s.dry_run:
         return (
@@ -265,9 +267,11 @@ def summary_text(summary: SendSummary) -> str:
         f"{s.retrying} retrying, {s.uncertain} uncertain, {s.suppressed} suppressed, "
         f"{s.skipped} skipped ({s.rate:.0f} msg/s)."
     )
-    if s.retrying and s.next_attempt_at:
-        at = s.next_attempt_at.isoformat(timespec="seconds")
-        text += f"\nNext retry at {at}: run send again then."
+    for waits in s.progress.waits(timezone):
+        text += (
+            f"\n{waits}: the scheduler's first pass after that sends them, "
+            f"or run `campaignctl send {s.campaign}` again then."
+        )
     if s.stopped in ("SIGINT", "SIGTERM", "limit") and s.remaining:
         why = "--limit reached" if s.stopped == "limit" else f"stopped by {s.stopped}"
         text += f"\n{why}: {s.remaining} message(s) left; run send again to resume."

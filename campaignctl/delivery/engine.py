@@ -47,12 +47,14 @@ from campaignctl.delivery.transport import (
     TransportSettings,
     create_transport,
 )
-from campaignctl.enums import Channel, OutboxState
+from campaignctl.enums import Channel, OutboxState, WaveStatus
 from campaignctl.errors import StateError, UsageError
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store import lease as leases
+from campaignctl.store import wave_state
 from campaignctl.store.lease import HeldLease
 from campaignctl.store.store import Store
+from campaignctl.store.wave_state import WaveProgress
 
 OUTBOX_DIR = Path(".campaignctl") / "outbox"
 ROW_LEASE = timedelta(minutes=2)
@@ -119,6 +121,8 @@ class SendSummary:
     bounced: int = 0  # by this run (hard bounces, now suppressed)
     rendered: int = 0  # dry run: messages rendered
     retrying: int = 0  # in the wave: waiting for their next attempt
+    held: int = 0  # in the wave: SMS held by quiet hours until `held_until`
+    held_until: datetime | None = None
     uncertain: int = 0  # in the wave
     suppressed: int = 0  # in the wave
     skipped: int = 0  # in the wave
@@ -137,9 +141,12 @@ class SendSummary:
         return done / self.elapsed if self.elapsed > 0 else 0.0
 
     @property
-    def ok(self) -> bool:
-        """Nothing failed and nothing needs a person's decision."""
-        return not (self.failed or self.bounced or self.uncertain)
+    def progress(self) -> WaveProgress:
+        """The wave after this run, for its exit code and what it says waits (wave_state)."""
+        return WaveProgress(
+            WaveStatus.SENDING, self.remaining, self.held, self.held_until, self.retrying,
+            self.next_attempt_at, self.uncertain, self.failed + self.bounced,
+        )  # fmt: skip
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -152,6 +159,8 @@ class SendSummary:
             "bounced": self.bounced,
             "rendered": self.rendered,
             "retrying": self.retrying,
+            "held": self.held,
+            "held_until": self.held_until.isoformat() if self.held_until else None,
             "uncertain": self.uncertain,
             "suppressed": self.suppressed,
             "skipped": self.skipped,
@@ -462,7 +471,7 @@ class _Run:
         await self._db(outbox.mark_abandoned, self.store, wave.id, self.holder, now)
         if self.options.retry_uncertain:
             await self._db(outbox.requeue_uncertain, self.store, wave.id, now)
-        counts = await self._db(outbox.wave_counts, self.store, wave.id, now)
+        counts = await self._db(outbox.wave_counts, self.store, wave.id)
         due = await self._db(outbox.due_count, self.store, wave.id, now)
         self._emit(
             "start",
@@ -748,14 +757,16 @@ class _Run:
         s = self.summary
         s.elapsed = time.perf_counter() - self.started
         outbox.finish_wave(self.store, self.wave.id, now)
-        counts = outbox.wave_counts(self.store, self.wave.id, now)
+        counts = outbox.wave_counts(self.store, self.wave.id)
         s.total = counts.total
         s.uncertain = counts.get(OutboxState.UNCERTAIN)
         s.suppressed = counts.get(OutboxState.SUPPRESSED)
         s.skipped = counts.get(OutboxState.SKIPPED)
         s.remaining = outbox.due_count(self.store, self.wave.id, now)
-        s.retrying = counts.get(OutboxState.QUEUED) - s.remaining
-        s.next_attempt_at = counts.next_attempt_at
+        with self.store.read() as conn:
+            progress = wave_state.wave_progress(conn, [self.wave.id], now)[self.wave.id]
+        s.held, s.held_until = progress.held, progress.held_until
+        s.retrying, s.next_attempt_at = progress.waiting, progress.next_retry
         s.stopped = self.stop.reason
         if s.uncertain:
             s.uncertain_rows = outbox.uncertain_rows(self.store, self.wave.id, UNCERTAIN_LISTED)

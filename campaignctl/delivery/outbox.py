@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from campaignctl.enums import OutboxState, SuppressionReason, WaveKind, WaveStatus
 from campaignctl.errors import StateError
 from campaignctl.plan.lock import active_lock_id, left_out_by_other_campaigns, sendable_campaign
+from campaignctl.store import wave_state
 from campaignctl.store.lease import holder_is_dead
 from campaignctl.store.store import Store
 from campaignctl.store.tables import (
@@ -328,7 +329,8 @@ class ClaimedRow:
 
 
 def defer_quiet_sms(store: Store, wave_id: int, until: datetime) -> int:
-    """SMS of the wave may not go before `until` (quiet hours): push their next attempt."""
+    """SMS of the wave may not go before `until` (quiet hours): push their next attempt,
+    marked as held (reported as such, not as retries) until their outcome is written."""
     with store.transaction(immediate=True) as conn:
         return int(
             conn.execute(
@@ -339,7 +341,7 @@ def defer_quiet_sms(store: Store, wave_id: int, until: datetime) -> int:
                     OUTBOX.c.state == OutboxState.QUEUED,
                     sa.or_(OUTBOX.c.next_attempt_at.is_(None), OUTBOX.c.next_attempt_at < until),
                 )
-                .values(next_attempt_at=until)
+                .values(next_attempt_at=until, reason=wave_state.HELD_REASON)
             ).rowcount
         )
 
@@ -703,7 +705,6 @@ def requeue_uncertain(store: Store, wave_id: int, now: datetime) -> int:
 @dataclass
 class WaveCounts:
     states: dict[str, int] = field(default_factory=dict)
-    next_attempt_at: datetime | None = None  # the earliest queued row not yet due
 
     def get(self, state: OutboxState) -> int:
         return self.states.get(state.value, 0)
@@ -713,7 +714,8 @@ class WaveCounts:
         return sum(self.states.values())
 
 
-def wave_counts(store: Store, wave_id: int, now: datetime) -> WaveCounts:
+def wave_counts(store: Store, wave_id: int) -> WaveCounts:
+    """Rows per state (what waits, and until when: `store.wave_state.wave_progress`)."""
     with store.read() as conn:
         states = {
             str(state): int(n)
@@ -723,14 +725,7 @@ def wave_counts(store: Store, wave_id: int, now: datetime) -> WaveCounts:
                 .group_by(OUTBOX.c.state)
             )
         }
-        later = conn.execute(
-            sa.select(sa.func.min(OUTBOX.c.next_attempt_at)).where(
-                OUTBOX.c.wave_id == wave_id,
-                OUTBOX.c.state == OutboxState.QUEUED,
-                OUTBOX.c.next_attempt_at > now,
-            )
-        ).scalar()
-    return WaveCounts(states, aware(later))
+    return WaveCounts(states)
 
 
 def due_count(store: Store, wave_id: int, now: datetime) -> int:
@@ -748,24 +743,9 @@ def due_count(store: Store, wave_id: int, now: datetime) -> int:
 
 
 def finish_wave(store: Store, wave_id: int, now: datetime) -> bool:
-    """Mark the wave done when nothing is queued or sending any more."""
+    """Mark the wave done when nothing is queued or sending any more (else it stays sending)."""
     with store.transaction(immediate=True) as conn:
-        open_rows = conn.execute(
-            sa.select(OUTBOX.c.id)
-            .where(
-                OUTBOX.c.wave_id == wave_id,
-                OUTBOX.c.state.in_([OutboxState.QUEUED, OutboxState.SENDING]),
-            )
-            .limit(1)
-        ).first()
-        if open_rows is not None:
-            return False
-        conn.execute(
-            WAVE.update()
-            .where(WAVE.c.id == wave_id, WAVE.c.status != WaveStatus.DONE)
-            .values(status=WaveStatus.DONE, finished_at=now)
-        )
-    return True
+        return wave_state.finish_wave(conn, wave_id, WaveStatus.DONE, now) == WaveStatus.DONE
 
 
 def iter_ids(values: Iterable[int], size: int) -> Iterable[list[int]]:

@@ -132,6 +132,16 @@ class WaveTime:
     local: str  # ISO with the UTC offset
     timezone: str
     note: str | None = None
+    # a past wave the scheduler has not handled: "due" (its next pass sends it), "missed"
+    # (it will record it missed) or "waiting" (a relaunch after a first send not done yet);
+    # None for a wave to come
+    status: str | None = None
+
+    def describe(self) -> str:
+        """'recurrence', 'first send (…note)', or what the scheduler will do with a past wave."""
+        if self.status:
+            return f"{self.label}: {self.note}"
+        return f"{self.label} ({self.note})" if self.note else self.label
 
 
 @dataclass
@@ -368,7 +378,7 @@ def _campaign_plan(
     )
     if plan.archived:  # retired by `campaign archive`: nothing to target or schedule
         return plan
-    plan.schedule = _schedule(workspace, campaign, now)
+    plan.schedule = _schedule(conn, workspace, campaign, now)
     if not campaign.channels:
         return plan
     # computed once into a temporary table: the figures, the not-contacted list and the
@@ -416,15 +426,41 @@ def _campaign_plan(
     return plan
 
 
-def _schedule(workspace: Workspace, campaign: Campaign, now: datetime) -> list[WaveTime]:
+def _schedule(
+    conn: sa.Connection, workspace: Workspace, campaign: Campaign, now: datetime
+) -> list[WaveTime]:
+    """The waves of the next 90 days, after those already due that the scheduler has not
+    handled, each with what its next pass does with it (the same decision)."""
+    from campaignctl.schedule.scheduler import SchedulerOptions, pending_waves
     from campaignctl.schedule.timeline import timeline
 
     assert workspace.config is not None
-    waves = timeline(campaign, workspace.config.timezone, now, now + timedelta(days=SCHEDULE_DAYS))
-    return [
-        WaveTime(w.key, w.label(), w.local.isoformat(timespec="minutes"), w.timezone, w.note)
-        for w in waves
+    options = SchedulerOptions.from_workspace(workspace)
+    past = [
+        (due.wave, *_pending(due, options.max_lateness))
+        for due in pending_waves(conn, [campaign], options, now)
     ]
+    end = now + timedelta(days=SCHEDULE_DAYS)
+    coming = [
+        (w, None, w.note)
+        for w in timeline(campaign, workspace.config.timezone, now, end)
+        if w.at > now  # one due this very minute is among the past ones
+    ]
+    return [
+        WaveTime(w.key, w.label(), w.local.isoformat(timespec="minutes"), w.timezone, note, status)
+        for w, status, note in [*past, *coming]
+    ]
+
+
+def _pending(due: Any, max_lateness: timedelta) -> tuple[str, str]:
+    """(status, note) of a past wave the scheduler has not handled yet."""
+    from campaignctl.schedule.due import Decision
+
+    if due.decision == Decision.MISSED:
+        return "missed", f"will be {due.missed_note(max_lateness)}"
+    if due.decision == Decision.WAIT:
+        return "waiting", "due, sent once the wave it relaunches is sent"
+    return "due", "due, the next scheduler pass sends it"
 
 
 def _sms_figures(

@@ -72,8 +72,7 @@ def campaign_lines(c: CampaignPlan) -> list[str]:
                 )
     if c.schedule:
         for wave in c.schedule:
-            note = f" ({wave.note})" if wave.note else ""
-            lines.append(f"    {wave.local} {wave.timezone}  {wave.label}{note}")
+            lines.append(f"    {wave.local} {wave.timezone}  {wave.describe()}")
     elif c.channels:
         lines.append("    schedule: none in the next 90 days (send by hand)")
     if c.not_contacted_records is not None:

@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
+from campaignctl import clock
 from campaignctl.enums import OutboxState, ResponseStatus
 from campaignctl.errors import UsageError
 from campaignctl.plan.lock import not_contacted_counts
@@ -53,6 +54,7 @@ from campaignctl.report.model import (
     SentWave,
     WaveReport,
 )
+from campaignctl.store.wave_state import wave_progress
 
 NEVER_SENT = "never sent"
 
@@ -393,6 +395,7 @@ def campaign_report(
             ),
             {"c": cid},
         ).all()
+        progress = wave_progress(conn, [w.id for w in waves], now or clock.now())
         by_wave = [("wave_id",), ("segment", "channel"), ()]
         # message counts add up across cells: one pass at the finest grain, summed here;
         # distinct records do not, so they are counted per grouping
@@ -436,11 +439,13 @@ def campaign_report(
         WaveReport(
             number=w.number,
             kind=str(w.kind),
-            status=str(w.status),
+            status=str(progress[w.id].state),
             scheduled_for=_aware(w.scheduled_for),
             started_at=_aware(w.started_at),
             figures=_figures((w.id,), *parts(("wave_id",))),
             skipped_reasons=reasons.get(w.id, {}),
+            held=progress[w.id].held,
+            held_until=progress[w.id].held_until,
         )
         for w in waves
     ]
@@ -505,11 +510,14 @@ def campaign_list(
         waves: dict[int, list[Any]] = defaultdict(list)
         for w in conn.execute(
             sa.text(
-                "SELECT campaign_id, number, kind, status, scheduled_for, started_at FROM wave "
+                "SELECT id, campaign_id, number, kind, status, scheduled_for, started_at FROM wave "
                 "ORDER BY campaign_id, number"
             )
         ):
             waves[w.campaign_id].append(w)
+        progress = wave_progress(
+            conn, [w.id for c in campaigns for w in waves.get(c.id, [])], now or clock.now()
+        )
         ids = ", ".join(str(int(c.id)) for c in campaigns) or "NULL"
         if from_summary:
             outbox, email_events, form_events = _list_from_summary(conn, [c.id for c in campaigns])
@@ -524,7 +532,8 @@ def campaign_list(
     rows = []
     for c in campaigns:
         cw = waves.get(c.id, [])
-        status = str(cw[-1].status) if cw else NEVER_SENT
+        status = str(progress[cw[-1].id].state) if cw else NEVER_SENT
+        held = [progress[w.id] for w in cw if progress[w.id].held]
         sent = [(_aware(w.started_at), str(w.kind)) for w in cw if w.started_at is not None]
         moments = [m for w in cw for m in (_aware(w.started_at), _aware(w.scheduled_for)) if m]
         latest = max(moments) if moments else _aware(c.applied_at)
@@ -557,6 +566,9 @@ def campaign_list(
                     ),
                     responses_to_process=to_process.get(c.id, {}).get("n", 0),
                     waves=[SentWave(at, kind) for at, kind in sent if at is not None],
+                    uncertain=sum(progress[w.id].uncertain for w in cw),
+                    held=sum(p.held for p in held),
+                    held_until=max((p.held_until for p in held if p.held_until), default=None),
                 ),
             )
         )

@@ -123,11 +123,13 @@ _DENOMINATORS = ("email_delivered", "email_sent")
 class WaveReport:
     number: int
     kind: str  # initial | relaunch | recurrence
-    status: str  # scheduled | sending | done | failed | missed
+    status: str  # scheduled | sending | held | waiting | incomplete | done | failed | missed
     scheduled_for: datetime | None
     started_at: datetime | None
     figures: Figures
     skipped_reasons: dict[str, int] = field(default_factory=dict)
+    held: int = 0  # SMS held by quiet hours (among `queued`), sent by the first pass after
+    held_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,9 @@ class CampaignListRow:
     name: str
     type: str
     category: str
-    status: str  # of the last wave: scheduled | sending | done | failed | missed | never sent
+    # of the last wave (store/wave_state.py): scheduled | sending | held | waiting |
+    # incomplete | done | failed | missed | never sent
+    status: str
     records: int
     messages: int
     response_rate: Rate
@@ -193,6 +197,9 @@ class CampaignListRow:
     email_open_rate: Rate
     responses_to_process: int
     waves: list[SentWave]  # every wave sent, in order
+    uncertain: int = 0  # messages in doubt after a crash, in every wave
+    held: int = 0  # SMS held by quiet hours, in every wave
+    held_until: datetime | None = None
 
 
 @dataclass(frozen=True)

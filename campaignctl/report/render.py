@@ -34,6 +34,13 @@ def _local(value: datetime | None, tz: str) -> str:
     return value.astimezone(ZoneInfo(tz)).strftime("%d/%m %H:%M") if value else ""
 
 
+def _status(status: str, held: int, until: datetime | None, tz: str) -> str:
+    """A wave's state, with the SMS held by quiet hours and until when."""
+    if not held:
+        return status
+    return f"{status}: {held} SMS until {_local(until, tz)}"
+
+
 def _pct(rate: Rate) -> str:
     return "—" if rate.value is None else f"{rate.value:.1%}"
 
@@ -78,9 +85,10 @@ def report_tables(report: CampaignReport | CampaignList) -> list[ReportTable]:
                 r.name,
                 r.type,
                 r.category,
-                r.status,
+                _status(r.status, r.held, r.held_until, report.timezone),
                 r.records,
                 r.messages,
+                r.uncertain,
                 _pct(r.response_rate),
                 _pct(r.form_open_rate),
                 _pct(r.email_open_rate),
@@ -99,6 +107,7 @@ def report_tables(report: CampaignReport | CampaignList) -> list[ReportTable]:
             "status",
             "records",
             "messages",
+            "uncertain",
             "response rate",
             "form opened, no answer",
             "email open rate",
@@ -111,7 +120,7 @@ def report_tables(report: CampaignReport | CampaignList) -> list[ReportTable]:
         [
             w.number,
             w.kind,
-            w.status,
+            _status(w.status, w.held, w.held_until, tz),
             _local(w.started_at or w.scheduled_for, tz),
             *_figure_cells(w.figures),
         ]

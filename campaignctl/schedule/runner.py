@@ -10,13 +10,14 @@ the only seams to wire; until then they raise StateError saying so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from campaignctl.enums import WaveKind, WaveStatus
+from campaignctl.errors import ExitCode
 from campaignctl.schedule.relaunch import (
     WAVE,
     AppliedCampaign,
@@ -24,8 +25,10 @@ from campaignctl.schedule.relaunch import (
     relaunch_recipients,
 )
 from campaignctl.spec.models import RelaunchTarget
+from campaignctl.store import wave_state
 from campaignctl.store.store import Store
 from campaignctl.store.tables import CAMPAIGN, Outbox
+from campaignctl.store.wave_state import WaveProgress, WaveState
 
 if TYPE_CHECKING:
     from campaignctl.spec.workspace import Workspace
@@ -33,23 +36,41 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class WaveRun:
-    """What the send engine reports for a wave (its status once it returns)."""
+    """What the send engine reports for a wave, and where the wave stands after it."""
 
     wave_id: int
-    status: WaveStatus  # done, or failed when no message could be sent
+    status: WaveStatus  # done; failed when no message could be sent; sending while rows wait
     sent: int = 0
     failed: int = 0
     note: str | None = None
-    uncertain: int = 0  # left in doubt by an earlier, interrupted pass: never re-sent here
+    progress: WaveProgress | None = None  # held SMS, retries, uncertain rows (wave_state)
     # records the lock left out: another active questionnaire campaign asks them
     other_campaigns: dict[str, int] = field(default_factory=dict)
 
-    def text(self, campaign: str) -> str:
-        """'6 sent, 0 failed', and what is uncertain with the command that resolves it."""
+    @property
+    def state(self) -> WaveState:
+        return self._progress().state
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return self._progress().exit_code
+
+    def _progress(self) -> WaveProgress:
+        progress = self.progress or WaveProgress(self.status, failed=self.failed)
+        return replace(progress, status=self.status)
+
+    def text(self, campaign: str, timezone: str) -> str:
+        """'6 sent, 0 failed', what waits and until when, and what is uncertain with the
+        command that resolves it."""
         text = f"{self.sent} sent, {self.failed} failed"
-        if self.uncertain:
+        progress = self.progress
+        if progress is None:
+            return text
+        for waits in progress.waits(timezone):
+            text += f"; {waits}"
+        if progress.uncertain:
             text += (
-                f", {self.uncertain} uncertain (maybe delivered before a crash: "
+                f", {progress.uncertain} uncertain (maybe delivered before a crash: "
                 f"`campaignctl send {campaign}` lists them, --retry-uncertain resends them)"
             )
         for other, n in self.other_campaigns.items():
@@ -100,10 +121,13 @@ def send_wave(store: Store, workspace: Workspace, job: WaveJob, now: datetime) -
     if job.recipients is not None:
         _relaunch_outbox(store, job, now)
     summary = send_campaign(store, workspace, job.campaign.name, SendOptions(wave_id=job.wave_id))
-    status = WaveStatus.FAILED if summary.sent == 0 and summary.failed else WaveStatus.DONE
+    progress = summary.progress
+    waits = progress.due or progress.held or progress.waiting
+    failed = summary.sent == 0 and summary.failed and not waits
     return WaveRun(
-        job.wave_id, status, summary.sent, summary.failed + summary.bounced,
-        uncertain=summary.uncertain, other_campaigns=summary.other_campaigns,
+        job.wave_id, WaveStatus.FAILED if failed else WaveStatus.DONE, summary.sent,
+        summary.failed + summary.bounced, progress=progress,
+        other_campaigns=summary.other_campaigns,
     )  # fmt: skip
 
 
@@ -134,7 +158,9 @@ def run_wave(store: Store, workspace: Workspace, wave_id: int, *, now: datetime)
     """Send one due wave (first send, recurrence or relaunch) and record its outcome.
 
     The wave goes `sending` before anything is sent, so a crash leaves it to be resumed
-    by the next pass; it ends `done` or `failed` as the send engine reports.
+    by the next pass; it ends `done` or `failed` as the send engine reports, or stays
+    `sending` while rows wait (SMS held by quiet hours, retries): the first pass after
+    their time goes on with it.
     """
     with store.read() as conn:
         wave = conn.execute(sa.select(WAVE).where(WAVE.c.id == wave_id)).one()
@@ -166,18 +192,16 @@ def run_wave(store: Store, workspace: Workspace, wave_id: int, *, now: datetime)
         )
     job = WaveJob(wave_id, wave.number, WaveKind(wave.kind), campaign, lock_id, recipients)
     result = send_wave(store, workspace, job, now)
-    finish_wave(store, wave_id, result.status, now, result.note)
-    return result
+    status = finish_wave(store, wave_id, result.status, now, result.note)
+    return replace(result, status=status)
 
 
 def finish_wave(
     store: Store, wave_id: int, status: WaveStatus, now: datetime, note: str | None = None
-) -> None:
-    values: dict[str, Any] = {"status": status, "finished_at": now}
-    if note:
-        values["note"] = note
+) -> WaveStatus:
+    """Record how a wave's run ended (never `done` while a row waits: wave_state)."""
     with store.transaction() as conn:
-        conn.execute(sa.update(WAVE).where(WAVE.c.id == wave_id).values(**values))
+        status = wave_state.finish_wave(conn, wave_id, status, now, note)
         if status == WaveStatus.DONE:
             conn.execute(
                 sa.update(CAMPAIGN)
@@ -188,3 +212,4 @@ def finish_wave(
                 )
                 .values(first_sent_at=now, frozen_at=now)
             )  # fmt: skip
+    return status

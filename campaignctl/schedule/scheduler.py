@@ -7,7 +7,10 @@ One pass, under the `scheduler` lease:
    `max_lateness`); the unique occurrence key means never twice, whatever happens;
 4. run every scheduled or interrupted (`sending`) wave whose time has come through
    `runner.run_wave`, renewing the lease between waves — so a crashed pass's wave is
-   resumed by the next one.
+   resumed by the next one. A wave whose rows all wait (SMS held by quiet hours,
+   retries) is left alone until the first pass after their time, which sends them; so
+   are the held SMS and retries of a `send` by hand (never the rest of a send a person
+   stopped).
 The lease is held by the caller (`scheduler tick` for one pass, the daemon for its life).
 """
 
@@ -23,16 +26,19 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from campaignctl.enums import CampaignState, WaveStatus
-from campaignctl.errors import CampaignctlError, TemporaryFailure
+from campaignctl.enums import CampaignState, OutboxState, WaveStatus
+from campaignctl.errors import CampaignctlError, ExitCode, TemporaryFailure
 from campaignctl.schedule import runner
 from campaignctl.schedule.due import DueWave, KnownState, due_waves
-from campaignctl.schedule.due import _human as human_delay
 from campaignctl.schedule.relaunch import CAMPAIGN, WAVE, AppliedCampaign
 from campaignctl.schedule.timeline import PlannedWave, workspace_timeline
 from campaignctl.store.store import Store
+from campaignctl.store.tables import OUTBOX
+from campaignctl.store.wave_state import WaveState, wave_progress
+from campaignctl.store.wave_state import exit_code as combined_exit_code
 
 if TYPE_CHECKING:
+    from campaignctl.spec.models import Campaign
     from campaignctl.spec.workspace import Workspace
     from campaignctl.store.lease import HeldLease
 
@@ -65,6 +71,7 @@ class ActionType(enum.StrEnum):
     SCHEDULED = "scheduled"  # a wave row created for a due occurrence or relaunch
     MISSED = "missed"  # created as missed: later than max_lateness
     SENT = "sent"  # run_wave finished it
+    WAITING = "waiting"  # run_wave sent what it could; the rest waits (quiet hours, retries)
     FAILED = "failed"  # run_wave raised: the wave is marked failed with the reason
     POSTPONED = "postponed"  # run_wave said "later" (its campaign is being sent elsewhere)
 
@@ -79,6 +86,7 @@ class Action:
     due: datetime  # local time of the wave
     wave: int | None = None  # its number
     message: str | None = None
+    exit_code: ExitCode = ExitCode.OK  # what this action makes of `scheduler tick`'s code
 
     def text(self) -> str:
         what = f"{self.type}: {self.key} (due {self.due:%Y-%m-%d %H:%M %z}"
@@ -105,6 +113,13 @@ class PassResult:
     def count(self, kind: ActionType) -> int:
         return sum(1 for a in self.actions if a.type == kind)
 
+    @property
+    def exit_code(self) -> ExitCode:
+        """The pass's waves in one code (wave_state): 1 when a wave failed or was missed or
+        a message failed or is uncertain; else 75 while messages wait or a wave was
+        postponed; else 0."""
+        return combined_exit_code(a.exit_code for a in self.actions)
+
     def summary(self) -> str:
         counts = ", ".join(f"{self.count(t)} {t}" for t in ActionType)
         return f"pass at {self.now:%Y-%m-%d %H:%M:%S %Z}: {counts}"
@@ -122,6 +137,25 @@ def known_waves(conn: Connection) -> dict[str, KnownState]:
     return {key: _KNOWN[WaveStatus(status)] for key, status in rows}
 
 
+def pending_waves(
+    conn: Connection, campaigns: list[Campaign], options: SchedulerOptions, now: datetime
+) -> list[DueWave]:
+    """The waves of `campaigns` due by `now` that the store has no row for, each with what the
+    scheduler's next pass does with it (run, missed, wait): its pass, and what `plan` says."""
+    latest = {
+        name: _aware(at)
+        for name, at in conn.execute(
+            sa.select(CAMPAIGN.c.name, sa.func.max(WAVE.c.scheduled_for))
+            .join(WAVE, WAVE.c.campaign_id == CAMPAIGN.c.id)
+            .group_by(CAMPAIGN.c.name)
+        )
+        if at is not None
+    }
+    return due_waves(
+        campaigns, options.timezone, now, options.max_lateness, known_waves(conn), latest
+    )
+
+
 def _local(wave_at: datetime, tz: str) -> datetime:
     from zoneinfo import ZoneInfo
 
@@ -132,8 +166,6 @@ def _create_waves(
     store: Store, ids: dict[str, int], due: list[DueWave], options: SchedulerOptions, now: datetime
 ) -> list[Action]:
     """Wave rows for the due decisions, in one transaction; keys already there are skipped."""
-    from campaignctl.spec.types import format_duration
-
     actions: list[Action] = []
     with store.transaction(immediate=True) as conn:
         known = set(conn.execute(sa.select(WAVE.c.occurrence_key)).scalars())
@@ -150,12 +182,7 @@ def _create_waves(
                 ).scalar_one()
                 + 1
             )
-            note = wave.note
-            if missed:
-                note = (
-                    f"missed: {human_delay(item.lateness)} late "
-                    f"(max_lateness {format_duration(options.max_lateness)})"
-                )
+            note = item.missed_note(options.max_lateness) if missed else wave.note
             conn.execute(
                 sa.insert(WAVE).values(
                     campaign_id=ids[wave.campaign], number=number, kind=wave.kind,
@@ -167,21 +194,48 @@ def _create_waves(
             )  # fmt: skip
             known.add(wave.key)
             kind = ActionType.MISSED if missed else ActionType.SCHEDULED
-            actions.append(Action(kind, wave.campaign, wave.key, wave.local, number, note))
+            code = ExitCode.FAILED if missed else ExitCode.OK
+            actions.append(Action(kind, wave.campaign, wave.key, wave.local, number, note, code))
     return actions
 
 
 def _runnable(store: Store, now: datetime) -> list[Any]:
+    """Waves to run now: scheduled ones whose time has come, and `sending` ones with rows due
+    (or none yet: interrupted before its rows were written). A wave sent by hand only when
+    what is due of it is held SMS or retries whose time came: the rest of a send a person
+    stopped (Ctrl-C, --limit) is theirs to resume."""
+    o = OUTBOX.c
+    stamp = sa.bindparam("now", now, type_=o.next_attempt_at.type)
+    due = sa.or_(
+        o.state == OutboxState.SENDING,
+        sa.and_(
+            o.state == OutboxState.QUEUED,
+            sa.or_(o.next_attempt_at.is_(None), o.next_attempt_at <= stamp),
+        ),
+    )
+    # held or retried (a time was set): what a `send` by hand leaves for later
+    deferred = sa.and_(o.state == OutboxState.QUEUED, o.next_attempt_at.is_not(None))
+
+    def rows(*where: Any) -> Any:
+        return sa.select(o.id).where(o.wave_id == WAVE.c.id, *where).exists()
+
+    planned = WAVE.c.scheduled_for <= now
     with store.read() as conn:
         return conn.execute(
-            sa.select(WAVE.c.id, WAVE.c.number, WAVE.c.occurrence_key, WAVE.c.scheduled_for,
+            sa.select(WAVE.c.id, WAVE.c.number, WAVE.c.occurrence_key,
+                      sa.func.coalesce(WAVE.c.scheduled_for, WAVE.c.created_at).label("due"),
                       CAMPAIGN.c.name, CAMPAIGN.c.definition)
             .join(CAMPAIGN, CAMPAIGN.c.id == WAVE.c.campaign_id)
             .where(
-                WAVE.c.status.in_([WaveStatus.SCHEDULED, WaveStatus.SENDING]),
-                WAVE.c.scheduled_for <= now,
+                sa.or_(
+                    sa.and_(WAVE.c.status == WaveStatus.SCHEDULED, planned),
+                    sa.and_(WAVE.c.status == WaveStatus.SENDING, planned,
+                            sa.or_(~rows(), rows(due))),
+                    sa.and_(WAVE.c.status == WaveStatus.SENDING, WAVE.c.scheduled_for.is_(None),
+                            rows(due, deferred), ~rows(due, sa.not_(deferred))),
+                )
             )
-            .order_by(WAVE.c.scheduled_for, WAVE.c.id)
+            .order_by("due", WAVE.c.id)
         ).all()  # fmt: skip
 
 
@@ -205,9 +259,8 @@ def scheduler_pass(
 
     with store.read() as conn:
         campaigns = applied_campaigns(conn)
-        known = known_waves(conn)
+        due = pending_waves(conn, [c.spec for c in campaigns], options, now)
     ids = {c.name: c.id for c in campaigns}
-    due = due_waves([c.spec for c in campaigns], options.timezone, now, options.max_lateness, known)
     for action in _create_waves(store, ids, due, options, now):
         emit(action)
     for row in _runnable(store, now):
@@ -217,20 +270,27 @@ def scheduler_pass(
         if lease is not None:
             lease.renew()
         tz = (row.definition.get("schedule") or {}).get("timezone") or options.timezone
-        due_at = _local(_aware(row.scheduled_for), tz)
+        due_at = _local(_aware(row.due), tz)
         base = (row.name, row.occurrence_key, due_at, row.number)
         try:
             done = runner.run_wave(store, workspace, row.id, now=now)
         except TemporaryFailure as exc:
-            emit(Action(ActionType.POSTPONED, *base, exc.message))
+            emit(Action(ActionType.POSTPONED, *base, exc.message, ExitCode.TEMPFAIL))
             continue
         except CampaignctlError as exc:
             runner.finish_wave(store, row.id, WaveStatus.FAILED, now, exc.message)
-            emit(Action(ActionType.FAILED, *base, exc.message))
+            emit(Action(ActionType.FAILED, *base, exc.message, ExitCode.FAILED))
             continue
-        kind = ActionType.SENT if done.status == WaveStatus.DONE else ActionType.FAILED
-        emit(Action(kind, *base, done.text(row.name)))
+        kind = _ACTION_OF_STATE.get(done.state, ActionType.WAITING)
+        emit(Action(kind, *base, done.text(row.name, options.timezone), done.exit_code))
     return result
+
+
+_ACTION_OF_STATE = {
+    WaveState.DONE: ActionType.SENT,
+    WaveState.INCOMPLETE: ActionType.SENT,  # nothing left to send; the text names the doubt
+    WaveState.FAILED: ActionType.FAILED,
+}
 
 
 def _aware(value: datetime) -> datetime:
@@ -255,17 +315,17 @@ def scheduler_status(
     with store.read() as conn:
         campaigns = applied_campaigns(conn)
         known = known_waves(conn)
-        recent = [
-            dict(r._mapping)
-            for r in conn.execute(
-                sa.select(CAMPAIGN.c.name.label("campaign"), WAVE.c.number,
-                          WAVE.c.occurrence_key, WAVE.c.status, WAVE.c.scheduled_for,
-                          WAVE.c.note)
-                .join(CAMPAIGN, CAMPAIGN.c.id == WAVE.c.campaign_id)
-                .order_by(WAVE.c.scheduled_for.desc(), WAVE.c.id.desc())
-                .limit(limit)
-            )
-        ]  # fmt: skip
+        rows = conn.execute(
+            sa.select(CAMPAIGN.c.name.label("campaign"), WAVE.c.number, WAVE.c.occurrence_key,
+                      WAVE.c.status, WAVE.c.scheduled_for, WAVE.c.note, WAVE.c.id)
+            .join(CAMPAIGN, CAMPAIGN.c.id == WAVE.c.campaign_id)
+            .order_by(WAVE.c.scheduled_for.desc(), WAVE.c.id.desc())
+            .limit(limit)
+        ).all()  # fmt: skip
+        progress = wave_progress(conn, [r.id for r in rows], now)
+    recent = [
+        {**r._mapping, "progress": progress[r.id]} for r in rows
+    ]  # each with its progress: what is held or waits, and until when
     upcoming = [
         w
         for w in workspace_timeline(

@@ -137,7 +137,12 @@ def timeline(
     tz = ZoneInfo(tz_name)
     channels = tuple(campaign.channels)
     waves: list[PlannedWave] = []
+    unanchored = schedule.send_at is None  # a cron alone: counted from a year back, not from 0
     for index, local in enumerate(occurrences(campaign, default_tz, end)):
+        if unanchored:
+            # its identity is its local time (202703080900), the same whichever pass counts
+            # it; an index would shift by one every week and the next wave never be created
+            index = int(f"{local:%Y%m%d%H%M}")
         kind = WaveKind.INITIAL if index == 0 else WaveKind.RECURRENCE
         at, note = localize(local, tz)
         waves.append(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
+from zoneinfo import ZoneInfo
 
+from campaignctl import clock
 from campaignctl.errors import Diagnostic, Severity
+from campaignctl.spec.types import format_duration
 from campaignctl.spec.workspace import Workspace, load_workspace
 
 FORMAT_VERSION = 1
@@ -52,11 +56,17 @@ class ValidationResult:
         }
 
 
-def validate(root: Path, paths: list[Path] | None = None) -> ValidationResult:
-    """Load the whole workspace (references need it) and keep the diagnostics of `paths`."""
+def validate(
+    root: Path, paths: list[Path] | None = None, now: datetime | None = None
+) -> ValidationResult:
+    """Load the whole workspace (references need it) and keep the diagnostics of `paths`.
+
+    Beside the workspace's own diagnostics, a schedule wholly in the past at `now`
+    (default: the clock) is a warning: the scheduler would record its waves as missed.
+    """
     workspace = load_workspace(root)
     files = workspace.files
-    diagnostics = workspace.diagnostics
+    diagnostics = sorted([*workspace.diagnostics, *past_schedules(workspace, now or clock.now())])
     if paths:
         wanted = [_relative(workspace.root, p) for p in paths]
 
@@ -68,6 +78,50 @@ def validate(root: Path, paths: list[Path] | None = None) -> ValidationResult:
         files = [f for f in files if selected(f)]
         diagnostics = [d for d in diagnostics if selected(d.file)]
     return ValidationResult(workspace, diagnostics, files)
+
+
+def past_schedules(workspace: Workspace, now: datetime) -> list[Diagnostic]:
+    """A warning per campaign whose `send_at` is in the past with nothing after it to send
+    (no recurrence, or one that ended): unless it was sent already, the scheduler records it
+    as missed (or sends it, when less than max_lateness late). A mistyped year shows here."""
+    config = workspace.config
+    if config is None:
+        return []
+    max_lateness = config.scheduler.max_lateness
+    found = []
+    for name, doc in sorted(workspace.documents.get("Campaign", {}).items()):
+        campaign = doc.model
+        schedule = getattr(campaign, "schedule", None)
+        if doc.partial or campaign.draft or schedule is None or schedule.send_at is None:
+            continue
+        zone = ZoneInfo(schedule.timezone or config.timezone)
+        send_at = schedule.send_at
+        first = send_at.replace(tzinfo=zone) if send_at.tzinfo is None else send_at
+        first = first.astimezone(zone)
+        until = schedule.recurrence.until if schedule.recurrence else None
+        today = now.astimezone(zone).date()
+        if first >= now or (schedule.recurrence and (until is None or until >= today)):
+            continue
+        late = now - first
+        fate = (
+            f"the scheduler records it as missed (later than max_lateness "
+            f"{format_duration(max_lateness)})"
+            if late > max_lateness
+            else "the next scheduler pass sends it"
+        )
+        ended = f"; its recurrence ended on {until}" if until else ""
+        mark = doc.mark("schedule", "send_at")
+        message = (
+            f"campaign {name!r}: send_at {first:%Y-%m-%d %H:%M} ({zone.key}) is in the past"
+            f"{ended}: unless it was sent already, {fate}"
+        )
+        hint = (
+            "check the date (a mistyped year?); `campaignctl plan` shows what the scheduler "
+            f"will do; `campaignctl send {name}` sends it by hand"
+        )
+        where = (doc.file, mark.line, mark.column)
+        found.append(Diagnostic(*where, Severity.WARNING, "schedule", message, hint))
+    return found
 
 
 def _relative(root: Path, path: Path) -> str:

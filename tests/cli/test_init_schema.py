@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from campaignctl.cli.main import app
@@ -16,7 +17,11 @@ runner = CliRunner()
 KIND_OF_FOLDER = {"campaigns": "campaign", "questionnaires": "questionnaire"}
 
 
-def test_init_writes_a_workspace_that_validates(tmp_path: Path) -> None:
+def test_init_writes_a_workspace_that_validates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # before the example's first send_at (2027-03-01): past it, validate warns
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2026-12-07T10:00:00+01:00")
     target = tmp_path / "new"
     result = runner.invoke(app, ["init", str(target)])
     assert result.exit_code == 0, result.output

@@ -130,7 +130,10 @@ def test_relaunch_sends_the_selection_through_the_send_engine(
     assert sorted(m["to"] for m in sms) == ["+33612345678", "+33698765432"]
 
 
-def test_relaunch_sends_its_wave_through_the_engine(answered: Path) -> None:
+def test_relaunch_sends_its_wave_through_the_engine(
+    answered: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2027-03-15T10:00:00+01:00")  # a Monday, no quiet hours
     result = relaunch(answered)
     assert result.exit_code == 0, result.output
     assert "wave 3 created: sending" in result.stderr

@@ -154,16 +154,20 @@ def test_suppressed_and_opted_out_addresses_are_never_sent(locked: Path) -> None
     assert sum(b"To: bonjour@hotel-le-soleil-d-or.example" in t for t in texts) == 1
 
 
-def test_sms_in_quiet_hours_wait_for_the_next_allowed_instant(
+def test_sms_in_quiet_hours_are_held_said_so_with_their_local_time_and_exit_75(
     locked: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CAMPAIGNCTL_NOW", "2026-11-23T22:00:00+01:00")  # Monday evening
 
     result = _run(locked, "send", CAMPAIGN)
 
-    assert result.exit_code == 0, result.output
-    assert "145 sent" in result.stderr and "9 retrying" in result.stderr
-    assert "Next retry at 2026-11-24T08:00:00+00:00: run send again then." in result.stderr
+    assert result.exit_code == 75, result.output  # they go out later by themselves
+    assert result.stderr.splitlines()[2:] == [
+        "mise-a-jour-2027 wave 1: 145 sent, 0 failed, 0 bounced, 0 retrying, 0 uncertain, "
+        "0 suppressed, 0 skipped " + result.stderr.splitlines()[2].split("skipped ")[1],
+        "9 SMS held by quiet hours until Tue 24/11 09:00 (Europe/Paris): the scheduler's first "
+        "pass after that sends them, or run `campaignctl send mise-a-jour-2027` again then.",
+    ]
     assert (locked / ".campaignctl" / "outbox" / CAMPAIGN / "sms.jsonl").read_text() == ""
     monkeypatch.setenv("CAMPAIGNCTL_NOW", "2026-11-24T09:00:00+01:00")
     later = _run(locked, "send", CAMPAIGN)
@@ -197,7 +201,10 @@ def test_a_held_send_lease_names_its_holder_and_exits_75(locked: Path) -> None:
     assert waited.exit_code == 75
 
 
-def test_send_locks_first_when_there_is_no_lock_and_says_so(demo: Path) -> None:
+def test_send_locks_first_when_there_is_no_lock_and_says_so(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", WEEKDAY_MORNING)  # the demo holds SMS at night
     import_audience(demo)
     from campaignctl.plan.apply import apply_definitions
     from campaignctl.spec.workspace import load_workspace

@@ -11,6 +11,13 @@ from typer.testing import CliRunner
 from campaignctl.cli.main import app
 
 runner = CliRunner()
+# before the scaffold's first send_at (2027-03-01): a send_at in the past is a warning
+BEFORE_THE_FIRST_SEND = "2026-12-07T10:00:00+01:00"
+
+
+@pytest.fixture(autouse=True)
+def _before_the_first_send(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", BEFORE_THE_FIRST_SEND)
 
 
 def validate(root: Path, *args: str):
@@ -421,3 +428,29 @@ def test_two_problems_at_the_same_place_are_both_reported(scaffold: Path) -> Non
         "campaigns/update-2027.yaml:16:13: error[missing-file]: template 'update-request' has no SMS part: templates/update-request.sms.j2 not found",
         "campaigns/update-2027.yaml:16:13: error[missing-file]: template 'update-request' has no email part: templates/update-request.html.j2 or templates/update-request.txt.j2 not found",
     ]
+
+
+def test_a_send_at_in_the_past_is_a_warning_unless_a_recurrence_goes_on(
+    scaffold: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # after update-2027's send_at; renewal-reminder's weekly recurrence runs until 2027-12-31
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2027-03-01T12:00:00+01:00")
+    result = validate(scaffold, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert [(d["file"], d["line"], d["severity"], d["message"]) for d in
+            json.loads(result.stdout)["diagnostics"]] == [
+        ("campaigns/update-2027.yaml", 26, "warning",
+         "campaign 'update-2027': send_at 2027-03-01 09:00 (Europe/Paris) is in the past: unless "
+         "it was sent already, the next scheduler pass sends it"),
+    ]  # fmt: skip
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2028-01-02T12:00:00+01:00")
+    later = json.loads(validate(scaffold, "--format", "json").stdout)["diagnostics"]
+    assert [(d["file"], d["message"].split(": ", 1)[1]) for d in later] == [
+        ("campaigns/renewal-reminder.yaml", "send_at 2027-01-04 09:00 (Europe/Paris) is in the "
+         "past; its recurrence ended on 2027-12-31: unless it was sent already, the scheduler "
+         "records it as missed (later than max_lateness 6h)"),
+        ("campaigns/update-2027.yaml", "send_at 2027-03-01 09:00 (Europe/Paris) is in the past: "
+         "unless it was sent already, the scheduler records it as missed (later than "
+         "max_lateness 6h)"),
+    ]  # fmt: skip
+    assert validate(scaffold, "--strict").exit_code == 65  # warnings fail with --strict

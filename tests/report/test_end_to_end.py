@@ -309,8 +309,8 @@ def test_csv_holds_every_figure_and_rate(reported: Path, tmp_path: Path) -> None
     listing = cli(reported, "report", "--format", "csv")
     row = next(r for r in csv.reader(io.StringIO(listing.stdout)) if r[0] == CAMPAIGN)
     # the list's email open rate is the report's: on the 10 emails delivered
-    assert row[1:10] == [
-        "questionnaire", "administrative", "done", "162", "154", "2.5%", "0.6%", "60.0%", "0",
+    assert row[1:11] == [
+        "questionnaire", "administrative", "done", "162", "154", "0", "2.5%", "0.6%", "60.0%", "0",
     ]  # fmt: skip
 
 
@@ -329,7 +329,7 @@ def test_csv_neutralises_formulas_the_store_holds(reported: Path) -> None:
     rows = list(csv.reader(io.StringIO(listing.stdout)))
     row = next(r for r in rows if r[0] == CAMPAIGN)
     assert row[1:3] == ["'@SUM(A1)", f"'{formula}"]
-    assert row[3:10] == ["done", "162", "154", "2.5%", "0.6%", "60.0%", "0"]  # figures intact
+    assert row[3:11] == ["done", "162", "154", "0", "2.5%", "0.6%", "60.0%", "0"]  # intact
     for cells in rows:
         assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)
     doc = json.loads(cli(reported, "report", "--format", "json").stdout)

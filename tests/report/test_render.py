@@ -172,7 +172,20 @@ def test_campaign_list_shows_every_wave_compactly() -> None:
     )
     (table,) = report_tables(CampaignList([row], "Europe/Paris"))
     assert table.rows[0][-1] == "01/03 09:00, 08/03 09:00 (relance)"
-    assert table.rows[0][6:9] == ["29.0%", "13.0%", "31.6%"]
+    assert table.rows[0][3:10] == ["done", 100, 160, 0, "29.0%", "13.0%", "31.6%"]
+
+
+def test_campaign_list_shows_held_sms_with_their_time_and_uncertain_messages() -> None:
+    row = CampaignListRow(
+        "update-2027", "questionnaire", "administrative", "held", 100, 154,
+        Rate(0, 100, "records contacted"), Rate(0, 100, "records contacted"),
+        Rate(0, 145, "emails sent"), 0, [(datetime(2026, 12, 6, 21, tzinfo=UTC), "initial")],
+        uncertain=20, held=9, held_until=datetime(2026, 12, 7, 8, tzinfo=UTC),
+    )  # fmt: skip
+    (table,) = report_tables(CampaignList([row], "Europe/Paris"))
+    headers = dict(zip(table.headers, table.rows[0], strict=True))
+    assert headers["status"] == "held: 9 SMS until 07/12 09:00"
+    assert headers["uncertain"] == 20
 
 
 def test_json_form() -> None:

@@ -64,7 +64,7 @@ def test_the_crontab_line_runs_a_tick_every_minute(scaffold: Path) -> None:
     assert result.stdout.splitlines() == [
         "scheduled: update-2027/0/0 (due 2027-03-01 09:00 +0100, wave 1)",
         "sent: update-2027/0/0 (due 2027-03-01 09:00 +0100, wave 1): 6 sent, 0 failed",
-        "pass at 2027-03-01 08:00:20 UTC: 1 scheduled, 0 missed, 1 sent, 0 failed, 0 postponed",
+        "pass at 2027-03-01 08:00:20 UTC: 1 scheduled, 0 missed, 1 sent, 0 waiting, 0 failed, 0 postponed",
     ]
 
 

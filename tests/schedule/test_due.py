@@ -120,3 +120,33 @@ def test_a_month_of_daily_ticks_creates_each_wave_once() -> None:
     assert len(firsts) == 31 and all(t.endswith("09:00") and d == "run" for _, t, d in firsts)
     relaunches = [c for c in created if c[0].endswith("/1")]
     assert len(relaunches) == 29 and relaunches[0] == ("c/0/1", "03-03 09:00", "run")
+
+
+def test_a_wave_due_long_ago_is_missed_whatever_its_age() -> None:
+    # a year typed wrong: the wave was due a year ago; it is recorded missed, never forgotten
+    typo = campaign(
+        "typo", send_at="2026-03-01T09:00", relaunch=[{"after": "7d", "to": "non_responders"}]
+    )
+    result = due_waves([typo], "Europe/Paris", at("2027-03-01T09:00"), SIX_HOURS, {})
+    assert decisions(result) == [("typo/0/0", "missed"), ("typo/0/1", "missed")]
+    assert result[0].missed_note(SIX_HOURS) == "missed: 365 d late (max_lateness 6h)"
+
+
+def test_a_cron_without_send_at_creates_every_occurrence_once_from_its_latest_wave() -> None:
+    weekly = campaign("weekly", recurrence={"cron": "0 9 * * mon"})
+    known: dict[str, KnownState] = {}
+    latest: dict[str, datetime] = {}
+    created = []
+    # a first pass on Monday 1 March, then none until Monday 22 March 10:00
+    for now in (at("2027-03-01T09:01"), at("2027-03-08T09:01"), at("2027-03-22T10:00")):
+        for due in due_waves([weekly], "Europe/Paris", now, SIX_HOURS, known, latest):
+            known[due.wave.key] = KnownState.SENT
+            latest["weekly"] = due.wave.at
+            created.append((due.wave.key, str(due.wave.kind), str(due.decision)))
+    # nothing from the year before it was first seen; each Monday once, under its own key
+    assert created == [
+        ("weekly/202703010900/0", "recurrence", "run"),
+        ("weekly/202703080900/0", "recurrence", "run"),
+        ("weekly/202703150900/0", "recurrence", "missed"),
+        ("weekly/202703220900/0", "recurrence", "run"),
+    ]

@@ -26,7 +26,7 @@ def test_tick_sends_the_first_wave_then_relaunches_exactly_the_non_responders(
     demo: Path, monkeypatch
 ) -> None:
     run(demo, "audience", "import")
-    run(demo, "apply", "--auto-approve")
+    run(demo, "apply", "mise-a-jour-2027", "--auto-approve")  # the others' waves would be missed
 
     first = run(demo, "scheduler", "tick", now="2027-03-01T09:00:30+01:00", monkeypatch=monkeypatch)
     assert (
