@@ -381,3 +381,68 @@ def test_two_problems_at_the_same_place_are_both_reported(scaffold: Path) -> Non
         "campaigns/update-2027.yaml:16:13: error[missing-file]: template 'update-request' has no SMS part: templates/update-request.sms.j2 not found",
         "campaigns/update-2027.yaml:16:13: error[missing-file]: template 'update-request' has no email part: templates/update-request.html.j2 or templates/update-request.txt.j2 not found",
     ]
+
+
+def test_an_unknown_filter_or_test_in_an_if_branch_is_an_error_at_validate(scaffold: Path) -> None:
+    # Jinja only fails on these when the branch renders: here, the relaunch text
+    edit(
+        scaffold,
+        "templates/update-request.txt.j2",
+        "RAPPEL : nous",
+        "RAPPEL {{ record.nom | upperr }} : nous",
+    )
+    edit(
+        scaffold,
+        "templates/update-request.txt.j2",
+        "{% if field.required %}",
+        "{% if field.required is trueish %}",
+    )
+    result = validate(scaffold)
+    assert result.exit_code == 65, result.output
+    assert result.stdout == (
+        "templates/update-request.txt.j2:1:56: error[template-filter]: unknown filter 'upperr'\n"
+        "  hint: did you mean 'upper'?\n"
+        "templates/update-request.txt.j2:20:78: error[template-filter]: unknown test 'trueish'\n"
+        "  hint: did you mean 'true'?\n"
+    )
+
+
+def test_an_unknown_filter_outside_any_branch_is_a_diagnostic_not_a_crash(scaffold: Path) -> None:
+    edit(
+        scaffold,
+        "campaigns/update-2027.yaml",
+        'subject: "{{ organization.name }}',
+        'subject: "{{ organization.name | tittle }}',
+    )
+    edit(
+        scaffold,
+        "templates/update-request.sms.j2",
+        "{{ organization.name }}",
+        "{{ organization.name | xyzzy }}",
+    )
+    result = validate(scaffold)
+    assert result.exit_code == 65, result.output
+    assert result.stdout == (
+        "campaigns/update-2027.yaml:15:12: error[template-filter]: unknown filter 'tittle'\n"
+        "  hint: did you mean 'title'?\n"
+        "templates/update-request.sms.j2:1:76: error[template-filter]: unknown filter 'xyzzy'\n"
+        "  hint: the filters are Jinja's own (https://jinja.palletsprojects.com/en/stable/templates/) and date\n"
+    )
+
+
+def test_validate_accepts_exactly_the_filters_and_tests_the_renderer_has(scaffold: Path) -> None:
+    from campaignctl.render.environment import make_environment
+    from campaignctl.spec.templates import TemplateChecker
+
+    rendering = make_environment(scaffold)
+    checking = TemplateChecker(scaffold).env
+    assert set(checking.filters) == set(rendering.filters)
+    assert set(checking.tests) == set(rendering.tests)
+    # campaignctl's own `date` filter is one of them, and validates
+    edit(
+        scaffold,
+        "templates/update-request.txt.j2",
+        "Bonjour,",
+        "Bonjour, {{ record.contract_end | date('%Y') }}",
+    )
+    assert validate(scaffold).exit_code == 0
