@@ -123,34 +123,11 @@ class App:
         return Store(url, root=workspace.root)
 
     def require_applied(self, store: Store, name: str) -> None:
-        """A CAMPAIGN argument that names a campaign of the store, or the error that says why not.
+        """A CAMPAIGN argument that names a campaign of the store, or the error that says why
+        not (`plan.apply.require_applied`: 64 with "did you mean", 65 when not applied)."""
+        from campaignctl.plan.apply import require_applied
 
-        A name neither defined in the workspace nor applied is a usage error (64), as in
-        `send`, `plan`, `lock` and `preview`; a defined campaign that was never applied is the
-        state error (65) `send` and `lock` give.
-        """
-        import difflib
-
-        import sqlalchemy as sa
-
-        from campaignctl.errors import StateError, UsageError
-        from campaignctl.store.tables import CAMPAIGN
-
-        with store.read() as conn:
-            applied = set(conn.execute(sa.select(CAMPAIGN.c.name)).scalars())
-        if name in applied:
-            return
-        defined = set(self.valid_workspace().campaigns)
-        if name in defined:
-            raise StateError(
-                f"campaign {name!r} is not applied: the store does not know it yet",
-                hint="run `campaignctl apply` first",
-            )
-        close = difflib.get_close_matches(name, sorted(defined | applied), n=1)
-        raise UsageError(
-            f"campaign {name!r} does not exist",
-            hint=f"did you mean {close[0]!r}?" if close else "see `campaignctl report`",
-        )
+        require_applied(store, self.workspace(), name)
 
     def print_json(self, document: dict[str, Any]) -> None:
         import json

@@ -139,7 +139,9 @@ def lock(
     from campaignctl.plan.render import lock_text
 
     app = get_app(ctx).use(workspace)
-    view = lock_campaign(app.store(), app.valid_workspace(), campaign, refresh=refresh)
+    store = app.store()
+    app.require_applied(store, campaign)
+    view = lock_campaign(store, app.valid_workspace(), campaign, refresh=refresh)
     if json_output:
         app.print_json(view.as_json())
     else:

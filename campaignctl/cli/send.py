@@ -79,6 +79,7 @@ def send(
     if test_to is not None:
         return _print_test(app, send_test(ws, campaign, test_to), json_output)
     store = app.store()
+    app.require_applied(store, campaign)
     _locked(app, store, ws, campaign, dry_run)
     stop = StopRequest()
     with _Progress(app, json_output) as progress, _signals(stop):

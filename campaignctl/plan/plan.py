@@ -269,14 +269,7 @@ def _matches(campaign: Campaign, selector: str) -> bool:
 
 def select_campaigns(workspace: Workspace, options: PlanOptions) -> list[Campaign]:
     for name in options.names:
-        if name not in workspace.campaigns:
-            import difflib
-
-            close = difflib.get_close_matches(name, list(workspace.campaigns), n=1)
-            raise UsageError(
-                f"campaign {name!r} does not exist",
-                hint=f"did you mean {close[0]!r}?" if close else "see `campaignctl validate`",
-            )
+        workspace.campaign(name)  # a name that is not a campaign: exit 64, "did you mean"
     chosen = [
         c
         for name, c in sorted(workspace.campaigns.items())

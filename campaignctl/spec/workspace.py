@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from campaignctl.errors import Diagnostic, Severity, SpecError
+from campaignctl.errors import Diagnostic, Severity, SpecError, UsageError
 from campaignctl.spec.files import (
     CONFIG_FILE,
     STATE_DIR,
@@ -108,6 +108,14 @@ class Workspace:
     def campaigns(self) -> dict[str, Campaign]:
         return self._models("Campaign", Campaign)
 
+    def campaign(self, name: str) -> Campaign:
+        """The campaign called `name`, or the error every command gives for a name that is
+        not one (exit 64, with "did you mean")."""
+        found = self.campaigns.get(name)
+        if found is None:
+            raise unknown_campaign(name, self.campaigns)
+        return found
+
     @property
     def errors(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.severity == Severity.ERROR]
@@ -145,6 +153,17 @@ def _display(root: Path, path: Path) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path)
+
+
+def unknown_campaign(name: str, known: Iterable[str]) -> UsageError:
+    """The one error for a CAMPAIGN argument that names no campaign (defined or applied)."""
+    names = sorted(set(known))
+    close = difflib.get_close_matches(name, names, n=1)
+    listed = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
+    return UsageError(
+        f"campaign {name!r} does not exist",
+        hint=f"did you mean {close[0]!r}?" if close else f"campaigns: {listed or 'none'}",
+    )
 
 
 # =========================================================================== loading
