@@ -11,6 +11,12 @@ from __future__ import annotations
 import enum
 
 
+class CampaignType(enum.StrEnum):
+    QUESTIONNAIRE = "questionnaire"
+    MESSAGE = "message"
+    INFORMATION = "information"
+
+
 class RecordStatus(enum.StrEnum):
     ACTIVE = "active"
     REMOVED = "removed"  # gone from the source at the last import (kept unless --prune)
@@ -38,6 +44,13 @@ class WaveStatus(enum.StrEnum):
     FAILED = "failed"
     MISSED = "missed"
     CANCELLED = "cancelled"
+
+
+# What the campaign list says of a campaign (`report --status`): its last wave's status,
+# or "never sent".
+ListStatus = enum.StrEnum(
+    "ListStatus", [*((s.name, s.value) for s in WaveStatus), ("NEVER_SENT", "never sent")]
+)
 
 
 class OutboxState(enum.StrEnum):

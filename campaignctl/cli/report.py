@@ -10,6 +10,7 @@ import typer
 
 from campaignctl.cli.app import get_app
 from campaignctl.cli.options import WorkspaceOption
+from campaignctl.enums import CampaignType, ListStatus
 
 if TYPE_CHECKING:
     from campaignctl.cli.app import App
@@ -48,11 +49,11 @@ def report(
         ),
     ] = None,
     status: Annotated[
-        str | None,
-        typer.Option(help="List: campaigns whose last wave is scheduled, sending, done, …"),
+        ListStatus | None,
+        typer.Option(help="List: campaigns whose last wave has this status."),
     ] = None,
     type_: Annotated[
-        str | None, typer.Option("--type", help="List: questionnaire, message or information.")
+        CampaignType | None, typer.Option("--type", help="List: campaigns of this type.")
     ] = None,
     since: Annotated[
         str | None,
@@ -81,7 +82,9 @@ def report(
             app.require_applied(store, campaign)
             result = campaign_report(store, campaign, timezone=tz, now=clock.now())
         else:
-            filters = ListFilter(status=status, type=type_, since=_date(since))
+            filters = ListFilter(
+                status=status and status.value, type=type_ and type_.value, since=_date(since)
+            )
             result = campaign_list(store, timezone=tz, filters=filters, now=clock.now())
     finally:
         store.close()

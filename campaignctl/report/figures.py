@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
-from campaignctl.enums import OutboxState, ResponseStatus
+from campaignctl.enums import ListStatus, OutboxState, ResponseStatus
 from campaignctl.errors import UsageError
 from campaignctl.report import summary
 from campaignctl.report.model import (
@@ -52,7 +52,7 @@ from campaignctl.report.model import (
     WaveReport,
 )
 
-NEVER_SENT = "never sent"
+NEVER_SENT = ListStatus.NEVER_SENT.value
 
 _SENT = (OutboxState.SENT.value, OutboxState.BOUNCED.value)
 _SET_ASIDE = (OutboxState.SUPPRESSED.value, OutboxState.SKIPPED.value)

@@ -232,6 +232,35 @@ def test_errors_say_what_to_do(reported, args, code, error) -> None:
     assert (result.exit_code, result.stderr) == (code, error)
 
 
+@pytest.mark.parametrize(
+    ("option", "values"),
+    [
+        (
+            "--status",
+            "'scheduled', 'sending', 'done', 'failed', 'missed', 'cancelled', 'never sent'",
+        ),
+        ("--type", "'questionnaire', 'message', 'information'"),
+    ],
+)
+def test_an_unknown_status_or_type_is_a_usage_error_listing_the_values(
+    reported, option: str, values: str
+) -> None:
+    result = run(reported.root, option, "bogus")
+    assert result.exit_code == 64, result.output
+    assert result.stdout == ""
+    assert result.stderr.endswith(
+        f"Error: Invalid value for '{option}': Value error, 'bogus' is not one of {values}.\n"
+    )
+
+
+def test_status_and_type_filter_the_list(reported) -> None:
+    result = run(
+        reported.root, "--format", "json", "--status", "never sent", "--type", "questionnaire"
+    )
+    assert result.exit_code == 0, result.output
+    assert [r["name"] for r in json.loads(result.stdout)["rows"]] == ["medias-2027"]
+
+
 def test_empty_states_are_explicit(reported) -> None:
     result = run(reported.root, "medias-2027")
     assert result.exit_code == 0, result.output
