@@ -25,7 +25,12 @@ def plan(
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Save the plan for `apply`.")] = None,
     detailed_exitcode: Annotated[
-        bool, typer.Option("--detailed-exitcode", help="0 no changes, 1 error, 2 changes.")
+        bool,
+        typer.Option(
+            "--detailed-exitcode",
+            help="Exit 0 when nothing would change, 2 when something would; an error keeps "
+            "its own code (65 invalid definitions, 69 store unreachable…).",
+        ),
     ] = False,
     json_output: JsonOption = False,
     workspace: WorkspaceOption = None,

@@ -60,6 +60,17 @@ def test_detailed_exitcode_is_2_with_changes_and_0_once_applied(ws: Path) -> Non
     assert run(ws, "plan", "--detailed-exitcode").exit_code == 0
 
 
+def test_detailed_exitcode_errors_keep_their_own_code_as_the_help_says(ws: Path) -> None:
+    help_text = " ".join(run(ws, "plan", "--help").stdout.split())
+    assert (
+        "an error keeps its own code (65 invalid definitions, 69 store unreachable…)" in help_text
+    )
+    assert "1 error" not in help_text
+    path = ws / "campaigns" / "medias-2027.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "bogus_key: 1\n", encoding="utf-8")
+    assert run(ws, "plan", "--detailed-exitcode").exit_code == 65
+
+
 def test_apply_without_a_terminal_needs_auto_approve(ws: Path) -> None:
     result = run(ws, "apply")
     assert result.exit_code == 64
