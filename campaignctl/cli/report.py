@@ -74,9 +74,9 @@ def report(
     from campaignctl.report.figures import ListFilter, campaign_list, campaign_report
 
     app = get_app(ctx).use(workspace)
-    ws = app.valid_workspace()
+    ws = app.readable_workspace()  # stored figures: a broken definition is only a warning
     tz = ws.config.timezone
-    store = app.store()
+    store = app.store(readonly=True)
     try:
         if campaign:
             app.require_applied(store, campaign)
@@ -170,7 +170,7 @@ def _print_csv(app: App, result, out, name) -> None:
 def _print_html(app: App, result, out, name) -> None:
     from campaignctl.report.render import html_page
 
-    page = html_page(result, app.valid_workspace().config.organization.name)
+    page = html_page(result, app.readable_workspace().config.organization.name)
     _write(app, out, page, "HTML report")
 
 
@@ -186,7 +186,7 @@ def _email(app: App, result, to: str) -> None:
     from campaignctl import clock
     from campaignctl.report.mail import parse_recipients, report_email, send_report_email
 
-    ws = app.valid_workspace()
+    ws = app.readable_workspace()
     sender = ws.config.senders["default"]
     message = report_email(
         result,

@@ -54,6 +54,34 @@ def test_campaign_table_is_printed_whole(reported) -> None:
     )
 
 
+def test_report_reads_the_store_when_a_definition_is_broken_and_says_so(reported) -> None:
+    # a teammate's broken branch: a campaign with an unknown key, a template that does not parse
+    campaign = reported.root / "campaigns" / "medias-2027.yaml"
+    campaign.write_text(campaign.read_text(encoding="utf-8") + "bogus_key: 1\n", encoding="utf-8")
+    (reported.root / "templates" / "broken.txt.j2").write_text("{% if %}", encoding="utf-8")
+    warning = (
+        "warning: 2 error(s) in the workspace definitions (`campaignctl validate` lists them); "
+        "this command reads only the store\n"
+    )
+    result = run(reported.root)
+    assert result.exit_code == 0, result.output
+    golden("list.txt", result.stdout)
+    assert result.stderr == warning
+    one = run(reported.root, "mise-a-jour-2027", "--format", "json")
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout)["name"] == "mise-a-jour-2027"
+    assert one.stderr == warning
+
+
+def test_report_still_needs_a_valid_campaignctl_yaml(reported) -> None:
+    config = reported.root / "campaignctl.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + "bogus_key: 1\n", encoding="utf-8")
+    result = run(reported.root)
+    assert result.exit_code == 65, result.output
+    assert result.stderr.startswith("campaignctl.yaml:")
+    assert "error[unknown-key]: unknown key 'bogus_key'" in result.stderr
+
+
 def _figures(document: dict) -> dict:
     return {k: v for k, v in document.items() if k not in ("bounced", "rates")}
 
