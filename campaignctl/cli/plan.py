@@ -146,11 +146,12 @@ def lock(
     app = get_app(ctx).use(workspace)
     store = app.store()
     app.require_applied(store, campaign)
-    view = lock_campaign(store, app.valid_workspace(), campaign, refresh=refresh)
+    ws = app.valid_workspace()
+    view = lock_campaign(store, ws, campaign, refresh=refresh)
     if json_output:
         app.print_json(view.as_json())
     else:
-        app.out.print(lock_text(view))
+        app.out.print(lock_text(view, ws.config.timezone))
 
 
 def unlock(

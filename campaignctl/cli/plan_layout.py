@@ -163,5 +163,5 @@ def _schedule(app: App, c: CampaignPlan) -> Any:
     table = app.table(None, "when", "time zone", "wave")
     for wave in c.schedule:
         note = f" ({wave.note})" if wave.note else ""
-        table.add_row(wave.local, wave.timezone, f"{wave.label}{note}")
+        table.add_row(wave.text, wave.timezone, f"{wave.label}{note}")
     return table

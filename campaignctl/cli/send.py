@@ -9,6 +9,7 @@ import typer
 
 from campaignctl.cli.app import App, get_app
 from campaignctl.cli.options import WorkspaceOption
+from campaignctl.clock import local_text
 
 if TYPE_CHECKING:
     from campaignctl.delivery.engine import SendEvent, SendSummary
@@ -82,7 +83,7 @@ def send(
     app.require_applied(store, campaign)
     _locked(app, store, ws, campaign, dry_run)
     stop = StopRequest()
-    with _Progress(app, json_output) as progress, _signals(stop):
+    with _Progress(app, json_output, ws.config.timezone) as progress, _signals(stop):
         summary = send_campaign(
             store,
             ws,
@@ -172,9 +173,10 @@ class _signals:
 class _Progress:
     """Renders engine events: NDJSON with --json, a bar on a TTY, a line every 10 s otherwise."""
 
-    def __init__(self, app: App, json_output: bool) -> None:
+    def __init__(self, app: App, json_output: bool, timezone: str) -> None:
         self.app = app
         self.json = json_output
+        self.timezone = timezone
         self.bar: Any = None
         self.task: Any = None
         self.last_line = time.monotonic()
@@ -233,7 +235,7 @@ class _Progress:
             self.bar = None
         if self.json:
             return self._ndjson({"type": "summary", **summary.as_json()})
-        self.app.err.print(summary_text(summary))
+        self.app.err.print(summary_text(summary, self.timezone))
 
 
 def _uncertain_text(count: int, rows: list[dict[str, Any]]) -> str:
@@ -252,8 +254,8 @@ def _uncertain_text(count: int, rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def summary_text(summary: SendSummary) -> str:
-    """The closing paragraph of `send` (stderr)."""
+def summary_text(summary: SendSummary, timezone: str) -> str:
+    """The closing paragraph of `send` (stderr); times local to `timezone`."""
     s = summary
     if s.dry_run:
         return (
@@ -267,8 +269,7 @@ def summary_text(summary: SendSummary) -> str:
         f"{s.skipped} skipped ({s.rate:.0f} msg/s)."
     )
     if s.retrying and s.next_attempt_at:
-        at = s.next_attempt_at.isoformat(timespec="seconds")
-        text += f"\nNext retry at {at}: run send again then."
+        text += f"\nNext retry at {local_text(s.next_attempt_at, timezone)}: run send again then."
     if s.stopped in ("SIGINT", "SIGTERM", "limit") and s.remaining:
         why = "--limit reached" if s.stopped == "limit" else f"stopped by {s.stopped}"
         text += f"\n{why}: {s.remaining} message(s) left; run send again to resume."

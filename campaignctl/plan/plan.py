@@ -133,6 +133,11 @@ class WaveTime:
     timezone: str
     note: str | None = None
 
+    @property
+    def text(self) -> str:
+        """`2027-03-01 09:00 CET (+01:00)`: how plan shows it to a person."""
+        return clock.local_text(datetime.fromisoformat(self.local), self.timezone)
+
 
 @dataclass
 class CampaignPlan:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
+from campaignctl.clock import local_text
 from campaignctl.plan.lock import LockView
 from campaignctl.plan.plan import CampaignPlan, Plan
 from campaignctl.plan.targeting import NotContacted
@@ -73,7 +75,7 @@ def campaign_lines(c: CampaignPlan) -> list[str]:
     if c.schedule:
         for wave in c.schedule:
             note = f" ({wave.note})" if wave.note else ""
-            lines.append(f"    {wave.local} {wave.timezone}  {wave.label}{note}")
+            lines.append(f"    {wave.text}  {wave.label}{note}")
     elif c.channels:
         lines.append("    schedule: none in the next 90 days (send by hand)")
     if c.not_contacted_records is not None:
@@ -107,11 +109,13 @@ def plan_text(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def lock_text(view: LockView) -> str:
+def lock_text(view: LockView, timezone: str) -> str:
+    """The lock as `lock` prints it; its time local to the workspace, with the zone."""
     counts = view.counts
     commit = view.git_commit[:12] if view.git_commit else "no git commit"
     verb = "locked" if view.created else "locked since"
-    lines = [f"{view.campaign}: {verb} {view.created_at[:16]} at {commit} (lock {view.lock_id})"]
+    when = local_text(datetime.fromisoformat(view.created_at), timezone)
+    lines = [f"{view.campaign}: {verb} {when} at {commit} (lock {view.lock_id})"]
     lines.append(f"  recipients: {_n(counts.get('recipients', 0))}")
     for cell in counts.get("matrix", []):
         lines.append(f"    {cell['segment']:<24} {cell['channel']:<6} {_n(cell['records']):>8}")

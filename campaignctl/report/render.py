@@ -12,8 +12,8 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
+from campaignctl.clock import local_text
 from campaignctl.report.model import CampaignList, CampaignReport, Figures, Rate
 
 WAVE_KIND_LABEL = {"initial": "", "relaunch": " (relance)", "recurrence": " (récurrence)"}
@@ -31,7 +31,7 @@ class ReportTable:
 
 
 def _local(value: datetime | None, tz: str) -> str:
-    return value.astimezone(ZoneInfo(tz)).strftime("%d/%m %H:%M") if value else ""
+    return local_text(value, tz, short=True) if value else ""
 
 
 def _pct(rate: Rate) -> str:
@@ -212,7 +212,7 @@ def text_page(report: CampaignReport | CampaignList, organization: str) -> str:
     title = "Campaigns" if isinstance(report, CampaignList) else f"Campaign {report.name}"
     lines = [f"{title} — {organization}"]
     if report.generated_at:
-        lines.append(report.generated_at.strftime("%Y-%m-%d %H:%M %Z"))
+        lines.append(local_text(report.generated_at, report.timezone))
     if isinstance(report, CampaignReport):
         lines.append(summary_line(report))
     empty = empty_state(report)
@@ -352,7 +352,7 @@ def _html_table(table: ReportTable) -> str:
 def html_page(report: CampaignReport | CampaignList, organization: str) -> str:
     """One self-contained page: inline styles and SVG charts, readable without JavaScript."""
     title = "Campaigns" if isinstance(report, CampaignList) else f"Campaign {report.name}"
-    stamp = report.generated_at.strftime("%Y-%m-%d %H:%M %Z") if report.generated_at else ""
+    stamp = local_text(report.generated_at, report.timezone) if report.generated_at else ""
     sections = [
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="meta">{html.escape(organization)}{" — " + stamp if stamp else ""}</p>',

@@ -163,7 +163,7 @@ def test_sms_in_quiet_hours_wait_for_the_next_allowed_instant(
 
     assert result.exit_code == 0, result.output
     assert "145 sent" in result.stderr and "9 retrying" in result.stderr
-    assert "Next retry at 2026-11-24T08:00:00+00:00: run send again then." in result.stderr
+    assert "Next retry at 2026-11-24 09:00 CET (+01:00): run send again then." in result.stderr
     assert (locked / ".campaignctl" / "outbox" / CAMPAIGN / "sms.jsonl").read_text() == ""
     monkeypatch.setenv("CAMPAIGNCTL_NOW", "2026-11-24T09:00:00+01:00")
     later = _run(locked, "send", CAMPAIGN)

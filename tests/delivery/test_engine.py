@@ -75,7 +75,7 @@ def test_smtp_faults_retry_fail_bounce_and_uncertain(
         "mise-a-jour-2027 wave 1: 25 sent, 1 failed, 1 bounced, 2 retrying, 1 uncertain, "
         "0 suppressed, 0 skipped (" + lines[1].split("(")[1]
     )
-    assert lines[2] == "Next retry at 2026-11-23T09:01:00+00:00: run send again then."
+    assert lines[2] == "Next retry at 2026-11-23 10:01 CET (+01:00): run send again then."
     assert lines[3].startswith("1 message(s) are uncertain: they may or may not have reached")
     assert lines[4].startswith("  email c4@d4.example (record HOT-000004, message ")
     copies = Counter(r.rcpt_tos[0] for r in smtp_server.handler.received)

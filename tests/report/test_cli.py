@@ -188,7 +188,8 @@ def test_html_page_holds_every_figure(reported, tmp_path: Path) -> None:
     parser = _Page()
     parser.feed(page.read_text(encoding="utf-8"))
     text = " ".join(parser.text)
-    assert "Office de tourisme du Val des Aiguilles" in text
+    # stamped in the workspace's time zone (Europe/Paris), with the zone: not in UTC
+    assert "Office de tourisme du Val des Aiguilles — 2027-03-16 08:00 CET (+01:00)" in text
     assert "answers: 9 / 24 records contacted (37.5%)" in text
     assert parser.tags.count("svg") == 2
     rows = {tuple(r[:2]): r for r in parser.cells}

@@ -342,7 +342,7 @@ def test_html_page_holds_every_figure_and_rate(reported: Path, tmp_path: Path) -
     rows = [[c for c in r if c.strip()] for r in parser.cells]
     rows = [r for r in rows if r]
     assert [r for r in rows if r[0] in ("1", "total")] == [
-        ["1", "initial", "done", "23/11 10:00", *_cells(TOTAL)],
+        ["1", "initial", "done", "23/11 10:00 CET", *_cells(TOTAL)],
         ["total", *_cells(TOTAL)],
     ]
     assert [r for r in rows if r[0] in ("accommodation", "restaurants")] == [

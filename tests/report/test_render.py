@@ -114,7 +114,7 @@ def test_csv_writes_one_file_per_table(tmp_path: Path) -> None:
         b"day,answers,cumulative\r\n2027-03-01,12,12\r\n2027-03-02,8,20\r\n2027-03-08,9,29\r\n"
     )
     waves = (tmp_path / "waves.csv").read_text().splitlines()
-    assert waves[2].startswith("2,relaunch,done,08/03 09:00,0,0,70,70,")
+    assert waves[2].startswith("2,relaunch,done,08/03 09:00 CET,0,0,70,70,")
 
 
 class _Text(HTMLParser):
@@ -171,7 +171,7 @@ def test_campaign_list_shows_every_wave_compactly() -> None:
         ],
     )
     (table,) = report_tables(CampaignList([row], "Europe/Paris"))
-    assert table.rows[0][-1] == "01/03 09:00, 08/03 09:00 (relance)"
+    assert table.rows[0][-1] == "01/03 09:00 CET, 08/03 09:00 CET (relance)"
     assert table.rows[0][6:9] == ["29.0%", "13.0%", "31.6%"]
 
 
