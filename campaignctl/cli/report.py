@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -115,26 +116,32 @@ def _write(app: App, out: Path | None, text: str, what: str) -> None:
 
 def _print_table(app: App, result: CampaignList | CampaignReport, out, name) -> None:
     from campaignctl.report.model import CampaignReport
-    from campaignctl.report.render import empty_state, for_terminal, report_tables, summary_line
+    from campaignctl.report.render import (
+        empty_state,
+        fit_table,
+        for_terminal,
+        report_tables,
+        summary_line,
+    )
 
     if isinstance(result, CampaignReport):
-        app.out.print(summary_line(result))
+        app.out.print(textwrap.fill(summary_line(result), app.out.width, break_long_words=False))
     empty = empty_state(result)
     if empty:
         app.err.print(empty)
         return
-    for t in map(for_terminal, report_tables(result)):
-        table = app.table(t.title, *t.headers)
-        # never cut a name or a figure short: each column is as wide as its widest value,
-        # and only the headers and the list of wave dates wrap
-        for i, column in enumerate(table.columns):
-            column.overflow = "fold"
-            column.min_width = max([len(str(r[i])) for r in t.rows if i < len(r)] + [1])
-            if t.headers[i] == "waves":
-                column.min_width = 11
-        for row in t.rows:
-            table.add_row(*("" if c is None else str(c) for c in row))
-        app.out.print(table)
+    for turned in map(for_terminal, report_tables(result)):
+        # as wide as the terminal at most (report/render.fit_table): names and figures are
+        # never cut, headers wrap between words, too many columns are stacked
+        for fitted in fit_table(turned, app.out.width):
+            t = fitted.table
+            table = app.table(t.title, *t.headers)
+            for column, width in zip(table.columns, fitted.widths, strict=True):
+                column.width = width
+                column.overflow = "fold"
+            for row in t.rows:
+                table.add_row(*("" if c is None else str(c) for c in row))
+            app.out.print(table)
 
 
 def _print_json(app: App, result, out, name) -> None:

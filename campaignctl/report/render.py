@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import textwrap
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ class ReportTable:
     title: str
     headers: list[str]
     rows: list[list[str | int | float | None]]
+    wraps: frozenset[int] = frozenset()  # columns of lists: on a terminal, one item a line
 
 
 # ----------------------------------------------------------------------------- tables
@@ -105,7 +107,7 @@ def report_tables(report: CampaignReport | CampaignList) -> list[ReportTable]:
             "to process",
             "waves",
         ]
-        return [ReportTable("campaigns", "Campaigns", headers, rows)]
+        return [ReportTable("campaigns", "Campaigns", headers, rows, frozenset({len(headers) - 1}))]
     tz = report.timezone
     waves = [
         [
@@ -182,6 +184,88 @@ def for_terminal(table: ReportTable) -> ReportTable:
     ]
     label = " / ".join(table.headers[:width])
     return ReportTable(table.name, table.title, [label, *labels], rows)
+
+
+# A boxed table spends 3 characters per column (a rule and a space each side) and 1 more.
+COLUMN_OVERHEAD = 3
+
+
+@dataclass(frozen=True)
+class FittedTable:
+    """A table cut to a terminal's width: its columns and the width of each."""
+
+    table: ReportTable
+    widths: list[int]
+
+
+def _header_lines(header: str, width: int) -> int:
+    return len(textwrap.wrap(header, width, break_long_words=False)) or 1
+
+
+def _widen(
+    table: ReportTable, columns: list[int], least: list[int], most: list[int], spare: int
+) -> dict[int, int]:
+    """Share the spare width among the headers that wrap onto the most lines, each step the
+    narrowest widening that saves one of their lines."""
+    widths = {i: least[i] for i in columns}
+    candidates = [i for i in columns if _header_lines(table.headers[i], widths[i]) > 1]
+    while candidates:
+        i = max(candidates, key=lambda i: _header_lines(table.headers[i], widths[i]))
+        lines = _header_lines(table.headers[i], widths[i])
+        wider = next(
+            w
+            for w in range(widths[i] + 1, most[i] + 1)
+            if _header_lines(table.headers[i], w) < lines
+        )
+        if wider - widths[i] > spare:
+            candidates.remove(i)
+            continue
+        spare -= wider - widths[i]
+        widths[i] = wider
+        if _header_lines(table.headers[i], wider) == 1:
+            candidates.remove(i)
+    return widths
+
+
+def fit_table(table: ReportTable, width: int) -> list[FittedTable]:
+    """The table as one or more tables no wider than `width`, each column as wide as it may be.
+
+    Columns keep their full width when they can; headers wrap between words, never inside
+    one; when even the narrowest columns do not fit, the columns are stacked in several
+    tables that each repeat the first column (the campaign, or the figure's name).
+    """
+    # a list (of waves) shows one item a line; a name or a figure is never cut
+    cells = [["" if c is None else str(c) for c in row] for row in table.rows]
+    for row in cells:
+        for i in table.wraps:
+            row[i] = row[i].replace(", ", ",\n")
+    least, most = [], []
+    for i, header in enumerate(table.headers):
+        widest = max([len(line) for row in cells for line in row[i].split("\n")] + [1])
+        least.append(max([len(w) for w in header.split()] + [widest]))
+        most.append(max(len(header), widest))
+    room = width - 1
+    groups: list[list[int]] = []
+    for i in range(1, len(table.headers)):
+        if groups and sum(least[j] + COLUMN_OVERHEAD for j in [0, *groups[-1], i]) <= room:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    fitted = []
+    for n, group in enumerate(groups or [[]]):
+        columns = [0, *group]
+        spare = room - sum(least[i] + COLUMN_OVERHEAD for i in columns)
+        widths = _widen(table, columns, least, most, spare)
+        title = table.title if n == 0 else f"{table.title} (continued)"
+        part = ReportTable(
+            table.name,
+            title,
+            [table.headers[i] for i in columns],
+            [[row[i] for i in columns] for row in cells],
+            frozenset(k for k, i in enumerate(columns) if i in table.wraps),
+        )
+        fitted.append(FittedTable(part, [widths[i] for i in columns]))
+    return fitted
 
 
 def empty_state(report: CampaignReport | CampaignList) -> str | None:

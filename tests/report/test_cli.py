@@ -46,11 +46,12 @@ def test_campaign_table_is_printed_whole(reported) -> None:
     result = run(reported.root, "mise-a-jour-2027")
     assert result.exit_code == 0, result.output
     golden("campaign.txt", result.stdout)
+    # the summary sentence, wrapped between words to the terminal's width
     assert result.stdout.startswith(
-        "mise-a-jour-2027 (questionnaire, administrative): sending; 27 records, 35 messages; "
-        "answers: 9 / 24 records contacted (37.5%); opens: 13 / 24 delivered (54.2%); "
-        "form opened without answering: 2 / 24 records contacted (8.3%); "
-        "responses to process: 4\n"
+        "mise-a-jour-2027 (questionnaire, administrative): sending; 27 records, 35 messages; answers: 9 / 24\n"
+        "records contacted (37.5%); opens: 13 / 24 delivered (54.2%); form opened without answering: 2 / 24\n"
+        "records contacted (8.3%); responses to process: 4\n"
+        "mise-a-jour-2027: waves\n"
     )
 
 
@@ -80,6 +81,58 @@ def test_report_still_needs_a_valid_campaignctl_yaml(reported) -> None:
     assert result.exit_code == 65, result.output
     assert result.stderr.startswith("campaignctl.yaml:")
     assert "error[unknown-key]: unknown key 'bogus_key'" in result.stderr
+
+
+def _boxed_headers(text: str) -> list[list[str]]:
+    """The column headers of each boxed table in `text`, the lines of a wrapped one joined."""
+    tables, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        if not lines[i].startswith("+-"):
+            i += 1
+            continue
+        end = i + 1
+        while not lines[end].startswith("+-"):
+            end += 1
+        cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[i + 1 : end]]
+        tables.append(
+            [" ".join(part for part in column if part) for column in zip(*cells, strict=True)]
+        )
+        i = end + 1
+        while not lines[i].startswith("+-"):  # the body, up to the closing rule
+            i += 1
+        i += 1
+    return tables
+
+
+def test_on_80_columns_report_tables_fit_and_never_split_a_header_word(
+    reported, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    listing = run(reported.root)
+    assert listing.exit_code == 0, listing.output
+    one = run(reported.root, "mise-a-jour-2027")
+    assert one.exit_code == 0, one.output
+    for text in (listing.stdout, one.stdout):
+        too_wide = [line for line in text.splitlines() if len(line) > 80]
+        assert too_wide == [], text
+    # stacked tables repeat the campaign; each header reads whole once its lines are joined
+    headers = [h for table in _boxed_headers(listing.stdout) for h in table if h != "campaign"]
+    assert headers == [
+        "type", "category", "status", "records", "messages", "response rate",
+        "form opened, no answer", "email open rate", "to process", "waves",
+    ]  # fmt: skip
+    assert _boxed_headers(one.stdout) == [
+        ["wave / kind / status / when", "1 initial done 01/03 09:00 CET",
+         "2 relaunch done 08/03 09:00 CET", "3 relaunch sending 15/03 09:00 CET", "total"],
+        ["segment / channel", "accommodation email", "restaurants sms"],
+        ["day", "answers", "cumulative"],
+        ["wave", "reason", "messages"],
+    ]  # fmt: skip
+    # the list of a campaign's waves shows one wave a line
+    assert [line.rstrip(" |").rsplit("| ", 1)[-1] for line in listing.stdout.splitlines()
+            if "(relance)" in line or "01/03" in line] == [
+        "01/03 09:00 CET,", "08/03 09:00 CET (relance),", "15/03 09:00 CET (relance)"
+    ]  # fmt: skip
 
 
 def _figures(document: dict) -> dict:
@@ -294,9 +347,9 @@ def test_empty_states_are_explicit(reported) -> None:
     result = run(reported.root, "medias-2027")
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        "medias-2027 (questionnaire, administrative): never sent; 0 records, 0 messages; "
-        "answers: — (no records contacted yet); opens: — (no emails sent yet); "
-        "form opened without answering: — (no records contacted yet); responses to process: 0\n"
+        "medias-2027 (questionnaire, administrative): never sent; 0 records, 0 messages; answers: — (no\n"
+        "records contacted yet); opens: — (no emails sent yet); form opened without answering: — (no records\n"
+        "contacted yet); responses to process: 0\n"
     )
     assert result.stderr == "No wave of medias-2027 has been sent yet.\n"
     nothing = run(reported.root, "--since", "2030-01-01")

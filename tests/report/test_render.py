@@ -185,3 +185,18 @@ def test_json_form() -> None:
         "value": 9 / 70,
     }
     assert document["answers_per_day"][0] == {"day": "2027-03-01", "answers": 12, "cumulative": 12}
+
+
+def test_a_table_too_wide_for_the_terminal_is_stacked_repeating_its_first_column() -> None:
+    from campaignctl.report.render import COLUMN_OVERHEAD, ReportTable, fit_table
+
+    headers = ["figure", *(f"wave {n} relaunch done" for n in range(1, 7))]
+    table = ReportTable("waves", "waves", headers, [["records contacted", *range(100, 106)]])
+    fitted = fit_table(table, 40)
+    assert [f.table.headers[0] for f in fitted] == ["figure"] * len(fitted)
+    assert [h for f in fitted for h in f.table.headers[1:]] == headers[1:]
+    assert [f.table.title for f in fitted] == ["waves"] + ["waves (continued)"] * (len(fitted) - 1)
+    for f in fitted:
+        assert sum(w + COLUMN_OVERHEAD for w in f.widths) + 1 <= 40
+        # no column narrower than its longest word or its widest value
+        assert all(w >= 8 for w in f.widths[1:]) and f.widths[0] >= len("records contacted")
