@@ -146,7 +146,7 @@ def _figures(app: App, c: CampaignPlan) -> list[Any]:
             measured = f" (measured on {s.measured})" if s.estimated else ""
             parts.append(
                 Text(
-                    f"SMS parts: {s.min_parts}–{s.max_parts} per message, "
+                    f"SMS parts: {s.min_parts}–{s.max_parts} per message ({s.encoding_text}), "
                     f"{approx}{_n(s.total_parts)} in total{cost}{measured}"
                 )
             )

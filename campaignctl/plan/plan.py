@@ -11,6 +11,7 @@ the hash of the definitions and the store serial it was computed from, so that
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -123,6 +124,19 @@ class SmsFigures:
     cost: float | None
     currency: str | None
     note: str | None = None
+    # measured messages per encoding (gsm-7, ucs-2): one character outside GSM-7, an emoji,
+    # makes a message UCS-2, 70 characters a part instead of 160
+    encodings: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def encoding_text(self) -> str:
+        """`GSM-7`, `UCS-2`, or `GSM-7 for 6, UCS-2 for 3` when the messages differ."""
+        names = {name: name.upper() for name in self.encodings}
+        if not names:  # a plan saved before encodings were counted
+            return "encoding not recorded"
+        if len(names) == 1:
+            return next(iter(names.values()))
+        return ", ".join(f"{names[n]} for {count}" for n, count in sorted(self.encodings.items()))
 
 
 @dataclass
@@ -460,19 +474,29 @@ def _sms_figures(
                 now=lambda: now.astimezone(ZoneInfo(workspace.config.timezone)),  # type: ignore[union-attr]
             ),
         )
-        parts = [
+        infos = [
             renderer.render_sms(
                 Recipient([RecordData(r.key, r.attributes or {}, r.category)], phone=r.phone)
-            ).info.parts
+            ).info
             for r in conn.execute(query)
         ]
     except CampaignctlError as exc:
         return SmsFigures(recipients, 0, None, None, None, True, None, currency, exc.message)
-    if not parts:
+    if not infos:
         return SmsFigures(recipients, 0, None, None, None, False, None, currency)
+    parts = [info.parts for info in infos]
+    encodings = dict(Counter(str(info.encoding) for info in infos))
     exact = len(parts) == recipients
     total = sum(parts) if exact else round(sum(parts) / len(parts) * recipients)
     cost = round(total * price, 4) if price is not None else None
     return SmsFigures(
-        recipients, len(parts), min(parts), max(parts), total, not exact, cost, currency
+        recipients,
+        len(parts),
+        min(parts),
+        max(parts),
+        total,
+        not exact,
+        cost,
+        currency,
+        encodings=encodings,
     )

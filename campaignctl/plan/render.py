@@ -68,7 +68,8 @@ def campaign_lines(c: CampaignPlan) -> list[str]:
                 approx = "~" if s.estimated else ""
                 cost = f", cost {approx}{s.cost:.2f} {s.currency}" if s.cost is not None else ""
                 lines.append(
-                    f"    SMS parts: {s.min_parts}–{s.max_parts} per message, "
+                    f"    SMS parts: {s.min_parts}–{s.max_parts} per message "
+                    f"({s.encoding_text}), "
                     f"{approx}{_n(s.total_parts)} in total{cost}"
                     + (f" (measured on {s.measured})" if s.estimated else "")
                 )

@@ -71,6 +71,23 @@ def test_detailed_exitcode_errors_keep_their_own_code_as_the_help_says(ws: Path)
     assert run(ws, "plan", "--detailed-exitcode").exit_code == 65
 
 
+def test_plan_shows_the_sms_encoding_so_an_emoji_multiplying_the_cost_is_visible(ws: Path) -> None:
+    def sms_figures() -> tuple[str, dict]:
+        text = run(ws, "plan", "mise-a-jour-2027").stdout
+        (line,) = [line.strip() for line in text.splitlines() if "SMS parts:" in line]
+        document = json.loads(run(ws, "plan", "mise-a-jour-2027", "--json").stdout)
+        return line, document["campaigns"][0]["sms"]
+
+    line, sms = sms_figures()
+    assert line == "SMS parts: 1–1 per message (GSM-7), 9 in total, cost 0.41 EUR"
+    assert sms["encodings"] == {"gsm-7": 9}
+    template = ws / "templates" / "mise-a-jour.sms.j2"
+    template.write_text(template.read_text().replace("vérifiez", "vérifiez 👋"))
+    line, sms = sms_figures()
+    assert line == "SMS parts: 3–3 per message (UCS-2), 27 in total, cost 1.22 EUR"
+    assert (sms["encodings"], sms["total_parts"]) == ({"ucs-2": 9}, 27)
+
+
 def test_apply_without_a_terminal_needs_auto_approve(ws: Path) -> None:
     result = run(ws, "apply")
     assert result.exit_code == 64
