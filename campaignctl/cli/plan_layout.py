@@ -158,7 +158,7 @@ def _schedule(app: App, c: CampaignPlan) -> Any:
 
     if not c.schedule:
         if c.channels:
-            return Text("schedule: none in the next 90 days (send by hand)", style="dim")
+            return Text("schedule: nothing scheduled (send by hand)", style="dim")
         return Text("")
     table = app.table(None, "when", "time zone", "wave")
     for wave in c.schedule:

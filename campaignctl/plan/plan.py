@@ -40,6 +40,7 @@ from campaignctl.store.store import Store
 
 FORMAT_VERSION = 1
 SCHEDULE_DAYS = 90
+NEXT_SEND_YEARS = 10  # how far plan looks for a next send when none falls in SCHEDULE_DAYS
 SMS_SAMPLE = 200  # SMS rendered at most per campaign to measure parts (the rest is estimated)
 
 
@@ -429,14 +430,29 @@ def _campaign_plan(
 
 
 def _schedule(workspace: Workspace, campaign: Campaign, now: datetime) -> list[WaveTime]:
+    """The waves of the next SCHEDULE_DAYS; with none there, the next one (within
+    NEXT_SEND_YEARS), so a campaign scheduled far ahead never reads as unscheduled."""
     from campaignctl.schedule.timeline import timeline
 
     assert workspace.config is not None
-    waves = timeline(campaign, workspace.config.timezone, now, now + timedelta(days=SCHEDULE_DAYS))
-    return [
-        WaveTime(w.key, w.label(), w.local.isoformat(timespec="minutes"), w.timezone, w.note)
-        for w in waves
-    ]
+    tz = workspace.config.timezone
+    waves = timeline(campaign, tz, now, now + timedelta(days=SCHEDULE_DAYS))
+    beyond = not waves
+    year, start = timedelta(days=366), now
+    # a year at a time: `occurrences` starts a cron without send_at a year before the end
+    for _ in range(NEXT_SEND_YEARS if beyond else 0):
+        waves = timeline(campaign, tz, start, start + year)[:1]
+        if waves:
+            break
+        start += year
+    out = []
+    for w in waves:
+        notes = [w.note] if w.note else []
+        if beyond:
+            notes.append(f"the next send, beyond the next {SCHEDULE_DAYS} days")
+        local = w.local.isoformat(timespec="minutes")
+        out.append(WaveTime(w.key, w.label(), local, w.timezone, "; ".join(notes) or None))
+    return out
 
 
 def _sms_figures(

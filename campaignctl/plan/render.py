@@ -78,7 +78,7 @@ def campaign_lines(c: CampaignPlan) -> list[str]:
             note = f" ({wave.note})" if wave.note else ""
             lines.append(f"    {wave.text}  {wave.label}{note}")
     elif c.channels:
-        lines.append("    schedule: none in the next 90 days (send by hand)")
+        lines.append("    schedule: nothing scheduled (send by hand)")
     if c.not_contacted_records is not None:
         for r in c.not_contacted_records:
             detail = f" ({r['detail']})" if r["detail"] else ""

@@ -88,6 +88,31 @@ def test_plan_shows_the_sms_encoding_so_an_emoji_multiplying_the_cost_is_visible
     assert (sms["encodings"], sms["total_parts"]) == ({"ucs-2": 9}, 27)
 
 
+@pytest.mark.parametrize(
+    ("schedule", "shown"),
+    [
+        # a first send 8 months ahead (NOW is 2027-01-05)
+        ("  send_at: 2027-09-01T10:00\n", "2027-09-01 10:00 CEST (+02:00)  first send"),
+        # a yearly cron without send_at: its next run, not one a year later
+        ("  recurrence: {cron: '0 9 1 9 *'}\n", "2027-09-01 09:00 CEST (+02:00)  first send"),
+    ],
+)
+def test_a_send_beyond_the_90_days_is_shown_as_the_next_send(
+    ws: Path, schedule: str, shown: str
+) -> None:
+    path = ws / "campaigns" / "medias-2027.yaml"
+    text = path.read_text().replace("  send_at: 2027-03-08T10:00\n", schedule)
+    path.write_text(text.replace("  relaunch:\n    - {after: 10d, to: non_responders}\n", ""))
+    result = run(ws, "plan", "medias-2027")
+    assert result.exit_code == 0, result.output
+    assert f"    {shown} (the next send, beyond the next 90 days)\n" in result.stdout
+    assert "nothing scheduled" not in result.stdout
+    document = json.loads(run(ws, "plan", "medias-2027", "--json").stdout)
+    assert [(w["local"][:16], w["note"]) for w in document["campaigns"][0]["schedule"]] == [
+        (shown[:16].replace(" ", "T"), "the next send, beyond the next 90 days")
+    ]
+
+
 def test_apply_without_a_terminal_needs_auto_approve(ws: Path) -> None:
     result = run(ws, "apply")
     assert result.exit_code == 64

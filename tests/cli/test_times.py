@@ -64,3 +64,33 @@ def test_scheduler_status_shows_local_times_with_the_zone(
     assert [c.strip() for c in recent.split("|")][4:6] == ["done", "2027-03-01 09:00 CET (+01:00)"]
     (upcoming,) = [line for line in lines if "relaunch 1 (non_responders)" in line]
     assert upcoming.startswith("| Mon 2027-03-08 09:00 CET (+01:00) | mise-a-jour-2027 ")
+
+
+def test_a_time_that_does_not_exist_shows_as_03_00_with_its_offset_everywhere(
+    applied: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 02:30 on 2027-03-28 does not exist in Europe/Paris: clocks go from 02:00 to 03:00
+    path = applied / "campaigns" / "medias-2027.yaml"
+    text = path.read_text().replace("send_at: 2027-03-08T10:00", "send_at: 2027-03-28T02:30")
+    path.write_text(text.replace("  relaunch:\n    - {after: 10d, to: non_responders}\n", ""))
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2027-03-20T08:00:00+01:00")
+    moved = "2027-03-28 02:30 does not exist in Europe/Paris (clock change): runs at 03:00"
+    plan = run(applied, "plan", "medias-2027").stdout
+    assert f"    2027-03-28 03:00 CEST (+02:00)  first send ({moved})\n" in plan
+    calendar = run(applied, "calendar", "--from", "2027-03-28", "--to", "2027-03-28").stdout
+    (row,) = [line for line in calendar.splitlines() if "medias-2027" in line]
+    assert row.startswith("| Sun 2027-03-28 03:00 CEST (+02:00) | medias-2027 ")
+    # the scheduler agrees: not due at 02:59 local (00:59 UTC), due at 03:00 (01:00 UTC)
+    run(applied, "apply", "--auto-approve")
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2027-03-28T00:59:00+00:00")
+    run(applied, "scheduler", "tick")
+    assert "medias-2027/0/0" not in run(applied, "scheduler", "status").stdout.split("Next")[0]
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2027-03-28T01:00:30+00:00")
+    run(applied, "scheduler", "tick")
+    (recent,) = [
+        line
+        for line in run(applied, "scheduler", "status").stdout.splitlines()
+        if "medias-2027/0/0" in line
+    ]
+    assert [c.strip() for c in recent.split("|")][4:6] == ["done", "2027-03-28 03:00 CEST (+02:00)"]
