@@ -220,7 +220,15 @@ def load_yaml_text(text: str, file: str) -> tuple[list[YamlDocument], list[Diagn
         return [], [yaml_error_diagnostic(file, exc)]
     except ValueError as exc:  # e.g. a control character the reader refuses
         return [], [
-            Diagnostic(file, 1, 1, Severity.ERROR, "yaml-syntax", f"invalid YAML: {exc}", None)
+            Diagnostic(
+                file,
+                1,
+                1,
+                Severity.ERROR,
+                "yaml-syntax",
+                f"invalid YAML: {exc}",
+                "remove the control character, or save the file again as plain UTF-8 text",
+            )
         ]
     for index, node in enumerate(nodes):
         if node is None:
@@ -296,6 +304,14 @@ def load_yaml_file(path: Path, display: str) -> tuple[list[YamlDocument], list[D
         ]
     except OSError as exc:
         return [], [
-            Diagnostic(display, 0, 0, Severity.ERROR, "unreadable", f"cannot read: {exc.strerror}")
+            Diagnostic(
+                display,
+                0,
+                0,
+                Severity.ERROR,
+                "unreadable",
+                f"cannot read: {exc.strerror}",
+                "check that the file exists and that you may read it",
+            )
         ]
     return load_yaml_text(text, display)

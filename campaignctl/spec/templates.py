@@ -257,7 +257,7 @@ class TemplateChecker:
                     Severity.ERROR,
                     "template-syntax",
                     f"syntax error in the subject: {exc.message}",
-                    None,
+                    "see https://jinja.palletsprojects.com/en/stable/templates/",
                 )
             ]
         walker = _Walker(file, [], schema, origin, uses, fixed=(line, column))

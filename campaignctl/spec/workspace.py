@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from campaignctl.errors import Diagnostic, Severity, SpecError, UsageError
+from campaignctl.errors import Diagnostic, InvalidValue, Severity, SpecError, UsageError
 from campaignctl.spec.files import (
     CONFIG_FILE,
     STATE_DIR,
@@ -462,7 +462,7 @@ def diagnostics_from_validation(
                 suffix = f" (got {_short(got)})"
             code = "invalid-value"
             message = f"{_dotted(path)}: {text}{suffix}" if path else f"{text}{suffix}"
-            hint = _hint_for(err)
+            hint = _hint_for(err) or _schema_hint(model_cls)
         signature = (mark.line, mark.column, code)
         if signature in seen:  # unions report one error per member: keep the first
             continue
@@ -471,8 +471,16 @@ def diagnostics_from_validation(
     return out
 
 
+def _schema_hint(model_cls: type[BaseModel]) -> str:
+    """The hint of a value error that has no better one: where the allowed values are."""
+    name = next((k.lower() for k, cls in KINDS.items() if cls is model_cls), "config")
+    return f"`campaignctl schema {name}` describes every key and the values it takes"
+
+
 def _hint_for(err: Any) -> str | None:
     kind = err["type"]
+    if isinstance(err.get("ctx", {}).get("error"), InvalidValue):
+        return err["ctx"]["error"].hint
     if kind == "enum":
         expected = err.get("ctx", {}).get("expected")
         return f"use one of {expected}" if expected else None
@@ -709,6 +717,7 @@ class _Checker:
                     doc.mark(*value_path),
                     "invalid-value",
                     f"`matches` applies to text attributes; {attribute!r} is a {ctype}",
+                    "compare it with eq, ne, in, gt, lt or between",
                 )
             values = value if isinstance(value, list) else [value]
             for i, item in enumerate(values):
@@ -807,6 +816,7 @@ class _Checker:
                         doc.mark("exports", i, "channels", j),
                         "unknown-reference",
                         f"export channel {channel!r} is not one of the campaign's channels",
+                        f"use one of {', '.join(campaign.channels)}",
                     )
         for i, document in enumerate(campaign.documents):
             self._check_document_file(doc, ("documents", i, "path"), document.path)
