@@ -257,13 +257,8 @@ def fit_table(table: ReportTable, width: int) -> list[FittedTable]:
         spare = room - sum(least[i] + COLUMN_OVERHEAD for i in columns)
         widths = _widen(table, columns, least, most, spare)
         title = table.title if n == 0 else f"{table.title} (continued)"
-        part = ReportTable(
-            table.name,
-            title,
-            [table.headers[i] for i in columns],
-            [[row[i] for i in columns] for row in cells],
-            frozenset(k for k, i in enumerate(columns) if i in table.wraps),
-        )
+        headers = [table.headers[i] for i in columns]
+        part = ReportTable(table.name, title, headers, [[row[i] for i in columns] for row in cells])
         fitted.append(FittedTable(part, [widths[i] for i in columns]))
     return fitted
 
