@@ -200,3 +200,16 @@ def test_a_table_too_wide_for_the_terminal_is_stacked_repeating_its_first_column
         assert sum(w + COLUMN_OVERHEAD for w in f.widths) + 1 <= 40
         # no column narrower than its longest word or its widest value
         assert all(w >= 8 for w in f.widths[1:]) and f.widths[0] >= len("records contacted")
+
+
+def test_the_report_email_is_dated_by_the_workspace_day_not_the_utc_one() -> None:
+    from campaignctl.report.mail import report_email
+
+    message = report_email(
+        CampaignList([], "Europe/Paris"),
+        organization="Office",
+        from_="Office <contact@example.org>",
+        to=("direction@example.org",),
+        now=datetime(2027, 3, 15, 23, 30, tzinfo=UTC),  # 00:30 on the 16th in Paris
+    )
+    assert b"Subject: Office: report on campaigns, 2027-03-16\r\n" in message.data
