@@ -52,6 +52,7 @@ def date_filter(value: Any, fmt: str = "%d/%m/%Y") -> str:
 # The filters campaignctl adds to Jinja's own: the rendering environment
 # (render/environment.py) installs them, and `validate` accepts exactly what it has.
 TEMPLATE_FILTERS: dict[str, Callable[..., Any]] = {"date": date_filter}
+
 # Names Jinja itself provides in every template.
 JINJA_GLOBALS = frozenset(
     {
@@ -300,12 +301,12 @@ def unknown_filters(
             if node.name in known:
                 continue
             close = difflib.get_close_matches(node.name, list(known), n=1)
+            ours = f" and {', '.join(TEMPLATE_FILTERS)}" if kind == "filter" else ""
             hint = (
                 f"did you mean {close[0]!r}?"
                 if close
                 else f"the {kind}s are Jinja's own "
-                "(https://jinja.palletsprojects.com/en/stable/templates/) "
-                f"and {', '.join(TEMPLATE_FILTERS) if kind == 'filter' else 'no other'}"
+                f"(https://jinja.palletsprojects.com/en/stable/templates/){ours}"
             )
             line, column = fixed or (node.lineno, _name_column(lines, node.lineno, node.name))
             out.append(
