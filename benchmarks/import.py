@@ -5,6 +5,7 @@ command with its worker processes (summed PSS, the issue's bound of 300 MB, and 
 which counts the pages the workers share with the importing process once per process).
 
 Usage: python benchmarks/import.py [CSV] [--pairs N]   (default: generate 1,000,000 rows)
+Needs sqlite-utils, the reference: `pip install -e '.[bench]'`.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.pairs < 1:
         parser.error("--pairs must be at least 1")
+    if not (BIN / "sqlite-utils").exists():
+        parser.error("the reference is sqlite-utils: install it with `pip install -e '.[bench]'`")
     work = Path(tempfile.mkdtemp(prefix="campaignctl-bench-"))
     csv_path = args.csv or work / "contacts.csv"
     if not csv_path.exists():

@@ -32,6 +32,37 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def local_text(instant: datetime, timezone: str, *, short: bool = False) -> str:
+    """An instant as a person reads it: the wall-clock time in `timezone`, with the zone.
+
+    `2026-12-06 08:22 CET (+01:00)`; `short` (table cells) `06/12 08:22 CET`. A zone
+    without a name shows its offset only. Every time printed for a person goes through
+    here (JSON keeps ISO 8601); a naive instant is UTC, as the store keeps it.
+    """
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)
+    local = instant.astimezone(ZoneInfo(timezone))
+    offset = local.strftime("%z")
+    offset = f"{offset[:3]}:{offset[3:]}"
+    name = local.tzname() or ""
+    named = bool(name) and name[0] not in "+-"  # "-03" is an offset, not a name
+    if short:
+        return f"{local:%d/%m %H:%M} {name if named else offset}"
+    return f"{local:%Y-%m-%d %H:%M} " + (f"{name} ({offset})" if named else offset)
+
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # not the locale's
+
+
+def weekday_text(instant: datetime, timezone: str) -> str:
+    """`Mon 07/12 09:00 (Europe/Paris)`: when something waiting resumes (held SMS, the
+    next retry), with the day of the week a person plans by."""
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)
+    local = instant.astimezone(ZoneInfo(timezone))
+    return f"{_WEEKDAYS[local.weekday()]} {local:%d/%m %H:%M} ({timezone})"
+
+
 def today(timezone: str) -> date:
     """Today's date in a time zone (relative dates resolve in the workspace's)."""
     return now().astimezone(ZoneInfo(timezone)).date()

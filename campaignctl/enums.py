@@ -11,6 +11,12 @@ from __future__ import annotations
 import enum
 
 
+class CampaignType(enum.StrEnum):
+    QUESTIONNAIRE = "questionnaire"
+    MESSAGE = "message"
+    INFORMATION = "information"
+
+
 class RecordStatus(enum.StrEnum):
     ACTIVE = "active"
     REMOVED = "removed"  # gone from the source at the last import (kept unless --prune)
@@ -38,6 +44,27 @@ class WaveStatus(enum.StrEnum):
     FAILED = "failed"
     MISSED = "missed"
     CANCELLED = "cancelled"
+
+
+class WaveState(enum.StrEnum):
+    """A wave as people see it (its stored status, refined by its outbox rows)."""
+
+    SCHEDULED = "scheduled"
+    SENDING = "sending"  # rows due now or in flight
+    HELD = "held"  # SMS held by quiet hours, nothing due
+    WAITING = "waiting"  # rows waiting for a retry, nothing due
+    INCOMPLETE = "incomplete"  # nothing left to send, but uncertain rows to decide on
+    DONE = "done"
+    FAILED = "failed"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+
+
+# What the campaign list says of a campaign (`report --status`): its last wave's state,
+# or "never sent".
+ListStatus = enum.StrEnum(
+    "ListStatus", [*((s.name, s.value) for s in WaveState), ("NEVER_SENT", "never sent")]
+)
 
 
 class OutboxState(enum.StrEnum):

@@ -46,6 +46,7 @@ class App:
     debug: bool = False
     color: ColorMode = ColorMode.AUTO
     _workspace: Workspace | None = field(default=None, repr=False)
+    _warned_invalid: bool = field(default=False, repr=False)
 
     def _console(self, stream: TextIO) -> Console:
         from rich.console import Console
@@ -105,6 +106,23 @@ class App:
         """The loaded workspace; raises SpecError (exit 65) listing every error otherwise."""
         return self.workspace().require_valid()
 
+    def readable_workspace(self) -> Workspace:
+        """The workspace for a command that only reads the store (`report`): a definition with
+        errors (a teammate's broken branch) is a warning on stderr, not a refusal. Only a
+        broken campaignctl.yaml, which names the store, still raises SpecError (65)."""
+        from campaignctl.errors import SpecError
+
+        workspace = self.workspace()
+        if workspace.config is None:
+            raise SpecError(workspace.errors)
+        if workspace.errors and not self._warned_invalid:
+            self._warned_invalid = True
+            self.err.print(
+                f"warning: {len(workspace.errors)} error(s) in the workspace definitions "
+                "(`campaignctl validate` lists them); this command reads only the store"
+            )
+        return workspace
+
     def table(self, title: str | None, *columns: str, stream: str = "out") -> Any:
         """A rich Table styled for where it goes: box lines on a terminal, ASCII otherwise."""
         from rich import box
@@ -121,45 +139,25 @@ class App:
             table.add_column(column)
         return table
 
-    def store(self) -> Store:
-        """The workspace's store: CAMPAIGNCTL_STORE, else `store:` from campaignctl.yaml."""
+    def store(self, *, readonly: bool = False) -> Store:
+        """The workspace's store: CAMPAIGNCTL_STORE, else `store:` from campaignctl.yaml.
+
+        `readonly=True` is for commands that only read stored figures: the definitions may
+        have errors (see `readable_workspace`)."""
         from campaignctl.cli.options import EnvVars
         from campaignctl.store import Store
 
-        workspace = self.valid_workspace()
+        workspace = self.readable_workspace() if readonly else self.valid_workspace()
         assert workspace.config is not None
         url = os.environ.get(EnvVars.STORE) or workspace.config.store
         return Store(url, root=workspace.root)
 
     def require_applied(self, store: Store, name: str) -> None:
-        """A CAMPAIGN argument that names a campaign of the store, or the error that says why not.
+        """A CAMPAIGN argument that names a campaign of the store, or the error that says why
+        not (`plan.apply.require_applied`: 64 with "did you mean", 65 when not applied)."""
+        from campaignctl.plan.apply import require_applied
 
-        A name neither defined in the workspace nor applied is a usage error (64), as in
-        `send`, `plan`, `lock` and `preview`; a defined campaign that was never applied is the
-        state error (65) `send` and `lock` give.
-        """
-        import difflib
-
-        import sqlalchemy as sa
-
-        from campaignctl.errors import StateError, UsageError
-        from campaignctl.store.tables import CAMPAIGN
-
-        with store.read() as conn:
-            applied = set(conn.execute(sa.select(CAMPAIGN.c.name)).scalars())
-        if name in applied:
-            return
-        defined = set(self.valid_workspace().campaigns)
-        if name in defined:
-            raise StateError(
-                f"campaign {name!r} is not applied: the store does not know it yet",
-                hint="run `campaignctl apply` first",
-            )
-        close = difflib.get_close_matches(name, sorted(defined | applied), n=1)
-        raise UsageError(
-            f"campaign {name!r} does not exist",
-            hint=f"did you mean {close[0]!r}?" if close else "see `campaignctl report`",
-        )
+        require_applied(store, self.workspace(), name)
 
     def print_json(self, document: dict[str, Any]) -> None:
         import json

@@ -92,15 +92,18 @@ def _wave_json(wave) -> dict[str, object]:
 
 
 def _print_table(app, waves, first: date, last: date) -> None:
+    from campaignctl.clock import local_text
+
     if not waves:
         app.err.print(f"Nothing scheduled from {first} to {last}.")
         return
     table = app.table(
         f"Scheduled waves, {first} → {last}", "when (local)", "campaign", "wave", "channels", "note"
     )
+    table.columns[0].no_wrap = True  # a time reads on one line; the other columns may wrap
     for wave in waves:
         table.add_row(
-            wave.local.strftime("%a %Y-%m-%d %H:%M %z"),
+            f"{wave.local:%a} {local_text(wave.at, wave.timezone)}",
             wave.campaign,
             wave.label(),
             ", ".join(wave.channels),

@@ -65,4 +65,4 @@ def parse_lock_timeout(value: str | None):  # -> timedelta | None (datetime impo
     try:
         return parse_duration(value)
     except ValueError as exc:
-        raise UsageError(f"--lock-timeout: {exc}") from None
+        raise UsageError(f"--lock-timeout: {exc}", hint=getattr(exc, "hint", None)) from None

@@ -25,7 +25,12 @@ def plan(
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Save the plan for `apply`.")] = None,
     detailed_exitcode: Annotated[
-        bool, typer.Option("--detailed-exitcode", help="0 no changes, 1 error, 2 changes.")
+        bool,
+        typer.Option(
+            "--detailed-exitcode",
+            help="Exit 0 when nothing would change, 2 when something would; an error keeps "
+            "its own code (65 invalid definitions, 69 store unreachable…).",
+        ),
     ] = False,
     json_output: JsonOption = False,
     workspace: WorkspaceOption = None,
@@ -139,11 +144,14 @@ def lock(
     from campaignctl.plan.render import lock_text
 
     app = get_app(ctx).use(workspace)
-    view = lock_campaign(app.store(), app.valid_workspace(), campaign, refresh=refresh)
+    store = app.store()
+    app.require_applied(store, campaign)
+    ws = app.valid_workspace()
+    view = lock_campaign(store, ws, campaign, refresh=refresh)
     if json_output:
         app.print_json(view.as_json())
     else:
-        app.out.print(lock_text(view))
+        app.out.print(lock_text(view, ws.config.timezone))
 
 
 def unlock(

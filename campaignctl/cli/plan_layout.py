@@ -146,7 +146,7 @@ def _figures(app: App, c: CampaignPlan) -> list[Any]:
             measured = f" (measured on {s.measured})" if s.estimated else ""
             parts.append(
                 Text(
-                    f"SMS parts: {s.min_parts}–{s.max_parts} per message, "
+                    f"SMS parts: {s.min_parts}–{s.max_parts} per message ({s.encoding_text}), "
                     f"{approx}{_n(s.total_parts)} in total{cost}{measured}"
                 )
             )
@@ -158,9 +158,9 @@ def _schedule(app: App, c: CampaignPlan) -> Any:
 
     if not c.schedule:
         if c.channels:
-            return Text("schedule: none in the next 90 days (send by hand)", style="dim")
+            return Text("schedule: nothing scheduled (send by hand)", style="dim")
         return Text("")
     table = app.table(None, "when", "time zone", "wave")
     for wave in c.schedule:
-        table.add_row(wave.local, wave.timezone, wave.describe())
+        table.add_row(wave.text, wave.timezone, wave.describe())
     return table

@@ -21,10 +21,14 @@ def print_record(app: App, record: dict[str, Any]) -> None:
 
 
 def print_records(app: App, records: list[dict[str, Any]]) -> None:
+    """A table of records: key, email, phone, category (`--json` has every attribute)."""
+    if not records:
+        return
+    table = app.table(None, "key", "email", "phone", "category")
+    table.columns[1].overflow = "fold"  # a long address wraps, it is never cut short
     for r in records:
-        app.out.print(
-            f"{r['key']}\t{r['email'] or '-'}\t{r['phone'] or '-'}\t{r['category'] or '-'}"
-        )
+        table.add_row(r["key"], r["email"] or "-", r["phone"] or "-", r["category"] or "-")
+    app.out.print(table)
 
 
 def print_problem_table(app: App, problems: Counter[str]) -> None:

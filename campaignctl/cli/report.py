@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,6 +11,7 @@ import typer
 
 from campaignctl.cli.app import get_app
 from campaignctl.cli.options import WorkspaceOption
+from campaignctl.enums import CampaignType, ListStatus
 
 if TYPE_CHECKING:
     from campaignctl.cli.app import App
@@ -49,14 +51,11 @@ def report(
         ),
     ] = None,
     status: Annotated[
-        str | None,
-        typer.Option(
-            help="List: campaigns whose last wave is scheduled, sending, held, waiting, "
-            "incomplete, done, failed, missed, or never sent."
-        ),
+        ListStatus | None,
+        typer.Option(help="List: campaigns whose last wave has this status."),
     ] = None,
     type_: Annotated[
-        str | None, typer.Option("--type", help="List: questionnaire, message or information.")
+        CampaignType | None, typer.Option("--type", help="List: campaigns of this type.")
     ] = None,
     since: Annotated[
         str | None,
@@ -77,15 +76,17 @@ def report(
     from campaignctl.report.figures import ListFilter, campaign_list, campaign_report
 
     app = get_app(ctx).use(workspace)
-    ws = app.valid_workspace()
+    ws = app.readable_workspace()  # stored figures: a broken definition is only a warning
     tz = ws.config.timezone
-    store = app.store()
+    store = app.store(readonly=True)
     try:
         if campaign:
             app.require_applied(store, campaign)
             result = campaign_report(store, campaign, timezone=tz, now=clock.now())
         else:
-            filters = ListFilter(status=status, type=type_, since=_date(since))
+            filters = ListFilter(
+                status=status and status.value, type=type_ and type_.value, since=_date(since)
+            )
             result = campaign_list(store, timezone=tz, filters=filters, now=clock.now())
     finally:
         store.close()
@@ -116,26 +117,32 @@ def _write(app: App, out: Path | None, text: str, what: str) -> None:
 
 def _print_table(app: App, result: CampaignList | CampaignReport, out, name) -> None:
     from campaignctl.report.model import CampaignReport
-    from campaignctl.report.render import empty_state, for_terminal, report_tables, summary_line
+    from campaignctl.report.render import (
+        empty_state,
+        fit_table,
+        for_terminal,
+        report_tables,
+        summary_line,
+    )
 
     if isinstance(result, CampaignReport):
-        app.out.print(summary_line(result))
+        app.out.print(textwrap.fill(summary_line(result), app.out.width, break_long_words=False))
     empty = empty_state(result)
     if empty:
         app.err.print(empty)
         return
-    for t in map(for_terminal, report_tables(result)):
-        table = app.table(t.title, *t.headers)
-        # never cut a name or a figure short: each column is as wide as its widest value,
-        # and only the headers and the list of wave dates wrap
-        for i, column in enumerate(table.columns):
-            column.overflow = "fold"
-            column.min_width = max([len(str(r[i])) for r in t.rows if i < len(r)] + [1])
-            if t.headers[i] == "waves":
-                column.min_width = 11
-        for row in t.rows:
-            table.add_row(*("" if c is None else str(c) for c in row))
-        app.out.print(table)
+    for turned in map(for_terminal, report_tables(result)):
+        # as wide as the terminal at most (report/render.fit_table): names and figures are
+        # never cut, headers wrap between words, too many columns are stacked
+        for fitted in fit_table(turned, app.out.width):
+            t = fitted.table
+            table = app.table(t.title, *t.headers)
+            for column, width in zip(table.columns, fitted.widths, strict=True):
+                column.width = width
+                column.overflow = "fold"
+            for row in t.rows:
+                table.add_row(*("" if c is None else str(c) for c in row))
+            app.out.print(table)
 
 
 def _print_json(app: App, result, out, name) -> None:
@@ -171,7 +178,7 @@ def _print_csv(app: App, result, out, name) -> None:
 def _print_html(app: App, result, out, name) -> None:
     from campaignctl.report.render import html_page
 
-    page = html_page(result, app.valid_workspace().config.organization.name)
+    page = html_page(result, app.readable_workspace().config.organization.name)
     _write(app, out, page, "HTML report")
 
 
@@ -187,7 +194,7 @@ def _email(app: App, result, to: str) -> None:
     from campaignctl import clock
     from campaignctl.report.mail import parse_recipients, report_email, send_report_email
 
-    ws = app.valid_workspace()
+    ws = app.readable_workspace()
     sender = ws.config.senders["default"]
     message = report_email(
         result,

@@ -205,6 +205,7 @@ def status(
     from datetime import timedelta
 
     from campaignctl import clock
+    from campaignctl.clock import local_text
     from campaignctl.schedule.scheduler import SchedulerOptions, scheduler_status
 
     app = get_app(ctx).use(workspace)
@@ -223,30 +224,34 @@ def status(
             }
         )  # fmt: skip
         return
-    lease = state.lease
+    lease, tz = state.lease, ws.config.timezone
     if lease is None:
         app.out.print("scheduler: never ran")
     elif state.held:
         app.out.print(
             f"scheduler: running ({lease.holder}, {lease.operation}) since "
-            f"{lease.since:%Y-%m-%d %H:%M:%S}, last heartbeat {lease.heartbeat_at:%H:%M:%S} UTC"
+            f"{local_text(lease.since, tz)}, last heartbeat {local_text(lease.heartbeat_at, tz)}"
         )
     else:
         app.out.print(
             f"scheduler: idle; last pass by {lease.holder} ({lease.operation}) ended "
-            f"{lease.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
+            f"{local_text(lease.heartbeat_at, tz)}"
         )
-    table = app.table("Recent waves", "campaign", "wave", "key", "status", "due (UTC)", "note")
+    table = app.table("Recent waves", "campaign", "wave", "key", "status", "due", "note")
+    table.columns[4].no_wrap = True
     for r in state.recent:
         when, progress = r["scheduled_for"], r["progress"]
-        note = "; ".join([*progress.waits(options.timezone), *([r["note"]] if r["note"] else [])])
+        note = "; ".join([*progress.waits(tz), *([r["note"]] if r["note"] else [])])
         table.add_row(r["campaign"], str(r["number"]), r["occurrence_key"], str(progress.state),
-                      f"{when:%Y-%m-%d %H:%M}" if when else "", note)  # fmt: skip
+                      local_text(when, tz) if when else "", note)  # fmt: skip
     if state.recent:
         app.out.print(table)
     upcoming = app.table(f"Next waves (next {days} days)", "when (local)", "campaign", "wave")
+    upcoming.columns[0].no_wrap = True
     for wave in state.next_waves:
-        upcoming.add_row(wave.local.strftime("%a %Y-%m-%d %H:%M %z"), wave.campaign, wave.label())
+        upcoming.add_row(
+            f"{wave.local:%a} {local_text(wave.at, wave.timezone)}", wave.campaign, wave.label()
+        )
     if state.next_waves:
         app.out.print(upcoming)
     else:

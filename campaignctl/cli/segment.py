@@ -16,7 +16,9 @@ segment_app = typer.Typer(help="Look at segments, evaluated in the store.")
 def show(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Segment name.")],
-    count: Annotated[bool, typer.Option("--count", help="Count the records.")] = False,
+    count: Annotated[
+        bool, typer.Option("--count", help="Count the records (always done; kept for scripts).")
+    ] = False,
     sample: Annotated[int, typer.Option("--sample", min=0, help="Show N records.")] = 0,
     sql: Annotated[bool, typer.Option("--sql", help="Also print the SQL query.")] = False,
     json_output: JsonOption = False,
@@ -24,14 +26,13 @@ def show(
 ) -> None:
     """Evaluate a segment in the store (today in the workspace time zone) and time it.
 
-    Without --count or --sample, counts.
+    Always counts; --sample N also lists N records under a header line.
 
     Example: campaignctl segment show renewing-soon --count --sample 5
     """
     from campaignctl.audience.segment_cache import cached_count
 
     app = get_app(ctx).use(workspace)
-    count = count or not sample
     count_only = not sample and not sql
     view = cached_count(app.workspace_root(), name) if count_only else None
     if view is None:
@@ -40,7 +41,7 @@ def show(
 
         ws = app.valid_workspace()
         store = app.store()
-        view = show_segment(store, ws, name, workspace_today(ws), count=count, sample=sample)
+        view = show_segment(store, ws, name, workspace_today(ws), count=True, sample=sample)
         if count_only:
             remember_count(store, ws, view)
     if json_output:

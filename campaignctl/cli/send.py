@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from campaignctl.cli.app import App, get_app
-from campaignctl.cli.options import WorkspaceOption
+from campaignctl.cli.options import WorkspaceOption, parse_lock_timeout
 
 if TYPE_CHECKING:
     from campaignctl.delivery.engine import SendEvent, SendSummary
@@ -74,11 +74,12 @@ def send(
     from campaignctl.errors import ExitCode
 
     app = get_app(ctx).use(workspace)
-    wait = _duration(lock_timeout)
+    wait = parse_lock_timeout(lock_timeout)
     ws = app.valid_workspace()
     if test_to is not None:
         return _print_test(app, send_test(ws, campaign, test_to), json_output)
     store = app.store()
+    app.require_applied(store, campaign)
     _locked(app, store, ws, campaign, dry_run)
     stop = StopRequest()
     with _Progress(app, json_output, ws.config.timezone) as progress, _signals(stop):
@@ -118,18 +119,6 @@ def _locked(app: Any, store: Any, ws: Any, campaign: str, dry_run: bool) -> None
             f"{view.counts.get('recipients', 0)} recipients); see `campaignctl lock {campaign}`"
         )
     check_content(store, ws, campaign)
-
-
-def _duration(value: str | None) -> Any:
-    from campaignctl.errors import UsageError
-    from campaignctl.spec.types import parse_duration
-
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise UsageError(f"--lock-timeout: {exc}") from None
 
 
 def _print_test(app: App, results: list[dict[str, Any]], json_output: bool) -> None:

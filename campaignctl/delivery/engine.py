@@ -261,16 +261,7 @@ def send_test(
 
 
 def _campaign(workspace: Workspace, name: str) -> Any:
-    spec = workspace.campaigns.get(name)
-    if spec is None:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(workspace.campaigns), n=1)
-        raise UsageError(
-            f"campaign {name!r} does not exist",
-            hint=f"did you mean {close[0]!r}?" if close else "see campaigns/*.yaml",
-        )
-    return spec
+    return workspace.campaign(name)
 
 
 def outbox_dir(workspace: Workspace, campaign: str) -> Path:

@@ -30,7 +30,7 @@ from campaignctl.plan.plan import (
 )
 from campaignctl.plan.targeting import CAMPAIGN
 from campaignctl.spec.models import Campaign
-from campaignctl.spec.workspace import Workspace
+from campaignctl.spec.workspace import Workspace, unknown_campaign
 from campaignctl.store.store import Store
 from campaignctl.store.tables import AuditLog
 
@@ -47,6 +47,25 @@ class ApplyResult:
 
     def as_json(self) -> dict[str, Any]:
         return {"format_version": 1, **self.__dict__}
+
+
+def require_applied(store: Store, workspace: Workspace, name: str) -> None:
+    """A campaign name given on the command line names a campaign the store knows.
+
+    A name neither defined in the workspace nor applied is the usage error (64, with
+    "did you mean") that every command gives; a defined campaign that was never applied is
+    a state error (65) that says to apply it.
+    """
+    with store.read() as conn:
+        applied = set(conn.execute(sa.select(CAMPAIGN.c.name)).scalars())
+    if name in applied:
+        return
+    if name in workspace.campaigns:
+        raise StateError(
+            f"campaign {name!r} is not applied: the store does not know it yet",
+            hint="run `campaignctl apply` first",
+        )
+    raise unknown_campaign(name, set(workspace.campaigns) | applied)
 
 
 def check_plan(store: Store, workspace: Workspace, path: Path) -> list[str]:

@@ -56,9 +56,7 @@ class LockView:
 
 
 def _campaign(workspace: Workspace, name: str) -> Campaign:
-    campaign = workspace.campaigns.get(name)
-    if campaign is None:
-        raise UsageError(f"campaign {name!r} does not exist")
+    campaign = workspace.campaign(name)
     if not campaign.channels:
         raise UsageError(f"campaign {name!r} has no channels: there is nothing to lock")
     return campaign

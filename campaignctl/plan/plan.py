@@ -11,6 +11,7 @@ the hash of the definitions and the store serial it was computed from, so that
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,6 +40,7 @@ from campaignctl.store.store import Store
 
 FORMAT_VERSION = 1
 SCHEDULE_DAYS = 90
+NEXT_SEND_YEARS = 10  # how far plan looks for a next send when none falls in SCHEDULE_DAYS
 SMS_SAMPLE = 200  # SMS rendered at most per campaign to measure parts (the rest is estimated)
 
 
@@ -123,6 +125,19 @@ class SmsFigures:
     cost: float | None
     currency: str | None
     note: str | None = None
+    # measured messages per encoding (gsm-7, ucs-2): one character outside GSM-7, an emoji,
+    # makes a message UCS-2, 70 characters a part instead of 160
+    encodings: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def encoding_text(self) -> str:
+        """`GSM-7`, `UCS-2`, or `GSM-7 for 6, UCS-2 for 3` when the messages differ."""
+        names = {name: name.upper() for name in self.encodings}
+        if not names:  # a plan saved before encodings were counted
+            return "encoding not recorded"
+        if len(names) == 1:
+            return next(iter(names.values()))
+        return ", ".join(f"{names[n]} for {count}" for n, count in sorted(self.encodings.items()))
 
 
 @dataclass
@@ -142,6 +157,11 @@ class WaveTime:
         if self.status:
             return f"{self.label}: {self.note}"
         return f"{self.label} ({self.note})" if self.note else self.label
+
+    @property
+    def text(self) -> str:
+        """`2027-03-01 09:00 CET (+01:00)`: how plan shows it to a person."""
+        return clock.local_text(datetime.fromisoformat(self.local), self.timezone)
 
 
 @dataclass
@@ -279,14 +299,7 @@ def _matches(campaign: Campaign, selector: str) -> bool:
 
 def select_campaigns(workspace: Workspace, options: PlanOptions) -> list[Campaign]:
     for name in options.names:
-        if name not in workspace.campaigns:
-            import difflib
-
-            close = difflib.get_close_matches(name, list(workspace.campaigns), n=1)
-            raise UsageError(
-                f"campaign {name!r} does not exist",
-                hint=f"did you mean {close[0]!r}?" if close else "see `campaignctl validate`",
-            )
+        workspace.campaign(name)  # a name that is not a campaign: exit 64, "did you mean"
     chosen = [
         c
         for name, c in sorted(workspace.campaigns.items())
@@ -429,23 +442,38 @@ def _campaign_plan(
 def _schedule(
     conn: sa.Connection, workspace: Workspace, campaign: Campaign, now: datetime
 ) -> list[WaveTime]:
-    """The waves of the next 90 days, after those already due that the scheduler has not
-    handled, each with what its next pass does with it (the same decision)."""
+    """The waves already due that the scheduler has not handled, each with what its next
+    pass does with it (the same decision), then those of the next SCHEDULE_DAYS; with none
+    there, the next one (within NEXT_SEND_YEARS), so a campaign scheduled far ahead never
+    reads as unscheduled."""
     from campaignctl.schedule.scheduler import SchedulerOptions, pending_waves
     from campaignctl.schedule.timeline import timeline
 
     assert workspace.config is not None
+    tz = workspace.config.timezone
     options = SchedulerOptions.from_workspace(workspace)
     past = [
         (due.wave, *_pending(due, options.max_lateness))
         for due in pending_waves(conn, [campaign], options, now)
     ]
-    end = now + timedelta(days=SCHEDULE_DAYS)
-    coming = [
-        (w, None, w.note)
-        for w in timeline(campaign, workspace.config.timezone, now, end)
-        if w.at > now  # one due this very minute is among the past ones
+    # one due this very minute is among the past ones
+    waves = [
+        w for w in timeline(campaign, tz, now, now + timedelta(days=SCHEDULE_DAYS)) if w.at > now
     ]
+    beyond = not waves
+    year, start = timedelta(days=366), now
+    # a year at a time: `occurrences` starts a cron without send_at a year before the end
+    for _ in range(NEXT_SEND_YEARS if beyond else 0):
+        waves = [w for w in timeline(campaign, tz, start, start + year) if w.at > now][:1]
+        if waves:
+            break
+        start += year
+    coming = []
+    for w in waves:
+        notes = [w.note] if w.note else []
+        if beyond:
+            notes.append(f"the next send, beyond the next {SCHEDULE_DAYS} days")
+        coming.append((w, None, "; ".join(notes) or None))
     return [
         WaveTime(w.key, w.label(), w.local.isoformat(timespec="minutes"), w.timezone, note, status)
         for w, status, note in [*past, *coming]
@@ -498,19 +526,29 @@ def _sms_figures(
                 now=lambda: now.astimezone(ZoneInfo(workspace.config.timezone)),  # type: ignore[union-attr]
             ),
         )
-        parts = [
+        infos = [
             renderer.render_sms(
                 Recipient([RecordData(r.key, r.attributes or {}, r.category)], phone=r.phone)
-            ).info.parts
+            ).info
             for r in conn.execute(query)
         ]
     except CampaignctlError as exc:
         return SmsFigures(recipients, 0, None, None, None, True, None, currency, exc.message)
-    if not parts:
+    if not infos:
         return SmsFigures(recipients, 0, None, None, None, False, None, currency)
+    parts = [info.parts for info in infos]
+    encodings = dict(Counter(str(info.encoding) for info in infos))
     exact = len(parts) == recipients
     total = sum(parts) if exact else round(sum(parts) / len(parts) * recipients)
     cost = round(total * price, 4) if price is not None else None
     return SmsFigures(
-        recipients, len(parts), min(parts), max(parts), total, not exact, cost, currency
+        recipients,
+        len(parts),
+        min(parts),
+        max(parts),
+        total,
+        not exact,
+        cost,
+        currency,
+        encodings=encodings,
     )

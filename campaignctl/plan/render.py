@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
+from campaignctl.clock import local_text
 from campaignctl.plan.lock import LockView, not_contacted_counts
 from campaignctl.plan.plan import CampaignPlan, Plan
 from campaignctl.plan.targeting import NotContacted
@@ -66,15 +68,16 @@ def campaign_lines(c: CampaignPlan) -> list[str]:
                 approx = "~" if s.estimated else ""
                 cost = f", cost {approx}{s.cost:.2f} {s.currency}" if s.cost is not None else ""
                 lines.append(
-                    f"    SMS parts: {s.min_parts}–{s.max_parts} per message, "
+                    f"    SMS parts: {s.min_parts}–{s.max_parts} per message "
+                    f"({s.encoding_text}), "
                     f"{approx}{_n(s.total_parts)} in total{cost}"
                     + (f" (measured on {s.measured})" if s.estimated else "")
                 )
     if c.schedule:
         for wave in c.schedule:
-            lines.append(f"    {wave.local} {wave.timezone}  {wave.describe()}")
+            lines.append(f"    {wave.text}  {wave.describe()}")
     elif c.channels:
-        lines.append("    schedule: none in the next 90 days (send by hand)")
+        lines.append("    schedule: nothing scheduled (send by hand)")
     if c.not_contacted_records is not None:
         for r in c.not_contacted_records:
             detail = f" ({r['detail']})" if r["detail"] else ""
@@ -106,11 +109,13 @@ def plan_text(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def lock_text(view: LockView) -> str:
+def lock_text(view: LockView, timezone: str) -> str:
+    """The lock as `lock` prints it; its time local to the workspace, with the zone."""
     counts = view.counts
     commit = view.git_commit[:12] if view.git_commit else "no git commit"
     verb = "locked" if view.created else "locked since"
-    lines = [f"{view.campaign}: {verb} {view.created_at[:16]} at {commit} (lock {view.lock_id})"]
+    when = local_text(datetime.fromisoformat(view.created_at), timezone)
+    lines = [f"{view.campaign}: {verb} {when} at {commit} (lock {view.lock_id})"]
     lines.append(f"  recipients: {_n(counts.get('recipients', 0))}")
     for cell in counts.get("matrix", []):
         lines.append(f"    {cell['segment']:<24} {cell['channel']:<6} {_n(cell['records']):>8}")

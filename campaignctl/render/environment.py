@@ -8,7 +8,6 @@ so layouts and includes work, and compiled templates cached by Jinja.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from campaignctl.errors import Diagnostic, Severity, SpecError
 from campaignctl.spec.template_loader import WorkspaceLoader
+from campaignctl.spec.templates import TEMPLATE_FILTERS
 
 TEMPLATES_DIR = "templates"
 
@@ -50,16 +50,6 @@ def _finalize(eval_ctx: jinja2.nodes.EvalContext, value: Any) -> Any:
         return capture.output(value)  # the HTML part's shape (render/inlining.py)
     # An empty CSV cell is None: print nothing rather than "None".
     return "" if value is None else value
-
-
-def _date_filter(value: Any, fmt: str = "%d/%m/%Y") -> str:
-    if value is None or value == "":
-        return ""
-    if isinstance(value, str):
-        value = date.fromisoformat(value)
-    if isinstance(value, (date, datetime)):
-        return value.strftime(fmt)
-    return str(value)
 
 
 def _autoescape(name: str | None) -> bool:
@@ -133,7 +123,7 @@ def make_environment(root: Path) -> SandboxedEnvironment:
         auto_reload=False,
         cache_size=-1,
     )
-    env.filters["date"] = _date_filter
+    env.filters.update(TEMPLATE_FILTERS)  # the ones `validate` checks templates against
     return env
 
 

@@ -208,17 +208,7 @@ class CampaignRenderer:
             raise SpecError(workspace.errors)
         self.config: WorkspaceConfig = config
         if isinstance(campaign, str):
-            if campaign not in workspace.campaigns:
-                import difflib
-
-                close = difflib.get_close_matches(campaign, list(workspace.campaigns), n=1)
-                raise UsageError(
-                    f"campaign {campaign!r} does not exist",
-                    hint=f"did you mean {close[0]!r}?"
-                    if close
-                    else f"campaigns: {', '.join(sorted(workspace.campaigns)) or 'none'}",
-                )
-            campaign = workspace.campaigns[campaign]
+            campaign = workspace.campaign(campaign)
         self.campaign = campaign
         if campaign.message is None:
             raise UsageError(

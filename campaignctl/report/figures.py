@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from campaignctl import clock
-from campaignctl.enums import OutboxState, ResponseStatus
+from campaignctl.enums import ListStatus, OutboxState, ResponseStatus
 from campaignctl.errors import UsageError
 from campaignctl.plan.lock import not_contacted_counts
 from campaignctl.plan.plan import NotContactedCount
@@ -56,7 +56,7 @@ from campaignctl.report.model import (
 )
 from campaignctl.store.wave_state import wave_progress
 
-NEVER_SENT = "never sent"
+NEVER_SENT = ListStatus.NEVER_SENT.value
 
 _SENT = (OutboxState.SENT.value, OutboxState.BOUNCED.value)
 _SET_ASIDE = (OutboxState.SUPPRESSED.value, OutboxState.SKIPPED.value)

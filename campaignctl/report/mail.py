@@ -14,6 +14,7 @@ from datetime import datetime
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from campaignctl.errors import OperationFailed, UsageError
 from campaignctl.render import mime
@@ -52,7 +53,8 @@ def report_email(
 ) -> ReportEmail:
     """The report as a multipart/alternative email (text first, then the HTML page)."""
     what = "campaigns" if isinstance(report, CampaignList) else f"campaign {report.name}"
-    subject = f"{organization}: report on {what}, {now.strftime('%Y-%m-%d')}"
+    day = now.astimezone(ZoneInfo(report.timezone)).date()  # the reader's day, not UTC's
+    subject = f"{organization}: report on {what}, {day.isoformat()}"
     envelope = parseaddr(from_)[1]
     domain = envelope.rpartition("@")[2] or "campaignctl.invalid"
     digest = hashlib.sha256(f"{what}|{now.isoformat()}|{','.join(to)}".encode()).hexdigest()

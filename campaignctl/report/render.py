@@ -9,11 +9,12 @@ from __future__ import annotations
 import csv
 import html
 import io
+import textwrap
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
+from campaignctl.clock import local_text
 from campaignctl.report.model import CampaignList, CampaignReport, Figures, Rate
 
 WAVE_KIND_LABEL = {"initial": "", "relaunch": " (relance)", "recurrence": " (récurrence)"}
@@ -25,13 +26,14 @@ class ReportTable:
     title: str
     headers: list[str]
     rows: list[list[str | int | float | None]]
+    wraps: frozenset[int] = frozenset()  # columns of lists: on a terminal, one item a line
 
 
 # ----------------------------------------------------------------------------- tables
 
 
 def _local(value: datetime | None, tz: str) -> str:
-    return value.astimezone(ZoneInfo(tz)).strftime("%d/%m %H:%M") if value else ""
+    return local_text(value, tz, short=True) if value else ""
 
 
 def _status(status: str, held: int, until: datetime | None, tz: str) -> str:
@@ -114,7 +116,7 @@ def report_tables(report: CampaignReport | CampaignList) -> list[ReportTable]:
             "to process",
             "waves",
         ]
-        return [ReportTable("campaigns", "Campaigns", headers, rows)]
+        return [ReportTable("campaigns", "Campaigns", headers, rows, frozenset({len(headers) - 1}))]
     tz = report.timezone
     waves = [
         [
@@ -202,6 +204,83 @@ def for_terminal(table: ReportTable) -> ReportTable:
     return ReportTable(table.name, table.title, [label, *labels], rows)
 
 
+# A boxed table spends 3 characters per column (a rule and a space each side) and 1 more.
+COLUMN_OVERHEAD = 3
+
+
+@dataclass(frozen=True)
+class FittedTable:
+    """A table cut to a terminal's width: its columns and the width of each."""
+
+    table: ReportTable
+    widths: list[int]
+
+
+def _header_lines(header: str, width: int) -> int:
+    return len(textwrap.wrap(header, width, break_long_words=False)) or 1
+
+
+def _widen(
+    table: ReportTable, columns: list[int], least: list[int], most: list[int], spare: int
+) -> dict[int, int]:
+    """Share the spare width among the headers that wrap onto the most lines, each step the
+    narrowest widening that saves one of their lines."""
+    widths = {i: least[i] for i in columns}
+    candidates = [i for i in columns if _header_lines(table.headers[i], widths[i]) > 1]
+    while candidates:
+        i = max(candidates, key=lambda i: _header_lines(table.headers[i], widths[i]))
+        lines = _header_lines(table.headers[i], widths[i])
+        wider = next(
+            w
+            for w in range(widths[i] + 1, most[i] + 1)
+            if _header_lines(table.headers[i], w) < lines
+        )
+        if wider - widths[i] > spare:
+            candidates.remove(i)
+            continue
+        spare -= wider - widths[i]
+        widths[i] = wider
+        if _header_lines(table.headers[i], wider) == 1:
+            candidates.remove(i)
+    return widths
+
+
+def fit_table(table: ReportTable, width: int) -> list[FittedTable]:
+    """The table as one or more tables no wider than `width`, each column as wide as it may be.
+
+    Columns keep their full width when they can; headers wrap between words, never inside
+    one; when even the narrowest columns do not fit, the columns are stacked in several
+    tables that each repeat the first column (the campaign, or the figure's name).
+    """
+    # a list (of waves) shows one item a line; a name or a figure is never cut
+    cells = [["" if c is None else str(c) for c in row] for row in table.rows]
+    for row in cells:
+        for i in table.wraps:
+            row[i] = row[i].replace(", ", ",\n")
+    least, most = [], []
+    for i, header in enumerate(table.headers):
+        widest = max([len(line) for row in cells for line in row[i].split("\n")] + [1])
+        least.append(max([len(w) for w in header.split()] + [widest]))
+        most.append(max(len(header), widest))
+    room = width - 1
+    groups: list[list[int]] = []
+    for i in range(1, len(table.headers)):
+        if groups and sum(least[j] + COLUMN_OVERHEAD for j in [0, *groups[-1], i]) <= room:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    fitted = []
+    for n, group in enumerate(groups or [[]]):
+        columns = [0, *group]
+        spare = room - sum(least[i] + COLUMN_OVERHEAD for i in columns)
+        widths = _widen(table, columns, least, most, spare)
+        title = table.title if n == 0 else f"{table.title} (continued)"
+        headers = [table.headers[i] for i in columns]
+        part = ReportTable(table.name, title, headers, [[row[i] for i in columns] for row in cells])
+        fitted.append(FittedTable(part, [widths[i] for i in columns]))
+    return fitted
+
+
 def empty_state(report: CampaignReport | CampaignList) -> str | None:
     """The sentence to show instead of empty tables."""
     if isinstance(report, CampaignList):
@@ -230,7 +309,7 @@ def text_page(report: CampaignReport | CampaignList, organization: str) -> str:
     title = "Campaigns" if isinstance(report, CampaignList) else f"Campaign {report.name}"
     lines = [f"{title} — {organization}"]
     if report.generated_at:
-        lines.append(report.generated_at.strftime("%Y-%m-%d %H:%M %Z"))
+        lines.append(local_text(report.generated_at, report.timezone))
     if isinstance(report, CampaignReport):
         lines.append(summary_line(report))
     empty = empty_state(report)
@@ -370,7 +449,7 @@ def _html_table(table: ReportTable) -> str:
 def html_page(report: CampaignReport | CampaignList, organization: str) -> str:
     """One self-contained page: inline styles and SVG charts, readable without JavaScript."""
     title = "Campaigns" if isinstance(report, CampaignList) else f"Campaign {report.name}"
-    stamp = report.generated_at.strftime("%Y-%m-%d %H:%M %Z") if report.generated_at else ""
+    stamp = local_text(report.generated_at, report.timezone) if report.generated_at else ""
     sections = [
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="meta">{html.escape(organization)}{" — " + stamp if stamp else ""}</p>',

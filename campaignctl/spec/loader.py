@@ -4,7 +4,8 @@ PyYAML's composer gives a node tree with start marks; we build plain Python
 values from it and, beside them, a `SourceMap` from each value's path (the
 tuple of keys and list indices that pydantic uses as an error `loc`) to its
 line and column. Duplicate keys in one mapping are reported, not silently
-overwritten.
+overwritten; a key overriding one brought in by a merge key (`<<: *base`) is not a
+duplicate, and wins, as YAML says.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ except ImportError:  # pragma: no cover - depends on the PyYAML build
 
 PathKey = tuple[str | int, ...]
 MAX_NODES = 200_000
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class _Recursive(Exception):
@@ -111,32 +113,76 @@ class _Builder:
         return self.constructor.construct_object(node, deep=True)
 
     def _build_collection(self, node: yaml.Node, path: PathKey, smap: SourceMap) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            self.constructor.flatten_mapping(node)
-            result: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key = self.constructor.construct_object(key_node, deep=True)
-                if not isinstance(key, (str, int, float, bool)) or key is None:
-                    self._error(key_node, "invalid-key", "a mapping key must be a plain value")
-                    continue
-                # YAML 1.1 reads `on:`/`yes:` as booleans; keys are names, keep their text.
-                if isinstance(key, bool) and isinstance(key_node, yaml.ScalarNode):
-                    key = key_node.value
-                key_path = (*path, key)
-                if key in result:
-                    first = smap.keys[key_path]
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(child, (*path, i), smap) for i, child in enumerate(node.value)]
+        # YAML merge keys: the pairs `<<:` brings in come first, so that a key of the
+        # mapping's own overrides them; only a key written twice in the mapping is an error.
+        pairs = [(k, v, False) for k, v in self._merged_pairs(node, {id(node)})]
+        pairs += [(k, v, True) for k, v in node.value if k.tag != MERGE_TAG]
+        chosen: dict[Any, tuple[yaml.Node, yaml.Node]] = {}
+        own: dict[Any, yaml.Node] = {}
+        for key_node, value_node, is_own in pairs:
+            key = self.constructor.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                self._error(
+                    key_node,
+                    "invalid-key",
+                    "a mapping key must be a plain value",
+                    hint="write the key as plain text, e.g. `name:`",
+                )
+                continue
+            # YAML 1.1 reads `on:`/`yes:` as booleans; keys are names, keep their text.
+            if isinstance(key, bool) and isinstance(key_node, yaml.ScalarNode):
+                key = key_node.value
+            if is_own:
+                if key in own:
                     self._error(
                         key_node,
                         "duplicate-key",
                         f"key {key!r} appears twice in the same mapping "
-                        f"(first at line {first.line})",
+                        f"(first at line {_mark(own[key]).line})",
                         hint="remove one of them; YAML would silently keep only the last",
                     )
                     continue
-                smap.keys[key_path] = _mark(key_node)
-                result[key] = self.build(value_node, key_path, smap)
-            return result
-        return [self.build(child, (*path, i), smap) for i, child in enumerate(node.value)]
+                own[key] = key_node
+            chosen[key] = (key_node, value_node)
+        result: dict[Any, Any] = {}
+        for key, (key_node, value_node) in chosen.items():
+            key_path = (*path, key)
+            smap.keys[key_path] = _mark(key_node)
+            result[key] = self.build(value_node, key_path, smap)
+        return result
+
+    def _merged_pairs(self, node: yaml.MappingNode, open_: set[int]) -> list[tuple[Any, Any]]:
+        """The (key, value) nodes that `<<:` merges into `node`, lowest precedence first.
+
+        In `<<: [*a, *b]` the keys of `a` win over those of `b`; a merged mapping's own
+        keys win over what it merges itself. The nodes are read, never modified (PyYAML's
+        `flatten_mapping` rewrites them, so an anchor used twice would look different).
+        """
+        out: list[tuple[Any, Any]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != MERGE_TAG:
+                continue
+            sources = (
+                value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            )
+            for source in reversed(sources):
+                if not isinstance(source, yaml.MappingNode):
+                    raise yaml.constructor.ConstructorError(
+                        "while merging a mapping",
+                        node.start_mark,
+                        "`<<:` takes a mapping or a list of mappings (an alias such as *base)",
+                        source.start_mark,
+                    )
+                if id(source) in open_:
+                    raise _Recursive(source)
+                self.budget -= len(source.value)
+                if self.budget < 0:
+                    raise _TooLarge(source)
+                out += self._merged_pairs(source, open_ | {id(source)})
+                out += [(k, v) for k, v in source.value if k.tag != MERGE_TAG]
+        return out
 
     def _error(self, node: yaml.Node, code: str, message: str, hint: str | None = None) -> None:
         mark = _mark(node)
@@ -174,7 +220,15 @@ def load_yaml_text(text: str, file: str) -> tuple[list[YamlDocument], list[Diagn
         return [], [yaml_error_diagnostic(file, exc)]
     except ValueError as exc:  # e.g. a control character the reader refuses
         return [], [
-            Diagnostic(file, 1, 1, Severity.ERROR, "yaml-syntax", f"invalid YAML: {exc}", None)
+            Diagnostic(
+                file,
+                1,
+                1,
+                Severity.ERROR,
+                "yaml-syntax",
+                f"invalid YAML: {exc}",
+                "remove the control character, or save the file again as plain UTF-8 text",
+            )
         ]
     for index, node in enumerate(nodes):
         if node is None:
@@ -250,6 +304,14 @@ def load_yaml_file(path: Path, display: str) -> tuple[list[YamlDocument], list[D
         ]
     except OSError as exc:
         return [], [
-            Diagnostic(display, 0, 0, Severity.ERROR, "unreadable", f"cannot read: {exc.strerror}")
+            Diagnostic(
+                display,
+                0,
+                0,
+                Severity.ERROR,
+                "unreadable",
+                f"cannot read: {exc.strerror}",
+                "check that the file exists and that you may read it",
+            )
         ]
     return load_yaml_text(text, display)

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from campaignctl.enums import Channel
+from campaignctl.enums import CampaignType, Channel
 from campaignctl.spec.types import (
     Duration,
     EmailAddress,
@@ -54,12 +54,6 @@ class SpecModel(BaseModel):
 
 
 # =========================================================================== enums
-
-
-class CampaignType(enum.StrEnum):
-    QUESTIONNAIRE = "questionnaire"
-    MESSAGE = "message"
-    INFORMATION = "information"
 
 
 class EmailTransportKind(enum.StrEnum):

@@ -4,14 +4,18 @@
 extend or include) is parsed once, and every `name.attribute` chain is checked against
 the documented context (docs/templates.md), the campaign's `message.blocks` and the
 columns of its audience — `record.comune` when the audience has `commune` is an error
-with a "did you mean". Only jinja2 is imported (no rendering happens here).
+with a "did you mean". Every filter and test a template names, in any branch, must be one
+the rendering environment has (`TEMPLATE_FILTERS` are the ones campaignctl adds to
+Jinja's). Only jinja2 is imported (no rendering happens here).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,23 @@ LINK_NAMES = (
 )
 
 TEMPLATES_DIR = "templates"
+
+
+def date_filter(value: Any, fmt: str = "%d/%m/%Y") -> str:
+    """`{{ record.contract_end | date }}` → 10/03/2027; `| date("%Y")` → 2027."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = date.fromisoformat(value)
+    if isinstance(value, (date, datetime)):
+        return value.strftime(fmt)
+    return str(value)
+
+
+# The filters campaignctl adds to Jinja's own: the rendering environment
+# (render/environment.py) installs them, and `validate` accepts exactly what it has.
+TEMPLATE_FILTERS: dict[str, Callable[..., Any]] = {"date": date_filter}
+
 # Names Jinja itself provides in every template.
 JINJA_GLOBALS = frozenset(
     {
@@ -149,6 +170,7 @@ class TemplateChecker:
         self.root = root
         self.jinja2 = jinja2
         self.env = jinja2.Environment(loader=WorkspaceLoader(root))
+        self.env.filters.update(TEMPLATE_FILTERS)
         self._parsed: dict[str, tuple[Any, list[str]] | Diagnostic | None] = {}
 
     def parse(self, name: str) -> tuple[Any, list[str]] | Diagnostic | None:
@@ -170,6 +192,14 @@ class TemplateChecker:
                 self._parsed[name] = syntax_diagnostic(f"{TEMPLATES_DIR}/{name}", exc)
         return self._parsed[name]
 
+    def unknown_filters(self, name: str) -> list[Diagnostic]:
+        """Filters and tests of template `name` that the environment does not have."""
+        parsed = self.parse(name)
+        if parsed is None or isinstance(parsed, Diagnostic):
+            return []
+        ast, lines = parsed
+        return unknown_filters(ast, self.env, f"{TEMPLATES_DIR}/{name}", lines)
+
     def check(self, name: str, schema: dict[str, Any], origin: str, uses: Uses) -> list[Diagnostic]:
         """Diagnostics for template `name` and everything it extends or includes."""
         out: list[Diagnostic] = []
@@ -184,9 +214,12 @@ class TemplateChecker:
             parsed = self.parse(current)
             if parsed is None:
                 if where is not None:
+                    file, line, column = where
                     out.append(
                         Diagnostic(
-                            *where,
+                            file,
+                            line,
+                            column,
                             Severity.ERROR,
                             "missing-file",
                             f"template {current!r} (extended or included) not found under "
@@ -245,12 +278,12 @@ class TemplateChecker:
                     Severity.ERROR,
                     "template-syntax",
                     f"syntax error in the subject: {exc.message}",
-                    None,
+                    "see https://jinja.palletsprojects.com/en/stable/templates/",
                 )
             ]
         walker = _Walker(file, [], schema, origin, uses, fixed=(line, column))
         walker.run(ast)
-        return walker.diagnostics
+        return walker.diagnostics + unknown_filters(ast, self.env, file, [], fixed=(line, column))
 
 
 def _at(diagnostic: Diagnostic, where: tuple[str, int, int] | None) -> Diagnostic:
@@ -272,6 +305,62 @@ def syntax_diagnostic(file: str, exc: Any) -> Diagnostic:
         f"syntax error: {exc.message}",
         "see https://jinja.palletsprojects.com/en/stable/templates/",
     )
+
+
+def unknown_filters(
+    ast: Any,
+    env: Any,
+    file: str,
+    lines: list[str],
+    fixed: tuple[int, int] | None = None,
+) -> list[Diagnostic]:
+    """A `template-filter` error for each filter or test name `env` does not have.
+
+    Jinja only fails on them when the branch that uses them renders (an `{% if %}` taken
+    by a few recipients, a relaunch): this finds them in every branch, before any send.
+    """
+    from jinja2 import nodes
+
+    out: list[Diagnostic] = []
+    for kind, node_type, known in (
+        ("filter", nodes.Filter, env.filters),
+        ("test", nodes.Test, env.tests),
+    ):
+        for node in ast.find_all(node_type):
+            if node.name in known:
+                continue
+            close = difflib.get_close_matches(node.name, list(known), n=1)
+            ours = f" and {', '.join(TEMPLATE_FILTERS)}" if kind == "filter" else ""
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"the {kind}s are Jinja's own "
+                f"(https://jinja.palletsprojects.com/en/stable/templates/){ours}"
+            )
+            line, column = fixed or (node.lineno, _name_column(lines, node.lineno, node.name))
+            out.append(
+                Diagnostic(
+                    file,
+                    line,
+                    column,
+                    Severity.ERROR,
+                    "template-filter",
+                    f"unknown {kind} {node.name!r}",
+                    hint,
+                )
+            )
+    return out
+
+
+def _name_column(lines: list[str], line: int, name: str) -> int:
+    """The 1-based column of filter or test `name` (after `|` or `is`) in a template line."""
+    import re
+
+    if 0 < line <= len(lines):
+        found = re.search(rf"(?:\|\s*|\bis\s+(?:not\s+)?)({re.escape(name)})\b", lines[line - 1])
+        if found:
+            return found.start(1) + 1
+    return 1
 
 
 _KEEP_TYPE_FILTERS = frozenset({"sort", "reverse", "list", "unique", "selectattr", "rejectattr"})
@@ -303,7 +392,7 @@ class _Walker:
 
     # ------------------------------------------------------------------ entry
     def run(self, ast: Any) -> None:
-        from jinja2 import meta
+        from jinja2 import TemplateAssertionError, meta
 
         nodes = self.nodes
         for test in ast.find_all(nodes.Test):
@@ -317,7 +406,13 @@ class _Walker:
             for name in node.find_all(nodes.Name):
                 if name.ctx in ("store", "param"):
                     self.locals.add(name.name)
-        for name in sorted(meta.find_undeclared_variables(ast)):
+        try:
+            undeclared = meta.find_undeclared_variables(ast)
+        except TemplateAssertionError:
+            # an unknown filter outside any branch fails Jinja's code generation:
+            # `unknown_filters` reports it; the variables are checked once it is fixed
+            undeclared = set()
+        for name in sorted(undeclared):
             if name in self.schema or name in JINJA_GLOBALS:
                 continue
             if name in self.guarded:
@@ -589,7 +684,8 @@ def analyze_campaign(
 
 
 def check_workspace_templates(workspace: Any) -> list[Diagnostic]:
-    """Syntax of every template file, and each campaign's variables (what `validate` adds)."""
+    """Syntax and filters of every template file, and each campaign's variables (what
+    `validate` adds)."""
     checker = TemplateChecker(workspace.root)
     out: list[Diagnostic] = []
     for name in workspace.templates:
@@ -600,6 +696,7 @@ def check_workspace_templates(workspace: Any) -> list[Diagnostic]:
             named = checker.parse(target)
             if isinstance(named, Diagnostic) and named.code == "unsafe-path":
                 out.append(_at(named, where))
+        out.extend(checker.unknown_filters(name))
     for campaign in workspace.campaigns.values():
         out.extend(analyze_campaign(workspace, campaign, checker).diagnostics)
     return out
@@ -616,8 +713,8 @@ def cached_workspace_templates(workspace: Any) -> list[Diagnostic]:
     import json
 
     cache = workspace.state_dir / TEMPLATE_CHECK_CACHE
-    code = (Path(__file__), Path(__file__).with_name("template_loader.py"))
-    fingerprint = definitions_fingerprint(workspace.root, *code)
+    sources = (Path(__file__), Path(__file__).with_name("template_loader.py"))
+    fingerprint = definitions_fingerprint(workspace.root, *sources)
     try:
         saved = json.loads(cache.read_text(encoding="utf-8"))
         if saved.get("fingerprint") == fingerprint:

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
+from campaignctl.errors import InvalidValue
+
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 _SLUG = re.compile(SLUG_PATTERN)
 
@@ -51,9 +53,10 @@ def parse_duration(value: Any) -> timedelta:
         raise ValueError(f"expected a duration such as 7d or 5m, got {value!r}")
     text = str(value).strip()
     if isinstance(value, int) or not _DURATION.match(text):
-        raise ValueError(
-            f"invalid duration {text!r}: write a whole number followed by a unit "
-            "s, m, h, d or w (e.g. 30s, 5m, 6h, 7d, 2w, or 1d12h)"
+        raise InvalidValue(
+            f"invalid duration {text!r}",
+            hint="write a whole number followed by a unit s, m, h, d or w "
+            "(e.g. 30s, 5m, 6h, 7d, 2w, or 1d12h)",
         )
     sign = -1 if text.startswith("-") else 1
     seconds = sum(int(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from campaignctl.errors import Diagnostic, Severity, SpecError
+from campaignctl.errors import Diagnostic, InvalidValue, Severity, SpecError, UsageError
 from campaignctl.spec.files import (
     AUDIENCES_DIR,
     CONFIG_FILE,
@@ -111,6 +111,14 @@ class Workspace:
     def campaigns(self) -> dict[str, Campaign]:
         return self._models("Campaign", Campaign)
 
+    def campaign(self, name: str) -> Campaign:
+        """The campaign called `name`, or the error every command gives for a name that is
+        not one (exit 64, with "did you mean")."""
+        found = self.campaigns.get(name)
+        if found is None:
+            raise unknown_campaign(name, self.campaigns)
+        return found
+
     @property
     def errors(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.severity == Severity.ERROR]
@@ -186,6 +194,17 @@ def _display(root: Path, path: Path) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path)
+
+
+def unknown_campaign(name: str, known: Iterable[str]) -> UsageError:
+    """The one error for a CAMPAIGN argument that names no campaign (defined or applied)."""
+    names = sorted(set(known))
+    close = difflib.get_close_matches(name, names, n=1)
+    listed = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
+    return UsageError(
+        f"campaign {name!r} does not exist",
+        hint=f"did you mean {close[0]!r}?" if close else f"campaigns: {listed or 'none'}",
+    )
 
 
 # =========================================================================== loading
@@ -495,7 +514,7 @@ def diagnostics_from_validation(
                 suffix = f" (got {_short(got)})"
             code = "invalid-value"
             message = f"{_dotted(path)}: {text}{suffix}" if path else f"{text}{suffix}"
-            hint = _hint_for(err)
+            hint = _hint_for(err) or _schema_hint(model_cls)
         signature = (mark.line, mark.column, code)
         if signature in seen:  # unions report one error per member: keep the first
             continue
@@ -504,8 +523,16 @@ def diagnostics_from_validation(
     return out
 
 
+def _schema_hint(model_cls: type[BaseModel]) -> str:
+    """The hint of a value error that has no better one: where the allowed values are."""
+    name = next((k.lower() for k, cls in KINDS.items() if cls is model_cls), "config")
+    return f"`campaignctl schema {name}` describes every key and the values it takes"
+
+
 def _hint_for(err: Any) -> str | None:
     kind = err["type"]
+    if isinstance(err.get("ctx", {}).get("error"), InvalidValue):
+        return err["ctx"]["error"].hint
     if kind == "enum":
         expected = err.get("ctx", {}).get("expected")
         return f"use one of {expected}" if expected else None
@@ -759,6 +786,7 @@ class _Checker:
                     doc.mark(*value_path),
                     "invalid-value",
                     f"`matches` applies to text attributes; {attribute!r} is a {ctype}",
+                    "compare it with eq, ne, in, gt, lt or between",
                 )
             values = value if isinstance(value, list) else [value]
             for i, item in enumerate(values):
@@ -857,6 +885,7 @@ class _Checker:
                         doc.mark("exports", i, "channels", j),
                         "unknown-reference",
                         f"export channel {channel!r} is not one of the campaign's channels",
+                        f"use one of {', '.join(campaign.channels)}",
                     )
         for i, document in enumerate(campaign.documents):
             self._check_document_file(doc, ("documents", i, "path"), document.path, "document")

@@ -3,8 +3,8 @@
 Like sqlite-utils' `Database(conn)`, a Store is built from a URL or an engine and
 passed to whoever needs it; there is no module-level engine. SQLite gets WAL,
 foreign keys, a busy timeout and a REGEXP function on every connection;
-PostgreSQL is used through psycopg 3. The schema is upgraded by the Alembic
-migrations shipped in `store/migrations/` the first time a Store is used.
+PostgreSQL is used through psycopg 3 (the `postgresql` extra). The schema is upgraded by
+the Alembic migrations shipped in `store/migrations/` the first time a Store is used.
 """
 
 from __future__ import annotations
@@ -83,7 +83,14 @@ def create_engine(url: str) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return sa.create_engine(parsed, pool_pre_ping=True)
+    try:
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    except ImportError as exc:  # the driver is an extra: SQLite users do not install it
+        raise ServiceUnavailable(
+            f"the store {display_url(parsed)} needs the PostgreSQL driver, which is not "
+            f"installed ({exc})",
+            hint="install it with `pip install 'campaignctl[postgresql]'`",
+        ) from None
 
 
 @dataclass(frozen=True)

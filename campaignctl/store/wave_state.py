@@ -19,42 +19,20 @@ queued or being sent (`finish_wave`).
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from campaignctl.enums import OutboxState, WaveStatus
+from campaignctl.clock import weekday_text
+from campaignctl.enums import OutboxState, WaveState, WaveStatus
 from campaignctl.errors import ExitCode
 from campaignctl.store.tables import OUTBOX, WAVE
 
 # The `reason` of a queued SMS pushed past quiet hours (cleared when its outcome is written).
 HELD_REASON = "quiet hours"
-_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # not the locale's
-
-
-class WaveState(enum.StrEnum):
-    """A wave as people see it (its stored status, refined by its outbox rows)."""
-
-    SCHEDULED = "scheduled"
-    SENDING = "sending"  # rows due now or in flight
-    HELD = "held"  # SMS held by quiet hours, nothing due
-    WAITING = "waiting"  # rows waiting for a retry, nothing due
-    INCOMPLETE = "incomplete"  # nothing left to send, but uncertain rows to decide on
-    DONE = "done"
-    FAILED = "failed"
-    MISSED = "missed"
-    CANCELLED = "cancelled"
-
-
-def local_time(at: datetime, timezone: str) -> str:
-    """'Mon 07/12 09:00 (Europe/Paris)': a time a person reads, in the workspace's zone."""
-    local = _aware(at).astimezone(ZoneInfo(timezone))
-    return f"{_WEEKDAYS[local.weekday()]} {local:%d/%m %H:%M} ({timezone})"
 
 
 @dataclass(frozen=True)
@@ -95,12 +73,11 @@ class WaveProgress:
         """What goes out later by itself, with when: the held SMS and the retries."""
         parts = []
         if self.held and self.held_until is not None:
-            parts.append(
-                f"{self.held} SMS held by quiet hours until {local_time(self.held_until, timezone)}"
-            )
+            until = weekday_text(self.held_until, timezone)
+            parts.append(f"{self.held} SMS held by quiet hours until {until}")
         if self.waiting and self.next_retry is not None:
             parts.append(
-                f"{self.waiting} retrying, next attempt {local_time(self.next_retry, timezone)}"
+                f"{self.waiting} retrying, next attempt {weekday_text(self.next_retry, timezone)}"
             )
         return parts
 

@@ -31,6 +31,25 @@ def test_segment_show_counts_in_the_store(scaffold: Path) -> None:
     assert result.stdout == "accommodation: 4 records (audience providers)\n"
 
 
+def test_segment_show_sample_keeps_the_count_and_names_the_columns(scaffold: Path) -> None:
+    assert _run(scaffold, "audience", "import").exit_code == 0
+    result = _run(scaffold, "segment", "show", "accommodation", "--sample", "2")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "accommodation: 4 records (audience providers)\n"
+        "+------+----------------------------+--------------+----------+\n"
+        "| key  | email                      | phone        | category |\n"
+        "+------+----------------------------+--------------+----------+\n"
+        "| C001 | campinglespins@example.net | +33612345678 | camping  |\n"
+        "| G001 | famille.martin@example.com | -            | gite     |\n"
+        "+------+----------------------------+--------------+----------+\n"
+    )
+    document = json.loads(
+        _run(scaffold, "segment", "show", "accommodation", "--sample", "2", "--json").stdout
+    )
+    assert (document["count"], len(document["sample"])) == (4, 2)
+
+
 def test_unknown_segment_is_a_usage_error(scaffold: Path) -> None:
     result = _run(scaffold, "segment", "show", "acommodation")
     assert result.exit_code == 64

@@ -20,14 +20,15 @@ def test_calendar_lists_sends_recurrences_and_relaunches(scaffold: Path) -> None
     assert result.exit_code == 0, result.output
     assert result.stdout == (
         "Scheduled waves, 2027-03-01 → 2027-03-08\n"
-        "+----------------------------+------------------+-----------------------------+------------+------+\n"
-        "| when (local)               | campaign         | wave                        | channels   | note |\n"
-        "+----------------------------+------------------+-----------------------------+------------+------+\n"
-        "| Mon 2027-03-01 09:00 +0100 | renewal-reminder | recurrence                  | email      |      |\n"
-        "| Mon 2027-03-01 09:00 +0100 | update-2027      | first send                  | email, sms |      |\n"
-        "| Mon 2027-03-08 09:00 +0100 | renewal-reminder | recurrence                  | email      |      |\n"
-        "| Mon 2027-03-08 09:00 +0100 | update-2027      | relaunch 1 (non_responders) | email, sms |      |\n"
-        "+----------------------------+------------------+-----------------------------+------------+------+\n"
+        "+-----------------------------------+------------------+-----------------------+------------+------+\n"
+        "| when (local)                      | campaign         | wave                  | channels   | note |\n"
+        "+-----------------------------------+------------------+-----------------------+------------+------+\n"
+        "| Mon 2027-03-01 09:00 CET (+01:00) | renewal-reminder | recurrence            | email      |      |\n"
+        "| Mon 2027-03-01 09:00 CET (+01:00) | update-2027      | first send            | email, sms |      |\n"
+        "| Mon 2027-03-08 09:00 CET (+01:00) | renewal-reminder | recurrence            | email      |      |\n"
+        "| Mon 2027-03-08 09:00 CET (+01:00) | update-2027      | relaunch 1            | email, sms |      |\n"
+        "|                                   |                  | (non_responders)      |            |      |\n"
+        "+-----------------------------------+------------------+-----------------------+------------+------+\n"
     )
 
 

@@ -60,6 +60,59 @@ def test_detailed_exitcode_is_2_with_changes_and_0_once_applied(ws: Path) -> Non
     assert run(ws, "plan", "--detailed-exitcode").exit_code == 0
 
 
+def test_detailed_exitcode_errors_keep_their_own_code_as_the_help_says(ws: Path) -> None:
+    help_text = " ".join(run(ws, "plan", "--help").stdout.split())
+    assert (
+        "an error keeps its own code (65 invalid definitions, 69 store unreachable…)" in help_text
+    )
+    assert "1 error" not in help_text
+    path = ws / "campaigns" / "medias-2027.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "bogus_key: 1\n", encoding="utf-8")
+    assert run(ws, "plan", "--detailed-exitcode").exit_code == 65
+
+
+def test_plan_shows_the_sms_encoding_so_an_emoji_multiplying_the_cost_is_visible(ws: Path) -> None:
+    def sms_figures() -> tuple[str, dict]:
+        text = run(ws, "plan", "mise-a-jour-2027").stdout
+        (line,) = [line.strip() for line in text.splitlines() if "SMS parts:" in line]
+        document = json.loads(run(ws, "plan", "mise-a-jour-2027", "--json").stdout)
+        return line, document["campaigns"][0]["sms"]
+
+    line, sms = sms_figures()
+    assert line == "SMS parts: 1–1 per message (GSM-7), 9 in total, cost 0.41 EUR"
+    assert sms["encodings"] == {"gsm-7": 9}
+    template = ws / "templates" / "mise-a-jour.sms.j2"
+    template.write_text(template.read_text().replace("vérifiez", "vérifiez 👋"))
+    line, sms = sms_figures()
+    assert line == "SMS parts: 3–3 per message (UCS-2), 27 in total, cost 1.22 EUR"
+    assert (sms["encodings"], sms["total_parts"]) == ({"ucs-2": 9}, 27)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "shown"),
+    [
+        # a first send 8 months ahead (NOW is 2027-01-05)
+        ("  send_at: 2027-09-01T10:00\n", "2027-09-01 10:00 CEST (+02:00)  first send"),
+        # a yearly cron without send_at: its next run, not one a year later
+        ("  recurrence: {cron: '0 9 1 9 *'}\n", "2027-09-01 09:00 CEST (+02:00)  recurrence"),
+    ],
+)
+def test_a_send_beyond_the_90_days_is_shown_as_the_next_send(
+    ws: Path, schedule: str, shown: str
+) -> None:
+    path = ws / "campaigns" / "medias-2027.yaml"
+    text = path.read_text().replace("  send_at: 2027-03-08T10:00\n", schedule)
+    path.write_text(text.replace("  relaunch:\n    - {after: 10d, to: non_responders}\n", ""))
+    result = run(ws, "plan", "medias-2027")
+    assert result.exit_code == 0, result.output
+    assert f"    {shown} (the next send, beyond the next 90 days)\n" in result.stdout
+    assert "nothing scheduled" not in result.stdout
+    document = json.loads(run(ws, "plan", "medias-2027", "--json").stdout)
+    assert [(w["local"][:16], w["note"]) for w in document["campaigns"][0]["schedule"]] == [
+        (shown[:16].replace(" ", "T"), "the next send, beyond the next 90 days")
+    ]
+
+
 def test_apply_without_a_terminal_needs_auto_approve(ws: Path) -> None:
     result = run(ws, "apply")
     assert result.exit_code == 64

@@ -61,8 +61,7 @@ CASES = {
         "after: 7d",
         "after: 7x",
         "campaigns/update-2027.yaml:28:15: error[invalid-value]: schedule.relaunch[0].after: invalid "
-        "duration '7x': write a whole number followed by a unit s, m, h, d or w "
-        "(e.g. 30s, 5m, 6h, 7d, 2w, or 1d12h)",
+        "duration '7x'",
     ),
     "bad-timezone": (
         "campaignctl.yaml",
@@ -454,3 +453,187 @@ def test_a_send_at_in_the_past_is_a_warning_unless_a_recurrence_goes_on(
          "max_lateness 6h)"),
     ]  # fmt: skip
     assert validate(scaffold, "--strict").exit_code == 65  # warnings fail with --strict
+
+
+def test_an_unknown_filter_or_test_in_an_if_branch_is_an_error_at_validate(scaffold: Path) -> None:
+    # Jinja only fails on these when the branch renders: here, the relaunch text
+    edit(
+        scaffold,
+        "templates/update-request.txt.j2",
+        "RAPPEL : nous",
+        "RAPPEL {{ record.nom | upperr }} : nous",
+    )
+    edit(
+        scaffold,
+        "templates/update-request.txt.j2",
+        "{% if field.required %}",
+        "{% if field.required is trueish %}",
+    )
+    result = validate(scaffold)
+    assert result.exit_code == 65, result.output
+    assert result.stdout == (
+        "templates/update-request.txt.j2:1:56: error[template-filter]: unknown filter 'upperr'\n"
+        "  hint: did you mean 'upper'?\n"
+        "templates/update-request.txt.j2:20:78: error[template-filter]: unknown test 'trueish'\n"
+        "  hint: did you mean 'true'?\n"
+    )
+
+
+def test_an_unknown_filter_outside_any_branch_is_a_diagnostic_not_a_crash(scaffold: Path) -> None:
+    edit(
+        scaffold,
+        "campaigns/update-2027.yaml",
+        'subject: "{{ organization.name }}',
+        'subject: "{{ organization.name | tittle }}',
+    )
+    edit(
+        scaffold,
+        "templates/update-request.sms.j2",
+        "{{ organization.name }}",
+        "{{ organization.name | xyzzy }}",
+    )
+    result = validate(scaffold)
+    assert result.exit_code == 65, result.output
+    assert result.stdout == (
+        "campaigns/update-2027.yaml:15:12: error[template-filter]: unknown filter 'tittle'\n"
+        "  hint: did you mean 'title'?\n"
+        "templates/update-request.sms.j2:1:76: error[template-filter]: unknown filter 'xyzzy'\n"
+        "  hint: the filters are Jinja's own (https://jinja.palletsprojects.com/en/stable/templates/) and date\n"
+    )
+
+
+def test_validate_accepts_exactly_the_filters_and_tests_the_renderer_has(scaffold: Path) -> None:
+    from campaignctl.render.environment import make_environment
+    from campaignctl.spec.templates import TemplateChecker
+
+    rendering = make_environment(scaffold)
+    checking = TemplateChecker(scaffold).env
+    assert set(checking.filters) == set(rendering.filters)
+    assert set(checking.tests) == set(rendering.tests)
+    # campaignctl's own `date` filter is one of them, and validates
+    edit(
+        scaffold,
+        "templates/update-request.txt.j2",
+        "Bonjour,",
+        "Bonjour, {{ record.contract_end | date('%Y') }}",
+    )
+    assert validate(scaffold).exit_code == 0
+
+
+# ----------------------------------------------------------------------------- every code
+def _write(relative: str, content: bytes):  # a file of its own: an edit cannot make it
+    def make(root: Path) -> None:
+        (root / relative).write_bytes(content)
+
+    return make
+
+
+def _dangling(root: Path) -> None:
+    # a broken link that stays inside campaigns/ (one leading out is unsafe-path)
+    (root / "campaigns" / "gone.yaml").symlink_to(root / "campaigns" / "nowhere.yaml")
+
+
+# One way to cause each diagnostic code: an edit (file, old, new) of CASES' kind, or a function.
+CODE_CASES = {
+    "yaml-syntax": CASES["yaml-syntax"][:3],
+    "encoding": _write("campaigns/latin.yaml", "kind: Campaign\nname: é\n".encode("latin-1")),
+    "duplicate-key": CASES["duplicate-key"][:3],
+    "invalid-key": ("campaigns/renewal-reminder.yaml", "type: message", "[a, b]: 1\ntype: message"),
+    "unknown-kind": ("campaigns/renewal-reminder.yaml", "kind: Campaign", "kind: Campain"),
+    "unknown-key": CASES["unknown-key"][:3],
+    "missing-field": CASES["missing-field"][:3],
+    "invalid-value": CASES["bad-duration"][:3],
+    "duplicate-name": CASES["duplicate-name"][:3],
+    "unknown-reference": CASES["unknown-segment"][:3],
+    "reference-cycle": CASES["segment-cycle"][:3],
+    "missing-file": CASES["unknown-template"][:3],
+    "schedule": CASES["relaunch-before-send"][:3],
+    "channel": CASES["channel-without-sender"][:3],
+    "template-syntax": (
+        "templates/update-request.txt.j2",
+        "{{ blocks.outro }}",
+        "{{ blocks.outro }",
+    ),
+    "template-undefined": (
+        "templates/update-request.txt.j2",
+        "{{ blocks.outro }}",
+        "{{ blocks.outr }}",
+    ),
+    "template-filter": (
+        "templates/update-request.txt.j2",
+        "{{ blocks.outro }}",
+        "{{ blocks.outro | upperr }}",
+    ),
+    "unsafe-path": (
+        "campaigns/update-2027.yaml",
+        "template: update-request",
+        "template: layouts/../../../outside",
+    ),
+    "empty-file": _write("campaigns/empty.yaml", b"# nothing yet\n"),
+    "unreadable": _dangling,
+}
+
+
+def _readme_codes() -> list[str]:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Diagnostics", 1)[1].split("\n## ", 1)[0]
+    return [line.split("`")[1] for line in table.splitlines() if line.startswith("| `")]
+
+
+def _source_codes() -> set[str]:
+    """Every code the loader and the checks of spec/ can report, read from their source."""
+    import ast
+
+    found: set[str] = set()
+    spec = Path(__file__).resolve().parents[2] / "campaignctl" / "spec"
+    for path in spec.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "attr", getattr(node.func, "id", None))
+                at = {"Diagnostic": 4, "_report": 2, "_error": 1}.get(name)
+                if (
+                    at is not None
+                    and len(node.args) > at
+                    and isinstance(node.args[at], ast.Constant)
+                ):
+                    found.add(node.args[at].value)
+            elif isinstance(node, ast.Assign) and isinstance(node.value, (ast.Constant, ast.Tuple)):
+                target, value = node.targets[0], node.value
+                if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple):
+                    target, value = target.elts[0], value.elts[0]
+                if isinstance(target, ast.Name) and target.id == "code":
+                    found.add(value.value)
+    return found
+
+
+def test_every_diagnostic_code_is_documented_and_has_a_case() -> None:
+    assert sorted(_readme_codes()) == sorted(_source_codes()) == sorted(CODE_CASES)
+
+
+@pytest.mark.parametrize("code", sorted(CODE_CASES))
+def test_every_diagnostic_code_comes_with_a_hint(scaffold: Path, code: str) -> None:
+    case = CODE_CASES[code]
+    if callable(case):
+        case(scaffold)
+    else:
+        edit(scaffold, *case)
+    result = validate(scaffold)
+    lines = result.stdout.splitlines()
+    found = [i for i, line in enumerate(lines) if f"[{code}]: " in line]
+    assert found, result.output
+    for i in found:
+        assert lines[i + 1].startswith("  hint: ") and len(lines[i + 1]) > len("  hint: "), (
+            result.stdout
+        )
+
+
+def test_a_bad_duration_on_the_command_line_gets_the_same_hint(scaffold: Path) -> None:
+    result = runner.invoke(
+        app, ["--workspace", str(scaffold), "send", "update-2027", "--lock-timeout", "5x"]
+    )
+    assert result.exit_code == 64, result.output
+    assert result.stderr == (
+        "error: --lock-timeout: invalid duration '5x'\n"
+        "  hint: write a whole number followed by a unit s, m, h, d or w "
+        "(e.g. 30s, 5m, 6h, 7d, 2w, or 1d12h)\n"
+    )

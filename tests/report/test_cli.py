@@ -46,12 +46,93 @@ def test_campaign_table_is_printed_whole(reported) -> None:
     result = run(reported.root, "mise-a-jour-2027")
     assert result.exit_code == 0, result.output
     golden("campaign.txt", result.stdout)
+    # the summary sentence, wrapped between words to the terminal's width
     assert result.stdout.startswith(
-        "mise-a-jour-2027 (questionnaire, administrative): sending; 27 records, 35 messages; "
-        "answers: 9 / 24 records contacted (37.5%); opens: 13 / 24 delivered (54.2%); "
-        "form opened without answering: 2 / 24 records contacted (8.3%); "
-        "responses to process: 4\n"
+        "mise-a-jour-2027 (questionnaire, administrative): sending; 27 records, 35 messages; answers: 9 / 24\n"
+        "records contacted (37.5%); opens: 13 / 24 delivered (54.2%); form opened without answering: 2 / 24\n"
+        "records contacted (8.3%); responses to process: 4\n"
+        "mise-a-jour-2027: waves\n"
     )
+
+
+def test_report_reads_the_store_when_a_definition_is_broken_and_says_so(reported) -> None:
+    # a teammate's broken branch: a campaign with an unknown key, a template that does not parse
+    campaign = reported.root / "campaigns" / "medias-2027.yaml"
+    campaign.write_text(campaign.read_text(encoding="utf-8") + "bogus_key: 1\n", encoding="utf-8")
+    (reported.root / "templates" / "broken.txt.j2").write_text("{% if %}", encoding="utf-8")
+    warning = (
+        "warning: 2 error(s) in the workspace definitions (`campaignctl validate` lists them); "
+        "this command reads only the store\n"
+    )
+    result = run(reported.root)
+    assert result.exit_code == 0, result.output
+    golden("list.txt", result.stdout)
+    assert result.stderr == warning
+    one = run(reported.root, "mise-a-jour-2027", "--format", "json")
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout)["name"] == "mise-a-jour-2027"
+    assert one.stderr == warning
+
+
+def test_report_still_needs_a_valid_campaignctl_yaml(reported) -> None:
+    config = reported.root / "campaignctl.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + "bogus_key: 1\n", encoding="utf-8")
+    result = run(reported.root)
+    assert result.exit_code == 65, result.output
+    assert result.stderr.startswith("campaignctl.yaml:")
+    assert "error[unknown-key]: unknown key 'bogus_key'" in result.stderr
+
+
+def _boxed_headers(text: str) -> list[list[str]]:
+    """The column headers of each boxed table in `text`, the lines of a wrapped one joined."""
+    tables, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        if not lines[i].startswith("+-"):
+            i += 1
+            continue
+        end = i + 1
+        while not lines[end].startswith("+-"):
+            end += 1
+        cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[i + 1 : end]]
+        tables.append(
+            [" ".join(part for part in column if part) for column in zip(*cells, strict=True)]
+        )
+        i = end + 1
+        while not lines[i].startswith("+-"):  # the body, up to the closing rule
+            i += 1
+        i += 1
+    return tables
+
+
+def test_on_80_columns_report_tables_fit_and_never_split_a_header_word(
+    reported, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    listing = run(reported.root)
+    assert listing.exit_code == 0, listing.output
+    one = run(reported.root, "mise-a-jour-2027")
+    assert one.exit_code == 0, one.output
+    for text in (listing.stdout, one.stdout):
+        too_wide = [line for line in text.splitlines() if len(line) > 80]
+        assert too_wide == [], text
+    # stacked tables repeat the campaign; each header reads whole once its lines are joined
+    headers = [h for table in _boxed_headers(listing.stdout) for h in table if h != "campaign"]
+    assert headers == [
+        "type", "category", "status", "records", "messages", "uncertain", "response rate",
+        "form opened, no answer", "email open rate", "to process", "waves",
+    ]  # fmt: skip
+    assert _boxed_headers(one.stdout) == [
+        ["wave / kind / status / when", "1 initial done 01/03 09:00 CET",
+         "2 relaunch done 08/03 09:00 CET", "3 relaunch sending 15/03 09:00 CET", "total"],
+        ["segment / channel", "accommodation email", "restaurants sms"],
+        ["day", "answers", "cumulative"],
+        ["wave", "reason", "messages"],
+    ]  # fmt: skip
+    # the list of a campaign's waves shows one wave a line
+    assert [line.rstrip(" |").rsplit("| ", 1)[-1] for line in listing.stdout.splitlines()
+            if "(relance)" in line or "01/03" in line] == [
+        "01/03 09:00 CET,", "08/03 09:00 CET (relance),", "15/03 09:00 CET (relance)"
+    ]  # fmt: skip
 
 
 def _figures(document: dict) -> dict:
@@ -160,7 +241,8 @@ def test_html_page_holds_every_figure(reported, tmp_path: Path) -> None:
     parser = _Page()
     parser.feed(page.read_text(encoding="utf-8"))
     text = " ".join(parser.text)
-    assert "Office de tourisme du Val des Aiguilles" in text
+    # stamped in the workspace's time zone (Europe/Paris), with the zone: not in UTC
+    assert "Office de tourisme du Val des Aiguilles — 2027-03-16 08:00 CET (+01:00)" in text
     assert "answers: 9 / 24 records contacted (37.5%)" in text
     assert parser.tags.count("svg") == 2
     rows = {tuple(r[:2]): r for r in parser.cells}
@@ -232,13 +314,42 @@ def test_errors_say_what_to_do(reported, args, code, error) -> None:
     assert (result.exit_code, result.stderr) == (code, error)
 
 
+@pytest.mark.parametrize(
+    ("option", "values"),
+    [
+        (
+            "--status",
+            "'scheduled', 'sending', 'held', 'waiting', 'incomplete', 'done', 'failed', 'missed', 'cancelled', 'never sent'",
+        ),
+        ("--type", "'questionnaire', 'message', 'information'"),
+    ],
+)
+def test_an_unknown_status_or_type_is_a_usage_error_listing_the_values(
+    reported, option: str, values: str
+) -> None:
+    result = run(reported.root, option, "bogus")
+    assert result.exit_code == 64, result.output
+    assert result.stdout == ""
+    assert result.stderr.endswith(
+        f"Error: Invalid value for '{option}': Value error, 'bogus' is not one of {values}.\n"
+    )
+
+
+def test_status_and_type_filter_the_list(reported) -> None:
+    result = run(
+        reported.root, "--format", "json", "--status", "never sent", "--type", "questionnaire"
+    )
+    assert result.exit_code == 0, result.output
+    assert [r["name"] for r in json.loads(result.stdout)["rows"]] == ["medias-2027"]
+
+
 def test_empty_states_are_explicit(reported) -> None:
     result = run(reported.root, "medias-2027")
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        "medias-2027 (questionnaire, administrative): never sent; 0 records, 0 messages; "
-        "answers: — (no records contacted yet); opens: — (no emails sent yet); "
-        "form opened without answering: — (no records contacted yet); responses to process: 0\n"
+        "medias-2027 (questionnaire, administrative): never sent; 0 records, 0 messages; answers: — (no\n"
+        "records contacted yet); opens: — (no emails sent yet); form opened without answering: — (no records\n"
+        "contacted yet); responses to process: 0\n"
     )
     assert result.stderr == "No wave of medias-2027 has been sent yet.\n"
     nothing = run(reported.root, "--since", "2030-01-01")

@@ -114,7 +114,7 @@ def test_csv_writes_one_file_per_table(tmp_path: Path) -> None:
         b"day,answers,cumulative\r\n2027-03-01,12,12\r\n2027-03-02,8,20\r\n2027-03-08,9,29\r\n"
     )
     waves = (tmp_path / "waves.csv").read_text().splitlines()
-    assert waves[2].startswith("2,relaunch,done,08/03 09:00,0,0,70,70,")
+    assert waves[2].startswith("2,relaunch,done,08/03 09:00 CET,0,0,70,70,")
 
 
 class _Text(HTMLParser):
@@ -171,7 +171,7 @@ def test_campaign_list_shows_every_wave_compactly() -> None:
         ],
     )
     (table,) = report_tables(CampaignList([row], "Europe/Paris"))
-    assert table.rows[0][-1] == "01/03 09:00, 08/03 09:00 (relance)"
+    assert table.rows[0][-1] == "01/03 09:00 CET, 08/03 09:00 CET (relance)"
     assert table.rows[0][3:10] == ["done", 100, 160, 0, "29.0%", "13.0%", "31.6%"]
 
 
@@ -184,7 +184,7 @@ def test_campaign_list_shows_held_sms_with_their_time_and_uncertain_messages() -
     )  # fmt: skip
     (table,) = report_tables(CampaignList([row], "Europe/Paris"))
     headers = dict(zip(table.headers, table.rows[0], strict=True))
-    assert headers["status"] == "held: 9 SMS until 07/12 09:00"
+    assert headers["status"] == "held: 9 SMS until 07/12 09:00 CET"
     assert headers["uncertain"] == 20
 
 
@@ -198,3 +198,31 @@ def test_json_form() -> None:
         "value": 9 / 70,
     }
     assert document["answers_per_day"][0] == {"day": "2027-03-01", "answers": 12, "cumulative": 12}
+
+
+def test_a_table_too_wide_for_the_terminal_is_stacked_repeating_its_first_column() -> None:
+    from campaignctl.report.render import COLUMN_OVERHEAD, ReportTable, fit_table
+
+    headers = ["figure", *(f"wave {n} relaunch done" for n in range(1, 7))]
+    table = ReportTable("waves", "waves", headers, [["records contacted", *range(100, 106)]])
+    fitted = fit_table(table, 40)
+    assert [f.table.headers[0] for f in fitted] == ["figure"] * len(fitted)
+    assert [h for f in fitted for h in f.table.headers[1:]] == headers[1:]
+    assert [f.table.title for f in fitted] == ["waves"] + ["waves (continued)"] * (len(fitted) - 1)
+    for f in fitted:
+        assert sum(w + COLUMN_OVERHEAD for w in f.widths) + 1 <= 40
+        # no column narrower than its longest word or its widest value
+        assert all(w >= 8 for w in f.widths[1:]) and f.widths[0] >= len("records contacted")
+
+
+def test_the_report_email_is_dated_by_the_workspace_day_not_the_utc_one() -> None:
+    from campaignctl.report.mail import report_email
+
+    message = report_email(
+        CampaignList([], "Europe/Paris"),
+        organization="Office",
+        from_="Office <contact@example.org>",
+        to=("direction@example.org",),
+        now=datetime(2027, 3, 15, 23, 30, tzinfo=UTC),  # 00:30 on the 16th in Paris
+    )
+    assert b"Subject: Office: report on campaigns, 2027-03-16\r\n" in message.data

@@ -131,8 +131,9 @@ def test_sms_held_at_22_00_are_sent_by_the_first_tick_after_quiet_hours(
     assert (recent["occurrence_key"], recent["status"], recent["state"], recent["held"]) == (
         KEY, "sending", "held", 9,
     )  # fmt: skip
+    monkeypatch.setenv("COLUMNS", "200")  # one line per row
     text = cli(demo, monkeypatch, night_ticks[-1], "scheduler", "status").stdout
-    assert "| held   |" in text and "9 SMS held by quiet" in text
+    assert "| held " in text and "9 SMS held by quiet" in text, text
     listing = cli(demo, monkeypatch, night_ticks[-1], "report", "--format", "json")
     row = json.loads(listing.stdout)["rows"][0]
     assert (row["status"], row["held"], row["uncertain"]) == ("held", 9, 0)

@@ -32,6 +32,66 @@ def test_duplicate_keys_are_errors_not_overwrites() -> None:
     ]
 
 
+def test_a_key_overriding_a_merged_one_is_not_a_duplicate_and_wins() -> None:
+    text = "base: &base {after: 7d, to: non_responders}\nrule:\n  <<: *base\n  after: 14d\n"
+    docs, problems = load_yaml_text(text, "f.yaml")
+    assert problems == []
+    assert docs[0].data["rule"] == {"after": "14d", "to": "non_responders"}
+    # the overriding key is located where it is written, not in the anchor
+    assert docs[0].source_map.locate(("rule", "after")) == Mark(4, 10)
+
+
+def test_merged_mappings_follow_yaml_precedence() -> None:
+    # the first mapping of `<<: [...]` wins over the next ones, the mapping's own keys over all
+    text = "a: &a {k: 1}\nb: &b {k: 2, j: 2, m: 2}\nx:\n  <<: [*a, *b]\n  m: 3\n"
+    docs, problems = load_yaml_text(text, "f.yaml")
+    assert problems == []
+    assert docs[0].data["x"] == {"k": 1, "j": 2, "m": 3}
+
+
+def test_a_key_written_twice_beside_a_merge_is_still_a_duplicate() -> None:
+    text = "base: &base {after: 7d}\nrule:\n  <<: *base\n  after: 14d\n  after: 21d\n"
+    docs, problems = load_yaml_text(text, "f.yaml")
+    assert docs[0].data["rule"] == {"after": "14d"}
+    assert [p.format() for p in problems] == [
+        "f.yaml:5:3: error[duplicate-key]: key 'after' appears twice in the same mapping (first at line 4)"
+        "\n  hint: remove one of them; YAML would silently keep only the last"
+    ]
+
+
+def test_an_anchor_merged_and_reused_reads_the_same_each_time() -> None:
+    text = "b: &b {a: 1}\nx: &x\n  <<: *b\n  a: 2\ny: *x\nz: {<<: *x, q: 1}\n"
+    docs, problems = load_yaml_text(text, "f.yaml")
+    assert problems == []
+    assert docs[0].data == {"b": {"a": 1}, "x": {"a": 2}, "y": {"a": 2}, "z": {"a": 2, "q": 1}}
+
+
+def test_merging_something_that_is_not_a_mapping_is_a_located_error() -> None:
+    docs, problems = load_yaml_text("x:\n  <<: 3\n", "f.yaml")
+    assert docs == []
+    assert (problems[0].code, problems[0].line) == ("yaml-syntax", 2)
+    assert "`<<:` takes a mapping" in problems[0].message
+
+
+def test_a_campaign_sharing_relaunch_settings_through_a_merge_key_validates(
+    scaffold: Path,
+) -> None:
+    path = scaffold / "campaigns" / "update-2027.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace(
+        "    - {after: 7d, to: non_responders}\n    - {after: 14d, to: non_openers, channels: [sms]}\n",
+        "    - &first {after: 7d, to: non_responders}\n    - {<<: *first, after: 14d}\n",
+    )
+    path.write_text(text, encoding="utf-8")
+    workspace = load_workspace(scaffold)
+    assert workspace.errors == []
+    rules = workspace.campaigns["update-2027"].schedule.relaunch
+    assert [(r.after.days, str(r.to)) for r in rules] == [
+        (7, "non_responders"),
+        (14, "non_responders"),
+    ]
+
+
 def test_recursive_alias_is_an_error() -> None:
     docs, problems = load_yaml_text("a: &x [1, *x]\n", "f.yaml")
     assert docs == []
