@@ -233,8 +233,7 @@ def test_a_send_at_a_year_early_is_warned_planned_missed_and_recorded_as_missed(
     planned = run("plan", "update-2027")
     assert planned.exit_code == 0, planned.output
     missed = [
-        "2026-03-01 09:00 CET (+01:00)  first send: will be missed: 365 d late "
-        "(max_lateness 6h)",
+        "2026-03-01 09:00 CET (+01:00)  first send: will be missed: 365 d late (max_lateness 6h)",
         "2026-03-08 09:00 CET (+01:00)  relaunch 1 (non_responders): will be missed: "
         "358 d late (max_lateness 6h)",
         "2026-03-15 09:00 CET (+01:00)  relaunch 2 (non_openers): will be missed: "
