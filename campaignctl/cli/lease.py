@@ -27,7 +27,8 @@ def list_(ctx: typer.Context, json_output: JsonOption = False, workspace: Worksp
     Example: campaignctl lease list --json
     """
     from campaignctl import clock
-    from campaignctl.store.lease import Holder, list_leases
+    from campaignctl.clock import local_text
+    from campaignctl.store.lease import Holder, LeaseState, list_leases
 
     app = get_app(ctx).use(workspace)
     leases = list_leases(app.store())
@@ -38,23 +39,34 @@ def list_(ctx: typer.Context, json_output: JsonOption = False, workspace: Worksp
     if not leases:
         app.err.print("No leases.")
         return
+    tz = app.readable_workspace().config.timezone
     table = app.table(
         None, "name", "state", "holder", "where", "operation", "since", "heartbeat", "expires"
     )
+    left: list[str] = []
     for lease in leases:
-        data = lease.as_json(now)
-        holder = Holder.parse(lease.holder)
+        holder, state = Holder.parse(lease.holder), lease.state(now)
         table.add_row(
             lease.name,
-            "held" if data["held"] else "free",
+            _STATES[state.value],
             holder.label,
             _where(holder),
             lease.operation,
-            _short(data["since"]),
-            _short(data["heartbeat_at"]),
-            _short(data["expires_at"]),
+            local_text(lease.since, tz, short=True),
+            local_text(lease.heartbeat_at, tz, short=True),
+            local_text(lease.expires_at, tz, short=True),
         )
+        if state != LeaseState.HELD:
+            left.append(lease.name)
     app.out.print(table)
+    for name in left:
+        app.err.print(
+            f"{name}: nothing holds it any more (the next run takes it over); "
+            f"`campaignctl lease release {name} --yes` removes it now"
+        )
+
+
+_STATES = {"held": "held", "stale": "stale: holder gone", "expired": "expired"}
 
 
 def _where(holder: Holder) -> str:
@@ -69,10 +81,6 @@ def _where(holder: Holder) -> str:
     if where == Whereabouts.OTHER_HOST:
         return f"boot {(holder.boot_id or '')[:8]} (another host)"
     return "unknown (older holder)"
-
-
-def _short(iso: object) -> str:
-    return str(iso)[:19].replace("T", " ")
 
 
 @lease_app.command("release")

@@ -141,6 +141,12 @@ def holder_is_dead(holder: str | None) -> bool:
     return False
 
 
+class LeaseState(enum.StrEnum):
+    HELD = "held"
+    STALE = "stale"  # its holder is gone: the next run takes it over at once
+    EXPIRED = "expired"  # its heartbeats stopped: the next run takes it over
+
+
 @dataclass(frozen=True)
 class LeaseInfo:
     name: str
@@ -150,8 +156,17 @@ class LeaseInfo:
     heartbeat_at: datetime
     expires_at: datetime
 
+    def state(self, now: datetime) -> LeaseState:
+        """Held, expired (the next run takes it over), or stale: not expired yet, but its
+        holder is provably gone (`holder_is_dead`), so nothing keeps it alive."""
+        if _aware(self.expires_at) <= now:
+            return LeaseState.EXPIRED
+        if holder_is_dead(self.holder):
+            return LeaseState.STALE
+        return LeaseState.HELD
+
     def held(self, now: datetime) -> bool:
-        return _aware(self.expires_at) > now
+        return self.state(now) == LeaseState.HELD
 
     def as_json(self, now: datetime) -> dict[str, Any]:
         who = Holder.parse(self.holder)
@@ -167,6 +182,7 @@ class LeaseInfo:
             "since": _aware(self.since).isoformat(),
             "heartbeat_at": _aware(self.heartbeat_at).isoformat(),
             "expires_at": _aware(self.expires_at).isoformat(),
+            "state": self.state(now).value,
             "held": self.held(now),
         }
 

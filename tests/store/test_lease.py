@@ -263,11 +263,27 @@ def test_lease_list_shows_each_holders_identity_and_where_it_runs(
         for line in table.stdout.splitlines()
         if line.startswith("| send:")
     ]
+    # the dead holder beside us no longer holds its lease: stale, with the command that frees it
     assert rows == [
-        ["send:here", "held", f"{host}:{pid}", "here"],
+        ["send:here", "stale: holder gone", f"{host}:{pid}", "here"],
         ["send:older_campaignctl", "held", f"{host}:{pid}", "unknown (older holder)"],
         ["send:other_namespace", "held", f"{host}:{pid}", f"PID namespace {other_ns}"],
     ]
+    assert table.stderr == (
+        "send:here: nothing holds it any more (the next run takes it over); "
+        "`campaignctl lease release send:here --yes` removes it now\n"
+    )
+    assert {name: (x["state"], x["held"]) for name, x in leases.items()} == {
+        "send:here": ("stale", False),
+        "send:other_namespace": ("held", True),
+        "send:older_campaignctl": ("held", True),
+    }
+
+    _at(monkeypatch, 61)  # every heartbeat stopped a minute ago: all expired
+    later = CliRunner().invoke(app, ["--workspace", str(scaffold), "lease", "list"])
+    assert [line.split("|")[2].strip() for line in later.stdout.splitlines()
+            if line.startswith("| send:")] == ["expired"] * 3  # fmt: skip
+    assert later.stderr.count("`campaignctl lease release ") == 3
 
 
 NAMESPACED = """
