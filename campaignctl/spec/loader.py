@@ -25,6 +25,10 @@ except ImportError:  # pragma: no cover - depends on the PyYAML build
 
 PathKey = tuple[str | int, ...]
 MAX_NODES = 200_000
+# Definitions are a few levels deep; 64 leaves room for any real file while keeping the
+# builder (and every recursive walk after it: pydantic, segments, hashing) far from
+# Python's recursion limit.
+MAX_DEPTH = 64
 
 
 class _Recursive(Exception):
@@ -33,6 +37,10 @@ class _Recursive(Exception):
 
 
 class _TooLarge(_Recursive):
+    pass
+
+
+class _TooDeep(_Recursive):
     pass
 
 
@@ -99,6 +107,8 @@ class _Builder:
         self.budget -= 1
         if self.budget < 0:
             raise _TooLarge(node)
+        if len(path) > MAX_DEPTH:
+            raise _TooDeep(node)
         smap.values[path] = _mark(node)
         if id(node) in self.open_nodes:
             raise _Recursive(node)
@@ -186,23 +196,7 @@ def load_yaml_text(text: str, file: str) -> tuple[list[YamlDocument], list[Diagn
             builder.diagnostics.append(yaml_error_diagnostic(file, exc))
             continue
         except _Recursive as exc:
-            mark = _mark(exc.node)
-            what = (
-                "the document expands to too many values (nested aliases)"
-                if isinstance(exc, _TooLarge)
-                else "an alias refers to a collection that contains it"
-            )
-            builder.diagnostics.append(
-                Diagnostic(
-                    file,
-                    mark.line,
-                    mark.column,
-                    Severity.ERROR,
-                    "yaml-syntax",
-                    what,
-                    "write the values out instead of using anchors and aliases",
-                )
-            )
+            builder.diagnostics.append(_refused(file, exc))
             continue
         except (ValueError, TypeError, OverflowError) as exc:
             # a scalar the constructor cannot build, e.g. a timestamp out of range
@@ -221,6 +215,20 @@ def load_yaml_text(text: str, file: str) -> tuple[list[YamlDocument], list[Diagn
             continue
         documents.append(YamlDocument(file, index, data, smap, _mark(node)))
     return documents, builder.diagnostics
+
+
+def _refused(file: str, exc: _Recursive) -> Diagnostic:
+    mark = _mark(exc.node)
+    if isinstance(exc, _TooDeep):
+        what = f"values are nested more than {MAX_DEPTH} levels deep"
+        hint = "flatten the structure: no definition needs this much nesting"
+    elif isinstance(exc, _TooLarge):
+        what = "the document expands to too many values (nested aliases)"
+        hint = "write the values out instead of using anchors and aliases"
+    else:
+        what = "an alias refers to a collection that contains it"
+        hint = "write the values out instead of using anchors and aliases"
+    return Diagnostic(file, mark.line, mark.column, Severity.ERROR, "yaml-syntax", what, hint)
 
 
 def _compose_all(text: str) -> Iterator[yaml.Node | None]:
