@@ -52,6 +52,5 @@ def test_block_style_nesting_is_refused_the_same_way(scaffold: Path) -> None:
     result = run(scaffold, "validate")
     assert result.exit_code == 65, result.output
     assert body(result) == [
-        "campaigns/deep.yaml:68:129: error[yaml-syntax]: values are nested more than "
-        "64 levels deep"
+        "campaigns/deep.yaml:68:129: error[yaml-syntax]: values are nested more than 64 levels deep"
     ]
