@@ -115,12 +115,21 @@ class App:
     def store(self) -> Store:
         """The workspace's store: CAMPAIGNCTL_STORE, else `store:` from campaignctl.yaml."""
         from campaignctl.cli.options import EnvVars
+        from campaignctl.errors import UsageError
+        from campaignctl.spec.types import check_store_url
         from campaignctl.store import Store
 
         workspace = self.valid_workspace()
         assert workspace.config is not None
-        url = os.environ.get(EnvVars.STORE) or workspace.config.store
-        return Store(url, root=workspace.root)
+        url = os.environ.get(EnvVars.STORE)
+        if url:
+            try:
+                check_store_url(url)
+            except ValueError as exc:
+                raise UsageError(
+                    f"{EnvVars.STORE}: {exc}", hint=f"fix or unset {EnvVars.STORE}"
+                ) from None
+        return Store(url or workspace.config.store, root=workspace.root)
 
     def require_applied(self, store: Store, name: str) -> None:
         """A CAMPAIGN argument that names a campaign of the store, or the error that says why not.

@@ -32,6 +32,7 @@ from campaignctl.spec.types import (
     LocalDateTime,
     Mailbox,
     Slug,
+    StoreUrl,
     TimeOfDay,
     TimeZoneName,
 )
@@ -380,7 +381,7 @@ class ExportSystem(SpecModel):
 class WorkspaceConfig(SpecModel):
     """`campaignctl.yaml`: one per workspace."""
 
-    store: str = Field(
+    store: StoreUrl = Field(
         "sqlite:///.campaignctl/store.db",
         description="SQLAlchemy URL; relative SQLite paths are relative to the workspace.",
     )

@@ -41,6 +41,8 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION_PATTERN = r"^-?(\d+[smhdw])+$"
 _DURATION = re.compile(DURATION_PATTERN)
 _DURATION_PART = re.compile(r"(\d+)([smhdw])")
+# Waits, relaunches and lease timeouts are added to dates; ten years keeps every sum a date.
+MAX_DURATION = timedelta(days=3650)
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -57,6 +59,10 @@ def parse_duration(value: Any) -> timedelta:
         )
     sign = -1 if text.startswith("-") else 1
     seconds = sum(int(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(
+            f"duration {text!r} is too long: at most {format_duration(MAX_DURATION)} (ten years)"
+        )
     return timedelta(seconds=sign * seconds)
 
 
@@ -291,4 +297,46 @@ Mailbox = Annotated[
     str,
     AfterValidator(_check_mailbox),
     WithJsonSchema({"type": "string", "examples": ["Office de tourisme <contact@example.org>"]}),
+]
+
+# --------------------------------------------------------------------------- store URLs
+
+# The databases the store runs on (DESIGN.md §8), as SQLAlchemy URL schemes.
+STORE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
+STORE_URL_PATTERN = r"^(sqlite(\+pysqlite)?|postgresql(\+psycopg)?)://"
+_URL_PASSWORD = re.compile(r"(://[^/?#@]*?:)[^/?#@]*@")
+
+
+def hide_url_password(url: str) -> str:
+    """The URL with any password replaced by ***, for messages."""
+    return _URL_PASSWORD.sub(r"\1***@", url)
+
+
+def check_store_url(value: str) -> str:
+    """A store URL campaignctl can open, or a ValueError that says what to write instead."""
+    from urllib.parse import urlsplit
+
+    scheme, separator, _rest = value.partition("://")
+    if not separator or scheme not in STORE_SCHEMES:
+        raise ValueError(
+            f"unsupported store URL {hide_url_password(value)!r}: the store is SQLite "
+            "(sqlite:///.campaignctl/store.db) or PostgreSQL (postgresql+psycopg://USER@HOST/DB)"
+        )
+    try:
+        urlsplit(value).port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"invalid store URL {hide_url_password(value)!r}: {exc}") from None
+    return value
+
+
+StoreUrl = Annotated[
+    str,
+    AfterValidator(check_store_url),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": STORE_URL_PATTERN,
+            "examples": ["sqlite:///.campaignctl/store.db", "postgresql+psycopg://user@host/db"],
+        }
+    ),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from campaignctl.cli.main import app
@@ -54,3 +55,110 @@ def test_block_style_nesting_is_refused_the_same_way(scaffold: Path) -> None:
     assert body(result) == [
         "campaigns/deep.yaml:68:129: error[yaml-syntax]: values are nested more than 64 levels deep"
     ]
+
+
+# ------------------------------------------------------------------ arguments and environment
+
+
+@pytest.mark.parametrize("now", ["9999-12-31T23:00", "0001-01-01T00:00+05:00"])
+def test_out_of_range_now_is_a_usage_error_naming_it(scaffold: Path, now: str) -> None:
+    result = run(scaffold, "plan", env={"CAMPAIGNCTL_NOW": now})
+    assert result.exit_code == 64, result.output
+    assert result.stderr == (
+        f"error: CAMPAIGNCTL_NOW={now!r} is out of range: campaignctl works with dates from "
+        "1970-01-01 to 2999-12-31\n"
+        "  hint: write a date-time like 2027-03-01T09:00:00+01:00, or unset it\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--from", "9999-12-01"],
+            "error: --from '9999-12-01' is out of range: campaignctl works with dates from "
+            "1970-01-01 to 2999-12-31\n",
+        ),
+        (
+            ["--from", "2027-01-01", "--to", "0099-01-01"],
+            "error: --to '0099-01-01' is out of range: campaignctl works with dates from "
+            "1970-01-01 to 2999-12-31\n",
+        ),
+    ],
+)
+def test_calendar_dates_out_of_range_are_usage_errors_naming_them(
+    scaffold: Path, args: list[str], message: str
+) -> None:
+    result = run(scaffold, "calendar", *args)
+    assert result.exit_code == 64, result.output
+    assert result.stderr == message
+
+
+def test_calendar_runs_up_to_the_last_day_of_the_range(scaffold: Path, tmp_path: Path) -> None:
+    ics = tmp_path / "late.ics"
+    result = run(scaffold, "calendar", "--from", "2999-12-01", "--ics", str(ics))
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"wrote 0 event(s) to {ics}\nNothing scheduled from 2999-12-01 to 2999-12-31.\n"
+    )
+    assert ics.read_text(encoding="utf-8").startswith("BEGIN:VCALENDAR")
+
+
+def test_a_huge_lock_timeout_is_a_usage_error_naming_it(scaffold: Path) -> None:
+    result = run(scaffold, "send", "update-2027", "--lock-timeout", "99999999999d")
+    assert result.exit_code == 64, result.output
+    assert result.stderr == (
+        "error: --lock-timeout: duration '99999999999d' is too long: at most 3650d (ten years)\n"
+    )
+
+
+def test_a_huge_duration_in_a_definition_is_a_located_error(scaffold: Path) -> None:
+    edit(scaffold, "campaigns/update-2027.yaml", "after: 7d", "after: 99999999999d")
+    result = run(scaffold, "validate")
+    assert result.exit_code == 65, result.output
+    assert body(result) == [
+        "campaigns/update-2027.yaml:28:15: error[invalid-value]: schedule.relaunch[0].after: "
+        "duration '99999999999d' is too long: at most 3650d (ten years)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "mysql://root:s3cret@db/campaigns",
+            "unsupported store URL 'mysql://root:***@db/campaigns'",
+        ),
+        ("foo", "unsupported store URL 'foo'"),
+        (
+            "postgresql+psycopg://u@db:port/x",
+            "invalid store URL 'postgresql+psycopg://u@db:port/x': Port could not be cast to "
+            "integer value as 'port'",
+        ),
+    ],
+)
+def test_an_unusable_store_variable_is_a_usage_error_naming_it(
+    scaffold: Path, url: str, shown: str
+) -> None:
+    result = run(scaffold, "plan", env={"CAMPAIGNCTL_STORE": url})
+    assert result.exit_code == 64, result.output
+    assert result.stderr.startswith(f"error: CAMPAIGNCTL_STORE: {shown}")
+    assert "  hint: fix or unset CAMPAIGNCTL_STORE\n" in result.stderr
+    assert "s3cret" not in result.output
+
+
+def test_an_unusable_store_in_the_settings_is_a_located_error(scaffold: Path) -> None:
+    edit(
+        scaffold,
+        "campaignctl.yaml",
+        "store: sqlite:///.campaignctl/store.db",
+        "store: mysql://root:s3cret@db/campaigns",
+    )
+    result = run(scaffold, "validate")
+    assert result.exit_code == 65, result.output
+    assert body(result) == [
+        "campaignctl.yaml:3:8: error[invalid-value]: store: unsupported store URL "
+        "'mysql://root:***@db/campaigns': the store is SQLite (sqlite:///.campaignctl/store.db) "
+        "or PostgreSQL (postgresql+psycopg://USER@HOST/DB)"
+    ]
+    assert "s3cret" not in result.output
