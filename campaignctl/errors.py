@@ -65,6 +65,14 @@ class Diagnostic:
         }
 
 
+class InvalidValue(ValueError):
+    """A ValueError raised in a spec validator that carries a hint `validate` shows."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
 class CampaignctlError(Exception):
     """Base of every error a user may see. Carries its exit code and a hint."""
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from campaignctl.errors import Diagnostic, Severity, SpecError
+from campaignctl.errors import Diagnostic, InvalidValue, Severity, SpecError
 from campaignctl.spec.files import (
     CONFIG_FILE,
     STATE_DIR,
@@ -454,6 +454,8 @@ def diagnostics_from_validation(
 
 def _hint_for(err: Any) -> str | None:
     kind = err["type"]
+    if isinstance(err.get("ctx", {}).get("error"), InvalidValue):
+        return err["ctx"]["error"].hint
     if kind == "enum":
         expected = err.get("ctx", {}).get("expected")
         return f"use one of {expected}" if expected else None

@@ -3,12 +3,15 @@ located error with the documented exit code, never exit 70 ("a bug") and never a
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from campaignctl.cli.main import app
+from campaignctl.store.functions import SYNTAX_HINT
 
 runner = CliRunner()
 
@@ -162,3 +165,91 @@ def test_an_unusable_store_in_the_settings_is_a_located_error(scaffold: Path) ->
         "or PostgreSQL (postgresql+psycopg://USER@HOST/DB)"
     ]
     assert "s3cret" not in result.output
+
+
+# ------------------------------------------------------------------ segment patterns
+
+CLI = Path(sys.executable).with_name("campaignctl")
+
+
+def test_a_catastrophic_pattern_counts_a_long_value_at_once(scaffold: Path, backend: str) -> None:
+    """`^([A-Za-z0-9]+ ?)+$` against 40 letters and a `!` takes Python's backtracking `re`
+    hours; RE2 answers in linear time, on SQLite as on PostgreSQL (whose `~` is no
+    backtracker either). The timeout only stops a hung run: it measures nothing."""
+    with (scaffold / "audiences" / "contacts.csv").open("a", encoding="utf-8") as csv:
+        csv.write("X001;" + "a" * 40 + "!;x@example.org;;hotel;Val;;2027-03-10;\n")
+    (scaffold / "audiences" / "segments" / "slow.yaml").write_text(
+        "kind: Segment\nname: slow\naudience: providers\n"
+        "where:\n  nom: {matches: '^([A-Za-z0-9]+ ?)+$'}\n",
+        encoding="utf-8",
+    )
+    imported = subprocess.run(
+        [CLI, "-w", scaffold, "audience", "import"], capture_output=True, text=True, timeout=120
+    )
+    assert imported.returncode == 0, imported.stderr
+    counted = subprocess.run(
+        [CLI, "-w", scaffold, "segment", "show", "slow", "--count"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert counted.returncode == 0, counted.stderr
+    assert counted.stdout == "slow: 3 records (audience providers)\n"  # not the long one
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        (r"^(a)\1$", r"invalid escape sequence: \1"),
+        ("^(?=Hôtel)", "invalid perl operator: (?="),
+        ("(?<!Camping )Val", "invalid perl operator: (?<!"),
+    ],
+)
+def test_patterns_re2_cannot_run_are_located_errors_with_a_hint(
+    scaffold: Path, pattern: str, reason: str
+) -> None:
+    (scaffold / "audiences" / "segments" / "slow.yaml").write_text(
+        f"kind: Segment\nname: slow\naudience: providers\nwhere:\n  nom: {{matches: '{pattern}'}}\n",
+        encoding="utf-8",
+    )
+    result = run(scaffold, "validate")
+    assert result.exit_code == 65, result.output
+    assert result.stdout.splitlines()[:2] == [
+        f"audiences/segments/slow.yaml:5:18: error[invalid-value]: where.nom.matches: invalid "
+        f"regular expression {pattern!r}: {reason}",
+        f"  hint: {SYNTAX_HINT}",
+    ]
+    assert "re2.cc" not in result.output  # RE2's own log lines stay off the terminal
+
+
+@pytest.mark.parametrize(
+    ("pattern", "construct"),
+    [(r"Lac\z", r"\z"), (r"\bLac\b", r"\b"), ("(?P<name>Lac)", "(?P"), (r"\pL+", r"\p")],
+)
+def test_patterns_postgresql_reads_otherwise_are_located_errors(
+    scaffold: Path, pattern: str, construct: str
+) -> None:
+    """On PostgreSQL `\\z` was a DataError (exit 70) and `\\b` a backspace, not a word boundary."""
+    (scaffold / "audiences" / "segments" / "pg.yaml").write_text(
+        f"kind: Segment\nname: pg\naudience: providers\nwhere:\n  nom: {{matches: '{pattern}'}}\n",
+        encoding="utf-8",
+    )
+    result = run(scaffold, "validate")
+    assert result.exit_code == 65, result.output
+    assert body(result) == [
+        f"audiences/segments/pg.yaml:5:18: error[invalid-value]: where.nom.matches: regular "
+        f"expression {pattern!r}: {construct} is read otherwise by PostgreSQL, or refused"
+    ]
+
+
+def test_portable_patterns_count_the_same_on_both_stores(scaffold: Path, backend: str) -> None:
+    (scaffold / "audiences" / "segments" / "portable.yaml").write_text(
+        "kind: Segment\nname: portable\naudience: providers\nwhere:\n"
+        r"  nom: {matches: '(?i)^(camping|h.tel)\s+(du|les)(\W|$)'}"
+        "\n",
+        encoding="utf-8",
+    )
+    assert run(scaffold, "audience", "import").exit_code == 0
+    result = run(scaffold, "segment", "show", "portable", "--count")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "portable: 3 records (audience providers)\n"
