@@ -16,6 +16,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from campaignctl.errors import Diagnostic, Severity, SpecError
+from campaignctl.spec.templates import NESTING_TOO_DEEP, check_nesting, syntax_diagnostic
 
 TEMPLATES_DIR = "templates"
 
@@ -92,6 +93,12 @@ class CampaignEnvironment(SandboxedEnvironment):
             return getattr(obj, attribute)
         return super().getattr(obj, attribute)
 
+    def _parse(self, source: str, name: str | None, filename: str | None) -> Any:
+        # Every compile (files, includes, inline subjects) parses here: refuse a template
+        # nested deep enough to exhaust Jinja's recursion first, at its line.
+        check_nesting(self, source, name, filename)
+        return super()._parse(source, name, filename)
+
 
 def _view_types() -> tuple[frozenset[type], dict[type, frozenset[str]]]:
     from dataclasses import fields
@@ -163,18 +170,7 @@ def template_error(
     """Turn a Jinja exception into a located diagnostic (code template-syntax|undefined|…)."""
     base = root / TEMPLATES_DIR
     if isinstance(exc, jinja2.TemplateSyntaxError):
-        name = exc.name or template
-        return TemplateProblem(
-            Diagnostic(
-                f"{TEMPLATES_DIR}/{name}",
-                exc.lineno or 1,
-                1,
-                Severity.ERROR,
-                "template-syntax",
-                f"syntax error: {exc.message}",
-                "see https://jinja.palletsprojects.com/en/stable/templates/",
-            )
-        )
+        return TemplateProblem(syntax_diagnostic(f"{TEMPLATES_DIR}/{exc.name or template}", exc))
     if isinstance(exc, jinja2.TemplateNotFound):
         return TemplateProblem(
             Diagnostic(
@@ -206,6 +202,12 @@ def template_error(
             "template-undefined",
             f"undefined variable: {exc.message}",
             "see docs/templates.md for the context, and the audience's columns for `record`",
+        )
+    elif isinstance(exc, RecursionError):
+        code, message, hint = (
+            "template-error",
+            f"{NESTING_TOO_DEEP}: templates or macros include or call one another without end",
+            "look for an {% include %} or a macro call that comes back to where it started",
         )
     else:
         code, message, hint = (

@@ -253,3 +253,100 @@ def test_portable_patterns_count_the_same_on_both_stores(scaffold: Path, backend
     result = run(scaffold, "segment", "show", "portable", "--count")
     assert result.exit_code == 0, result.output
     assert result.stdout == "portable: 3 records (audience providers)\n"
+
+
+# ------------------------------------------------------------------ template nesting
+
+
+def test_300_nested_ifs_are_a_located_template_error(scaffold: Path) -> None:
+    with (scaffold / "templates" / "renewal.txt.j2").open("a", encoding="utf-8") as template:
+        template.write("".join("{% if true %}\n" for _ in range(300)) + "deep\n")
+        template.write("{% endif %}\n" * 300)
+    lines = (scaffold / "templates" / "renewal.txt.j2").read_text(encoding="utf-8").splitlines()
+    first_if = lines.index("{% if true %}") + 1
+    result = run(scaffold, "validate")
+    assert result.exit_code == 65, result.output
+    assert result.stdout.splitlines()[:2] == [
+        f"templates/renewal.txt.j2:{first_if + 40}:1: error[template-syntax]: syntax error: "
+        "nested too deep: more than 40 blocks, brackets and operators inside one another",
+        "  hint: move the inner part into a macro or an included template",
+    ]
+
+
+def test_500_parentheses_are_a_located_template_error(scaffold: Path) -> None:
+    (scaffold / "templates" / "parens.txt.j2").write_text(
+        "Bonjour\n{{ " + "(" * 500 + "1" + ")" * 500 + " }}\n", encoding="utf-8"
+    )
+    result = run(scaffold, "validate")
+    assert result.exit_code == 65, result.output
+    assert body(result) == [
+        "templates/parens.txt.j2:2:1: error[template-syntax]: syntax error: nested too deep: "
+        "more than 40 blocks, brackets and operators inside one another"
+    ]
+
+
+def test_nested_loops_past_python_s_limit_are_a_located_template_error(scaffold: Path) -> None:
+    (scaffold / "templates" / "loops.txt.j2").write_text(
+        "{% for a in [1] %}" * 21 + "x" + "{% endfor %}" * 21 + "\n", encoding="utf-8"
+    )
+    result = run(scaffold, "validate")
+    assert result.exit_code == 65, result.output
+    assert body(result) == [
+        "templates/loops.txt.j2:1:1: error[template-syntax]: syntax error: nested too deep: "
+        "more than 16 {% for %} loops inside one another"
+    ]
+
+
+def test_a_deep_subject_is_located_in_the_campaign(scaffold: Path) -> None:
+    edit(
+        scaffold,
+        "campaigns/renewal-reminder.yaml",
+        "subject: ",
+        'subject: "{{ ' + "(" * 300 + "1" + ")" * 300 + ' }}" # ',
+    )
+    result = run(scaffold, "validate")
+    assert result.exit_code == 65, result.output
+    [line] = body(result)
+    assert line.startswith("campaigns/renewal-reminder.yaml:")
+    assert line.endswith(
+        "error[template-syntax]: syntax error in the subject: nested too deep: more than 40 "
+        "blocks, brackets and operators inside one another"
+    )
+
+
+def test_a_deep_template_is_a_template_error_at_render_time(scaffold: Path) -> None:
+    """Rendering compiles what validate did not see (a template edited since): the same
+    located error, never a RecursionError."""
+    import jinja2
+
+    from campaignctl.render.environment import make_environment, template_error
+
+    env = make_environment(scaffold)
+    (scaffold / "templates" / "late.txt.j2").write_text(
+        "{{ record.nom }}\n" + "{% if true %}" * 300 + "\n", encoding="utf-8"
+    )
+    with pytest.raises(jinja2.TemplateSyntaxError) as caught:
+        env.get_template("late.txt.j2")
+    problem = template_error(caught.value, scaffold, "late.txt.j2")
+    assert problem.exit_code == 65
+    assert problem.diagnostic.format() == (
+        "templates/late.txt.j2:2:1: error[template-syntax]: syntax error: nested too deep: more "
+        "than 40 blocks, brackets and operators inside one another\n"
+        "  hint: move the inner part into a macro or an included template"
+    )
+
+
+def test_templates_that_include_each_other_are_a_template_error(scaffold: Path) -> None:
+    (scaffold / "templates" / "loop.txt.j2").write_text(
+        '{% include "update-request" ~ ".txt.j2" %}\n', encoding="utf-8"
+    )
+    with (scaffold / "templates" / "update-request.txt.j2").open("a", encoding="utf-8") as f:
+        f.write('{% include "loop" ~ ".txt.j2" %}\n')
+    assert run(scaffold, "audience", "import").exit_code == 0
+    result = run(scaffold, "preview", "update-2027", "--format", "text")
+    assert result.exit_code == 65, result.output
+    assert result.stderr.splitlines()[:2] == [
+        "templates/loop.txt.j2:1:1: error[template-error]: nested too deep: templates or macros "
+        "include or call one another without end (rendering the text part)",
+        "  hint: look for an {% include %} or a macro call that comes back to where it started",
+    ]
