@@ -16,6 +16,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from campaignctl.errors import Diagnostic, Severity, SpecError
+from campaignctl.render import sandbox
 from campaignctl.spec.templates import NESTING_TOO_DEEP, check_nesting, syntax_diagnostic
 
 TEMPLATES_DIR = "templates"
@@ -45,6 +46,14 @@ OUTPUT_CAPTURE: ContextVar[Any] = ContextVar("campaignctl_output_capture", defau
 
 @jinja2.pass_eval_context
 def _finalize(eval_ctx: jinja2.nodes.EvalContext, value: Any) -> Any:
+    allowance = sandbox.ALLOWANCE.get()
+    if allowance is not None:  # what one render prints is bounded (render/sandbox.py)
+        if type(value) is str:
+            allowance.printed -= len(value)
+            if allowance.printed < 0:
+                raise allowance.overdrawn()
+        else:
+            allowance.print(value)
     capture = OUTPUT_CAPTURE.get()
     if capture is not None and eval_ctx.autoescape:
         return capture.output(value)  # the HTML part's shape (render/inlining.py)
@@ -67,7 +76,8 @@ def _autoescape(name: str | None) -> bool:
 
 
 class CampaignEnvironment(SandboxedEnvironment):
-    """The sandbox, with a fast path for the context's own view objects.
+    """The sandbox, with size limits (render/sandbox.py: every text or list a template makes
+    is bounded) and a fast path for the context's own view objects.
 
     Every `record.x` in a sandboxed template goes through `is_safe_attribute`, which
     dominates rendering time. The views (context.View subclasses and the slotted
@@ -77,6 +87,18 @@ class CampaignEnvironment(SandboxedEnvironment):
     `OUTPUT_CAPTURE`, set by the renderer around one HTML render, turns plain-text outputs
     into markers (render/inlining.py).
     """
+
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    code_generator_class = sandbox.BoundedCodeGenerator
+    checked_concat = staticmethod(sandbox.checked_concat)
+    concat = staticmethod(sandbox.bounded_concat)  # every render's, macro's, block's output
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        return sandbox.binop(self.binop_table, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        args = sandbox.check_method(__obj, args, kwargs)
+        return sandbox.check_size(super().call(__context, __obj, *args, **kwargs), "a call")
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         kind = type(obj)
@@ -140,6 +162,7 @@ def make_environment(root: Path) -> SandboxedEnvironment:
         cache_size=-1,
     )
     env.filters["date"] = _date_filter
+    sandbox.bound_filters(env.filters, env.globals)
     return env
 
 
@@ -191,7 +214,15 @@ def template_error(
         except ValueError:
             shown = filename
     file = f"{TEMPLATES_DIR}/{shown}" if filename != "<template>" else shown
-    if isinstance(exc, SecurityError):
+    if isinstance(exc, sandbox.TemplateTooLarge):
+        code, message, hint = (
+            "template-too-large",
+            str(exc),
+            f"a template makes texts of at most {sandbox.MAX_TEXT:,} characters and lists of "
+            f"{sandbox.MAX_ITEMS:,} items: look for a `*`, a width or a loop that grows "
+            "without bound",
+        )
+    elif isinstance(exc, SecurityError):
         code, message, hint = (
             "template-unsafe",
             f"unsafe operation blocked by the sandbox: {exc}",
