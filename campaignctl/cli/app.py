@@ -48,11 +48,11 @@ class App:
     _workspace: Workspace | None = field(default=None, repr=False)
 
     def _console(self, stream: TextIO) -> Console:
-        from rich.console import Console
+        from campaignctl.cli.terminal import console
 
         on = color_enabled(self.color, stream)
         tty = stream.isatty()
-        return Console(
+        return console(
             width=None if tty or os.environ.get("COLUMNS") else 160,  # logs: do not wrap at 80
             file=stream,
             markup=False,  # user strings such as "[promo]" print as written

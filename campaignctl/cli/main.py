@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 from campaignctl import __version__
 from campaignctl.cli.app import App
 from campaignctl.cli.options import ColorMode, EnvVars, WorkspaceOption
+from campaignctl.cli.terminal import safe_text
 from campaignctl.errors import CampaignctlError, ExitCode
 
 EPILOG = (
@@ -101,7 +102,7 @@ def _run(invoke: Any, debug: bool) -> int:
 
 
 def _say(text: str) -> None:
-    sys.stderr.write(text.rstrip("\n") + "\n")
+    sys.stderr.write(safe_text(text.rstrip("\n")) + "\n")
     sys.stderr.flush()
 
 

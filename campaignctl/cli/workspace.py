@@ -12,6 +12,7 @@ import typer
 
 from campaignctl.cli.app import get_app
 from campaignctl.cli.options import WorkspaceOption
+from campaignctl.cli.terminal import safe_text
 from campaignctl.errors import ExitCode
 
 
@@ -92,7 +93,7 @@ def validate(
                 if output_format == ValidateFormat.GITHUB
                 else diagnostic.format()
             )
-            sys.stdout.write(line + "\n")
+            sys.stdout.write(safe_text(line) + "\n")
         app.err.print(result.summary())
     if junit_xml is not None:
         junit_xml.write_bytes(to_junit(result))

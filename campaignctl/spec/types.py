@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
+from campaignctl.errors import InvalidValue
+
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 _SLUG = re.compile(SLUG_PATTERN)
 
@@ -277,10 +279,19 @@ def check_email(value: str) -> str:
         raise ValueError(f"invalid email address {value!r}: {exc}") from None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _check_mailbox(value: str) -> str:
     """A `From:`-style mailbox: `Name <addr@example.org>` or a bare address."""
     if not isinstance(value, str):
         raise ValueError(f"expected an address such as 'Name <contact@example.org>', got {value!r}")
+    if _CONTROL.search(value):
+        raise InvalidValue(
+            f"sender {value!r} holds a control character (a line break would add headers "
+            "of its own to every message)",
+            hint="write the sender on one line: 'Name <address@example.org>'",
+        )
     _name, address = parseaddr(value)
     if not address or "@" not in address:
         raise ValueError(

@@ -347,6 +347,92 @@ def test_templates_that_include_each_other_are_a_template_error(scaffold: Path) 
     assert result.exit_code == 65, result.output
     assert result.stderr.splitlines()[:2] == [
         "templates/loop.txt.j2:1:1: error[template-error]: nested too deep: templates or macros "
-        "include or call one another without end (rendering the text part)",
+        "include or call one another without end (rendering the text part for record H001)",
         "  hint: look for an {% include %} or a macro call that comes back to where it started",
     ]
+
+
+# ------------------------------------------------------------------ headers and the terminal
+
+
+def test_a_line_break_in_a_sender_is_a_located_error(scaffold: Path) -> None:
+    edit(
+        scaffold,
+        "campaignctl.yaml",
+        'from: "Office de tourisme <contact@example.org>"',
+        r'from: "Office de tourisme <contact@example.org>\r\nFrom: victim@evil.example"',
+    )
+    result = run(scaffold, "validate")
+    assert result.exit_code == 65, result.output
+    assert result.stdout.splitlines() == [
+        "campaignctl.yaml:12:11: error[invalid-value]: senders.default.from: sender 'Office de "
+        "tourisme <contact@example.org>\\r\\nFrom: victim@evil.example' holds a control "
+        "character (a line break would add headers of its own to every message)",
+        "  hint: write the sender on one line: 'Name <address@example.org>'",
+    ]
+
+
+HOSTILE_NAME = "Hôtel\x07 du \x1b[31mLac\x1b[2J"  # a bell, a colour, a clear screen
+
+
+def _hostile_contact(root: Path) -> None:
+    with (root / "audiences" / "contacts.csv").open("a", encoding="utf-8") as csv:
+        csv.write(f"X001;{HOSTILE_NAME};x1@example.org;;hotel;Val;;2027-03-10;\n")
+
+
+def test_control_characters_from_a_record_never_reach_the_subject(scaffold: Path) -> None:
+    from email import message_from_bytes, policy
+
+    _hostile_contact(scaffold)
+    edit(scaffold, "campaigns/update-2027.yaml", 'subject: "', 'subject: "{{ record.nom }} — ')
+    assert run(scaffold, "audience", "import").exit_code == 0
+    result = runner.invoke(
+        app,
+        [
+            "--workspace",
+            str(scaffold),
+            "preview",
+            "update-2027",
+            "--contact",
+            "X001",
+            "--format",
+            "eml",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    head = result.stdout_bytes.split(b"\r\n\r\n", 1)[0]
+    assert not any(byte < 0x20 and byte not in b"\r\n\t" for byte in head)
+    message = message_from_bytes(result.stdout_bytes, policy=policy.default)
+    assert message["Subject"] == (
+        "Hôtel du [31mLac[2J — Office de tourisme du Val — mettez à jour votre fiche"
+    )
+
+
+def test_audience_show_writes_control_characters_as_escapes(scaffold: Path) -> None:
+    _hostile_contact(scaffold)
+    assert run(scaffold, "audience", "import").exit_code == 0
+    result = run(scaffold, "audience", "show", "X001")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "  nom: Hôtel\\x07 du \\x1b[31mLac\\x1b[2J" in result.stdout.splitlines()
+
+
+def test_every_console_line_and_table_cell_writes_control_characters_as_escapes() -> None:
+    """The CLI's consoles (cli/app.py) are `terminal.console`s: tables of stored data
+    (plan's records not contacted, report rows…) are escaped like printed lines."""
+    import io
+
+    from rich.table import Table
+
+    from campaignctl.cli.terminal import console
+
+    buffer = io.StringIO()
+    out = console(file=buffer, width=60, markup=False, no_color=True)
+    table = Table("record", "reason")
+    table.add_row("X\x1b[2J01", "no address\r")
+    out.print(table)
+    out.print("bell\x07 and \u202eoverride")
+    text = buffer.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+    assert "X\\x1b[2J01" in text and "no address\\x0d" in text
+    assert text.endswith("bell\\x07 and \\u202eoverride\n")
