@@ -10,6 +10,7 @@ import typer
 
 from campaignctl.cli.app import get_app
 from campaignctl.cli.options import JsonOption, WorkspaceOption
+from campaignctl.errors import writing
 
 DEFAULT_DAYS = 90
 
@@ -55,7 +56,8 @@ def calendar(
     if ics is not None:
         from campaignctl.schedule.ical import calendar_ics
 
-        ics.write_bytes(calendar_ics(waves, ws.config.organization.name, clock.now()))
+        with writing(ics):
+            ics.write_bytes(calendar_ics(waves, ws.config.organization.name, clock.now()))
         app.err.print(f"wrote {len(waves)} event(s) to {ics}")
     if json_output:
         app.print_json(

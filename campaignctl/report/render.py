@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from campaignctl.errors import writing
 from campaignctl.report.model import CampaignList, CampaignReport, Figures, Rate
 from campaignctl.safecsv import FormulaSafeWriter
 
@@ -246,7 +247,8 @@ def write_csv(report: CampaignReport | CampaignList, out_dir: Path) -> list[Path
     written = []
     for table in report_tables(report):
         path = out_dir / f"{table.name}.csv"
-        path.write_text(table_csv(table), encoding="utf-8")
+        with writing(path):
+            path.write_text(table_csv(table), encoding="utf-8")
         written.append(path)
     return written
 
