@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
+from campaignctl import clock
 from campaignctl.errors import InvalidValue
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -108,6 +109,9 @@ _RELATIVE = re.compile(
     r"^(?P<base>" + "|".join(RELATIVE_BASES) + r")?(?P<offsets>([+-]\d+[dwmy])*)$"
 )
 _OFFSET = re.compile(r"([+-])(\d+)([dwmy])")
+# Offsets move "today" (1970..2999, see clock.py) by at most a thousand years: still a date.
+_OFFSET_DAYS = {"d": 1, "w": 7, "m": 31, "y": 366}
+MAX_RELATIVE_DAYS = 366_000
 # Strings that look like an attempt at a relative date; a typo in one is an error, not text.
 _LOOKS_RELATIVE = re.compile(r"^(today|start_of|end_of|[+-]\d)")
 
@@ -193,6 +197,12 @@ def parse_relative_date(value: Any) -> RelativeDate:
         (int(n) * (-1 if sign == "-" else 1), unit)
         for sign, n, unit in _OFFSET.findall(match.group("offsets"))
     )
+    reach = sum(abs(amount) * _OFFSET_DAYS[unit] for amount, unit in offsets)
+    if reach > MAX_RELATIVE_DAYS:
+        raise ValueError(
+            f"relative date {value!r} reaches too far: offsets add up to at most "
+            f"{MAX_RELATIVE_DAYS // 366} years ({MAX_RELATIVE_DAYS}d)"
+        )
     return RelativeDate(text, base=match.group("base"), offsets=offsets)
 
 
@@ -209,8 +219,16 @@ LOCAL_DATETIME_PATTERN = (
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}(:?\d{2})?)?$"
 )
 
+
+def _check_in_range(value: datetime) -> datetime:
+    if not clock.in_range(value.date()):
+        raise ValueError(f"{value.isoformat()} is out of range: {clock.RANGE_TEXT}")
+    return value
+
+
 LocalDateTime = Annotated[
     datetime,
+    AfterValidator(_check_in_range),
     WithJsonSchema(
         {
             "type": "string",

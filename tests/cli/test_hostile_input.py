@@ -464,3 +464,33 @@ def test_the_rejects_csv_is_formula_safe_like_the_reports(scaffold: Path, tmp_pa
         ["9", "'@SUM(1+1)", "telephone", "'+33 1", "invalid_phone"],
         ["9", "'@SUM(1+1)", "contract_end", "'-2027", "invalid_date"],
     ]
+
+
+# ------------------------------------------------------------------ dates in definitions
+
+
+def test_a_relative_date_reaching_past_any_calendar_is_a_located_error(scaffold: Path) -> None:
+    """`today+9999y` validated, then `segment show` and `plan` ended in exit 70."""
+    edit(scaffold, "audiences/segments/renewing-soon.yaml", "today+15d", "today+9999y")
+    result = run(scaffold, "validate")
+    assert result.exit_code == 65, result.output
+    assert body(result) == [
+        "audiences/segments/renewing-soon.yaml:9:39: error[invalid-value]: relative date "
+        "'today+9999y' reaches too far: offsets add up to at most 1000 years (366000d)"
+    ]
+
+
+def test_a_send_date_out_of_range_is_a_located_error(scaffold: Path) -> None:
+    edit(
+        scaffold,
+        "campaigns/update-2027.yaml",
+        "send_at: 2027-03-01T09:00",
+        "send_at: 9999-12-31T23:00",
+    )
+    result = run(scaffold, "validate")
+    assert result.exit_code == 65, result.output
+    assert body(result)[0] == (
+        "campaigns/update-2027.yaml:26:12: error[invalid-value]: schedule.send_at: "
+        "9999-12-31T23:00:00 is out of range: campaignctl works with dates from 1970-01-01 to "
+        "2999-12-31"
+    )
