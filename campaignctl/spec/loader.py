@@ -31,17 +31,31 @@ MAX_NODES = 200_000
 MAX_DEPTH = 64
 
 
-class _Recursive(Exception):
-    def __init__(self, node: yaml.Node) -> None:
+_ALIASES_HINT = "write the values out instead of using anchors and aliases"
+
+
+class _Refused(Exception):
+    """A node the builder will not build: where it is, what is wrong, how to fix it."""
+
+    what = "an alias refers to a collection that contains it"
+    hint = _ALIASES_HINT
+
+    def __init__(self, node: yaml.Node, what: str | None = None) -> None:
         self.node = node
+        self.what = what or self.what
 
 
-class _TooLarge(_Recursive):
-    pass
+class _TooLarge(_Refused):
+    what = "the document expands to too many values (nested aliases)"
 
 
-class _TooDeep(_Recursive):
-    pass
+class _TooDeep(_Refused):
+    what = f"values are nested more than {MAX_DEPTH} levels deep"
+    hint = "flatten the structure: no definition needs this much nesting"
+
+
+class _BadScalar(_Refused):
+    hint = "quote the value to keep it as text"
 
 
 @dataclass(frozen=True)
@@ -111,21 +125,32 @@ class _Builder:
             raise _TooDeep(node)
         smap.values[path] = _mark(node)
         if id(node) in self.open_nodes:
-            raise _Recursive(node)
+            raise _Refused(node)
         if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
             self.open_nodes.add(id(node))
             try:
                 return self._build_collection(node, path, smap)
             finally:
                 self.open_nodes.discard(id(node))
-        return self.constructor.construct_object(node, deep=True)
+        return self._scalar(node)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        try:
+            value = self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, OverflowError) as exc:  # e.g. 2027-02-30, year 0
+            raise _BadScalar(node, f"invalid YAML value: {exc}") from None
+        if isinstance(value, str) and "\x00" in value:  # PostgreSQL refuses it in any text
+            raise _BadScalar(node, "a text value holds a NUL character (\\x00)")
+        return value
 
     def _build_collection(self, node: yaml.Node, path: PathKey, smap: SourceMap) -> Any:
         if isinstance(node, yaml.MappingNode):
             self.constructor.flatten_mapping(node)
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self.constructor.construct_object(key_node, deep=True)
+                key = self._scalar(key_node)
                 if not isinstance(key, (str, int, float, bool)) or key is None:
                     self._error(key_node, "invalid-key", "a mapping key must be a plain value")
                     continue
@@ -195,40 +220,16 @@ def load_yaml_text(text: str, file: str) -> tuple[list[YamlDocument], list[Diagn
         except yaml.YAMLError as exc:
             builder.diagnostics.append(yaml_error_diagnostic(file, exc))
             continue
-        except _Recursive as exc:
-            builder.diagnostics.append(_refused(file, exc))
-            continue
-        except (ValueError, TypeError, OverflowError) as exc:
-            # a scalar the constructor cannot build, e.g. a timestamp out of range
-            mark = _mark(node)
+        except _Refused as exc:
+            mark = _mark(exc.node)
             builder.diagnostics.append(
                 Diagnostic(
-                    file,
-                    mark.line,
-                    mark.column,
-                    Severity.ERROR,
-                    "yaml-syntax",
-                    f"invalid YAML value: {exc}",
-                    "quote the value to keep it as text",
+                    file, mark.line, mark.column, Severity.ERROR, "yaml-syntax", exc.what, exc.hint
                 )
             )
             continue
         documents.append(YamlDocument(file, index, data, smap, _mark(node)))
     return documents, builder.diagnostics
-
-
-def _refused(file: str, exc: _Recursive) -> Diagnostic:
-    mark = _mark(exc.node)
-    if isinstance(exc, _TooDeep):
-        what = f"values are nested more than {MAX_DEPTH} levels deep"
-        hint = "flatten the structure: no definition needs this much nesting"
-    elif isinstance(exc, _TooLarge):
-        what = "the document expands to too many values (nested aliases)"
-        hint = "write the values out instead of using anchors and aliases"
-    else:
-        what = "an alias refers to a collection that contains it"
-        hint = "write the values out instead of using anchors and aliases"
-    return Diagnostic(file, mark.line, mark.column, Severity.ERROR, "yaml-syntax", what, hint)
 
 
 def _compose_all(text: str) -> Iterator[yaml.Node | None]:
