@@ -40,9 +40,10 @@ class _Refused(Exception):
     what = "an alias refers to a collection that contains it"
     hint = _ALIASES_HINT
 
-    def __init__(self, node: yaml.Node, what: str | None = None) -> None:
+    def __init__(self, node: yaml.Node, what: str | None = None, hint: str | None = None) -> None:
         self.node = node
         self.what = what or self.what
+        self.hint = hint or self.hint
 
 
 class _TooLarge(_Refused):
@@ -142,7 +143,9 @@ class _Builder:
         except (ValueError, TypeError, OverflowError) as exc:  # e.g. 2027-02-30, year 0
             raise _BadScalar(node, f"invalid YAML value: {exc}") from None
         if isinstance(value, str) and "\x00" in value:  # PostgreSQL refuses it in any text
-            raise _BadScalar(node, "a text value holds a NUL character (\\x00)")
+            raise _BadScalar(
+                node, "a text value holds a NUL character (\\x00)", "remove the \\x00 escape"
+            )
         return value
 
     def _build_collection(self, node: yaml.Node, path: PathKey, smap: SourceMap) -> Any:

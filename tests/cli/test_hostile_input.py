@@ -494,3 +494,16 @@ def test_a_send_date_out_of_range_is_a_located_error(scaffold: Path) -> None:
         "9999-12-31T23:00:00 is out of range: campaignctl works with dates from 1970-01-01 to "
         "2999-12-31"
     )
+
+
+def test_a_list_item_with_only_an_unknown_key_is_reported_not_a_crash(scaffold: Path) -> None:
+    """Found by tests/spec/test_fuzz.py: salvaging the rest of the file raised IndexError."""
+    (scaffold / "questionnaires" / "odd.yaml").write_text(
+        "kind: Questionnaire\nname: odd\nfields:\n- kind: null\n", encoding="utf-8"
+    )
+    result = run(scaffold, "validate")
+    assert result.exit_code == 65, result.output
+    assert body(result) == [
+        "questionnaires/odd.yaml:4:3: error[missing-field]: missing required key 'id' in fields[0]",
+        "questionnaires/odd.yaml:4:3: error[unknown-key]: unknown key 'kind' in fields[0]",
+    ]

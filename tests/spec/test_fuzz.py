@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -130,6 +130,9 @@ FUZZ = settings(
 
 @FUZZ
 @given(target=st.sampled_from(TARGETS), data=documents())
+@example(  # found by this test: salvaging the rest of the file raised IndexError (exit 70)
+    target="campaigns/fuzz.yaml", data=b"fields:\n- kind: null\nkind: Questionnaire\nname: fuzz\n"
+)
 def test_validate_never_crashes_on_a_hostile_definition(
     workspace: Path, target: str, data: bytes
 ) -> None:
