@@ -44,16 +44,19 @@ class CampaignUndefined(jinja2.StrictUndefined):
 OUTPUT_CAPTURE: ContextVar[Any] = ContextVar("campaignctl_output_capture", default=None)
 
 
+_current_allowance = sandbox.ALLOWANCE.get
+
+
 @jinja2.pass_eval_context
 def _finalize(eval_ctx: jinja2.nodes.EvalContext, value: Any) -> Any:
-    allowance = sandbox.ALLOWANCE.get()
-    if allowance is not None:  # what one render prints is bounded (render/sandbox.py)
-        if type(value) is str:
-            allowance.printed -= len(value)
-            if allowance.printed < 0:
-                raise allowance.overdrawn()
-        else:
-            allowance.print(value)
+    # Called for every {{ … }}: the render's allowance (render/sandbox.py), kept cheap.
+    allowance = _current_allowance()
+    if allowance is not None:
+        allowance.printed -= (
+            len(value) if type(value) is str else sandbox.held_size(value, allowance.printed)
+        )
+        if allowance.printed < 0:
+            raise allowance.overdrawn()
     capture = OUTPUT_CAPTURE.get()
     if capture is not None and eval_ctx.autoescape:
         return capture.output(value)  # the HTML part's shape (render/inlining.py)
@@ -117,9 +120,10 @@ class CampaignEnvironment(SandboxedEnvironment):
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> Any:
         # Every compile (files, includes, inline subjects) parses here: refuse a template
-        # nested deep enough to exhaust Jinja's recursion first, at its line.
+        # nested deep enough to exhaust Jinja's recursion first, at its line, and count the
+        # turns of its loops (render/sandbox.py).
         check_nesting(self, source, name, filename)
-        return super()._parse(source, name, filename)
+        return sandbox.count_loops(super()._parse(source, name, filename))
 
 
 def _view_types() -> tuple[frozenset[type], dict[type, frozenset[str]]]:

@@ -43,6 +43,8 @@ _HEADER_CONTROLS = {
 
 def header_text(value: str) -> str:
     """`value` without control characters, fit for a header field."""
+    if value.isprintable():  # the common case, at C speed: nothing to take out
+        return value
     return value.translate(_HEADER_CONTROLS)
 
 

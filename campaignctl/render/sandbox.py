@@ -8,9 +8,10 @@ and a few more zeros would take the machine's memory. Here:
   `*` on texts and lists, `**`, format widths, padding, joining, replacing, `batch`/`slice`
   padding, `lipsum`;
 - what only adds its inputs up is checked after: `+`, `~`, any call's result;
-- what a template prints (`{{ … }}`, in loops, macros and blocks alike) and what it puts
-  into lists (`append`, `extend`…) count against one allowance per render, so that no
-  loop piles up gigabytes before anything is joined;
+- what a template prints (`{{ … }}`, in loops, macros and blocks alike), what it puts
+  into lists (`append`, `extend`…) and the turns of its loops count against one
+  allowance per render, so that no loop piles up gigabytes before anything is joined, nor
+  runs for hours (three nested `range(100000)`);
 - every output a template joins (the rendered part, and each macro, `{% call %}`,
   `{% filter %}` and `{% set %}` block, which Jinja joins the same way) is measured
   before it is joined.
@@ -37,7 +38,9 @@ MAX_TEXT = 1_000_000  # characters of any text a template makes, and of a render
 MAX_ITEMS = MAX_RANGE  # items of any list a template makes (range() has the same bound)
 MAX_HELD = 10 * MAX_TEXT  # characters the lists a template builds may hold, in all
 MAX_PRINTED = 10 * MAX_TEXT  # characters the {{ … }} of one render may print, in all
+MAX_ITERATIONS = 1_000_000  # turns of all the loops of one render
 MAX_EXPONENT = 10_000  # `x ** n` with n above this makes a number nobody needs
+LOOP_FILTER = "_counted_loop"  # wraps every {% for %}'s iterable (see count_loops)
 _CONTAINERS = (list, tuple, set, frozenset, dict)
 
 
@@ -221,22 +224,27 @@ def check_method(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
 
 
 class Allowance:
-    """What one render may still print, and still put into lists."""
+    """What one render may still print, put into lists, and loop."""
 
-    __slots__ = ("held", "printed")
+    __slots__ = ("held", "iterations", "printed")
 
     def __init__(self) -> None:
         self.printed = MAX_PRINTED
         self.held = MAX_HELD
+        self.iterations = MAX_ITERATIONS
 
-    def print(self, value: Any) -> None:
-        """Count one printed value (environment.py's finalize inlines this for a text)."""
-        self.printed -= len(value) if type(value) is str else held_size(value, self.printed)
-        if self.printed < 0:
-            raise self.overdrawn()
+    def loop(self, iterable: Iterable[Any]) -> Iterator[Any]:
+        for item in iterable:
+            self.iterations -= 1
+            if self.iterations < 0:
+                raise TemplateTooLarge(
+                    f"the template's loops turn more than {MAX_ITERATIONS:,} times in one render"
+                )
+            yield item
 
     @staticmethod
     def overdrawn() -> TemplateTooLarge:
+        """Raised by environment.py's finalize, which counts `printed` for every {{ … }}."""
         return TemplateTooLarge(
             f"the template prints more than {MAX_PRINTED:,} characters in all "
             "(its loops, macros and blocks together)"
@@ -365,26 +373,49 @@ def bound_filters(filters: dict[str, Any], globals_: dict[str, Any]) -> None:
     for name, check in checks.items():
         filters[name] = _guarded(filters[name], check)
     filters["join"] = _join_filter(filters["join"])
+    filters[LOOP_FILTER] = counted_loop
     globals_["lipsum"] = _guarded(globals_["lipsum"], _lipsum_check)
 
 
 # ----------------------------------------------------------------- joining outputs
 
 
+def counted_loop(iterable: Iterable[Any]) -> Iterable[Any]:
+    """The iterable of a `{% for %}`, each turn counted against the render's allowance."""
+    allowance = ALLOWANCE.get()
+    return iterable if allowance is None else allowance.loop(iterable)
+
+
+def count_loops(template: nodes.Template) -> nodes.Template:
+    """Make every `{% for x in y %}` of a parsed template loop over `y|_counted_loop`."""
+    for loop in template.find_all(nodes.For):
+        loop.iter = nodes.Filter(loop.iter, LOOP_FILTER, [], [], None, None, lineno=loop.lineno)
+    return template
+
+
 def too_large() -> TemplateTooLarge:
     return TemplateTooLarge(f"the rendered text passes {MAX_TEXT:,} characters")
+
+
+_FEW_PARTS = 1000
 
 
 def bounded_concat(chunks: Iterable[Any]) -> str:
     """`Environment.concat`: join a render's output (or a macro's, a block's), unless it
     passes MAX_TEXT. The outermost join of a render opens the render's allowance."""
-    token = ALLOWANCE.set(Allowance()) if ALLOWANCE.get() is None else None
-    try:
-        # What was printed is counted; a loop's text is the same few objects many times.
-        parts = list(chunks)
-    finally:
-        if token is not None:
+    if ALLOWANCE.get() is None:
+        token = ALLOWANCE.set(Allowance())
+        try:
+            parts = list(chunks)
+        finally:
             ALLOWANCE.reset(token)
-    if sum(map(len, parts)) > MAX_TEXT:
+    else:
+        parts = list(chunks)
+    # What was printed is counted: a few parts join into a few times MAX_PRINTED at most.
+    # Many parts are a loop's, the same few objects many times: measure before joining.
+    if len(parts) > _FEW_PARTS and sum(map(len, parts)) > MAX_TEXT:
         raise too_large()
-    return "".join(parts)
+    text = "".join(parts)
+    if len(text) > MAX_TEXT:
+        raise too_large()
+    return text

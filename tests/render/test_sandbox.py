@@ -80,6 +80,10 @@ HOSTILE = {
         "{% for i in range(100000) %}0123456789x{% endfor %}",
         "the rendered text passes 1,000,000 characters",
     ),
+    "nested loops": (
+        "{% for a in range(2000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}",
+        "the template's loops turn more than 1,000,000 times in one render",
+    ),
     "a huge power": (
         "{{ 9 ** 100000 }}",
         "`**` with an exponent of 100,000: at most 10,000",
