@@ -64,17 +64,21 @@ def held_size(value: Any, cap: int = MAX_HELD) -> int:
         return 8
     size = 0
     pending: list[Any] = [value]
+    seen: set[int] = set()  # a list appended to itself prints as [...]
     while pending and size <= cap:
         item = pending.pop()
         if isinstance(item, str):
             size += len(item) + 4
-        elif isinstance(item, dict):
-            size += 2
-            pending.extend(item.keys())
-            pending.extend(item.values())
         elif isinstance(item, _CONTAINERS):
             size += 2
-            pending.extend(item)
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            if isinstance(item, dict):
+                pending.extend(item.keys())
+                pending.extend(item.values())
+            else:
+                pending.extend(item)
         else:
             size += 8
     return size
@@ -174,6 +178,40 @@ def checked_concat(value: Any) -> Any:
     return check_size(value, "`~`")
 
 
+# ----------------------------------------------------------------- one render's allowance
+
+
+class Allowance:
+    """What one render may still print, put into lists, and loop."""
+
+    __slots__ = ("held", "iterations", "printed")
+
+    def __init__(self) -> None:
+        self.printed = MAX_PRINTED
+        self.held = MAX_HELD
+        self.iterations = MAX_ITERATIONS
+
+    def loop(self, iterable: Iterable[Any]) -> Iterator[Any]:
+        for item in iterable:
+            self.iterations -= 1
+            if self.iterations < 0:
+                raise TemplateTooLarge(
+                    f"the template's loops turn more than {MAX_ITERATIONS:,} times in one render"
+                )
+            yield item
+
+    @staticmethod
+    def overdrawn() -> TemplateTooLarge:
+        """Raised by environment.py's finalize, which counts `printed` for every {{ … }}."""
+        return TemplateTooLarge(
+            f"the template prints more than {MAX_PRINTED:,} characters in all "
+            "(its loops, macros and blocks together)"
+        )
+
+
+ALLOWANCE: ContextVar[Allowance | None] = ContextVar("campaignctl_allowance", default=None)
+
+
 # ----------------------------------------------------------------- methods and filters
 
 
@@ -221,37 +259,6 @@ def check_method(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     elif name == "join" and args:
         return (_joined_size(owner, args[0]), *args[1:])
     return args
-
-
-class Allowance:
-    """What one render may still print, put into lists, and loop."""
-
-    __slots__ = ("held", "iterations", "printed")
-
-    def __init__(self) -> None:
-        self.printed = MAX_PRINTED
-        self.held = MAX_HELD
-        self.iterations = MAX_ITERATIONS
-
-    def loop(self, iterable: Iterable[Any]) -> Iterator[Any]:
-        for item in iterable:
-            self.iterations -= 1
-            if self.iterations < 0:
-                raise TemplateTooLarge(
-                    f"the template's loops turn more than {MAX_ITERATIONS:,} times in one render"
-                )
-            yield item
-
-    @staticmethod
-    def overdrawn() -> TemplateTooLarge:
-        """Raised by environment.py's finalize, which counts `printed` for every {{ … }}."""
-        return TemplateTooLarge(
-            f"the template prints more than {MAX_PRINTED:,} characters in all "
-            "(its loops, macros and blocks together)"
-        )
-
-
-ALLOWANCE: ContextVar[Allowance | None] = ContextVar("campaignctl_allowance", default=None)
 
 
 def _check_growth(owner: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -377,7 +384,7 @@ def bound_filters(filters: dict[str, Any], globals_: dict[str, Any]) -> None:
     globals_["lipsum"] = _guarded(globals_["lipsum"], _lipsum_check)
 
 
-# ----------------------------------------------------------------- joining outputs
+# ----------------------------------------------------------------- loops and joined outputs
 
 
 def counted_loop(iterable: Iterable[Any]) -> Iterable[Any]:
