@@ -89,9 +89,9 @@ def test_a_send_on_a_full_disk_exits_75_naming_the_store_and_the_next_one_sends_
     assert len(list((locked / ".campaignctl" / "outbox" / "update-2027").glob("*.eml"))) == 4
 
 
-def test_an_output_file_on_a_full_disk_is_named(disk: Path, locked: Path) -> None:
-    fill(disk)
+def test_an_output_file_on_a_full_disk_is_named(disk: Path, scaffold: Path) -> None:
+    fill(disk)  # the workspace is elsewhere: only the file goes to the full disk
     ics = disk / "calendar.ics"
-    result = run(locked, "calendar", "--from", "2027-03-01", "--ics", str(ics))
+    result = run(scaffold, "calendar", "--from", "2027-03-01", "--ics", str(ics))
     assert result.exit_code == 75, result.output
     assert result.stderr.splitlines()[0] == f"error: no space left on {ics}"
