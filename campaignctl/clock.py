@@ -13,6 +13,10 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 NOW_VARIABLE = "CAMPAIGNCTL_NOW"
+# The dates campaignctl works with. Schedules, leases and reports add days, months and
+# years to "now"; inside this window none of that can leave what `datetime` holds.
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2999, 12, 31)
 
 
 def now() -> datetime:
@@ -28,8 +32,23 @@ def now() -> datetime:
                 f"{NOW_VARIABLE}={fixed!r} is not an ISO date-time",
                 hint="write it like 2027-03-01T09:00:00+01:00, or unset it",
             ) from None
+        if not in_range(value.date()):
+            from campaignctl.errors import UsageError
+
+            raise UsageError(
+                f"{NOW_VARIABLE}={fixed!r} is out of range: {RANGE_TEXT}",
+                hint="write a date-time like 2027-03-01T09:00:00+01:00, or unset it",
+            )
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return datetime.now(UTC)
+
+
+RANGE_TEXT = f"campaignctl works with dates from {FIRST_DAY} to {LAST_DAY}"
+
+
+def in_range(day: date) -> bool:
+    """Whether a date lies in the window campaignctl computes with (FIRST_DAY..LAST_DAY)."""
+    return FIRST_DAY <= day <= LAST_DAY
 
 
 def local_text(instant: datetime, timezone: str, *, short: bool = False) -> str:

@@ -7,7 +7,9 @@ Exit codes follow DESIGN.md §2 (sysexits where one fits).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+import errno
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -141,3 +143,45 @@ class OperationFailed(CampaignctlError):
     """The operation ran but did not fully succeed (some messages could not be sent)."""
 
     exit_code = ExitCode.FAILED
+
+
+class NoSpaceLeft(TemporaryFailure):
+    """The disk (the store's, or the one a file goes to) is full. Every write is a
+    transaction or a file moved into place, so nothing is half done: free some space and
+    run the command again, it goes on from where it stopped."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(
+            f"no space left on {where}",
+            hint="free some space there, then run the command again: every write is whole "
+            "or not at all, so what was recorded is kept and the command goes on from there",
+        )
+
+
+_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL: "database or disk is full"
+_PG_DISK_FULL = "53100"  # SQLSTATE disk_full
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc` (an OSError, or a SQLite or PostgreSQL error, wrapped by SQLAlchemy
+    or not) says that the disk is full."""
+    for error in (exc, getattr(exc, "orig", None), exc.__cause__):
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if getattr(error, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return True
+        if getattr(error, "sqlstate", None) == _PG_DISK_FULL:
+            return True
+    return False
+
+
+@contextmanager
+def writing(path: object) -> Iterator[None]:
+    """Around a file write: a full disk is a NoSpaceLeft naming the file (an OSError from
+    `write` does not say which file it was)."""
+    try:
+        yield
+    except OSError as exc:
+        if disk_full(exc):
+            raise NoSpaceLeft(str(path)) from exc
+        raise

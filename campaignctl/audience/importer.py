@@ -22,7 +22,6 @@ record. Every problem goes to the rejects CSV and the per-reason summary.
 
 from __future__ import annotations
 
-import csv
 import gc
 import hashlib
 import multiprocessing
@@ -56,6 +55,7 @@ from campaignctl.audience.source import (
 )
 from campaignctl.enums import RecordStatus
 from campaignctl.errors import UsageError
+from campaignctl.safecsv import FormulaSafeWriter
 from campaignctl.spec.models import Audience
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store, create_engine, utcnow
@@ -743,7 +743,7 @@ class _RejectsFile:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.handle = path.open("w", encoding="utf-8", newline="")
-        self.writer = csv.writer(self.handle)
+        self.writer = FormulaSafeWriter(self.handle)  # opened in spreadsheets: no formulas
         self.writer.writerow(self.HEADER)
 
     def add(self, row: int, key: str, column: str, value: str, reason: str, message: str) -> None:

@@ -49,11 +49,11 @@ class App:
     _warned_invalid: bool = field(default=False, repr=False)
 
     def _console(self, stream: TextIO) -> Console:
-        from rich.console import Console
+        from campaignctl.cli.terminal import console
 
         on = color_enabled(self.color, stream)
         tty = stream.isatty()
-        return Console(
+        return console(
             width=None if tty or os.environ.get("COLUMNS") else 160,  # logs: do not wrap at 80
             file=stream,
             markup=False,  # user strings such as "[promo]" print as written
@@ -145,12 +145,21 @@ class App:
         `readonly=True` is for commands that only read stored figures: the definitions may
         have errors (see `readable_workspace`)."""
         from campaignctl.cli.options import EnvVars
+        from campaignctl.errors import UsageError
+        from campaignctl.spec.types import check_store_url
         from campaignctl.store import Store
 
         workspace = self.readable_workspace() if readonly else self.valid_workspace()
         assert workspace.config is not None
-        url = os.environ.get(EnvVars.STORE) or workspace.config.store
-        return Store(url, root=workspace.root)
+        url = os.environ.get(EnvVars.STORE)
+        if url:
+            try:
+                check_store_url(url)
+            except ValueError as exc:
+                raise UsageError(
+                    f"{EnvVars.STORE}: {exc}", hint=f"fix or unset {EnvVars.STORE}"
+                ) from None
+        return Store(url or workspace.config.store, root=workspace.root)
 
     def require_applied(self, store: Store, name: str) -> None:
         """A CAMPAIGN argument that names a campaign of the store, or the error that says why

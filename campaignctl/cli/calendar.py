@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +10,7 @@ import typer
 
 from campaignctl.cli.app import get_app
 from campaignctl.cli.options import JsonOption, WorkspaceOption
+from campaignctl.errors import writing
 
 DEFAULT_DAYS = 90
 
@@ -46,13 +47,8 @@ def calendar(
     app = get_app(ctx).use(workspace)
     ws = app.valid_workspace()
     tz = ws.config.timezone
-    try:
-        first = date.fromisoformat(start) if start else clock.today(tz)
-        last = (
-            date.fromisoformat(end) if end else first.fromordinal(first.toordinal() + DEFAULT_DAYS)
-        )
-    except ValueError as exc:
-        raise UsageError(f"--from/--to: {exc}", hint="write dates as YYYY-MM-DD") from None
+    first = _day("--from", start) if start else clock.today(tz)
+    last = _day("--to", end) if end else min(first + timedelta(DEFAULT_DAYS), clock.LAST_DAY)
     if last < first:
         raise UsageError(f"--to ({last}) is before --from ({first})")
     lo, hi = day_bounds(first, last, tz)
@@ -60,7 +56,8 @@ def calendar(
     if ics is not None:
         from campaignctl.schedule.ical import calendar_ics
 
-        ics.write_bytes(calendar_ics(waves, ws.config.organization.name, clock.now()))
+        with writing(ics):
+            ics.write_bytes(calendar_ics(waves, ws.config.organization.name, clock.now()))
         app.err.print(f"wrote {len(waves)} event(s) to {ics}")
     if json_output:
         app.print_json(
@@ -73,6 +70,20 @@ def calendar(
         )
         return
     _print_table(app, waves, first, last)
+
+
+def _day(option: str, text: str) -> date:
+    """A --from/--to value, or a usage error naming it."""
+    from campaignctl import clock
+    from campaignctl.errors import UsageError
+
+    try:
+        day = date.fromisoformat(text)
+    except ValueError as exc:
+        raise UsageError(f"{option} {text!r}: {exc}", hint="write dates as YYYY-MM-DD") from None
+    if not clock.in_range(day):
+        raise UsageError(f"{option} {text!r} is out of range: {clock.RANGE_TEXT}")
+    return day
 
 
 def _wave_json(wave) -> dict[str, object]:

@@ -24,7 +24,8 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 from campaignctl import __version__
 from campaignctl.cli.app import App
 from campaignctl.cli.options import ColorMode, EnvVars, WorkspaceOption
-from campaignctl.errors import CampaignctlError, ExitCode
+from campaignctl.cli.terminal import safe_text
+from campaignctl.errors import CampaignctlError, ExitCode, NoSpaceLeft, disk_full
 
 EPILOG = (
     "Exit codes: 0 success; 1 the operation failed; 2 changes present (only with "
@@ -92,6 +93,10 @@ def _run(invoke: Any, debug: bool) -> int:
     except Exception as exc:
         if debug:
             traceback.print_exc()
+        if disk_full(exc):  # where the path was known, a NoSpaceLeft named it already
+            error = NoSpaceLeft(getattr(exc, "filename", None) or "the device")
+            _say(error.render())
+            return int(error.exit_code)
         _say(
             f"internal error: {type(exc).__name__}: {exc}\n"
             "  hint: this is a bug in campaignctl. Run the command again with --debug "
@@ -102,7 +107,7 @@ def _run(invoke: Any, debug: bool) -> int:
 
 
 def _say(text: str) -> None:
-    sys.stderr.write(text.rstrip("\n") + "\n")
+    sys.stderr.write(safe_text(text.rstrip("\n")) + "\n")
     sys.stderr.flush()
 
 

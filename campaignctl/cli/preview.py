@@ -11,6 +11,7 @@ import typer
 
 from campaignctl.cli.app import get_app
 from campaignctl.cli.options import WorkspaceOption
+from campaignctl.errors import writing
 
 
 class PreviewFormat(enum.StrEnum):
@@ -110,7 +111,8 @@ def _emit(app: object, data: bytes, out: Path | None, open_browser: bool) -> Non
         sys.stdout.flush()
         return
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
+    with writing(out):
+        out.write_bytes(data)
     app.err.print(f"wrote {out}")
     if open_browser:
         import webbrowser

@@ -12,6 +12,7 @@ import typer
 from campaignctl.cli.app import get_app
 from campaignctl.cli.options import WorkspaceOption
 from campaignctl.enums import CampaignType, ListStatus
+from campaignctl.errors import writing
 
 if TYPE_CHECKING:
     from campaignctl.cli.app import App
@@ -111,7 +112,8 @@ def _write(app: App, out: Path | None, text: str, what: str) -> None:
     if out is None:
         app.out.file.write(text)
         return
-    out.write_text(text, encoding="utf-8")
+    with writing(out):
+        out.write_text(text, encoding="utf-8")
     app.err.print(f"wrote the {what} to {out}")
 
 

@@ -12,7 +12,8 @@ import typer
 
 from campaignctl.cli.app import get_app
 from campaignctl.cli.options import WorkspaceOption
-from campaignctl.errors import ExitCode
+from campaignctl.cli.terminal import safe_text
+from campaignctl.errors import ExitCode, writing
 
 
 class ValidateFormat(enum.StrEnum):
@@ -92,10 +93,11 @@ def validate(
                 if output_format == ValidateFormat.GITHUB
                 else diagnostic.format()
             )
-            sys.stdout.write(line + "\n")
+            sys.stdout.write(safe_text(line) + "\n")
         app.err.print(result.summary())
     if junit_xml is not None:
-        junit_xml.write_bytes(to_junit(result))
+        with writing(junit_xml):
+            junit_xml.write_bytes(to_junit(result))
     if result.failed(strict):
         raise typer.Exit(ExitCode.DATA)
 

@@ -67,7 +67,12 @@ class BatchRenderer:
                 job.row_id, sms.message_id, sms.sender_id, text=sms.text, sms_parts=sms.info.parts
             )
         except Exception as exc:  # one bad record must not stop the wave
-            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            problem = getattr(exc, "diagnostic", None)  # a template's: where, and what
+            message = (
+                f"{problem.file}:{problem.line}: {problem.message}"
+                if problem is not None
+                else getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            )
             return RenderResult(job.row_id, error=f"cannot render: {message}")
 
 

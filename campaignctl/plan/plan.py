@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from campaignctl import clock
 from campaignctl.audience.segments import workspace_today
 from campaignctl.enums import CampaignState, Channel
-from campaignctl.errors import CampaignctlError, InputError, UsageError
+from campaignctl.errors import CampaignctlError, InputError, UsageError, writing
 from campaignctl.plan.definitions import (
     ChangeAction,
     DefinitionChange,
@@ -227,7 +227,8 @@ class Plan:
         return data
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.as_json(), ensure_ascii=False, indent=2) + "\n")
+        with writing(path):
+            path.write_text(json.dumps(self.as_json(), ensure_ascii=False, indent=2) + "\n")
 
 
 def load_plan(path: Path) -> Plan:

@@ -15,8 +15,14 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from campaignctl.errors import Diagnostic, Severity, SpecError
+from campaignctl.render import sandbox
 from campaignctl.spec.template_loader import WorkspaceLoader
-from campaignctl.spec.templates import TEMPLATE_FILTERS
+from campaignctl.spec.templates import (
+    NESTING_TOO_DEEP,
+    TEMPLATE_FILTERS,
+    check_nesting,
+    syntax_diagnostic,
+)
 
 TEMPLATES_DIR = "templates"
 
@@ -43,8 +49,19 @@ class CampaignUndefined(jinja2.StrictUndefined):
 OUTPUT_CAPTURE: ContextVar[Any] = ContextVar("campaignctl_output_capture", default=None)
 
 
+_current_allowance = sandbox.ALLOWANCE.get
+
+
 @jinja2.pass_eval_context
 def _finalize(eval_ctx: jinja2.nodes.EvalContext, value: Any) -> Any:
+    # Called for every {{ … }}: the render's allowance (render/sandbox.py), kept cheap.
+    allowance = _current_allowance()
+    if allowance is not None:
+        allowance.printed -= (
+            len(value) if type(value) is str else sandbox.held_size(value, allowance.printed)
+        )
+        if allowance.printed < 0:
+            raise allowance.overdrawn()
     capture = OUTPUT_CAPTURE.get()
     if capture is not None and eval_ctx.autoescape:
         return capture.output(value)  # the HTML part's shape (render/inlining.py)
@@ -57,7 +74,8 @@ def _autoescape(name: str | None) -> bool:
 
 
 class CampaignEnvironment(SandboxedEnvironment):
-    """The sandbox, with a fast path for the context's own view objects.
+    """The sandbox, with size limits (render/sandbox.py: every text or list a template makes
+    is bounded) and a fast path for the context's own view objects.
 
     Every `record.x` in a sandboxed template goes through `is_safe_attribute`, which
     dominates rendering time. The views (context.View subclasses and the slotted
@@ -67,6 +85,18 @@ class CampaignEnvironment(SandboxedEnvironment):
     `OUTPUT_CAPTURE`, set by the renderer around one HTML render, turns plain-text outputs
     into markers (render/inlining.py).
     """
+
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    code_generator_class = sandbox.BoundedCodeGenerator
+    checked_concat = staticmethod(sandbox.checked_concat)
+    concat = staticmethod(sandbox.bounded_concat)  # every render's, macro's, block's output
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        return sandbox.binop(self.binop_table, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        args = sandbox.check_method(__obj, args, kwargs)
+        return sandbox.check_size(super().call(__context, __obj, *args, **kwargs), "a call")
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         kind = type(obj)
@@ -82,6 +112,13 @@ class CampaignEnvironment(SandboxedEnvironment):
             # Documented link names only; LinksView computes each on first use.
             return getattr(obj, attribute)
         return super().getattr(obj, attribute)
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> Any:
+        # Every compile (files, includes, inline subjects) parses here: refuse a template
+        # nested deep enough to exhaust Jinja's recursion first, at its line, and count the
+        # turns of its loops (render/sandbox.py).
+        check_nesting(self, source, name, filename)
+        return sandbox.count_loops(super()._parse(source, name, filename))
 
 
 def _view_types() -> tuple[frozenset[type], dict[type, frozenset[str]]]:
@@ -124,6 +161,7 @@ def make_environment(root: Path) -> SandboxedEnvironment:
         cache_size=-1,
     )
     env.filters.update(TEMPLATE_FILTERS)  # the ones `validate` checks templates against
+    sandbox.bound_filters(env.filters, env.globals)
     return env
 
 
@@ -154,18 +192,7 @@ def template_error(
     """Turn a Jinja exception into a located diagnostic (code template-syntax|undefined|…)."""
     base = root / TEMPLATES_DIR
     if isinstance(exc, jinja2.TemplateSyntaxError):
-        name = exc.name or template
-        return TemplateProblem(
-            Diagnostic(
-                f"{TEMPLATES_DIR}/{name}",
-                exc.lineno or 1,
-                1,
-                Severity.ERROR,
-                "template-syntax",
-                f"syntax error: {exc.message}",
-                "see https://jinja.palletsprojects.com/en/stable/templates/",
-            )
-        )
+        return TemplateProblem(syntax_diagnostic(f"{TEMPLATES_DIR}/{exc.name or template}", exc))
     if isinstance(exc, jinja2.TemplateNotFound):
         return TemplateProblem(
             Diagnostic(
@@ -186,7 +213,15 @@ def template_error(
         except ValueError:
             shown = filename
     file = f"{TEMPLATES_DIR}/{shown}" if filename != "<template>" else shown
-    if isinstance(exc, SecurityError):
+    if isinstance(exc, sandbox.TemplateTooLarge):
+        code, message, hint = (
+            "template-too-large",
+            str(exc),
+            f"a template makes texts of at most {sandbox.MAX_TEXT:,} characters and lists of "
+            f"{sandbox.MAX_ITEMS:,} items: look for a `*`, a width or a loop that grows "
+            "without bound",
+        )
+    elif isinstance(exc, SecurityError):
         code, message, hint = (
             "template-unsafe",
             f"unsafe operation blocked by the sandbox: {exc}",
@@ -198,11 +233,18 @@ def template_error(
             f"undefined variable: {exc.message}",
             "see docs/templates.md for the context, and the audience's columns for `record`",
         )
+    elif isinstance(exc, RecursionError):
+        code, message, hint = (
+            "template-error",
+            f"{NESTING_TOO_DEEP}: templates or macros include or call one another without end",
+            "look for an {% include %} or a macro call that comes back to where it started",
+        )
     else:
         code, message, hint = (
             "template-error",
             f"{type(exc).__name__}: {exc}",
-            None,
+            "the template failed on this recipient's data: `campaignctl preview CAMPAIGN "
+            "--contact KEY` shows it again; guard the expression with an {% if %}",
         )
     if what:
         message = f"{message} (rendering {what})"

@@ -33,6 +33,20 @@ _Q_PREFIX = "=?utf-8?q?"
 
 _Q_TABLE = [chr(b) if b in _Q_SAFE else ("_" if b == 0x20 else f"={b:02X}") for b in range(256)]
 
+# Header values come from data (a subject rendered from a record): CR and LF there would
+# start a header of the recipient's choosing, BEL and ESC reach mail clients' screens.
+# Line breaks and tabs become spaces, every other control character goes.
+_HEADER_CONTROLS = {
+    c: " " if c in (0x09, 0x0A, 0x0D) else None for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))
+}
+
+
+def header_text(value: str) -> str:
+    """`value` without control characters, fit for a header field."""
+    if value.isprintable():  # the common case, at C speed: nothing to take out
+        return value
+    return value.translate(_HEADER_CONTROLS)
+
 
 def _q_char(ch: str) -> str:
     return "".join([_Q_TABLE[b] for b in ch.encode("utf-8")])
@@ -71,6 +85,7 @@ def _fold(name: str, tokens: Sequence[str], separator: str = " ") -> str:
 
 def header(name: str, value: str) -> bytes:
     """One header field, RFC 2047-encoded when not ASCII, folded, ending in CRLF."""
+    value = header_text(value)
     if value.isascii():
         if len(name) + 2 + len(value) <= MAX_LINE:
             return f"{name}: {value}\r\n".encode("ascii")
@@ -93,6 +108,7 @@ def _idna_address(address: str) -> str:
 
 def format_mailbox(text: str) -> str:
     """`Name <addr>` with the display name quoted or encoded as needed (an ASCII string)."""
+    text = header_text(text)
     if text.isascii() and "<" not in text and " " not in text and '"' not in text:
         return text  # a bare ASCII address: nothing to parse
     name, address = parseaddr(text)
@@ -109,7 +125,8 @@ def format_mailbox(text: str) -> str:
 
 def address_header(name: str, mailboxes: Iterable[str]) -> bytes:
     """An address-list header, already formatted by `format_mailbox`, folded at commas."""
-    return (_fold(name, list(mailboxes), separator=", ") + "\r\n").encode("ascii")
+    tokens = [header_text(mailbox) for mailbox in mailboxes]
+    return (_fold(name, tokens, separator=", ") + "\r\n").encode("ascii")
 
 
 def crlf_text(text: str) -> bytes:

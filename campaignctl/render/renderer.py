@@ -27,7 +27,7 @@ import jinja2
 from markupsafe import Markup
 
 from campaignctl.errors import CampaignctlError, InputError, SpecError, UsageError
-from campaignctl.render import mime
+from campaignctl.render import mime, sandbox
 from campaignctl.render.context import (
     BlocksView,
     CampaignView,
@@ -124,6 +124,12 @@ def _read(path: Path, named: str) -> bytes:
             f"cannot read {named!r} ({path}): {exc.strerror or exc}",
             hint="run `campaignctl validate` to check every file the definitions name",
         ) from None
+
+
+def _whom(recipient: Recipient) -> str:
+    """The recipient's records, as render errors name them."""
+    keys = recipient.keys
+    return f"record {keys[0]}" if len(keys) == 1 else f"records {', '.join(keys)}"
 
 
 def message_id(campaign: str, wave: Wave, recipient: Recipient, channel: str, domain: str) -> str:
@@ -495,20 +501,22 @@ class CampaignRenderer:
         except Exception as exc:
             raise template_error(exc, self.root, template.name or what, what) from None
 
-    def _inline(self, template: jinja2.Template, context: dict[str, Any]) -> str:
+    def _inline(self, template: jinja2.Template, context: dict[str, Any], what: str) -> str:
         """The HTML part rendered with its CSS inlined (once per shape: render/inlining.py)."""
         inliner = self._inliner
         if not inliner.enabled:
-            return inliner.inline(self._render(template, context, "the html part"))
+            return inliner.inline(self._render(template, context, what))
         capture = OutputCapture()
         token = OUTPUT_CAPTURE.set(capture)
         try:
-            shape = self._render(template, context, "the html part")
+            shape = self._render(template, context, what)
         finally:
             OUTPUT_CAPTURE.reset(token)
         html = inliner.inline_shape(shape, capture)
         if html is None:  # the marker character is in the template itself: no shapes
-            html = inliner.inline(self._render(template, context, "the html part"))
+            html = inliner.inline(self._render(template, context, what))
+        if len(html) > sandbox.MAX_TEXT:  # the shape was bounded; what filled it, in all
+            raise template_error(sandbox.too_large(), self.root, template.name or what, what)
         return html
 
     def _date(self) -> str:
@@ -537,13 +545,14 @@ class CampaignRenderer:
             raise UsageError(f"template {name!r} has no email part (.html.j2 or .txt.j2)")
         views, questionnaire = self._views(recipient)
         links = LinksView(self._links, recipient, wave)
+        whom = _whom(recipient)
         html = text = ""
         if html_template is not None:
             context = self._context(self._html_base, views, questionnaire, links, wave)
-            html = self._inline(html_template, context)
+            html = self._inline(html_template, context, f"the html part for {whom}")
         if text_template is not None:
             context = self._context(self._text_base, views, questionnaire, links, wave)
-            text = self._render(text_template, context, "the text part")
+            text = self._render(text_template, context, f"the text part for {whom}")
         elif html:
             from inscriptis import get_text
 
@@ -551,7 +560,7 @@ class CampaignRenderer:
         subject = self._constant_subject
         if subject is None:
             context = self._context(self._text_base, views, questionnaire, links, wave)
-            rendered = self._render(self._subject, context, "the subject")
+            rendered = self._render(self._subject, context, f"the subject for {whom}")
             subject = _WHITESPACE.sub(" ", rendered).strip()
         mid = message_id(self.campaign.name, wave, recipient, "email", self.domain)
         data = self._assemble(recipient.email, subject, mid, html, text, links)
@@ -627,7 +636,7 @@ class CampaignRenderer:
         views, questionnaire = self._views(recipient)
         links = LinksView(self._links, recipient, wave)
         context = self._context(self._text_base, views, questionnaire, links, wave)
-        text = self._render(sms_template, context, "the SMS")
+        text = self._render(sms_template, context, f"the SMS for {_whom(recipient)}")
         text = "\n".join(_WHITESPACE.sub(" ", line).strip() for line in text.strip().splitlines())
         if self.unsubscribe_allowed and settings.opt_out_text:
             text = f"{text}\n{settings.opt_out_text}"

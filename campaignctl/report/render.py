@@ -6,7 +6,6 @@ inline SVG, and it prints cleanly.
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 import textwrap
@@ -15,7 +14,9 @@ from datetime import datetime
 from pathlib import Path
 
 from campaignctl.clock import local_text
+from campaignctl.errors import writing
 from campaignctl.report.model import CampaignList, CampaignReport, Figures, Rate
+from campaignctl.safecsv import FormulaSafeWriter
 
 WAVE_KIND_LABEL = {"initial": "", "relaunch": " (relance)", "recurrence": " (récurrence)"}
 
@@ -328,22 +329,13 @@ def text_page(report: CampaignReport | CampaignList, organization: str) -> str:
 
 # ----------------------------------------------------------------------------- CSV
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value: object) -> object:
-    """Cells a spreadsheet would run as a formula get a leading apostrophe (OWASP advice)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return "" if value is None else value
-
 
 def table_csv(table: ReportTable) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = FormulaSafeWriter(buffer, lineterminator="\r\n")
     writer.writerow(table.headers)
     for row in table.rows:
-        writer.writerow([neutralise(cell) for cell in row])
+        writer.writerow(row)
     return buffer.getvalue()
 
 
@@ -352,7 +344,8 @@ def write_csv(report: CampaignReport | CampaignList, out_dir: Path) -> list[Path
     written = []
     for table in report_tables(report):
         path = out_dir / f"{table.name}.csv"
-        path.write_text(table_csv(table), encoding="utf-8")
+        with writing(path):
+            path.write_text(table_csv(table), encoding="utf-8")
         written.append(path)
     return written
 

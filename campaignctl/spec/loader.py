@@ -27,15 +27,38 @@ except ImportError:  # pragma: no cover - depends on the PyYAML build
 PathKey = tuple[str | int, ...]
 MAX_NODES = 200_000
 MERGE_TAG = "tag:yaml.org,2002:merge"
+# Definitions are a few levels deep; 64 leaves room for any real file while keeping the
+# builder (and every recursive walk after it: pydantic, segments, hashing) far from
+# Python's recursion limit.
+MAX_DEPTH = 64
 
 
-class _Recursive(Exception):
-    def __init__(self, node: yaml.Node) -> None:
+_ALIASES_HINT = "write the values out instead of using anchors and aliases"
+
+
+class _Refused(Exception):
+    """A node the builder will not build: where it is, what is wrong, how to fix it."""
+
+    what = "an alias refers to a collection that contains it"
+    hint = _ALIASES_HINT
+
+    def __init__(self, node: yaml.Node, what: str | None = None, hint: str | None = None) -> None:
         self.node = node
+        self.what = what or self.what
+        self.hint = hint or self.hint
 
 
-class _TooLarge(_Recursive):
-    pass
+class _TooLarge(_Refused):
+    what = "the document expands to too many values (nested aliases)"
+
+
+class _TooDeep(_Refused):
+    what = f"values are nested more than {MAX_DEPTH} levels deep"
+    hint = "flatten the structure: no definition needs this much nesting"
+
+
+class _BadScalar(_Refused):
+    hint = "quote the value to keep it as text"
 
 
 @dataclass(frozen=True)
@@ -101,16 +124,31 @@ class _Builder:
         self.budget -= 1
         if self.budget < 0:
             raise _TooLarge(node)
+        if len(path) > MAX_DEPTH:
+            raise _TooDeep(node)
         smap.values[path] = _mark(node)
         if id(node) in self.open_nodes:
-            raise _Recursive(node)
+            raise _Refused(node)
         if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
             self.open_nodes.add(id(node))
             try:
                 return self._build_collection(node, path, smap)
             finally:
                 self.open_nodes.discard(id(node))
-        return self.constructor.construct_object(node, deep=True)
+        return self._scalar(node)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        try:
+            value = self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, OverflowError) as exc:  # e.g. 2027-02-30, year 0
+            raise _BadScalar(node, f"invalid YAML value: {exc}") from None
+        if isinstance(value, str) and "\x00" in value:  # PostgreSQL refuses it in any text
+            raise _BadScalar(
+                node, "a text value holds a NUL character (\\x00)", "remove the \\x00 escape"
+            )
+        return value
 
     def _build_collection(self, node: yaml.Node, path: PathKey, smap: SourceMap) -> Any:
         if isinstance(node, yaml.SequenceNode):
@@ -122,7 +160,7 @@ class _Builder:
         chosen: dict[Any, tuple[yaml.Node, yaml.Node]] = {}
         own: dict[Any, yaml.Node] = {}
         for key_node, value_node, is_own in pairs:
-            key = self.constructor.construct_object(key_node, deep=True)
+            key = self._scalar(key_node)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 self._error(
                     key_node,
@@ -176,7 +214,7 @@ class _Builder:
                         source.start_mark,
                     )
                 if id(source) in open_:
-                    raise _Recursive(source)
+                    raise _Refused(source)
                 self.budget -= len(source.value)
                 if self.budget < 0:
                     raise _TooLarge(source)
@@ -239,37 +277,11 @@ def load_yaml_text(text: str, file: str) -> tuple[list[YamlDocument], list[Diagn
         except yaml.YAMLError as exc:
             builder.diagnostics.append(yaml_error_diagnostic(file, exc))
             continue
-        except _Recursive as exc:
+        except _Refused as exc:
             mark = _mark(exc.node)
-            what = (
-                "the document expands to too many values (nested aliases)"
-                if isinstance(exc, _TooLarge)
-                else "an alias refers to a collection that contains it"
-            )
             builder.diagnostics.append(
                 Diagnostic(
-                    file,
-                    mark.line,
-                    mark.column,
-                    Severity.ERROR,
-                    "yaml-syntax",
-                    what,
-                    "write the values out instead of using anchors and aliases",
-                )
-            )
-            continue
-        except (ValueError, TypeError, OverflowError) as exc:
-            # a scalar the constructor cannot build, e.g. a timestamp out of range
-            mark = _mark(node)
-            builder.diagnostics.append(
-                Diagnostic(
-                    file,
-                    mark.line,
-                    mark.column,
-                    Severity.ERROR,
-                    "yaml-syntax",
-                    f"invalid YAML value: {exc}",
-                    "quote the value to keep it as text",
+                    file, mark.line, mark.column, Severity.ERROR, "yaml-syntax", exc.what, exc.hint
                 )
             )
             continue

@@ -10,7 +10,6 @@ errors. Checks that need other documents (references, cycles, files) live in
 from __future__ import annotations
 
 import enum
-import re
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -32,9 +31,11 @@ from campaignctl.spec.types import (
     LocalDateTime,
     Mailbox,
     Slug,
+    StoreUrl,
     TimeOfDay,
     TimeZoneName,
 )
+from campaignctl.store.functions import compile_pattern
 
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 IDENTIFIER_PATTERN = r"^[a-z_][a-z0-9_]*$"
@@ -209,10 +210,7 @@ class Operators(SpecModel):
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+            compile_pattern(value)
         return value
 
     def items(self) -> list[tuple[str, Any]]:
@@ -382,7 +380,7 @@ class ExportSystem(SpecModel):
 class WorkspaceConfig(SpecModel):
     """`campaignctl.yaml`: one per workspace."""
 
-    store: str = Field(
+    store: StoreUrl = Field(
         "sqlite:///.campaignctl/store.db",
         description="SQLAlchemy URL; relative SQLite paths are relative to the workspace.",
     )

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from campaignctl.errors import writing
 from campaignctl.spec.models import KINDS, WorkspaceConfig
 
 CONFIG_SCHEMA = "config"
@@ -54,9 +55,10 @@ def write_schemas(out_dir: Path, names: list[str] | None = None) -> list[Path]:
     written = []
     for name in names or schema_names():
         path = out_dir / schema_file_name(name)
-        path.write_text(
-            json.dumps(schema_for(name), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        with writing(path):
+            path.write_text(
+                json.dumps(schema_for(name), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
         written.append(path)
     return written
 

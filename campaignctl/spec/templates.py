@@ -187,6 +187,7 @@ class TemplateChecker:
                 self._parsed[name] = exc.diagnostics[0]
                 return self._parsed[name]
             try:
+                check_nesting(self.env, source, name)
                 self._parsed[name] = (self.env.parse(source, name), source.splitlines())
             except jinja2.TemplateSyntaxError as exc:
                 self._parsed[name] = syntax_diagnostic(f"{TEMPLATES_DIR}/{name}", exc)
@@ -268,6 +269,7 @@ class TemplateChecker:
         """An inline template (a subject in YAML), reported at its place in the YAML."""
         jinja2 = self.jinja2
         try:
+            check_nesting(self.env, source, None)
             ast = self.env.parse(source)
         except jinja2.TemplateSyntaxError as exc:
             return [
@@ -295,7 +297,72 @@ def _at(diagnostic: Diagnostic, where: tuple[str, int, int] | None) -> Diagnosti
     return dataclasses.replace(diagnostic, file=file, line=line, column=column)
 
 
+# Jinja's parser and code generator recurse once per nested block, bracket or operator, and
+# Python refuses the generated module past 100 indentation levels or 20 nested loops: a
+# template nested deeper would end in a RecursionError. Real templates stay far below.
+MAX_TEMPLATE_DEPTH = 40  # blocks, brackets and operators open at one point
+MAX_LOOP_DEPTH = 16  # nested {% for %}
+NESTING_TOO_DEEP = "nested too deep"
+_BLOCK_TAGS = frozenset(
+    {"if", "for", "macro", "call", "filter", "block", "with", "autoescape", "trans"}
+)
+_WORD_OPERATORS = frozenset({"not", "and", "or", "is", "in", "if", "else"})
+_FLAT_OPERATORS = frozenset({",", ":", "~", "="})  # lists and concatenations do not nest
+
+
+def check_nesting(env: Any, source: str, name: str | None, filename: str | None = None) -> None:
+    """Raise Jinja's TemplateSyntaxError, at the line where the template nests deeper than
+    MAX_TEMPLATE_DEPTH (or MAX_LOOP_DEPTH loops), before the parser recurses into it."""
+    import jinja2
+
+    blocks: list[str] = []
+    brackets = operators = 0
+    keyword_next = block_set = False
+    for lineno, kind, value in env.lexer.tokeniter(source, name, filename):
+        if kind in ("block_begin", "variable_begin"):
+            brackets = operators = 0
+            keyword_next = kind == "block_begin"
+            continue
+        if kind == "block_end" and block_set:  # {% set x %}…{% endset %}: a block
+            blocks.append("set")
+        if kind in ("block_end", "variable_end"):
+            keyword_next = block_set = False
+            continue
+        if keyword_next and kind == "name":
+            keyword_next = False
+            if value in _BLOCK_TAGS:
+                blocks.append(value)
+            elif value == "set":
+                block_set = True
+            elif value.startswith("end") and blocks:
+                blocks.pop()
+        elif kind == "operator":
+            if value in "([{":
+                brackets += 1
+            elif value in ")]}":
+                brackets = max(brackets - 1, 0)
+            elif value == "=":
+                block_set = False
+            elif value not in _FLAT_OPERATORS:
+                operators += 1
+        elif kind == "name" and value in _WORD_OPERATORS:
+            operators += 1
+        if (
+            len(blocks) + brackets + operators > MAX_TEMPLATE_DEPTH
+            or blocks.count("for") > MAX_LOOP_DEPTH
+        ):
+            what = (
+                f"{MAX_LOOP_DEPTH} {{% for %}} loops"
+                if len(blocks) + brackets + operators <= MAX_TEMPLATE_DEPTH
+                else f"{MAX_TEMPLATE_DEPTH} blocks, brackets and operators"
+            )
+            raise jinja2.TemplateSyntaxError(
+                f"{NESTING_TOO_DEEP}: more than {what} inside one another", lineno, name, filename
+            )
+
+
 def syntax_diagnostic(file: str, exc: Any) -> Diagnostic:
+    """A Jinja TemplateSyntaxError as a located diagnostic (validate and render alike)."""
     return Diagnostic(
         file,
         exc.lineno or 1,
@@ -303,7 +370,9 @@ def syntax_diagnostic(file: str, exc: Any) -> Diagnostic:
         Severity.ERROR,
         "template-syntax",
         f"syntax error: {exc.message}",
-        "see https://jinja.palletsprojects.com/en/stable/templates/",
+        "move the inner part into a macro or an included template"
+        if exc.message.startswith(NESTING_TOO_DEEP)
+        else "see https://jinja.palletsprojects.com/en/stable/templates/",
     )
 
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
+from campaignctl import clock
 from campaignctl.errors import InvalidValue
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -43,6 +44,8 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION_PATTERN = r"^-?(\d+[smhdw])+$"
 _DURATION = re.compile(DURATION_PATTERN)
 _DURATION_PART = re.compile(r"(\d+)([smhdw])")
+# Waits, relaunches and lease timeouts are added to dates; ten years keeps every sum a date.
+MAX_DURATION = timedelta(days=3650)
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -60,6 +63,10 @@ def parse_duration(value: Any) -> timedelta:
         )
     sign = -1 if text.startswith("-") else 1
     seconds = sum(int(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(
+            f"duration {text!r} is too long: at most {format_duration(MAX_DURATION)} (ten years)"
+        )
     return timedelta(seconds=sign * seconds)
 
 
@@ -103,6 +110,9 @@ _RELATIVE = re.compile(
     r"^(?P<base>" + "|".join(RELATIVE_BASES) + r")?(?P<offsets>([+-]\d+[dwmy])*)$"
 )
 _OFFSET = re.compile(r"([+-])(\d+)([dwmy])")
+# Offsets move "today" (1970..2999, see clock.py) by at most a thousand years: still a date.
+_OFFSET_DAYS = {"d": 1, "w": 7, "m": 31, "y": 366}
+MAX_RELATIVE_DAYS = 366_000
 # Strings that look like an attempt at a relative date; a typo in one is an error, not text.
 _LOOKS_RELATIVE = re.compile(r"^(today|start_of|end_of|[+-]\d)")
 
@@ -188,6 +198,12 @@ def parse_relative_date(value: Any) -> RelativeDate:
         (int(n) * (-1 if sign == "-" else 1), unit)
         for sign, n, unit in _OFFSET.findall(match.group("offsets"))
     )
+    reach = sum(abs(amount) * _OFFSET_DAYS[unit] for amount, unit in offsets)
+    if reach > MAX_RELATIVE_DAYS:
+        raise ValueError(
+            f"relative date {value!r} reaches too far: offsets add up to at most "
+            f"{MAX_RELATIVE_DAYS // 366} years ({MAX_RELATIVE_DAYS}d)"
+        )
     return RelativeDate(text, base=match.group("base"), offsets=offsets)
 
 
@@ -204,8 +220,16 @@ LOCAL_DATETIME_PATTERN = (
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}(:?\d{2})?)?$"
 )
 
+
+def _check_in_range(value: datetime) -> datetime:
+    if not clock.in_range(value.date()):
+        raise ValueError(f"{value.isoformat()} is out of range: {clock.RANGE_TEXT}")
+    return value
+
+
 LocalDateTime = Annotated[
     datetime,
+    AfterValidator(_check_in_range),
     WithJsonSchema(
         {
             "type": "string",
@@ -274,10 +298,19 @@ def check_email(value: str) -> str:
         raise ValueError(f"invalid email address {value!r}: {exc}") from None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _check_mailbox(value: str) -> str:
     """A `From:`-style mailbox: `Name <addr@example.org>` or a bare address."""
     if not isinstance(value, str):
         raise ValueError(f"expected an address such as 'Name <contact@example.org>', got {value!r}")
+    if _CONTROL.search(value):
+        raise InvalidValue(
+            f"sender {value!r} holds a control character (a line break would add headers "
+            "of its own to every message)",
+            hint="write the sender on one line: 'Name <address@example.org>'",
+        )
     _name, address = parseaddr(value)
     if not address or "@" not in address:
         raise ValueError(
@@ -294,4 +327,46 @@ Mailbox = Annotated[
     str,
     AfterValidator(_check_mailbox),
     WithJsonSchema({"type": "string", "examples": ["Office de tourisme <contact@example.org>"]}),
+]
+
+# --------------------------------------------------------------------------- store URLs
+
+# The databases the store runs on (DESIGN.md §8), as SQLAlchemy URL schemes.
+STORE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
+STORE_URL_PATTERN = r"^(sqlite(\+pysqlite)?|postgresql(\+psycopg)?)://"
+_URL_PASSWORD = re.compile(r"(://[^/?#@]*?:)[^/?#@]*@")
+
+
+def hide_url_password(url: str) -> str:
+    """The URL with any password replaced by ***, for messages."""
+    return _URL_PASSWORD.sub(r"\1***@", url)
+
+
+def check_store_url(value: str) -> str:
+    """A store URL campaignctl can open, or a ValueError that says what to write instead."""
+    from urllib.parse import urlsplit
+
+    scheme, separator, _rest = value.partition("://")
+    if not separator or scheme not in STORE_SCHEMES:
+        raise ValueError(
+            f"unsupported store URL {hide_url_password(value)!r}: the store is SQLite "
+            "(sqlite:///.campaignctl/store.db) or PostgreSQL (postgresql+psycopg://USER@HOST/DB)"
+        )
+    try:
+        urlsplit(value).port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"invalid store URL {hide_url_password(value)!r}: {exc}") from None
+    return value
+
+
+StoreUrl = Annotated[
+    str,
+    AfterValidator(check_store_url),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": STORE_URL_PATTERN,
+            "examples": ["sqlite:///.campaignctl/store.db", "postgresql+psycopg://user@host/db"],
+        }
+    ),
 ]

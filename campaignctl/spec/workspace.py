@@ -392,8 +392,11 @@ def _salvage(
             if len(path) < 1 or path[0] in ("kind", "name"):
                 return None
             parent: Any = data
-            for part in path[:-1]:
-                parent = parent[part]
+            try:
+                for part in path[:-1]:
+                    parent = parent[part]
+            except (KeyError, IndexError, TypeError):
+                continue  # an earlier error of this pass dropped what held it
             if isinstance(parent, dict):
                 parent.pop(path[-1], None)
             elif isinstance(parent, list) and isinstance(path[-1], int) and path[-1] < len(parent):

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from campaignctl.errors import ServiceUnavailable, StateError
+from campaignctl.errors import NoSpaceLeft, ServiceUnavailable, StateError, disk_full
 from campaignctl.store.functions import register as register_functions
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -116,6 +116,14 @@ class Store:
         self._ready = False
 
     @property
+    def location(self) -> str:
+        """Where the data lives, for messages: the SQLite file, or the server's URL."""
+        database = self.engine.url.database
+        if self.dialect == "sqlite" and database and database != ":memory:":
+            return database
+        return f"the database server ({self.url})"
+
+    @property
     def dialect(self) -> str:
         """`sqlite` or `postgresql`."""
         return self.engine.dialect.name
@@ -136,7 +144,12 @@ class Store:
                 "and that the database server is running",
             ) from None
         with conn:
-            yield conn
+            try:
+                yield conn
+            except sa.exc.DBAPIError as exc:
+                if disk_full(exc):
+                    raise NoSpaceLeft(self.location) from exc
+                raise
 
     @contextmanager
     def transaction(self, *, immediate: bool = False, bump: bool = True) -> Iterator[Connection]:

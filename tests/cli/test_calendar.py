@@ -82,7 +82,7 @@ def test_calendar_writes_an_ics_that_icalendar_reads_back(scaffold: Path, tmp_pa
 def test_calendar_refuses_bad_dates(scaffold: Path) -> None:
     result = runner.invoke(app, ["--workspace", str(scaffold), "calendar", "--from", "2027-13-01"])
     assert result.exit_code == 64
-    assert "error: --from/--to: month must be in 1..12" in result.stderr
+    assert "error: --from '2027-13-01': month must be in 1..12" in result.stderr
     reversed_range = runner.invoke(
         app,
         ["--workspace", str(scaffold), "calendar", "--from", "2027-03-02", "--to", "2027-03-01"],

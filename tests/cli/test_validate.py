@@ -508,7 +508,8 @@ def test_validate_accepts_exactly_the_filters_and_tests_the_renderer_has(scaffol
 
     rendering = make_environment(scaffold)
     checking = TemplateChecker(scaffold).env
-    assert set(checking.filters) == set(rendering.filters)
+    # the sandbox's own helpers (`_counted_loop`) are not for templates: validate refuses them
+    assert set(checking.filters) == {f for f in rendering.filters if not f.startswith("_")}
     assert set(checking.tests) == set(rendering.tests)
     # campaignctl's own `date` filter is one of them, and validates
     edit(
@@ -581,12 +582,13 @@ def _readme_codes() -> list[str]:
 
 
 def _source_codes() -> set[str]:
-    """Every code the loader and the checks of spec/ can report, read from their source."""
+    """Every code the loader, the checks of spec/ and the render environment can report,
+    read from their source."""
     import ast
 
     found: set[str] = set()
-    spec = Path(__file__).resolve().parents[2] / "campaignctl" / "spec"
-    for path in spec.glob("*.py"):
+    package = Path(__file__).resolve().parents[2] / "campaignctl"
+    for path in [*package.glob("spec/*.py"), package / "render" / "environment.py"]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call):
                 name = getattr(node.func, "attr", getattr(node.func, "id", None))
@@ -606,8 +608,41 @@ def _source_codes() -> set[str]:
     return found
 
 
+# Codes only a render can find (validate cannot know a text's size before rendering it):
+# each with an edit that causes it and the command that reports it.
+RENDER_CODE_CASES = {
+    "template-too-large": (
+        ("templates/update-request.txt.j2", "Bonjour,", "Bonjour, {{ 'a' * 2000000 }}"),
+        ("preview", "update-2027"),
+    ),
+    "template-unsafe": (
+        ("templates/update-request.txt.j2", "Bonjour,", "Bonjour, {{ ''.__class__.__mro__ }}"),
+        ("preview", "update-2027"),
+    ),
+    "template-error": (
+        ("templates/update-request.txt.j2", "Bonjour,", "Bonjour, {{ (record.key | length) / 0 }}"),
+        ("preview", "update-2027"),
+    ),
+}
+
+
 def test_every_diagnostic_code_is_documented_and_has_a_case() -> None:
-    assert sorted(_readme_codes()) == sorted(_source_codes()) == sorted(CODE_CASES)
+    assert (
+        sorted(_readme_codes())
+        == sorted(_source_codes())
+        == sorted([*CODE_CASES, *RENDER_CODE_CASES])
+    )
+
+
+@pytest.mark.parametrize("code", sorted(RENDER_CODE_CASES))
+def test_every_render_time_code_comes_with_a_hint(scaffold: Path, code: str) -> None:
+    change, command = RENDER_CODE_CASES[code]
+    edit(scaffold, *change)
+    result = runner.invoke(app, ["--workspace", str(scaffold), *command])
+    assert result.exit_code == 65, result.output
+    lines = result.stderr.splitlines()
+    (at,) = [i for i, line in enumerate(lines) if f"error[{code}]: " in line]
+    assert lines[at + 1].startswith("  hint: ") and len(lines[at + 1]) > len("  hint: ")
 
 
 @pytest.mark.parametrize("code", sorted(CODE_CASES))

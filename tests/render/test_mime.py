@@ -129,3 +129,23 @@ def test_quoted_printable_body_decodes_back_to_the_text() -> None:
     part = mime.text_part("plain", text, mime.QuotedPrintableCache())
     message = message_from_bytes(b"MIME-Version: 1.0\r\n" + part, policy=policy.default)
     assert message.get_content().replace("\r\n", "\n") == text
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=200))
+@settings(max_examples=200, deadline=None)
+def test_no_header_value_can_carry_a_control_character_or_a_header_of_its_own(
+    value: str,
+) -> None:
+    """A subject is rendered from record data: whatever it holds stays one header."""
+    data = mime.header("Subject", value)
+    message = message_from_bytes(data + b"\r\nbody\r\n", policy=policy.default)
+    assert message.keys() == ["Subject"]
+    decoded = str(message["Subject"])
+    assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in decoded), decoded
+
+
+def test_header_control_characters_are_dropped_and_line_breaks_become_spaces() -> None:
+    assert mime.header("Subject", "Hôtel\x07 du \x1b[31mLac\r\nBcc: x@evil.example") == (
+        b"Subject: =?utf-8?q?H=C3=B4tel_du_=5B31mLac__Bcc=3A_x=40evil=2Eexample?=\r\n"
+    )
+    assert mime.header("Subject", "Lac\x1b\r\nBcc: x") == b"Subject: Lac  Bcc: x\r\n"

@@ -137,7 +137,7 @@ def test_undefined_attribute_at_render_names_template_and_line(scaffold: Path) -
         r.render_email(recipient(odd))
     assert caught.value.render().splitlines()[0] == (
         "templates/update-request.html.j2:16:1: error[template-undefined]: undefined variable: "
-        "record has no attribute 'nom' (rendering the html part)"
+        "record has no attribute 'nom' (rendering the html part for record X2)"
     )
 
 

@@ -17,7 +17,8 @@ from campaignctl.report.model import (
     WaveReport,
     to_json,
 )
-from campaignctl.report.render import html_page, neutralise, report_tables, table_csv, write_csv
+from campaignctl.report.render import html_page, report_tables, table_csv, write_csv
+from campaignctl.safecsv import neutralise
 
 FIRST = Figures(
     sent=90,

@@ -176,3 +176,20 @@ def test_workspace_loading_never_crashes_on_arbitrary_documents(
     workspace = load_workspace(scaffold)
     for diagnostic in workspace.diagnostics:
         assert diagnostic.file and diagnostic.message
+
+
+def test_a_value_yaml_cannot_build_is_located_at_the_value() -> None:
+    _docs, problems = load_yaml_text("a: 1\nb: {eq: 2027-02-30}\n", "f.yaml")
+    assert [p.format() for p in problems] == [
+        "f.yaml:2:9: error[yaml-syntax]: invalid YAML value: day is out of range for month\n"
+        "  hint: quote the value to keep it as text"
+    ]
+
+
+def test_a_nul_character_is_refused_where_it_is() -> None:
+    """PostgreSQL refuses NUL in any text: a segment value holding one ended in exit 70."""
+    docs, problems = load_yaml_text('kind: Segment\nwhere:\n  nom: {eq: "a\\x00b"}\n', "f.yaml")
+    assert docs == []
+    assert [p.format().splitlines()[0] for p in problems] == [
+        "f.yaml:3:13: error[yaml-syntax]: a text value holds a NUL character (\\x00)"
+    ]
