@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from campaignctl.delivery.engine import SendEvent, SendSummary
 
 PLAIN_PROGRESS_SECONDS = 10.0
+UNCERTAIN_SHOWN = 1_000  # the text lists this many uncertain rows; --json lists them all
 
 
 def register(app: typer.Typer) -> None:
@@ -241,13 +242,13 @@ def _uncertain_text(count: int, rows: list[dict[str, Any]]) -> str:
         "(a sender stopped or a connection dropped after the message was handed over). "
         "They are not sent again; review them, then `send --retry-uncertain` to resend."
     ]
-    for row in rows:
+    for row in rows[:UNCERTAIN_SHOWN]:
         lines.append(
             f"  {row['channel']} {row['address']} (record {row['record_key']}, "
             f"message {row['message_id'] or '?'})"
         )
-    if count > len(rows):
-        lines.append(f"  … and {count - len(rows)} more")
+    if count > UNCERTAIN_SHOWN:
+        lines.append(f"  … and {count - UNCERTAIN_SHOWN} more (`send --json` lists them all)")
     return "\n".join(lines)
 
 

@@ -2,19 +2,26 @@
 
 `send_campaign` makes the wave's outbox rows from the lock (once), then runs a
 pipeline of a few batches in flight: claim (one statement) → render (in a
-render process on large sends) → hand to the transport → record every outcome
-in one transaction. What it guarantees (DESIGN.md §3):
+render process on large sends) → hand to the transport, a few messages at a
+time → record the outcomes. What it guarantees (DESIGN.md §3):
 
-- a row is claimed by one sender only; a sender that dies leaves at most its
-  in-flight rows in `sending`, which the next run reports as `uncertain` (with
-  the list) and never re-sends unless asked (`retry_uncertain`);
-- a 4xx is retried with exponential backoff (`delivery.retry_backoff` × 2^n,
-  or the server's hint if longer) up to `delivery.max_attempts`; a 5xx is final;
-  a hard bounce (5.1.x) suppresses the address for every later wave and
-  campaign and records a `bounced` event;
+- a row is claimed by one sender only; it is marked as handed over (committed)
+  just before it goes to the transport, and at most a few rows per connection of
+  the transport are handed over and not yet recorded at any time (`_Journal`).
+  A sender that dies leaves its claimed rows in `sending`: the next run gives
+  those never handed over back to the queue, and reports the others as
+  `uncertain` (with the list), never re-sent unless asked (`retry_uncertain`);
+- a 4xx, or a connection lost before the server's reply, is retried with
+  exponential backoff (`delivery.retry_backoff` × 2^n, or the server's hint if
+  longer) up to `delivery.max_attempts`, as Postfix does; a 5xx is final; a hard
+  bounce (5.1.x) suppresses the address for every later wave and campaign and
+  records a `bounced` event; a server that refuses the sender as configured
+  (530: authentication or TLS required) stops the send (exit 69) with the
+  messages still queued;
 - an SMS is never sent in quiet hours: it waits for the next allowed instant;
-- a stop request (Ctrl-C, SIGTERM, `limit`) stops claiming; the batches in
-  flight finish and are recorded.
+- a stop request stops claiming; the messages handed over finish and are
+  recorded. On Ctrl-C, SIGTERM or an error, claimed messages not yet handed over
+  go back to the queue at once; with `limit` they are sent.
 
 The library never prints: progress goes to `SendOptions.progress` as
 `SendEvent`s, and the result is a `SendSummary`.
@@ -23,8 +30,9 @@ The library never prints: progress goes to `SendOptions.progress` as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -48,7 +56,7 @@ from campaignctl.delivery.transport import (
     create_transport,
 )
 from campaignctl.enums import Channel, OutboxState
-from campaignctl.errors import StateError, UsageError
+from campaignctl.errors import ServiceUnavailable, StateError, UsageError
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store import lease as leases
 from campaignctl.store.lease import HeldLease
@@ -60,7 +68,13 @@ SEND_LEASE_TTL = timedelta(seconds=60)  # renewed every HEARTBEAT_SECONDS while 
 HEARTBEAT_SECONDS = 10.0
 MAX_BACKOFF = timedelta(hours=24)
 PARALLEL_RENDER_MIN_ROWS = 2_000  # below this, starting a render process costs more than it saves
-UNCERTAIN_LISTED = 1_000  # the summary lists at most this many uncertain rows
+# Messages handed over to a transport and not yet recorded, per connection it sends on
+# (10 SMTP connections: at most 40, what a kill -9 may leave in doubt); they go in
+# slices, so that a connection never waits for the next mark to be committed.
+HANDED_PER_CONNECTION = 4
+SLICES_PER_WINDOW = 8
+# Stop reasons after which claimed messages not yet handed over go back to the queue.
+RELEASE_ON_STOP = ("SIGINT", "SIGTERM", "error")
 
 
 class StopRequest:
@@ -394,6 +408,95 @@ def _initial() -> Any:
     return WaveKind.INITIAL
 
 
+# --------------------------------------------------------------------------- hand-over
+
+
+@dataclass(frozen=True)
+class _Window:
+    """How messages go to one transport: in slices of `size`, through `gate`, each slice
+    marked as handed over first unless the transport is idempotent."""
+
+    size: int
+    gate: Any  # an asyncio.Semaphore of slices, or a null context
+    marks: bool
+
+
+def _window(transport: Transport) -> _Window:
+    """At most HANDED_PER_CONNECTION × the transport's concurrency messages handed over
+    and not recorded. An idempotent transport takes whole batches, unmarked: a message
+    it gets again after a crash is written once all the same."""
+    if getattr(transport, "idempotent", False):
+        return _Window(1 << 30, contextlib.nullcontext(), marks=False)
+    window = HANDED_PER_CONNECTION * max(1, int(getattr(transport, "concurrency", 1)))
+    size = max(1, window // SLICES_PER_WINDOW)
+    return _Window(size, asyncio.Semaphore(window // size), marks=True)
+
+
+class _Journal:
+    """Hand-over marks and outcomes on their way to the store, written by one task.
+
+    Whatever waits when a write starts goes into the next transaction, so the store
+    sees a few transactions per batch, not two per slice. A slice is handed to its
+    transport only once its mark is committed, and leaves the window only once its
+    outcomes are: what a kill -9 leaves in doubt is at most the window.
+    """
+
+    def __init__(self, write: Callable[[list[RowOutcome], list[int]], Awaitable[set[int]]]):
+        self._write = write
+        self._marks: list[tuple[list[int], asyncio.Future[set[int]]]] = []
+        self._outcomes: list[tuple[list[RowOutcome], asyncio.Future[set[int]]]] = []
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._task = asyncio.create_task(self._run())
+
+    async def hand_over(self, ids: list[int]) -> set[int]:
+        """Mark the rows handed over; returns those still ours (the others must not go)."""
+        return await self._submit(self._marks, ids)
+
+    async def record(self, outcomes: list[RowOutcome]) -> None:
+        if outcomes:
+            await self._submit(self._outcomes, outcomes)
+
+    def _submit(self, queue: list[Any], item: Any) -> asyncio.Future[set[int]]:
+        future: asyncio.Future[set[int]] = asyncio.get_running_loop().create_future()
+        queue.append((item, future))
+        self._wakeup.set()
+        return future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            marks, self._marks = self._marks, []
+            outcomes, self._outcomes = self._outcomes, []
+            if not marks and not outcomes:
+                if self._closing:
+                    return
+                continue
+            try:
+                written = [o for batch, _ in outcomes for o in batch]
+                marked = await self._write(written, [i for ids, _ in marks for i in ids])
+            except BaseException as exc:
+                for _, future in (*marks, *outcomes):
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for _, future in outcomes:
+                if not future.done():
+                    future.set_result(set())
+            for ids, future in marks:
+                if not future.done():
+                    future.set_result(marked.intersection(ids))
+
+    async def close(self) -> None:
+        """Write what waits, then stop."""
+        self._closing = True
+        self._wakeup.set()
+        await self._task
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -456,7 +559,14 @@ class _Run:
         if not wave.populated:
             max_messages = self.spec.options.max_messages_per_contact
             await self._db(outbox.create_outbox, self.store, self.lock, wave, max_messages, now)
-        await self._db(outbox.mark_abandoned, self.store, wave.id, self.holder, now)
+        abandoned = await self._db(outbox.mark_abandoned, self.store, wave.id, self.holder, now)
+        if abandoned.requeued:
+            self._emit(
+                "warning",
+                message=f"{abandoned.requeued} message(s) claimed by a sender that stopped "
+                f"({', '.join(abandoned.holders)}) before handing them over went back to "
+                "the queue",
+            )
         if self.options.retry_uncertain:
             await self._db(outbox.requeue_uncertain, self.store, wave.id, now)
         counts = await self._db(outbox.wave_counts, self.store, wave.id, now)
@@ -471,7 +581,7 @@ class _Run:
             uncertain=counts.get(OutboxState.UNCERTAIN),
         )
         if counts.get(OutboxState.UNCERTAIN):
-            rows = outbox.uncertain_rows(self.store, wave.id, UNCERTAIN_LISTED)
+            rows = await self._db(outbox.uncertain_rows, self.store, wave.id)
             self._emit("uncertain", count=counts.get(OutboxState.UNCERTAIN),
                        rows=[row.as_json() for row in rows])  # fmt: skip
         self.batch_renderer = BatchRenderer(renderer, wave.number, wave.kind)
@@ -524,6 +634,8 @@ class _Run:
     # ------------------------------------------------------------------ pipeline
     async def _pipeline(self, channels: set[str]) -> None:
         self.transports: dict[str, Transport] = {}
+        self.windows: dict[str, _Window] = {}
+        self.refusal: ServiceUnavailable | None = None
         for channel in sorted(channels):
             transport = _make_transport(
                 self.workspace,
@@ -535,6 +647,8 @@ class _Run:
             )
             await transport.open()
             self.transports[channel] = transport
+            self.windows[channel] = _window(transport)
+        self.journal = _Journal(self._write)
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
             # one batch rendering in each render process and one being sent or recorded:
@@ -548,10 +662,20 @@ class _Run:
             for result in results:
                 if isinstance(result, BaseException):
                     raise result
+            if self.refusal is not None:
+                raise self.refusal
         finally:
             heartbeat.cancel()
+            await self.journal.close()
             for transport in self.transports.values():
                 await transport.close()
+
+    async def _write(self, outcomes: list[RowOutcome], handed: list[int]) -> set[int]:
+        lock = self.lock
+        return await self._db(
+            outbox.record_outcomes, self.store, self.holder, outcomes, handed=handed,
+            campaign_id=lock.campaign_id, campaign=lock.campaign, now=clock.now(),
+        )  # fmt: skip
 
     async def _heartbeat(self) -> None:
         while True:
@@ -658,43 +782,62 @@ class _Run:
                         OutgoingSms(row.address, result.text, result.sender, result.message_id),
                     )
                 )
+        await self.journal.record(outcomes)
         for channel, items in (("email", emails), ("sms", texts)):
             if items:
                 outcomes.extend(await self._deliver(channel, items))
-        now = clock.now()
-        await self._db(
-            outbox.record_outcomes,
-            self.store,
-            self.holder,
-            outcomes,
-            campaign_id=lock.campaign_id,
-            campaign=lock.campaign,
-            now=now,
-        )
         self._count(outcomes)
 
-    async def _deliver(self, channel: str, items: list[tuple[ClaimedRow, RenderResult, Any]]):
-        transport = self.transports[channel]
-        try:
-            results = await transport.send_many([message for _, _, message in items])
-        except Exception as exc:
-            # the transport as a whole broke mid-batch: these rows may or may not have gone
-            reply = f"transport {transport.name} failed: {getattr(exc, 'message', exc)}"
-            failed = [
-                RowOutcome(row, OutboxState.UNCERTAIN, message_id=r.message_id, error=reply)
-                for row, r, _ in items
+    async def _deliver(
+        self, channel: str, items: list[tuple[ClaimedRow, RenderResult, Any]]
+    ) -> list[RowOutcome]:
+        """Hand `items` to the channel's transport slice by slice, within its window."""
+        size = self.windows[channel].size
+        slices = [items[start : start + size] for start in range(0, len(items), size)]
+        results = await asyncio.gather(
+            *(self._hand_over(channel, part) for part in slices), return_exceptions=True
+        )
+        outcomes: list[RowOutcome] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            outcomes.extend(result)
+        return outcomes
+
+    async def _hand_over(
+        self, channel: str, items: list[tuple[ClaimedRow, RenderResult, Any]]
+    ) -> list[RowOutcome]:
+        """Mark the rows as handed over (committed), send them, record their outcomes."""
+        transport, window = self.transports[channel], self.windows[channel]
+        async with window.gate:
+            if self.stop.reason in RELEASE_ON_STOP:
+                released = [
+                    RowOutcome(row, OutboxState.QUEUED, attempted=False) for row, *_ in items
+                ]
+                await self.journal.record(released)
+                return released
+            if window.marks:
+                ours = await self.journal.hand_over([row.id for row, *_ in items])
+                items = [item for item in items if item[0].id in ours]
+            try:
+                results = await transport.send_many([message for *_, message in items])
+            except Exception as exc:
+                # the transport as a whole broke mid-slice: these rows may or may not have gone
+                reply = f"transport {transport.name} failed: {getattr(exc, 'message', exc)}"
+                failed = [
+                    RowOutcome(row, OutboxState.UNCERTAIN, message_id=r.message_id, error=reply)
+                    for row, r, _ in items
+                ]
+                self.stop.request("error")
+                await self.journal.record(failed)
+                raise
+            now = clock.now()
+            outcomes = [
+                self._outcome(row, rendered, result, now)
+                for (row, rendered, _), result in zip(items, results, strict=True)
             ]
-            await self._db(
-                outbox.record_outcomes, self.store, self.holder, failed,
-                campaign_id=self.lock.campaign_id, campaign=self.lock.campaign, now=clock.now(),
-            )  # fmt: skip
-            self.stop.request("error")
-            raise
-        now = clock.now()
-        return [
-            self._outcome(row, rendered, result, now)
-            for (row, rendered, _), result in zip(items, results, strict=True)
-        ]
+            await self.journal.record(outcomes)
+        return outcomes
 
     def _outcome(
         self, row: ClaimedRow, rendered: RenderResult, result: DeliveryOutcome, now: datetime
@@ -702,11 +845,20 @@ class _Run:
         mid, parts = rendered.message_id, rendered.sms_parts
         if result.status is DeliveryStatus.SENT:
             return RowOutcome(row, OutboxState.SENT, mid, result.provider_id, sms_parts=parts)
-        if result.uncertain:
-            return RowOutcome(row, OutboxState.UNCERTAIN, mid, error=result.reply, sms_parts=parts)
+        if result.status is DeliveryStatus.MISCONFIGURED:
+            if self.refusal is None:
+                self.refusal = ServiceUnavailable(
+                    result.reply, hint=result.hint or "check the transport's settings"
+                )
+            self.stop.request("error")
+            return RowOutcome(row, OutboxState.QUEUED, mid, error=result.reply, attempted=False)
         if result.status is DeliveryStatus.RETRY:
+            # A connection lost after the message went out (`result.uncertain`) is retried
+            # too, as Postfix does: the sender is alive and knows the server never answered.
             if row.attempts + 1 >= self.delivery.max_attempts:
                 error = f"gave up after {row.attempts + 1} attempts: {result.reply}"
+                if result.uncertain:  # the last try may have arrived: a person decides
+                    return RowOutcome(row, OutboxState.UNCERTAIN, mid, error=error, sms_parts=parts)
                 return RowOutcome(row, OutboxState.FAILED, mid, error=error, sms_parts=parts)
             delay = backoff(self.delivery.retry_backoff, row.attempts, result.retry_after)
             return RowOutcome(
@@ -755,5 +907,5 @@ class _Run:
         s.next_attempt_at = counts.next_attempt_at
         s.stopped = self.stop.reason
         if s.uncertain:
-            s.uncertain_rows = outbox.uncertain_rows(self.store, self.wave.id, UNCERTAIN_LISTED)
+            s.uncertain_rows = outbox.uncertain_rows(self.store, self.wave.id)
         return s

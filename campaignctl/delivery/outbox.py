@@ -14,8 +14,12 @@ Every function here is one or a few set-based statements; the send engine
 - a claim moves a batch from `queued` to `sending` with an owner (host:pid) and
   a lease expiry in ONE statement (SQLite: inside BEGIN IMMEDIATE; PostgreSQL:
   FOR UPDATE SKIP LOCKED), so two senders never hold the same row;
-- rows left in `sending` by a sender that died are never re-sent: they become
-  `uncertain` and are listed, until `send --retry-uncertain` queues them again.
+- a claimed row is marked `handed_at`, in a committed transaction, before it goes
+  to the transport (a few rows at a time, see `record_outcomes`);
+- rows left in `sending` by a sender that died are never re-sent blindly: those it
+  had handed to the transport become `uncertain` and are listed, until
+  `send --retry-uncertain` queues them again; those it had only claimed go back to
+  `queued`, since nothing of them left the machine.
 """
 
 from __future__ import annotations
@@ -360,6 +364,7 @@ def claim_batch(
                 state=OutboxState.SENDING,
                 claimed_by=holder,
                 lease_expires_at=now + lease,
+                handed_at=None,
                 updated_at=now,
             )
             .returning(
@@ -506,11 +511,17 @@ def record_outcomes(
     campaign_id: int,
     campaign: str,
     now: datetime,
-) -> None:
-    """Write every outcome of a batch in one transaction; a hard bounce also suppresses
-    the address (for every campaign) and records a `bounced` event."""
-    if not outcomes:
-        return
+    handed: Sequence[int] = (),
+) -> set[int]:
+    """Write outcomes in one transaction; a hard bounce also suppresses the address (for
+    every campaign) and records a `bounced` event.
+
+    In the same transaction, the `handed` rows are marked as handed to the transport;
+    returns those still claimed by `holder` (only they may be handed: a row another
+    sender took back after our lease expired is no longer ours to send).
+    """
+    if not outcomes and not handed:
+        return set()
     params = [
         {
             "b_id": o.row.id,
@@ -548,10 +559,26 @@ def record_outcomes(
         )
     )
     bounces = [o for o in outcomes if o.bounce_code is not None]
+    marked: set[int] = set()
     with store.transaction(immediate=True) as conn:
-        conn.execute(statement, params)
+        if params:
+            conn.execute(statement, params)
         for o in bounces:
             _record_bounce(conn, o, campaign_id=campaign_id, campaign=campaign, now=now)
+        if handed:
+            marked = set(
+                conn.execute(
+                    OUTBOX.update()
+                    .where(
+                        OUTBOX.c.id.in_(list(handed)),
+                        OUTBOX.c.claimed_by == holder,
+                        OUTBOX.c.state == OutboxState.SENDING,
+                    )
+                    .values(handed_at=now)
+                    .returning(OUTBOX.c.id)
+                ).scalars()
+            )
+    return marked
 
 
 def _record_bounce(
@@ -615,12 +642,24 @@ class UncertainRow:
         return dict(self.__dict__)
 
 
-def mark_abandoned(store: Store, wave_id: int, holder: str, now: datetime) -> int:
+@dataclass(frozen=True)
+class Abandoned:
+    """What `mark_abandoned` found of senders that stopped: rows in doubt, rows given back."""
+
+    uncertain: int = 0
+    requeued: int = 0
+    holders: tuple[str, ...] = ()
+
+
+def mark_abandoned(store: Store, wave_id: int, holder: str, now: datetime) -> Abandoned:
     """Rows in `sending` whose sender is gone (lease expired, or a dead process of this
-    host) become `uncertain`: they may have reached the server, so they are not re-sent."""
+    host): those it had handed to the transport become `uncertain` (they may have reached
+    the server, so they are not re-sent); those it had only claimed go back to `queued`."""
     with store.transaction(immediate=True) as conn:
         rows = conn.execute(
-            sa.select(OUTBOX.c.id, OUTBOX.c.claimed_by, OUTBOX.c.lease_expires_at).where(
+            sa.select(
+                OUTBOX.c.id, OUTBOX.c.claimed_by, OUTBOX.c.lease_expires_at, OUTBOX.c.handed_at
+            ).where(
                 OUTBOX.c.wave_id == wave_id,
                 OUTBOX.c.state == OutboxState.SENDING,
                 sa.or_(OUTBOX.c.claimed_by.is_(None), OUTBOX.c.claimed_by != holder),
@@ -628,26 +667,40 @@ def mark_abandoned(store: Store, wave_id: int, holder: str, now: datetime) -> in
         ).all()
         dead = {h for h in {row.claimed_by for row in rows} if holder_is_dead(h)}
         gone = [
-            row.id
+            row
             for row in rows
             if row.claimed_by in dead
             or row.lease_expires_at is None
             or aware(row.lease_expires_at) <= now  # type: ignore[operator]
         ]
-        for start in range(0, len(gone), 500):
+        handed = [row.id for row in gone if row.handed_at is not None]
+        claimed = [row.id for row in gone if row.handed_at is None]
+        for chunk in iter_ids(handed, 500):
             conn.execute(
                 OUTBOX.update()
-                .where(OUTBOX.c.id.in_(gone[start : start + 500]))
+                .where(OUTBOX.c.id.in_(chunk))
                 .values(
                     state=OutboxState.UNCERTAIN,
-                    error=sa.func.coalesce(OUTBOX.c.error, "")
+                    error=sa.func.coalesce(OUTBOX.c.error + sa.literal("; "), "")
                     + sa.literal("sender ")
                     + sa.func.coalesce(OUTBOX.c.claimed_by, "?")
                     + sa.literal(" stopped while sending (it may or may not have gone out)"),
                     updated_at=now,
                 )
             )
-    return len(gone)
+        for chunk in iter_ids(claimed, 500):
+            conn.execute(
+                OUTBOX.update()
+                .where(OUTBOX.c.id.in_(chunk))
+                .values(
+                    state=OutboxState.QUEUED,
+                    claimed_by=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+            )
+    holders = tuple(sorted({str(row.claimed_by) for row in gone}))
+    return Abandoned(len(handed), len(claimed), holders)
 
 
 def uncertain_rows(store: Store, wave_id: int, limit: int | None = None) -> list[UncertainRow]:

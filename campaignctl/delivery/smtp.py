@@ -305,6 +305,7 @@ class SmtpTransport(TransportBase[OutgoingEmail]):
         self.options = options or SmtpOptions()
         self.prefix = setting_prefix or self.options.setting_prefix
         self.address = f"{settings.host}:{settings.port}"
+        self.concurrency = settings.pool_size
         self.timeout = settings.timeout.total_seconds()
         self.connections_opened = 0  # for reports and tests: how often we (re)connected
         self.bucket: TokenBucket | None = None

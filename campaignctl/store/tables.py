@@ -209,6 +209,9 @@ class Outbox(SQLModel, table=True):
     next_attempt_at: datetime | None = None
     claimed_by: str | None = None
     lease_expires_at: datetime | None = None
+    # set (committed) just before the message goes to its transport; cleared by a claim:
+    # after a crash, a claimed row without it was never handed over (revision 0005)
+    handed_at: datetime | None = None
     message_id: str | None = Field(default=None, unique=True)
     provider_id: str | None = None
     error: str | None = None
