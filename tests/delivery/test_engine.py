@@ -541,3 +541,86 @@ def test_a_kill_9_of_send_alone_ends_its_render_processes_and_resource_tracker(
 
     assert alive == []
     process.communicate(timeout=10)  # nothing holds its pipes any more
+
+
+# --------------------------------------------------------------------------- settings and addresses
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_530_authentication_required_stops_with_69_naming_the_settings_and_keeps_all_queued(
+    demo: Path, auth_smtp_server: SmtpServer, env: dict[str, str]
+) -> None:
+    use_smtp(demo, auth_smtp_server.port)  # no username_env / password_env
+    write_contacts(demo, 20)
+    locked_demo(demo, CAMPAIGN)
+
+    result = _run(demo, "send", CAMPAIGN)
+
+    assert result.exit_code == 69, result.output
+    assert result.stderr.splitlines()[-2:] == [
+        f"error: the SMTP server 127.0.0.1:{auth_smtp_server.port} requires authentication or "
+        "TLS before it takes mail: 530 5.7.0 Authentication required",
+        "  hint: set senders.default.smtp.username_env and senders.default.smtp.password_env "
+        "to the environment variables that hold the login and set "
+        "senders.default.smtp.starttls: true (or tls: true on port 465) in campaignctl.yaml; "
+        "the messages stay queued: run send again once it is fixed",
+    ]
+    assert _rows(demo, "SELECT state, attempts, count(*) FROM outbox GROUP BY state, attempts") == [
+        ("queued", 0, 20)
+    ]
+    assert auth_smtp_server.handler.received == []
+
+
+IDN = "contact@bücher.example"  # given as punycode in the CSV, as the issue did
+IDN_IN_CSV = "contact@xn--bcher-kva.example"
+UTF8_LOCAL = "jösé@example.org"
+
+
+def _international(demo: Path, port: int) -> None:
+    use_smtp(demo, port)
+    write_contacts(demo, 2, extra=(IDN_IN_CSV, UTF8_LOCAL))
+    locked_demo(demo, CAMPAIGN)
+
+
+def _to_header(data: bytes) -> bytes:
+    return next(line for line in data.splitlines() if line.startswith(b"To: "))
+
+
+def test_an_idn_domain_goes_as_punycode_without_smtputf8_and_a_utf8_local_part_fails_clearly(
+    demo: Path, ascii_smtp_server: SmtpServer, env: dict[str, str]
+) -> None:
+    _international(demo, ascii_smtp_server.port)
+
+    result = _run(demo, "send", CAMPAIGN)
+
+    assert result.exit_code == 1, result.output
+    assert "3 sent, 1 failed" in result.stderr
+    received = {r.rcpt_tos[0]: r for r in ascii_smtp_server.handler.received}
+    assert set(received) == {"c0@d0.example", "c1@d1.example", IDN_IN_CSV}
+    assert received[IDN_IN_CSV].mail_options == []
+    assert _to_header(received[IDN_IN_CSV].data) == b"To: " + IDN_IN_CSV.encode()
+    assert _rows(demo, "SELECT address, state, error FROM outbox WHERE state != 'sent'") == [
+        (
+            UTF8_LOCAL,
+            "failed",
+            f"not sent: {UTF8_LOCAL} has non-ASCII characters before the @, which only a server "
+            f"offering SMTPUTF8 (RFC 6531) accepts, and 127.0.0.1:{ascii_smtp_server.port} "
+            "does not",
+        )
+    ]
+
+
+def test_smtputf8_is_used_only_for_a_non_ascii_local_part_when_the_server_offers_it(
+    demo: Path, smtp_server: SmtpServer, env: dict[str, str]
+) -> None:
+    _international(demo, smtp_server.port)
+
+    result = _run(demo, "send", CAMPAIGN)
+
+    assert result.exit_code == 0, result.output
+    received = {r.rcpt_tos[0]: r for r in smtp_server.handler.received}
+    assert set(received) == {"c0@d0.example", "c1@d1.example", IDN_IN_CSV, UTF8_LOCAL}
+    assert received[IDN_IN_CSV].mail_options == []
+    assert "SMTPUTF8" in received[UTF8_LOCAL].mail_options
+    assert _to_header(received[UTF8_LOCAL].data) == "To: jösé@example.org".encode()
+    assert _rows(demo, "SELECT address FROM outbox WHERE address LIKE 'contact@%'") == [(IDN,)]
