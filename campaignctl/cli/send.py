@@ -44,8 +44,8 @@ def send(
         bool,
         typer.Option(
             "--retry-uncertain",
-            help="Send again the messages left uncertain by a crash or a lost connection "
-            "(their recipients may get them twice).",
+            help="Send again the messages left uncertain by a crash (or by a connection "
+            "lost on their last attempt): their recipients may get them twice.",
         ),
     ] = False,
     lock_timeout: Annotated[
@@ -65,9 +65,10 @@ def send(
 ) -> None:
     """Send the current wave of a locked campaign: resumable, safe to interrupt.
 
-    Ctrl-C or SIGTERM stops claiming, finishes the messages in flight and exits
-    130 / 143 with the summary. Messages whose fate is unknown after a crash are
-    listed as uncertain and never re-sent unless --retry-uncertain.
+    Ctrl-C or SIGTERM stops claiming, finishes the messages handed to the
+    transport, puts the other claimed ones back in the queue and exits 130 / 143
+    with the summary. Messages whose fate is unknown after a crash (at most 4 per
+    connection) are listed as uncertain and never re-sent unless --retry-uncertain.
 
     Example: campaignctl send mise-a-jour-2027 --limit 100
     """
