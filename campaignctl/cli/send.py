@@ -67,7 +67,7 @@ def send(
 
     Ctrl-C or SIGTERM stops claiming, finishes the messages handed to the
     transport, puts the other claimed ones back in the queue and exits 130 / 143
-    with the summary. Messages whose fate is unknown after a crash (at most 4 per
+    with the summary. Messages whose fate is unknown after a crash (at most 5 per
     connection) are listed as uncertain and never re-sent unless --retry-uncertain.
 
     Example: campaignctl send mise-a-jour-2027 --limit 100

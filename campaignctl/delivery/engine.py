@@ -30,7 +30,6 @@ The library never prints: progress goes to `SendOptions.progress` as
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -68,11 +67,12 @@ SEND_LEASE_TTL = timedelta(seconds=60)  # renewed every HEARTBEAT_SECONDS while 
 HEARTBEAT_SECONDS = 10.0
 MAX_BACKOFF = timedelta(hours=24)
 PARALLEL_RENDER_MIN_ROWS = 2_000  # below this, starting a render process costs more than it saves
-# Messages handed over to a transport and not yet recorded, per connection it sends on
-# (10 SMTP connections: at most 40, what a kill -9 may leave in doubt); they go in
-# slices, so that a connection never waits for the next mark to be committed.
-HANDED_PER_CONNECTION = 4
-SLICES_PER_WINDOW = 8
+# Messages handed over to a transport and not yet recorded, per connection it sends on:
+# with 10 SMTP connections at most 50, what a kill -9 may leave in doubt. They go in two
+# slices (one being recorded and the next marked while the other is sent), so the store
+# sees about one transaction per slice: benchmarks/send.py.
+HANDED_PER_CONNECTION = 5
+SLICES_PER_WINDOW = 2
 # Stop reasons after which claimed messages not yet handed over go back to the queue.
 RELEASE_ON_STOP = ("SIGINT", "SIGTERM", "error")
 
@@ -411,90 +411,111 @@ def _initial() -> Any:
 # --------------------------------------------------------------------------- hand-over
 
 
-@dataclass(frozen=True)
-class _Window:
-    """How messages go to one transport: in slices of `size`, through `gate`, each slice
-    marked as handed over first unless the transport is idempotent."""
-
-    size: int
-    gate: Any  # an asyncio.Semaphore of slices, or a null context
-    marks: bool
-
-
-def _window(transport: Transport) -> _Window:
-    """At most HANDED_PER_CONNECTION × the transport's concurrency messages handed over
-    and not recorded. An idempotent transport takes whole batches, unmarked: a message
-    it gets again after a crash is written once all the same."""
-    if getattr(transport, "idempotent", False):
-        return _Window(1 << 30, contextlib.nullcontext(), marks=False)
-    window = HANDED_PER_CONNECTION * max(1, int(getattr(transport, "concurrency", 1)))
-    size = max(1, window // SLICES_PER_WINDOW)
-    return _Window(size, asyncio.Semaphore(window // size), marks=True)
-
-
 class _Journal:
-    """Hand-over marks and outcomes on their way to the store, written by one task.
+    """One transport's hand-over marks and outcomes on their way to the store, written by
+    one task, so that a kill -9 leaves at most `window` messages in doubt.
 
-    Whatever waits when a write starts goes into the next transaction, so the store
-    sees a few transactions per batch, not two per slice. A slice is handed to its
-    transport only once its mark is committed, and leaves the window only once its
-    outcomes are: what a kill -9 leaves in doubt is at most the window.
+    A slice of messages goes to the transport only once its mark is committed, and the
+    journal commits a mark only while the rows marked and not yet recorded (`held`), less
+    the outcomes written in the same transaction, leave room for it: the store never
+    holds more than `window` such rows, and the transport never has more. Whatever waits
+    when a write starts goes into it (a finished slice's outcomes and the next slice's
+    mark, typically), so the store sees about one transaction per slice. An idempotent
+    transport (`window` None) needs no marks: its slices go at once.
     """
 
-    def __init__(self, write: Callable[[list[RowOutcome], list[int]], Awaitable[set[int]]]):
+    def __init__(
+        self,
+        write: Callable[[list[RowOutcome], list[int]], Awaitable[set[int]]],
+        window: int | None,
+    ) -> None:
         self._write = write
+        self.window = window
+        self.held = 0
         self._marks: list[tuple[list[int], asyncio.Future[set[int]]]] = []
-        self._outcomes: list[tuple[list[RowOutcome], asyncio.Future[set[int]]]] = []
+        self._outcomes: list[tuple[list[RowOutcome], bool, asyncio.Future[set[int]]]] = []
         self._wakeup = asyncio.Event()
         self._closing = False
+        self._broken: BaseException | None = None
         self._task = asyncio.create_task(self._run())
 
     async def hand_over(self, ids: list[int]) -> set[int]:
-        """Mark the rows handed over; returns those still ours (the others must not go)."""
+        """Wait for room, mark the rows handed over; returns those still ours (a row
+        another sender took back after our lease expired must not go)."""
+        if self.window is None:
+            return set(ids)
         return await self._submit(self._marks, ids)
 
-    async def record(self, outcomes: list[RowOutcome]) -> None:
+    async def record(self, outcomes: list[RowOutcome], *, handed: bool) -> None:
+        """Write outcomes; `handed`: of rows this journal marked, whose room they free."""
         if outcomes:
-            await self._submit(self._outcomes, outcomes)
+            await self._submit(self._outcomes, outcomes, handed)
 
-    def _submit(self, queue: list[Any], item: Any) -> asyncio.Future[set[int]]:
+    def _submit(self, queue: list[Any], *item: Any) -> asyncio.Future[set[int]]:
         future: asyncio.Future[set[int]] = asyncio.get_running_loop().create_future()
-        queue.append((item, future))
+        if self._broken is not None:
+            future.set_exception(self._broken)
+            return future
+        queue.append((*item, future))
         self._wakeup.set()
         return future
 
+    def _take_marks(self, room: int) -> list[tuple[list[int], asyncio.Future[set[int]]]]:
+        taken = []
+        while self._marks and len(self._marks[0][0]) <= room:
+            ids, future = self._marks.pop(0)
+            taken.append((ids, future))
+            room -= len(ids)
+        return taken
+
     async def _run(self) -> None:
-        while True:
+        while not (self._closing and not self._outcomes and not self._marks):
             await self._wakeup.wait()
             self._wakeup.clear()
-            marks, self._marks = self._marks, []
             outcomes, self._outcomes = self._outcomes, []
-            if not marks and not outcomes:
-                if self._closing:
-                    return
+            freed = sum(len(batch) for batch, handed, _ in outcomes if handed)
+            marks = self._take_marks(self.window - self.held + freed) if self.window else []
+            if not outcomes and not marks:
                 continue
             try:
-                written = [o for batch, _ in outcomes for o in batch]
-                marked = await self._write(written, [i for ids, _ in marks for i in ids])
+                marked = await self._write(
+                    [o for batch, _, _ in outcomes for o in batch],
+                    [i for ids, _ in marks for i in ids],
+                )
             except BaseException as exc:
-                for _, future in (*marks, *outcomes):
+                self._broken = exc
+                for *_, future in (*marks, *outcomes, *self._marks, *self._outcomes):
                     if not future.done():
                         future.set_exception(exc)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
-                continue
-            for _, future in outcomes:
+                return
+            self.held += len(marked) - freed
+            for *_, future in outcomes:
                 if not future.done():
                     future.set_result(set())
             for ids, future in marks:
                 if not future.done():
                     future.set_result(marked.intersection(ids))
+            if self._marks or self._outcomes:
+                self._wakeup.set()
 
     async def close(self) -> None:
         """Write what waits, then stop."""
         self._closing = True
         self._wakeup.set()
         await self._task
+
+
+def _journal(transport: Transport, write: Any) -> tuple[_Journal, int]:
+    """The transport's journal and slice size: at most HANDED_PER_CONNECTION × its
+    concurrency messages handed over and not recorded, in SLICES_PER_WINDOW slices. An
+    idempotent transport takes whole batches, unmarked: a message it gets again after a
+    crash is written once all the same."""
+    if getattr(transport, "idempotent", False):
+        return _Journal(write, None), 1 << 30
+    window = HANDED_PER_CONNECTION * max(1, int(getattr(transport, "concurrency", 1)))
+    return _Journal(write, window), max(1, window // SLICES_PER_WINDOW)
 
 
 # --------------------------------------------------------------------------- the run
@@ -634,7 +655,7 @@ class _Run:
     # ------------------------------------------------------------------ pipeline
     async def _pipeline(self, channels: set[str]) -> None:
         self.transports: dict[str, Transport] = {}
-        self.windows: dict[str, _Window] = {}
+        self.journals: dict[str, tuple[_Journal, int]] = {}
         self.refusal: ServiceUnavailable | None = None
         for channel in sorted(channels):
             transport = _make_transport(
@@ -647,8 +668,7 @@ class _Run:
             )
             await transport.open()
             self.transports[channel] = transport
-            self.windows[channel] = _window(transport)
-        self.journal = _Journal(self._write)
+            self.journals[channel] = _journal(transport, self._write)
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
             # one batch rendering in each render process and one being sent or recorded:
@@ -666,7 +686,8 @@ class _Run:
                 raise self.refusal
         finally:
             heartbeat.cancel()
-            await self.journal.close()
+            for journal, _ in self.journals.values():
+                await journal.close()
             for transport in self.transports.values():
                 await transport.close()
 
@@ -782,7 +803,10 @@ class _Run:
                         OutgoingSms(row.address, result.text, result.sender, result.message_id),
                     )
                 )
-        await self.journal.record(outcomes)
+        if outcomes:
+            await self._write(outcomes, [])
+        ids = [(row.id, r.message_id, r.sms_parts) for row, r, _ in (*emails, *texts)]
+        await self._db(outbox.store_message_ids, self.store, self.holder, ids)
         for channel, items in (("email", emails), ("sms", texts)):
             if items:
                 outcomes.extend(await self._deliver(channel, items))
@@ -792,7 +816,7 @@ class _Run:
         self, channel: str, items: list[tuple[ClaimedRow, RenderResult, Any]]
     ) -> list[RowOutcome]:
         """Hand `items` to the channel's transport slice by slice, within its window."""
-        size = self.windows[channel].size
+        size = self.journals[channel][1]
         slices = [items[start : start + size] for start in range(0, len(items), size)]
         results = await asyncio.gather(
             *(self._hand_over(channel, part) for part in slices), return_exceptions=True
@@ -808,36 +832,40 @@ class _Run:
         self, channel: str, items: list[tuple[ClaimedRow, RenderResult, Any]]
     ) -> list[RowOutcome]:
         """Mark the rows as handed over (committed), send them, record their outcomes."""
-        transport, window = self.transports[channel], self.windows[channel]
-        async with window.gate:
-            if self.stop.reason in RELEASE_ON_STOP:
-                released = [
-                    RowOutcome(row, OutboxState.QUEUED, attempted=False) for row, *_ in items
-                ]
-                await self.journal.record(released)
-                return released
-            if window.marks:
-                ours = await self.journal.hand_over([row.id for row, *_ in items])
-                items = [item for item in items if item[0].id in ours]
-            try:
-                results = await transport.send_many([message for *_, message in items])
-            except Exception as exc:
-                # the transport as a whole broke mid-slice: these rows may or may not have gone
-                reply = f"transport {transport.name} failed: {getattr(exc, 'message', exc)}"
-                failed = [
-                    RowOutcome(row, OutboxState.UNCERTAIN, message_id=r.message_id, error=reply)
-                    for row, r, _ in items
-                ]
-                self.stop.request("error")
-                await self.journal.record(failed)
-                raise
-            now = clock.now()
-            outcomes = [
-                self._outcome(row, rendered, result, now)
-                for (row, rendered, _), result in zip(items, results, strict=True)
+        transport, (journal, _) = self.transports[channel], self.journals[channel]
+        if self.stop.reason in RELEASE_ON_STOP:
+            return await self._release(journal, items, handed=False)
+        ours = await journal.hand_over([row.id for row, *_ in items])
+        items = [item for item in items if item[0].id in ours]
+        if self.stop.reason in RELEASE_ON_STOP:  # while it waited for room
+            return await self._release(journal, items, handed=True)
+        try:
+            results = await transport.send_many([message for *_, message in items])
+        except Exception as exc:
+            # the transport as a whole broke mid-slice: these rows may or may not have gone
+            reply = f"transport {transport.name} failed: {getattr(exc, 'message', exc)}"
+            failed = [
+                RowOutcome(row, OutboxState.UNCERTAIN, message_id=r.message_id, error=reply)
+                for row, r, _ in items
             ]
-            await self.journal.record(outcomes)
+            self.stop.request("error")
+            await journal.record(failed, handed=True)
+            raise
+        now = clock.now()
+        outcomes = [
+            self._outcome(row, rendered, result, now)
+            for (row, rendered, _), result in zip(items, results, strict=True)
+        ]
+        await journal.record(outcomes, handed=True)
         return outcomes
+
+    async def _release(
+        self, journal: _Journal, items: list[tuple[ClaimedRow, Any, Any]], *, handed: bool
+    ) -> list[RowOutcome]:
+        """Stopping: rows not handed to the transport go back to the queue at once."""
+        released = [RowOutcome(row, OutboxState.QUEUED, attempted=False) for row, *_ in items]
+        await journal.record(released, handed=handed)
+        return released
 
     def _outcome(
         self, row: ClaimedRow, rendered: RenderResult, result: DeliveryOutcome, now: datetime

@@ -503,6 +503,69 @@ class RowOutcome:
     bounce_code: str | None = None  # set for a hard bounce: suppress and record an event
 
 
+# Built once: a send's journal runs them about once per slice of 25 messages. Neither
+# touches message_id, whose unique index takes one random page per row: that is written
+# once per batch, by `store_message_ids`.
+_RECORD = (
+    OUTBOX.update()
+    # the holder still owns it, even if another sender meanwhile marked it uncertain:
+    # what actually happened wins
+    .where(OUTBOX.c.id == sa.bindparam("b_id"), OUTBOX.c.claimed_by == sa.bindparam("b_holder"))
+    .values(
+        state=sa.bindparam("b_state"),
+        provider_id=sa.bindparam("b_pid"),
+        error=sa.bindparam("b_error"),
+        reason=sa.bindparam("b_reason"),
+        next_attempt_at=sa.bindparam("b_next", type_=OUTBOX.c.next_attempt_at.type),
+        attempts=sa.bindparam("b_attempts"),
+        sent_at=sa.bindparam("b_sent", type_=OUTBOX.c.sent_at.type),
+        claimed_by=None,
+        lease_expires_at=None,
+        updated_at=sa.bindparam("b_now", type_=OUTBOX.c.updated_at.type),
+    )
+)
+_HAND_OVER = (
+    OUTBOX.update()
+    .where(
+        OUTBOX.c.id.in_(sa.bindparam("h_ids", expanding=True)),
+        OUTBOX.c.claimed_by == sa.bindparam("h_holder"),
+        OUTBOX.c.state == OutboxState.SENDING,
+    )
+    .values(handed_at=sa.bindparam("h_now", type_=OUTBOX.c.handed_at.type))
+)
+_STILL_OURS = sa.select(OUTBOX.c.id).where(
+    OUTBOX.c.id.in_(sa.bindparam("h_ids", expanding=True)),
+    OUTBOX.c.claimed_by == sa.bindparam("h_holder"),
+    OUTBOX.c.state == OutboxState.SENDING,
+)
+
+
+_MESSAGE_IDS = (
+    OUTBOX.update()
+    .where(OUTBOX.c.id == sa.bindparam("m_id"), OUTBOX.c.claimed_by == sa.bindparam("m_holder"))
+    .values(
+        message_id=sa.bindparam("m_mid"),
+        sms_parts=sa.func.coalesce(sa.bindparam("m_parts"), OUTBOX.c.sms_parts),
+    )
+)
+
+
+def store_message_ids(
+    store: Store, holder: str, rendered: Sequence[tuple[int, str, int | None]]
+) -> None:
+    """Keep each rendered row's Message-ID (and SMS parts), `(row id, message id, parts)`,
+    before it goes out: a row left uncertain then names the message to look for in the
+    server's logs. One transaction per batch."""
+    if not rendered:
+        return
+    params = [
+        {"m_id": row_id, "m_holder": holder, "m_mid": mid, "m_parts": parts}
+        for row_id, mid, parts in rendered
+    ]
+    with store.transaction(immediate=True, bump=False) as conn:
+        conn.execute(_MESSAGE_IDS, params)
+
+
 def record_outcomes(
     store: Store,
     holder: str,
@@ -527,57 +590,29 @@ def record_outcomes(
             "b_id": o.row.id,
             "b_holder": holder,
             "b_state": o.state.value,
-            "b_mid": o.message_id,
             "b_pid": o.provider_id,
             "b_error": o.error[:2000] if o.error else None,
             "b_reason": o.reason,
             "b_next": o.next_attempt_at,
-            "b_parts": o.sms_parts,
             "b_attempts": o.row.attempts + (1 if o.attempted else 0),
             "b_sent": now if o.state == OutboxState.SENT else None,
+            "b_now": now,
         }
         for o in outcomes
     ]
-    statement = (
-        OUTBOX.update()
-        # the holder still owns it, even if another sender meanwhile marked it uncertain:
-        # what actually happened wins
-        .where(OUTBOX.c.id == sa.bindparam("b_id"), OUTBOX.c.claimed_by == sa.bindparam("b_holder"))
-        .values(
-            state=sa.bindparam("b_state"),
-            message_id=sa.func.coalesce(sa.bindparam("b_mid"), OUTBOX.c.message_id),
-            provider_id=sa.bindparam("b_pid"),
-            error=sa.bindparam("b_error"),
-            reason=sa.bindparam("b_reason"),
-            next_attempt_at=sa.bindparam("b_next", type_=OUTBOX.c.next_attempt_at.type),
-            sms_parts=sa.func.coalesce(sa.bindparam("b_parts"), OUTBOX.c.sms_parts),
-            attempts=sa.bindparam("b_attempts"),
-            sent_at=sa.bindparam("b_sent", type_=OUTBOX.c.sent_at.type),
-            claimed_by=None,
-            lease_expires_at=None,
-            updated_at=now,
-        )
-    )
     bounces = [o for o in outcomes if o.bounce_code is not None]
     marked: set[int] = set()
-    with store.transaction(immediate=True) as conn:
+    # a mark alone changes nothing a plan depends on: no serial bump for it
+    with store.transaction(immediate=True, bump=bool(params)) as conn:
         if params:
-            conn.execute(statement, params)
+            conn.execute(_RECORD, params)
         for o in bounces:
             _record_bounce(conn, o, campaign_id=campaign_id, campaign=campaign, now=now)
         if handed:
-            marked = set(
-                conn.execute(
-                    OUTBOX.update()
-                    .where(
-                        OUTBOX.c.id.in_(list(handed)),
-                        OUTBOX.c.claimed_by == holder,
-                        OUTBOX.c.state == OutboxState.SENDING,
-                    )
-                    .values(handed_at=now)
-                    .returning(OUTBOX.c.id)
-                ).scalars()
-            )
+            mark = {"h_ids": list(handed), "h_holder": holder, "h_now": now}
+            marked = set(handed)
+            if conn.execute(_HAND_OVER, mark).rowcount != len(marked):  # rare: look which
+                marked = set(conn.execute(_STILL_OURS, mark).scalars())
     return marked
 
 
