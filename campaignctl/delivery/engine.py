@@ -42,7 +42,14 @@ from zoneinfo import ZoneInfo
 
 from campaignctl import clock
 from campaignctl.delivery import outbox
-from campaignctl.delivery.outbox import ClaimedRow, LockRef, RowOutcome, UncertainRow, WaveRef
+from campaignctl.delivery.outbox import (
+    ClaimedRow,
+    LockRef,
+    RowOutcome,
+    Slice,
+    UncertainRow,
+    WaveRef,
+)
 from campaignctl.delivery.rendering import BatchRenderer, RenderJob, RenderResult, cores
 from campaignctl.delivery.transport import (
     DeliveryOutcome,
@@ -412,47 +419,51 @@ def _initial() -> Any:
 
 
 class _Journal:
-    """One transport's hand-over marks and outcomes on their way to the store, written by
-    one task, so that a kill -9 leaves at most `window` messages in doubt.
+    """One transport's hand-over marks on their way to the store, written by one task, so
+    that a kill -9 leaves at most `window` messages in doubt.
 
-    A slice of messages goes to the transport only once its mark is committed, and the
-    journal commits a mark only while the rows marked and not yet recorded (`held`), less
-    the outcomes written in the same transaction, leave room for it: the store never
-    holds more than `window` such rows, and the transport never has more. Whatever waits
-    when a write starts goes into it (a finished slice's outcomes and the next slice's
-    mark, typically), so the store sees about one transaction per slice. An idempotent
-    transport (`window` None) needs no marks: its slices go at once.
+    A slice of messages goes to the transport only once its handover row is committed
+    (`outbox.write_journal`), and the journal commits one only while the messages handed
+    over and not yet settled (`held`), less those settled in the same transaction, leave
+    room for it: the store never names more than `window` messages in doubt, and the
+    transport never holds more. A slice is settled when its handover row is marked done,
+    with the outcomes that cannot wait for the batch (all but `sent`). Whatever waits
+    when a write starts goes into it (a finished slice and the next slice's mark,
+    typically): about one small transaction per slice, none touching the outbox rows of
+    sent messages, which the batch records at its end. An idempotent transport (`window`
+    None) needs no marks: its slices go at once.
     """
 
     def __init__(
         self,
-        write: Callable[[list[RowOutcome], list[int]], Awaitable[set[int]]],
+        write: Callable[..., Awaitable[list[outbox.Slice]]],
         window: int | None,
     ) -> None:
         self._write = write
         self.window = window
         self.held = 0
-        self._marks: list[tuple[list[int], asyncio.Future[set[int]]]] = []
-        self._outcomes: list[tuple[list[RowOutcome], bool, asyncio.Future[set[int]]]] = []
+        self._marks: list[tuple[list[tuple[int, str]], asyncio.Future[Any]]] = []
+        self._settled: list[tuple[Slice, list[RowOutcome], asyncio.Future[Any]]] = []
         self._wakeup = asyncio.Event()
         self._closing = False
         self._broken: BaseException | None = None
         self._task = asyncio.create_task(self._run())
 
-    async def hand_over(self, ids: list[int]) -> set[int]:
-        """Wait for room, mark the rows handed over; returns those still ours (a row
-        another sender took back after our lease expired must not go)."""
+    async def hand_over(self, messages: list[tuple[int, str]]) -> Slice:
+        """Wait for room and mark `(outbox id, message id)` as handed over; the slice says
+        which rows are still ours (another sender takes back an expired claim)."""
         if self.window is None:
-            return set(ids)
-        return await self._submit(self._marks, ids)
+            return Slice(None, frozenset(row_id for row_id, _ in messages))
+        return await self._submit(self._marks, messages)
 
-    async def record(self, outcomes: list[RowOutcome], *, handed: bool) -> None:
-        """Write outcomes; `handed`: of rows this journal marked, whose room they free."""
-        if outcomes:
-            await self._submit(self._outcomes, outcomes, handed)
+    async def settle(self, handed: Slice, outcomes: list[RowOutcome]) -> None:
+        """Every message of the slice has its outcome: write those that are not `sent`
+        (the batch writes the others) and free the slice's room."""
+        if handed.handover is not None or outcomes:
+            await self._submit(self._settled, handed, outcomes)
 
-    def _submit(self, queue: list[Any], *item: Any) -> asyncio.Future[set[int]]:
-        future: asyncio.Future[set[int]] = asyncio.get_running_loop().create_future()
+    def _submit(self, queue: list[Any], *item: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._broken is not None:
             future.set_exception(self._broken)
             return future
@@ -460,48 +471,53 @@ class _Journal:
         self._wakeup.set()
         return future
 
-    def _take_marks(self, room: int) -> list[tuple[list[int], asyncio.Future[set[int]]]]:
+    def _take_marks(self, room: int) -> list[tuple[list[tuple[int, str]], asyncio.Future[Any]]]:
         taken = []
         while self._marks and len(self._marks[0][0]) <= room:
-            ids, future = self._marks.pop(0)
-            taken.append((ids, future))
-            room -= len(ids)
+            mark = self._marks.pop(0)
+            taken.append(mark)
+            room -= len(mark[0])
         return taken
 
     async def _run(self) -> None:
-        while not (self._closing and not self._outcomes and not self._marks):
+        while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            outcomes, self._outcomes = self._outcomes, []
-            freed = sum(len(batch) for batch, handed, _ in outcomes if handed)
+            settled, self._settled = self._settled, []
+            freed = sum(len(handed.ours) for handed, _, _ in settled if handed.handover)
             marks = self._take_marks(self.window - self.held + freed) if self.window else []
-            if not outcomes and not marks:
+            if not settled and not marks:
+                if self._closing:  # nothing in flight any more: a mark still waiting never goes
+                    for _, future in self._marks:
+                        future.cancel()
+                    return
                 continue
             try:
-                marked = await self._write(
-                    [o for batch, _, _ in outcomes for o in batch],
-                    [i for ids, _ in marks for i in ids],
+                slices = await self._write(
+                    outcomes=[o for _, outcomes, _ in settled for o in outcomes],
+                    done=[h.handover for h, _, _ in settled if h.handover is not None],
+                    marks=[messages for messages, _ in marks],
                 )
             except BaseException as exc:
                 self._broken = exc
-                for *_, future in (*marks, *outcomes, *self._marks, *self._outcomes):
+                for *_, future in (*marks, *settled, *self._marks, *self._settled):
                     if not future.done():
                         future.set_exception(exc)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 return
-            self.held += len(marked) - freed
-            for *_, future in outcomes:
+            self.held += sum(len(handed.ours) for handed in slices) - freed
+            for *_, future in settled:
                 if not future.done():
-                    future.set_result(set())
-            for ids, future in marks:
+                    future.set_result(None)
+            for (_, future), handed in zip(marks, slices, strict=True):
                 if not future.done():
-                    future.set_result(marked.intersection(ids))
-            if self._marks or self._outcomes:
+                    future.set_result(handed)
+            if self._marks or self._settled:
                 self._wakeup.set()
 
     async def close(self) -> None:
-        """Write what waits, then stop."""
+        """Write what waits, then stop (once nothing is in flight)."""
         self._closing = True
         self._wakeup.set()
         await self._task
@@ -509,7 +525,7 @@ class _Journal:
 
 def _journal(transport: Transport, write: Any) -> tuple[_Journal, int]:
     """The transport's journal and slice size: at most HANDED_PER_CONNECTION × its
-    concurrency messages handed over and not recorded, in SLICES_PER_WINDOW slices. An
+    concurrency messages handed over and not settled, in SLICES_PER_WINDOW slices. An
     idempotent transport takes whole batches, unmarked: a message it gets again after a
     crash is written once all the same."""
     if getattr(transport, "idempotent", False):
@@ -691,10 +707,17 @@ class _Run:
             for transport in self.transports.values():
                 await transport.close()
 
-    async def _write(self, outcomes: list[RowOutcome], handed: list[int]) -> set[int]:
+    async def _write(self, **journal: Any) -> list[Slice]:
         lock = self.lock
         return await self._db(
-            outbox.record_outcomes, self.store, self.holder, outcomes, handed=handed,
+            outbox.write_journal, self.store, self.holder, self.wave.id, **journal,
+            campaign_id=lock.campaign_id, campaign=lock.campaign, now=clock.now(),
+        )  # fmt: skip
+
+    async def _record(self, outcomes: list[RowOutcome], handovers: list[int]) -> None:
+        lock = self.lock
+        await self._db(
+            outbox.record_outcomes, self.store, self.holder, outcomes, handovers=handovers,
             campaign_id=lock.campaign_id, campaign=lock.campaign, now=clock.now(),
         )  # fmt: skip
 
@@ -803,42 +826,49 @@ class _Run:
                         OutgoingSms(row.address, result.text, result.sender, result.message_id),
                     )
                 )
-        if outcomes:
-            await self._write(outcomes, [])
-        ids = [(row.id, r.message_id, r.sms_parts) for row, r, _ in (*emails, *texts)]
-        await self._db(outbox.store_message_ids, self.store, self.holder, ids)
+        # The slices write every outcome but `sent` as they end; the batch writes the
+        # rest (most of it) in one transaction, with the outcomes found before sending.
+        later, handovers, failure = list(outcomes), [], None
         for channel, items in (("email", emails), ("sms", texts)):
-            if items:
-                outcomes.extend(await self._deliver(channel, items))
+            for result in await self._deliver(channel, items) if items else []:
+                if isinstance(result, BaseException):
+                    failure = failure or result
+                    continue
+                handed, settled = result
+                outcomes.extend(settled)
+                later.extend(o for o in settled if o.state == OutboxState.SENT)
+                if handed.handover is not None:
+                    handovers.append(handed.handover)
+        await self._record(later, handovers)
+        if failure is not None:
+            raise failure
         self._count(outcomes)
 
     async def _deliver(
         self, channel: str, items: list[tuple[ClaimedRow, RenderResult, Any]]
-    ) -> list[RowOutcome]:
-        """Hand `items` to the channel's transport slice by slice, within its window."""
+    ) -> list[tuple[Slice, list[RowOutcome]] | BaseException]:
+        """Hand `items` to the channel's transport slice by slice, within its window; each
+        slice's outcomes, or what broke it (the others still finish)."""
         size = self.journals[channel][1]
         slices = [items[start : start + size] for start in range(0, len(items), size)]
-        results = await asyncio.gather(
+        return await asyncio.gather(
             *(self._hand_over(channel, part) for part in slices), return_exceptions=True
         )
-        outcomes: list[RowOutcome] = []
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-            outcomes.extend(result)
-        return outcomes
 
     async def _hand_over(
         self, channel: str, items: list[tuple[ClaimedRow, RenderResult, Any]]
-    ) -> list[RowOutcome]:
-        """Mark the rows as handed over (committed), send them, record their outcomes."""
+    ) -> tuple[Slice, list[RowOutcome]]:
+        """Mark the slice as handed over (committed), send it, settle it."""
         transport, (journal, _) = self.transports[channel], self.journals[channel]
+        handed = Slice(None, frozenset())
+        if self.stop.reason not in RELEASE_ON_STOP:
+            handed = await journal.hand_over([(row.id, r.message_id) for row, r, _ in items])
+            items = [item for item in items if item[0].id in handed.ours]
         if self.stop.reason in RELEASE_ON_STOP:
-            return await self._release(journal, items, handed=False)
-        ours = await journal.hand_over([row.id for row, *_ in items])
-        items = [item for item in items if item[0].id in ours]
-        if self.stop.reason in RELEASE_ON_STOP:  # while it waited for room
-            return await self._release(journal, items, handed=True)
+            # before the slice went, or while it waited for room: back to the queue at once
+            released = [RowOutcome(row, OutboxState.QUEUED, attempted=False) for row, *_ in items]
+            await journal.settle(handed, released)
+            return handed, released
         try:
             results = await transport.send_many([message for *_, message in items])
         except Exception as exc:
@@ -849,23 +879,15 @@ class _Run:
                 for row, r, _ in items
             ]
             self.stop.request("error")
-            await journal.record(failed, handed=True)
+            await journal.settle(handed, failed)
             raise
         now = clock.now()
         outcomes = [
             self._outcome(row, rendered, result, now)
             for (row, rendered, _), result in zip(items, results, strict=True)
         ]
-        await journal.record(outcomes, handed=True)
-        return outcomes
-
-    async def _release(
-        self, journal: _Journal, items: list[tuple[ClaimedRow, Any, Any]], *, handed: bool
-    ) -> list[RowOutcome]:
-        """Stopping: rows not handed to the transport go back to the queue at once."""
-        released = [RowOutcome(row, OutboxState.QUEUED, attempted=False) for row, *_ in items]
-        await journal.record(released, handed=handed)
-        return released
+        await journal.settle(handed, [o for o in outcomes if o.state != OutboxState.SENT])
+        return handed, outcomes
 
     def _outcome(
         self, row: ClaimedRow, rendered: RenderResult, result: DeliveryOutcome, now: datetime

@@ -209,9 +209,6 @@ class Outbox(SQLModel, table=True):
     next_attempt_at: datetime | None = None
     claimed_by: str | None = None
     lease_expires_at: datetime | None = None
-    # set (committed) just before the message goes to its transport; cleared by a claim:
-    # after a crash, a claimed row without it was never handed over (revision 0005)
-    handed_at: datetime | None = None
     message_id: str | None = Field(default=None, unique=True)
     provider_id: str | None = None
     error: str | None = None
@@ -219,6 +216,23 @@ class Outbox(SQLModel, table=True):
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None = None
+
+
+class OutboxHandover(SQLModel, table=True):
+    """A slice of claimed outbox rows a send handed to its transport, written (committed)
+    just before they went: after a crash, what the dead sender may have sent (revision
+    0005_outbox_handover). `messages` is JSON `[[outbox id, message id], …]`; `done_at`
+    is set once every message of the slice has its outcome. The send deletes the row
+    when it records the batch."""
+
+    __tablename__ = "outbox_handover"
+    __table_args__ = (sa.Index("ix_outbox_handover_holder", "wave_id", "holder"),)
+    id: int | None = Field(default=None, primary_key=True)
+    wave_id: int = _fk("wave.id")
+    holder: str = Field(max_length=200)
+    messages: str
+    handed_at: datetime
+    done_at: datetime | None = None
 
 
 class Event(SQLModel, table=True):
@@ -323,6 +337,7 @@ TABLES = [
     Recipient,
     Wave,
     Outbox,
+    OutboxHandover,
     Event,
     Response,
     Suppression,
@@ -339,6 +354,7 @@ LOCK = CampaignLock.__table__  # type: ignore[attr-defined]
 RECIPIENT = Recipient.__table__  # type: ignore[attr-defined]
 WAVE = Wave.__table__  # type: ignore[attr-defined]
 OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+HANDOVER = OutboxHandover.__table__  # type: ignore[attr-defined]
 EVENT = Event.__table__  # type: ignore[attr-defined]
 RESPONSE = Response.__table__  # type: ignore[attr-defined]
 SUPPRESSION = Suppression.__table__  # type: ignore[attr-defined]

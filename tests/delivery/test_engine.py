@@ -287,38 +287,41 @@ def test_kill_9_leaves_uncertain_only_what_was_handed_over_and_the_rest_goes_out
     assert {a for a, n in copies.items() if n > 1} <= uncertain  # duplicates only there
 
 
-def test_claims_of_a_stopped_sender_go_back_to_the_queue_and_what_it_handed_over_is_uncertain(
+def test_a_stopped_senders_claims_are_settled_by_what_it_had_handed_over(
     demo: Path, backend: str, env: dict[str, str]
 ) -> None:
     url = os.environ.get("CAMPAIGNCTL_STORE")
     write_contacts(demo, 100)  # the demo's file transport
     locked_demo(demo, CAMPAIGN, url)
     assert _run(demo, "send", CAMPAIGN, "--limit", "10").exit_code == 0
-    # A sender on another machine claimed 60 rows, handed 7 to its transport, and stopped
-    # (its claims' lease ran out an hour ago).
+    # A sender on another machine claimed 60 rows and stopped (its claims' lease ran out
+    # an hour ago). It had handed two slices to its transport: the first of 5 messages had
+    # all its outcomes (sent, since nothing else was written), the second of 7 had not.
     store = open_store(demo, url)
+    at = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     with store.transaction() as conn:
-        ids = (
+        rows = conn.execute(
+            sa.text("SELECT id, wave_id FROM outbox WHERE state = 'queued' ORDER BY id LIMIT 60")
+        ).all()
+        ids = [row_id for row_id, _ in rows]
+        conn.execute(
+            sa.text(
+                "UPDATE outbox SET state = 'sending', claimed_by = 'far-host:4242', "
+                "lease_expires_at = :at WHERE id IN :ids"
+            ).bindparams(sa.bindparam("ids", expanding=True)),
+            {"at": at, "ids": ids},
+        )
+        for part, done in ((ids[:5], at), (ids[5:12], None)):
             conn.execute(
-                sa.text("SELECT id FROM outbox WHERE state = 'queued' ORDER BY id LIMIT 60")
-            )
-            .scalars()
-            .all()
-        )
-        expired = {"at": datetime(2026, 11, 23, 8, 0, tzinfo=UTC), "ids": ids}
-        claim = "UPDATE outbox SET state = 'sending', claimed_by = 'far-host:4242', "
-        conn.execute(
-            sa.text(claim + "lease_expires_at = :at WHERE id IN :ids").bindparams(
-                sa.bindparam("ids", expanding=True)
-            ),
-            expired,
-        )
-        conn.execute(
-            sa.text("UPDATE outbox SET handed_at = :at WHERE id IN :ids").bindparams(
-                sa.bindparam("ids", expanding=True)
-            ),
-            {"at": expired["at"], "ids": ids[:7]},
-        )
+                sa.text(
+                    "INSERT INTO outbox_handover (wave_id, holder, messages, handed_at, done_at) "
+                    "VALUES (:wave, 'far-host:4242', :messages, :at, :done)"
+                ),
+                {
+                    "wave": rows[0][1], "at": at, "done": done,
+                    "messages": json.dumps([[i, f"far-{i}@example.org"] for i in part]),
+                },
+            )  # fmt: skip
     store.close()
 
     result = _run(demo, "send", CAMPAIGN, "--json")
@@ -326,15 +329,21 @@ def test_claims_of_a_stopped_sender_go_back_to_the_queue_and_what_it_handed_over
     assert result.exit_code == 1, result.output  # 7 uncertain
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert {"type": "warning", "message": (
-        "53 message(s) claimed by a sender that stopped (far-host:4242) before handing them "
+        "48 message(s) claimed by a sender that stopped (far-host:4242) before handing them "
         "over went back to the queue"
     )} in events  # fmt: skip
     summary = events[-1]
-    assert (summary["sent"], summary["uncertain"], summary["total"]) == (83, 7, 100)
-    assert [row["id"] for row in summary["uncertain_rows"]] == ids[:7]
+    assert (summary["sent"], summary["uncertain"], summary["total"]) == (78, 7, 100)
+    assert [row["id"] for row in summary["uncertain_rows"]] == ids[5:12]
+    assert summary["uncertain_rows"][0]["message_id"] == f"far-{ids[5]}@example.org"
     assert summary["uncertain_rows"][0]["error"] == (
         "sender far-host:4242 stopped while sending (it may or may not have gone out)"
     )
+    assert _rows(
+        demo, f"SELECT state, attempts, message_id FROM outbox WHERE id = {ids[0]}", url
+    ) == [("sent", 1, f"far-{ids[0]}@example.org")]
+    assert _rows(demo, "SELECT count(*) FROM outbox WHERE state = 'sent'", url) == [(100 - 7,)]
+    assert _rows(demo, "SELECT count(*) FROM outbox_handover", url) == [(0,)]
 
 
 def test_sigterm_stops_claiming_finishes_in_flight_and_exits_143(
@@ -359,6 +368,44 @@ def test_sigterm_stops_claiming_finishes_in_flight_and_exits_143(
     assert _rows(demo, "SELECT count(*) FROM outbox WHERE state = 'sending'") == [(0,)]
     sent = _rows(demo, "SELECT count(*) FROM outbox WHERE state = 'sent'")[0][0]
     assert len(smtp_server.handler.delivered_ids()) == sent
+
+
+def test_a_stop_sends_what_was_handed_over_and_puts_the_other_claims_back_in_the_queue(
+    demo: Path, smtp_server: SmtpServer, env: dict[str, str]
+) -> None:
+    from campaignctl.delivery.engine import SendOptions, StopRequest, send_campaign
+
+    use_smtp(demo, smtp_server.port, batch_size=200, pool_size=4)  # 20 handed over at most
+    write_contacts(demo, 600)
+    locked_demo(demo, CAMPAIGN)
+    smtp_server.faults.data_delay = 0.002
+    stop = StopRequest()
+    sent_when_stopped: list[int] = []
+
+    def progress(event: object) -> None:  # SIGTERM as the first batch is recorded
+        if event.type == "progress" and not stop.requested:  # type: ignore[attr-defined]
+            sent_when_stopped.append(event.data["sent"])  # type: ignore[attr-defined]
+            stop.request("SIGTERM")
+
+    store = open_store(demo)
+    try:
+        summary = send_campaign(
+            store, load_workspace(demo), CAMPAIGN,
+            SendOptions(progress=progress, stop=stop, render_processes=0),
+        )  # fmt: skip
+    finally:
+        store.close()
+
+    # Two batches of 200 were claimed; of the second, only what the window had handed
+    # over (20, and at most 20 more finished while the first batch's last slice ran)
+    # went out: the rest is queued again, not sent and not uncertain.
+    assert summary.stopped == "SIGTERM"
+    assert sent_when_stopped == [200]
+    assert 200 <= summary.sent <= 240, summary
+    assert (summary.uncertain, summary.remaining) == (0, 600 - summary.sent)
+    assert _rows(demo, "SELECT count(*) FROM outbox WHERE state = 'sending'") == [(0,)]
+    copies = smtp_server.handler.copies()
+    assert len(copies) == summary.sent and set(copies.values()) == {1}
 
 
 # --------------------------------------------------------------------------- two senders
