@@ -597,12 +597,13 @@ class _Run:
             max_messages = self.spec.options.max_messages_per_contact
             await self._db(outbox.create_outbox, self.store, self.lock, wave, max_messages, now)
         abandoned = await self._db(outbox.mark_abandoned, self.store, wave.id, self.holder, now)
-        if abandoned.requeued:
+        if abandoned.requeued or abandoned.sent:
+            sent = f"; {abandoned.sent} it had sent are recorded as sent" if abandoned.sent else ""
             self._emit(
                 "warning",
                 message=f"{abandoned.requeued} message(s) claimed by a sender that stopped "
                 f"({', '.join(abandoned.holders)}) before handing them over went back to "
-                "the queue",
+                f"the queue{sent}",
             )
         if self.options.retry_uncertain:
             await self._db(outbox.requeue_uncertain, self.store, wave.id, now)

@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 
 from campaignctl.cli.main import app
 from campaignctl.spec.workspace import load_workspace
-from tests.delivery.conftest import SmtpServer
+from tests.delivery.conftest import SmsProvider, SmtpServer
 from tests.delivery.locking import lock_campaign, locked_demo, open_store
-from tests.delivery.sendkit import child_pids, cli, use_smtp, write_contacts
+from tests.delivery.sendkit import HEADER, child_pids, cli, use_smtp, write_contacts
 
 CAMPAIGN = "mise-a-jour-2027"
 MORNING = "2026-11-23T10:00:00+01:00"
@@ -330,7 +330,7 @@ def test_a_stopped_senders_claims_are_settled_by_what_it_had_handed_over(
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert {"type": "warning", "message": (
         "48 message(s) claimed by a sender that stopped (far-host:4242) before handing them "
-        "over went back to the queue"
+        "over went back to the queue; 5 it had sent are recorded as sent"
     )} in events  # fmt: skip
     summary = events[-1]
     assert (summary["sent"], summary["uncertain"], summary["total"]) == (78, 7, 100)
@@ -588,6 +588,37 @@ def test_a_kill_9_of_send_alone_ends_its_render_processes_and_resource_tracker(
 
     assert alive == []
     process.communicate(timeout=10)  # nothing holds its pipes any more
+
+
+def test_sms_through_the_http_provider_are_sent_once_each_with_their_provider_id(
+    demo: Path, sms_provider: SmsProvider, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = demo / "campaignctl.yaml"
+    config.write_text(
+        config.read_text("utf-8").replace(
+            "  transport: file                             # file | http",
+            f"  transport: http\n  http: {{url: '{sms_provider.url}', token_env: SMS_TOKEN}}",
+        ),
+        "utf-8",
+    )
+    monkeypatch.setenv("SMS_TOKEN", "sms-token-for-tests")
+    lines = [HEADER] + [
+        f"HOT-{n:06d};Hôtel {n};hotel;Val;;;06 12 34 {n // 100:02d} {n % 100:02d};adherent;;;;;;;actif"
+        for n in range(120)
+    ]
+    (demo / "audiences" / "contacts.csv").write_text("\n".join(lines) + "\n", "utf-8")
+    locked_demo(demo, CAMPAIGN)
+
+    result = _run(demo, "send", CAMPAIGN)
+
+    assert result.exit_code == 0, result.output
+    accepted = sms_provider.accepted()
+    assert len(accepted) == 120 and set(accepted.values()) == {1}
+    rows = _rows(demo, "SELECT state, message_id, provider_id FROM outbox")
+    assert {state for state, _, _ in rows} == {"sent"} and len(rows) == 120
+    assert {mid for _, mid, _ in rows} == set(accepted)  # our client_ref
+    assert all(pid and pid.startswith("prov-") for _, _, pid in rows)
+    assert _rows(demo, "SELECT count(*) FROM outbox_handover") == [(0,)]
 
 
 # --------------------------------------------------------------------------- settings and addresses
