@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from campaignctl.delivery.engine import SendEvent, SendSummary
 
 PLAIN_PROGRESS_SECONDS = 10.0
+UNCERTAIN_SHOWN = 1_000  # the text lists this many uncertain rows; --json lists them all
 
 
 def register(app: typer.Typer) -> None:
@@ -43,8 +44,8 @@ def send(
         bool,
         typer.Option(
             "--retry-uncertain",
-            help="Send again the messages left uncertain by a crash or a lost connection "
-            "(their recipients may get them twice).",
+            help="Send again the messages left uncertain by a crash (or by a connection "
+            "lost on their last attempt): their recipients may get them twice.",
         ),
     ] = False,
     lock_timeout: Annotated[
@@ -64,9 +65,10 @@ def send(
 ) -> None:
     """Send the current wave of a locked campaign: resumable, safe to interrupt.
 
-    Ctrl-C or SIGTERM stops claiming, finishes the messages in flight and exits
-    130 / 143 with the summary. Messages whose fate is unknown after a crash are
-    listed as uncertain and never re-sent unless --retry-uncertain.
+    Ctrl-C or SIGTERM stops claiming, finishes the messages handed to the
+    transport, puts the other claimed ones back in the queue and exits 130 / 143
+    with the summary. Messages whose fate is unknown after a crash (at most 5 per
+    connection) are listed as uncertain and never re-sent unless --retry-uncertain.
 
     Example: campaignctl send mise-a-jour-2027 --limit 100
     """
@@ -232,13 +234,13 @@ def _uncertain_text(count: int, rows: list[dict[str, Any]]) -> str:
         "(a sender stopped or a connection dropped after the message was handed over). "
         "They are not sent again; review them, then `send --retry-uncertain` to resend."
     ]
-    for row in rows:
+    for row in rows[:UNCERTAIN_SHOWN]:
         lines.append(
             f"  {row['channel']} {row['address']} (record {row['record_key']}, "
             f"message {row['message_id'] or '?'})"
         )
-    if count > len(rows):
-        lines.append(f"  … and {count - len(rows)} more")
+    if count > UNCERTAIN_SHOWN:
+        lines.append(f"  … and {count - UNCERTAIN_SHOWN} more (`send --json` lists them all)")
     return "\n".join(lines)
 
 

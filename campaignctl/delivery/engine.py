@@ -2,19 +2,26 @@
 
 `send_campaign` makes the wave's outbox rows from the lock (once), then runs a
 pipeline of a few batches in flight: claim (one statement) → render (in a
-render process on large sends) → hand to the transport → record every outcome
-in one transaction. What it guarantees (DESIGN.md §3):
+render process on large sends) → hand to the transport, a few messages at a
+time → record the outcomes. What it guarantees (DESIGN.md §3):
 
-- a row is claimed by one sender only; a sender that dies leaves at most its
-  in-flight rows in `sending`, which the next run reports as `uncertain` (with
-  the list) and never re-sends unless asked (`retry_uncertain`);
-- a 4xx is retried with exponential backoff (`delivery.retry_backoff` × 2^n,
-  or the server's hint if longer) up to `delivery.max_attempts`; a 5xx is final;
-  a hard bounce (5.1.x) suppresses the address for every later wave and
-  campaign and records a `bounced` event;
+- a row is claimed by one sender only; it is marked as handed over (committed)
+  just before it goes to the transport, and at most a few rows per connection of
+  the transport are handed over and not yet recorded at any time (`_Journal`).
+  A sender that dies leaves its claimed rows in `sending`: the next run gives
+  those never handed over back to the queue, and reports the others as
+  `uncertain` (with the list), never re-sent unless asked (`retry_uncertain`);
+- a 4xx, or a connection lost before the server's reply, is retried with
+  exponential backoff (`delivery.retry_backoff` × 2^n, or the server's hint if
+  longer) up to `delivery.max_attempts`, as Postfix does; a 5xx is final; a hard
+  bounce (5.1.x) suppresses the address for every later wave and campaign and
+  records a `bounced` event; a server that refuses the sender as configured
+  (530: authentication or TLS required) stops the send (exit 69) with the
+  messages still queued;
 - an SMS is never sent in quiet hours: it waits for the next allowed instant;
-- a stop request (Ctrl-C, SIGTERM, `limit`) stops claiming; the batches in
-  flight finish and are recorded.
+- a stop request stops claiming; the messages handed over finish and are
+  recorded. On Ctrl-C, SIGTERM or an error, claimed messages not yet handed over
+  go back to the queue at once; with `limit` they are sent.
 
 The library never prints: progress goes to `SendOptions.progress` as
 `SendEvent`s, and the result is a `SendSummary`.
@@ -24,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,7 +42,14 @@ from zoneinfo import ZoneInfo
 
 from campaignctl import clock
 from campaignctl.delivery import outbox
-from campaignctl.delivery.outbox import ClaimedRow, LockRef, RowOutcome, UncertainRow, WaveRef
+from campaignctl.delivery.outbox import (
+    ClaimedRow,
+    LockRef,
+    RowOutcome,
+    Slice,
+    UncertainRow,
+    WaveRef,
+)
 from campaignctl.delivery.rendering import BatchRenderer, RenderJob, RenderResult, cores
 from campaignctl.delivery.transport import (
     DeliveryOutcome,
@@ -48,7 +62,7 @@ from campaignctl.delivery.transport import (
     create_transport,
 )
 from campaignctl.enums import Channel, OutboxState, WaveStatus
-from campaignctl.errors import StateError, UsageError
+from campaignctl.errors import ServiceUnavailable, StateError, UsageError
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store import lease as leases
 from campaignctl.store import wave_state
@@ -62,7 +76,14 @@ SEND_LEASE_TTL = timedelta(seconds=60)  # renewed every HEARTBEAT_SECONDS while 
 HEARTBEAT_SECONDS = 10.0
 MAX_BACKOFF = timedelta(hours=24)
 PARALLEL_RENDER_MIN_ROWS = 2_000  # below this, starting a render process costs more than it saves
-UNCERTAIN_LISTED = 1_000  # the summary lists at most this many uncertain rows
+# Messages handed over to a transport and not yet recorded, per connection it sends on:
+# with 10 SMTP connections at most 50, what a kill -9 may leave in doubt. They go in two
+# slices (one being recorded and the next marked while the other is sent), so the store
+# sees about one transaction per slice: benchmarks/send.py.
+HANDED_PER_CONNECTION = 5
+SLICES_PER_WINDOW = 2
+# Stop reasons after which claimed messages not yet handed over go back to the queue.
+RELEASE_ON_STOP = ("SIGINT", "SIGTERM", "error")
 
 
 class StopRequest:
@@ -397,6 +418,125 @@ def _initial() -> Any:
     return WaveKind.INITIAL
 
 
+# --------------------------------------------------------------------------- hand-over
+
+
+class _Journal:
+    """One transport's hand-over marks on their way to the store, written by one task, so
+    that a kill -9 leaves at most `window` messages in doubt.
+
+    A slice of messages goes to the transport only once its handover row is committed
+    (`outbox.write_journal`), and the journal commits one only while the messages handed
+    over and not yet settled (`held`), less those settled in the same transaction, leave
+    room for it: the store never names more than `window` messages in doubt, and the
+    transport never holds more. A slice is settled when its handover row is marked done,
+    with the outcomes that cannot wait for the batch (all but `sent`). Whatever waits
+    when a write starts goes into it (a finished slice and the next slice's mark,
+    typically): about one small transaction per slice, none touching the outbox rows of
+    sent messages, which the batch records at its end. An idempotent transport (`window`
+    None) needs no marks: its slices go at once.
+    """
+
+    def __init__(
+        self,
+        write: Callable[..., Awaitable[list[outbox.Slice]]],
+        window: int | None,
+    ) -> None:
+        self._write = write
+        self.window = window
+        self.held = 0
+        self._marks: list[tuple[list[tuple[int, str]], asyncio.Future[Any]]] = []
+        self._settled: list[tuple[Slice, list[RowOutcome], asyncio.Future[Any]]] = []
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._broken: BaseException | None = None
+        self._task = asyncio.create_task(self._run())
+
+    async def hand_over(self, messages: list[tuple[int, str]]) -> Slice:
+        """Wait for room and mark `(outbox id, message id)` as handed over; the slice says
+        which rows are still ours (another sender takes back an expired claim)."""
+        if self.window is None:
+            return Slice(None, frozenset(row_id for row_id, _ in messages))
+        return await self._submit(self._marks, messages)
+
+    async def settle(self, handed: Slice, outcomes: list[RowOutcome]) -> None:
+        """Every message of the slice has its outcome: write those that are not `sent`
+        (the batch writes the others) and free the slice's room."""
+        if handed.handover is not None or outcomes:
+            await self._submit(self._settled, handed, outcomes)
+
+    def _submit(self, queue: list[Any], *item: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._broken is not None:
+            future.set_exception(self._broken)
+            return future
+        queue.append((*item, future))
+        self._wakeup.set()
+        return future
+
+    def _take_marks(self, room: int) -> list[tuple[list[tuple[int, str]], asyncio.Future[Any]]]:
+        taken = []
+        while self._marks and len(self._marks[0][0]) <= room:
+            mark = self._marks.pop(0)
+            taken.append(mark)
+            room -= len(mark[0])
+        return taken
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            settled, self._settled = self._settled, []
+            freed = sum(len(handed.ours) for handed, _, _ in settled if handed.handover)
+            marks = self._take_marks(self.window - self.held + freed) if self.window else []
+            if not settled and not marks:
+                if self._closing:  # nothing in flight any more: a mark still waiting never goes
+                    for _, future in self._marks:
+                        future.cancel()
+                    return
+                continue
+            try:
+                slices = await self._write(
+                    outcomes=[o for _, outcomes, _ in settled for o in outcomes],
+                    done=[h.handover for h, _, _ in settled if h.handover is not None],
+                    marks=[messages for messages, _ in marks],
+                )
+            except BaseException as exc:
+                self._broken = exc
+                for *_, future in (*marks, *settled, *self._marks, *self._settled):
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                return
+            self.held += sum(len(handed.ours) for handed in slices) - freed
+            for *_, future in settled:
+                if not future.done():
+                    future.set_result(None)
+            for (_, future), handed in zip(marks, slices, strict=True):
+                if not future.done():
+                    future.set_result(handed)
+            if self._marks or self._settled:
+                self._wakeup.set()
+
+    async def close(self) -> None:
+        """Write what waits, then stop (once nothing is in flight)."""
+        self._closing = True
+        self._wakeup.set()
+        await self._task
+
+
+def _journal(transport: Transport, write: Any) -> tuple[_Journal, int]:
+    """The transport's journal and slice size: at most HANDED_PER_CONNECTION × its
+    concurrency messages handed over and not settled, in SLICES_PER_WINDOW slices. An
+    idempotent transport takes whole batches, unmarked: a message it gets again after a
+    crash is written once all the same."""
+    if getattr(transport, "idempotent", False):
+        return _Journal(write, None), 1 << 30
+    window = HANDED_PER_CONNECTION * max(1, int(getattr(transport, "concurrency", 1)))
+    return _Journal(write, window), max(1, window // SLICES_PER_WINDOW)
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -459,7 +599,15 @@ class _Run:
         if not wave.populated:
             max_messages = self.spec.options.max_messages_per_contact
             await self._db(outbox.create_outbox, self.store, self.lock, wave, max_messages, now)
-        await self._db(outbox.mark_abandoned, self.store, wave.id, self.holder, now)
+        abandoned = await self._db(outbox.mark_abandoned, self.store, wave.id, self.holder, now)
+        if abandoned.requeued or abandoned.sent:
+            sent = f"; {abandoned.sent} it had sent are recorded as sent" if abandoned.sent else ""
+            self._emit(
+                "warning",
+                message=f"{abandoned.requeued} message(s) claimed by a sender that stopped "
+                f"({', '.join(abandoned.holders)}) before handing them over went back to "
+                f"the queue{sent}",
+            )
         if self.options.retry_uncertain:
             await self._db(outbox.requeue_uncertain, self.store, wave.id, now)
         counts = await self._db(outbox.wave_counts, self.store, wave.id)
@@ -474,7 +622,7 @@ class _Run:
             uncertain=counts.get(OutboxState.UNCERTAIN),
         )
         if counts.get(OutboxState.UNCERTAIN):
-            rows = outbox.uncertain_rows(self.store, wave.id, UNCERTAIN_LISTED)
+            rows = await self._db(outbox.uncertain_rows, self.store, wave.id)
             self._emit("uncertain", count=counts.get(OutboxState.UNCERTAIN),
                        rows=[row.as_json() for row in rows])  # fmt: skip
         self.batch_renderer = BatchRenderer(renderer, wave.number, wave.kind)
@@ -527,6 +675,8 @@ class _Run:
     # ------------------------------------------------------------------ pipeline
     async def _pipeline(self, channels: set[str]) -> None:
         self.transports: dict[str, Transport] = {}
+        self.journals: dict[str, tuple[_Journal, int]] = {}
+        self.refusal: ServiceUnavailable | None = None
         for channel in sorted(channels):
             transport = _make_transport(
                 self.workspace,
@@ -538,6 +688,7 @@ class _Run:
             )
             await transport.open()
             self.transports[channel] = transport
+            self.journals[channel] = _journal(transport, self._write)
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
             # one batch rendering in each render process and one being sent or recorded:
@@ -551,10 +702,28 @@ class _Run:
             for result in results:
                 if isinstance(result, BaseException):
                     raise result
+            if self.refusal is not None:
+                raise self.refusal
         finally:
             heartbeat.cancel()
+            for journal, _ in self.journals.values():
+                await journal.close()
             for transport in self.transports.values():
                 await transport.close()
+
+    async def _write(self, **journal: Any) -> list[Slice]:
+        lock = self.lock
+        return await self._db(
+            outbox.write_journal, self.store, self.holder, self.wave.id, **journal,
+            campaign_id=lock.campaign_id, campaign=lock.campaign, now=clock.now(),
+        )  # fmt: skip
+
+    async def _record(self, outcomes: list[RowOutcome], handovers: list[int]) -> None:
+        lock = self.lock
+        await self._db(
+            outbox.record_outcomes, self.store, self.holder, outcomes, handovers=handovers,
+            campaign_id=lock.campaign_id, campaign=lock.campaign, now=clock.now(),
+        )  # fmt: skip
 
     async def _heartbeat(self) -> None:
         while True:
@@ -661,43 +830,68 @@ class _Run:
                         OutgoingSms(row.address, result.text, result.sender, result.message_id),
                     )
                 )
+        # The slices write every outcome but `sent` as they end; the batch writes the
+        # rest (most of it) in one transaction, with the outcomes found before sending.
+        later, handovers, failure = list(outcomes), [], None
         for channel, items in (("email", emails), ("sms", texts)):
-            if items:
-                outcomes.extend(await self._deliver(channel, items))
-        now = clock.now()
-        await self._db(
-            outbox.record_outcomes,
-            self.store,
-            self.holder,
-            outcomes,
-            campaign_id=lock.campaign_id,
-            campaign=lock.campaign,
-            now=now,
-        )
+            for result in await self._deliver(channel, items) if items else []:
+                if isinstance(result, BaseException):
+                    failure = failure or result
+                    continue
+                handed, settled = result
+                outcomes.extend(settled)
+                later.extend(o for o in settled if o.state == OutboxState.SENT)
+                if handed.handover is not None:
+                    handovers.append(handed.handover)
+        await self._record(later, handovers)
+        if failure is not None:
+            raise failure
         self._count(outcomes)
 
-    async def _deliver(self, channel: str, items: list[tuple[ClaimedRow, RenderResult, Any]]):
-        transport = self.transports[channel]
+    async def _deliver(
+        self, channel: str, items: list[tuple[ClaimedRow, RenderResult, Any]]
+    ) -> list[tuple[Slice, list[RowOutcome]] | BaseException]:
+        """Hand `items` to the channel's transport slice by slice, within its window; each
+        slice's outcomes, or what broke it (the others still finish)."""
+        size = self.journals[channel][1]
+        slices = [items[start : start + size] for start in range(0, len(items), size)]
+        return await asyncio.gather(
+            *(self._hand_over(channel, part) for part in slices), return_exceptions=True
+        )
+
+    async def _hand_over(
+        self, channel: str, items: list[tuple[ClaimedRow, RenderResult, Any]]
+    ) -> tuple[Slice, list[RowOutcome]]:
+        """Mark the slice as handed over (committed), send it, settle it."""
+        transport, (journal, _) = self.transports[channel], self.journals[channel]
+        handed = Slice(None, frozenset())
+        if self.stop.reason not in RELEASE_ON_STOP:
+            handed = await journal.hand_over([(row.id, r.message_id) for row, r, _ in items])
+            items = [item for item in items if item[0].id in handed.ours]
+        if self.stop.reason in RELEASE_ON_STOP:
+            # before the slice went, or while it waited for room: back to the queue at once
+            released = [RowOutcome(row, OutboxState.QUEUED, attempted=False) for row, *_ in items]
+            await journal.settle(handed, released)
+            return handed, released
         try:
-            results = await transport.send_many([message for _, _, message in items])
+            results = await transport.send_many([message for *_, message in items])
         except Exception as exc:
-            # the transport as a whole broke mid-batch: these rows may or may not have gone
+            # the transport as a whole broke mid-slice: these rows may or may not have gone
             reply = f"transport {transport.name} failed: {getattr(exc, 'message', exc)}"
             failed = [
                 RowOutcome(row, OutboxState.UNCERTAIN, message_id=r.message_id, error=reply)
                 for row, r, _ in items
             ]
-            await self._db(
-                outbox.record_outcomes, self.store, self.holder, failed,
-                campaign_id=self.lock.campaign_id, campaign=self.lock.campaign, now=clock.now(),
-            )  # fmt: skip
             self.stop.request("error")
+            await journal.settle(handed, failed)
             raise
         now = clock.now()
-        return [
+        outcomes = [
             self._outcome(row, rendered, result, now)
             for (row, rendered, _), result in zip(items, results, strict=True)
         ]
+        await journal.settle(handed, [o for o in outcomes if o.state != OutboxState.SENT])
+        return handed, outcomes
 
     def _outcome(
         self, row: ClaimedRow, rendered: RenderResult, result: DeliveryOutcome, now: datetime
@@ -705,11 +899,20 @@ class _Run:
         mid, parts = rendered.message_id, rendered.sms_parts
         if result.status is DeliveryStatus.SENT:
             return RowOutcome(row, OutboxState.SENT, mid, result.provider_id, sms_parts=parts)
-        if result.uncertain:
-            return RowOutcome(row, OutboxState.UNCERTAIN, mid, error=result.reply, sms_parts=parts)
+        if result.status is DeliveryStatus.MISCONFIGURED:
+            if self.refusal is None:
+                self.refusal = ServiceUnavailable(
+                    result.reply, hint=result.hint or "check the transport's settings"
+                )
+            self.stop.request("error")
+            return RowOutcome(row, OutboxState.QUEUED, mid, error=result.reply, attempted=False)
         if result.status is DeliveryStatus.RETRY:
+            # A connection lost after the message went out (`result.uncertain`) is retried
+            # too, as Postfix does: the sender is alive and knows the server never answered.
             if row.attempts + 1 >= self.delivery.max_attempts:
                 error = f"gave up after {row.attempts + 1} attempts: {result.reply}"
+                if result.uncertain:  # the last try may have arrived: a person decides
+                    return RowOutcome(row, OutboxState.UNCERTAIN, mid, error=error, sms_parts=parts)
                 return RowOutcome(row, OutboxState.FAILED, mid, error=error, sms_parts=parts)
             delay = backoff(self.delivery.retry_backoff, row.attempts, result.retry_after)
             return RowOutcome(
@@ -760,5 +963,5 @@ class _Run:
         s.retrying, s.next_attempt_at = progress.waiting, progress.next_retry
         s.stopped = self.stop.reason
         if s.uncertain:
-            s.uncertain_rows = outbox.uncertain_rows(self.store, self.wave.id, UNCERTAIN_LISTED)
+            s.uncertain_rows = outbox.uncertain_rows(self.store, self.wave.id)
         return s

@@ -65,6 +65,7 @@ class EmailFileTransport(TransportBase[OutgoingEmail]):
 
     name = "file"
     channel = Channel.EMAIL
+    idempotent = True  # a message id is written once, whatever the calls
 
     def __init__(self, folder: Path, *, fsync: bool = True) -> None:
         self.folder = Path(folder)
@@ -120,6 +121,7 @@ class SmsFileTransport(TransportBase[OutgoingSms]):
 
     name = "file"
     channel = Channel.SMS
+    idempotent = True  # a message id is written once, whatever the calls
 
     def __init__(self, folder: Path, *, fsync: bool = True, file_name: str = SMS_FILE_NAME) -> None:
         self.folder = Path(folder)

@@ -104,6 +104,7 @@ class HttpSmsTransport(TransportBase[OutgoingSms]):
         self.rate = rate
         self.environ = os.environ if environ is None else environ
         self.options = options or HttpSmsOptions()
+        self.concurrency = self.options.concurrency
         self.bucket: TokenBucket | None = None
         self._client: httpx.AsyncClient | None = None
         self._lean: _KeepAlivePool | None = None

@@ -14,13 +14,20 @@ Every function here is one or a few set-based statements; the send engine
 - a claim moves a batch from `queued` to `sending` with an owner (host:pid) and
   a lease expiry in ONE statement (SQLite: inside BEGIN IMMEDIATE; PostgreSQL:
   FOR UPDATE SKIP LOCKED), so two senders never hold the same row;
-- rows left in `sending` by a sender that died are never re-sent: they become
-  `uncertain` and are listed, until `send --retry-uncertain` queues them again.
+- before a slice of claimed rows goes to the transport, an `outbox_handover` row
+  names them, committed (`write_journal`); it is marked done once every message
+  of the slice has an outcome, and deleted when the batch's outcomes are recorded;
+- rows left in `sending` by a sender that died are never re-sent blindly
+  (`mark_abandoned`): those of a done slice were sent; those of a slice handed
+  over but not done become `uncertain` and are listed, until `send
+  --retry-uncertain` queues them again; those no slice names go back to `queued`,
+  since nothing of them left the machine.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,6 +44,7 @@ from campaignctl.store.store import Store
 from campaignctl.store.tables import (
     CAMPAIGN,
     EVENT,
+    HANDOVER,
     LOCK,
     OUTBOX,
     RECIPIENT,
@@ -507,6 +515,64 @@ class RowOutcome:
     bounce_code: str | None = None  # set for a hard bounce: suppress and record an event
 
 
+# Built once: a send writes outcomes once per batch, and those that are not `sent` as
+# soon as a slice ends.
+_RECORD = (
+    OUTBOX.update()
+    # the holder still owns it, even if another sender meanwhile marked it uncertain:
+    # what actually happened wins
+    .where(OUTBOX.c.id == sa.bindparam("b_id"), OUTBOX.c.claimed_by == sa.bindparam("b_holder"))
+    .values(
+        state=sa.bindparam("b_state"),
+        message_id=sa.func.coalesce(sa.bindparam("b_mid"), OUTBOX.c.message_id),
+        provider_id=sa.bindparam("b_pid"),
+        error=sa.bindparam("b_error"),
+        reason=sa.bindparam("b_reason"),
+        next_attempt_at=sa.bindparam("b_next", type_=OUTBOX.c.next_attempt_at.type),
+        sms_parts=sa.func.coalesce(sa.bindparam("b_parts"), OUTBOX.c.sms_parts),
+        attempts=sa.bindparam("b_attempts"),
+        sent_at=sa.bindparam("b_sent", type_=OUTBOX.c.sent_at.type),
+        claimed_by=None,
+        lease_expires_at=None,
+        updated_at=sa.bindparam("b_now", type_=OUTBOX.c.updated_at.type),
+    )
+)
+_STILL_OURS = sa.select(OUTBOX.c.id).where(
+    OUTBOX.c.id.in_(sa.bindparam("h_ids", expanding=True)),
+    OUTBOX.c.claimed_by == sa.bindparam("h_holder"),
+    OUTBOX.c.state == OutboxState.SENDING,
+)
+# A slice's handover row, written only when every row of the slice is still ours: the
+# common case in one statement; otherwise `_STILL_OURS` says which are.
+_HAND_OVER = (
+    HANDOVER.insert()
+    .from_select(
+        ["wave_id", "holder", "messages", "handed_at"],
+        sa.select(
+            sa.bindparam("h_wave", type_=HANDOVER.c.wave_id.type),
+            sa.bindparam("h_holder", type_=HANDOVER.c.holder.type),
+            sa.bindparam("h_messages", type_=HANDOVER.c.messages.type),
+            sa.bindparam("h_now", type_=HANDOVER.c.handed_at.type),
+        ).where(
+            ~sa.exists().where(
+                OUTBOX.c.id.in_(sa.bindparam("h_ids", expanding=True)),
+                sa.or_(
+                    OUTBOX.c.claimed_by.is_(None),
+                    OUTBOX.c.claimed_by != sa.bindparam("h_holder"),
+                    OUTBOX.c.state != OutboxState.SENDING,
+                ),
+            )
+        ),
+    )
+    .returning(HANDOVER.c.id)
+)
+_DONE = (
+    HANDOVER.update()
+    .where(HANDOVER.c.id.in_(sa.bindparam("d_ids", expanding=True)))
+    .values(done_at=sa.bindparam("d_now", type_=HANDOVER.c.done_at.type))
+)
+
+
 def record_outcomes(
     store: Store,
     holder: str,
@@ -515,9 +581,80 @@ def record_outcomes(
     campaign_id: int,
     campaign: str,
     now: datetime,
+    handovers: Sequence[int] = (),
 ) -> None:
-    """Write every outcome of a batch in one transaction; a hard bounce also suppresses
-    the address (for every campaign) and records a `bounced` event."""
+    """Write outcomes in one transaction; a hard bounce also suppresses the address (for
+    every campaign) and records a `bounced` event. The `handovers` rows, whose messages
+    these outcomes settle, are deleted in the same transaction."""
+    if not outcomes and not handovers:
+        return
+    with store.transaction(immediate=True) as conn:
+        _write_outcomes(conn, holder, outcomes, campaign_id=campaign_id, campaign=campaign, now=now)
+        if handovers:
+            conn.execute(HANDOVER.delete().where(HANDOVER.c.id.in_(list(handovers))))
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Messages handed over together: `handover` is their `outbox_handover` row (None when
+    none of them is ours any more), `ours` the outbox ids still claimed by this sender."""
+
+    handover: int | None
+    ours: frozenset[int]
+
+
+def write_journal(
+    store: Store,
+    holder: str,
+    wave_id: int,
+    *,
+    outcomes: Sequence[RowOutcome] = (),
+    done: Sequence[int] = (),
+    marks: Sequence[Sequence[tuple[int, str]]] = (),
+    campaign_id: int,
+    campaign: str,
+    now: datetime,
+) -> list[Slice]:
+    """One transaction of a send's journal (`engine._Journal`): outcomes that cannot wait
+    for the batch (every one but `sent`), the `done` handover rows (each message of those
+    slices has its outcome: those not written otherwise were sent), and one handover row
+    per slice in `marks`, `(outbox id, message id)` pairs about to go to the transport.
+
+    Returns a `Slice` per mark: only the rows still claimed by `holder` may go (another
+    sender takes back the rows of a sender whose lease expired).
+    """
+    slices: list[Slice] = []
+    with store.transaction(immediate=True, bump=bool(outcomes)) as conn:
+        _write_outcomes(conn, holder, outcomes, campaign_id=campaign_id, campaign=campaign, now=now)
+        if done:
+            conn.execute(_DONE, {"d_ids": list(done), "d_now": now})
+        for mark in marks:
+            params = {"h_wave": wave_id, "h_holder": holder, "h_now": now}
+            kept = [row_id for row_id, _ in mark]
+            handover = conn.execute(
+                _HAND_OVER, {**params, "h_ids": kept, "h_messages": json.dumps(mark)}
+            ).scalar()
+            if handover is None:  # some rows are no longer ours: hand over the others
+                ours = set(conn.execute(_STILL_OURS, {"h_ids": kept, "h_holder": holder}).scalars())
+                kept = [row_id for row_id in kept if row_id in ours]
+                if kept:
+                    messages = json.dumps([[i, mid] for i, mid in mark if i in ours])
+                    handover = conn.execute(
+                        _HAND_OVER, {**params, "h_ids": kept, "h_messages": messages}
+                    ).scalar()
+            slices.append(Slice(handover, frozenset(kept) if handover else frozenset()))
+    return slices
+
+
+def _write_outcomes(
+    conn: sa.Connection,
+    holder: str,
+    outcomes: Sequence[RowOutcome],
+    *,
+    campaign_id: int,
+    campaign: str,
+    now: datetime,
+) -> None:
     if not outcomes:
         return
     params = [
@@ -533,33 +670,13 @@ def record_outcomes(
             "b_parts": o.sms_parts,
             "b_attempts": o.row.attempts + (1 if o.attempted else 0),
             "b_sent": now if o.state == OutboxState.SENT else None,
+            "b_now": now,
         }
         for o in outcomes
     ]
-    statement = (
-        OUTBOX.update()
-        # the holder still owns it, even if another sender meanwhile marked it uncertain:
-        # what actually happened wins
-        .where(OUTBOX.c.id == sa.bindparam("b_id"), OUTBOX.c.claimed_by == sa.bindparam("b_holder"))
-        .values(
-            state=sa.bindparam("b_state"),
-            message_id=sa.func.coalesce(sa.bindparam("b_mid"), OUTBOX.c.message_id),
-            provider_id=sa.bindparam("b_pid"),
-            error=sa.bindparam("b_error"),
-            reason=sa.bindparam("b_reason"),
-            next_attempt_at=sa.bindparam("b_next", type_=OUTBOX.c.next_attempt_at.type),
-            sms_parts=sa.func.coalesce(sa.bindparam("b_parts"), OUTBOX.c.sms_parts),
-            attempts=sa.bindparam("b_attempts"),
-            sent_at=sa.bindparam("b_sent", type_=OUTBOX.c.sent_at.type),
-            claimed_by=None,
-            lease_expires_at=None,
-            updated_at=now,
-        )
-    )
-    bounces = [o for o in outcomes if o.bounce_code is not None]
-    with store.transaction(immediate=True) as conn:
-        conn.execute(statement, params)
-        for o in bounces:
+    conn.execute(_RECORD, params)
+    for o in outcomes:
+        if o.bounce_code is not None:
             _record_bounce(conn, o, campaign_id=campaign_id, campaign=campaign, now=now)
 
 
@@ -624,9 +741,22 @@ class UncertainRow:
         return dict(self.__dict__)
 
 
-def mark_abandoned(store: Store, wave_id: int, holder: str, now: datetime) -> int:
-    """Rows in `sending` whose sender is gone (lease expired, or a dead process of this
-    host) become `uncertain`: they may have reached the server, so they are not re-sent."""
+@dataclass(frozen=True)
+class Abandoned:
+    """What `mark_abandoned` found of senders that stopped: rows in doubt, rows given back
+    to the queue, rows whose slice had gone through (sent)."""
+
+    uncertain: int = 0
+    requeued: int = 0
+    sent: int = 0
+    holders: tuple[str, ...] = ()
+
+
+def mark_abandoned(store: Store, wave_id: int, holder: str, now: datetime) -> Abandoned:
+    """Settle the rows in `sending` whose sender is gone (lease expired, or a dead process of
+    this host) from its handover rows: a row of a done slice was sent; a row of a slice
+    handed over but not done becomes `uncertain` (it may have reached the server, so it is
+    not re-sent); a row no slice names was only claimed and goes back to `queued`."""
     with store.transaction(immediate=True) as conn:
         rows = conn.execute(
             sa.select(OUTBOX.c.id, OUTBOX.c.claimed_by, OUTBOX.c.lease_expires_at).where(
@@ -637,26 +767,74 @@ def mark_abandoned(store: Store, wave_id: int, holder: str, now: datetime) -> in
         ).all()
         dead = {h for h in {row.claimed_by for row in rows} if holder_is_dead(h)}
         gone = [
-            row.id
+            row
             for row in rows
             if row.claimed_by in dead
             or row.lease_expires_at is None
             or aware(row.lease_expires_at) <= now  # type: ignore[operator]
         ]
-        for start in range(0, len(gone), 500):
+        holders = sorted({str(row.claimed_by) for row in gone})
+        handed: dict[int, tuple[str, datetime | None]] = {}  # outbox id → message id, done at
+        for messages, done_at in conn.execute(
+            sa.select(HANDOVER.c.messages, HANDOVER.c.done_at).where(
+                HANDOVER.c.wave_id == wave_id, HANDOVER.c.holder.in_(holders)
+            )
+        ):
+            for row_id, mid in json.loads(messages):
+                handed[int(row_id)] = (mid, aware(done_at))
+        sent = [row.id for row in gone if row.id in handed and handed[row.id][1] is not None]
+        doubt = [row.id for row in gone if row.id in handed and handed[row.id][1] is None]
+        claimed = [row.id for row in gone if row.id not in handed]
+        if sent:
             conn.execute(
                 OUTBOX.update()
-                .where(OUTBOX.c.id.in_(gone[start : start + 500]))
+                .where(OUTBOX.c.id == sa.bindparam("s_id"))
+                .values(
+                    state=OutboxState.SENT,
+                    message_id=sa.bindparam("s_mid"),
+                    sent_at=sa.bindparam("s_at", type_=OUTBOX.c.sent_at.type),
+                    attempts=OUTBOX.c.attempts + 1,
+                    error=None,
+                    next_attempt_at=None,
+                    claimed_by=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                ),
+                [{"s_id": i, "s_mid": handed[i][0], "s_at": handed[i][1]} for i in sent],
+            )
+        if doubt:
+            conn.execute(
+                OUTBOX.update()
+                .where(OUTBOX.c.id == sa.bindparam("u_id"))
                 .values(
                     state=OutboxState.UNCERTAIN,
-                    error=sa.func.coalesce(OUTBOX.c.error, "")
+                    message_id=sa.bindparam("u_mid"),
+                    error=sa.func.coalesce(OUTBOX.c.error + sa.literal("; "), "")
                     + sa.literal("sender ")
                     + sa.func.coalesce(OUTBOX.c.claimed_by, "?")
                     + sa.literal(" stopped while sending (it may or may not have gone out)"),
                     updated_at=now,
+                ),
+                [{"u_id": i, "u_mid": handed[i][0]} for i in doubt],
+            )
+        for chunk in iter_ids(claimed, 500):
+            conn.execute(
+                OUTBOX.update()
+                .where(OUTBOX.c.id.in_(chunk))
+                .values(
+                    state=OutboxState.QUEUED,
+                    claimed_by=None,
+                    lease_expires_at=None,
+                    updated_at=now,
                 )
             )
-    return len(gone)
+        if holders:
+            conn.execute(
+                HANDOVER.delete().where(
+                    HANDOVER.c.wave_id == wave_id, HANDOVER.c.holder.in_(holders)
+                )
+            )
+    return Abandoned(len(doubt), len(claimed), len(sent), tuple(holders))
 
 
 def uncertain_rows(store: Store, wave_id: int, limit: int | None = None) -> list[UncertainRow]:

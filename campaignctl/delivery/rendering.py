@@ -85,9 +85,14 @@ def _attributes(value: dict[str, Any] | str | None) -> dict[str, Any]:
 _worker: BatchRenderer | None = None
 
 
-def _init_worker(root: str, campaign: str, options: RenderOptions, number: int, kind: str) -> None:
+def _init_worker(
+    parent: int, root: str, campaign: str, options: RenderOptions, number: int, kind: str
+) -> None:
     global _worker
+    from campaignctl.lifeline import bind_to_parent
     from campaignctl.spec.workspace import load_workspace
+
+    bind_to_parent(parent)  # a kill -9 of `send` must not leave this process behind
 
     workspace = load_workspace(Path(root))
     _worker = BatchRenderer(CampaignRenderer(workspace, campaign, options), number, WaveKind(kind))
@@ -107,14 +112,15 @@ def render_pool(
     *,
     processes: int = 1,
 ) -> ProcessPoolExecutor:
-    """Render processes (spawned, so they share no connection or loop with their parent)."""
+    """Render processes (spawned, so they share no connection or loop with their parent),
+    which end when this process does, however it ends."""
     import multiprocessing
 
     return ProcessPoolExecutor(
         processes,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,
-        initargs=(str(root), campaign, options, number, str(kind)),
+        initargs=(os.getpid(), str(root), campaign, options, number, str(kind)),
     )
 
 

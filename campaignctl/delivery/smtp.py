@@ -12,12 +12,20 @@ Each message is one SMTP transaction (MAIL, RCPT…, DATA) and one outcome:
 - a 4xx anywhere → `retry`; a 421 also closes that connection, which the worker
   reopens after `reconnect_backoff`, and the outcome carries `busy_backoff`;
 - a 5xx → `failed`; a 5.1.x (unknown user or domain) also sets `hard_bounce`;
+- a 530 (authentication or TLS required) → `misconfigured`, naming the settings
+  to fix: no message can go until they change;
 - a connection lost or a timeout → `retry`, with `uncertain=True` only when it
   happened after the end-of-data marker was handed to the server (it may have
-  queued the message, so the engine must not send it again blindly).
+  queued the message).
+
+Addresses: an international domain goes as IDNA A-labels (punycode), in the
+envelope as in the headers; SMTPUTF8 (RFC 6531) is asked for only when a local
+part is not ASCII, and such a message fails, saying why, on a server that does
+not offer it.
 
 A refused recipient is followed by RSET so the connection is clean for the next
-message. Credentials come from the environment variables the settings name.
+message. Credentials come from the environment variables the settings name, and
+go only over TLS unless the server is this machine or `allow_plaintext_auth`.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from campaignctl.delivery.transport import (
     read_secret,
 )
 from campaignctl.errors import ServiceUnavailable, UsageError
+from campaignctl.render.mime import idna_address
 from campaignctl.spec.models import Channel, RateLimit, SmtpSettings
 
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
@@ -267,6 +276,7 @@ class _Connection:
         self.replies: _Replies | None = None
         self.pipelining = False
         self.eight_bit = False
+        self.utf8 = False  # SMTPUTF8 offered
         self.not_before = 0.0
 
     @property
@@ -305,6 +315,7 @@ class SmtpTransport(TransportBase[OutgoingEmail]):
         self.options = options or SmtpOptions()
         self.prefix = setting_prefix or self.options.setting_prefix
         self.address = f"{settings.host}:{settings.port}"
+        self.concurrency = settings.pool_size
         self.timeout = settings.timeout.total_seconds()
         self.connections_opened = 0  # for reports and tests: how often we (re)connected
         self.bucket: TokenBucket | None = None
@@ -320,6 +331,14 @@ class SmtpTransport(TransportBase[OutgoingEmail]):
         user_env, password_env = self.settings.username_env, self.settings.password_env
         if not user_env and not password_env:
             return None
+        if self.settings.plaintext_auth:
+            raise UsageError(
+                f"{self.prefix}: AUTH would send the password in clear to "
+                f"{self.settings.host} (starttls and tls are off)",
+                hint=f"set {self.prefix}.starttls: true (or tls: true on port 465), or "
+                f"{self.prefix}.allow_plaintext_auth: true if the network to the server is "
+                "trusted",
+            )
         if not (user_env and password_env):
             missing = "password_env" if user_env else "username_env"
             raise UsageError(
@@ -368,6 +387,7 @@ class SmtpTransport(TransportBase[OutgoingEmail]):
         conn.smtp = smtp
         conn.pipelining = smtp.supports_extension("pipelining")
         conn.eight_bit = smtp.supports_extension("8bitmime")
+        conn.utf8 = smtp.supports_extension("smtputf8")
         self.connections_opened += 1
 
     async def open(self) -> None:
@@ -448,6 +468,8 @@ class SmtpTransport(TransportBase[OutgoingEmail]):
                 if self.bucket is not None:
                     await self.bucket.acquire()
                 outcome = await self._deliver(conn, job.message)
+                if outcome.smtp_code == 530:
+                    outcome = self._misconfigured(outcome)
             except Exception as exc:  # a bug must not leave a caller waiting forever
                 conn.drop()
                 outcome = DeliveryOutcome(
@@ -530,15 +552,23 @@ class SmtpTransport(TransportBase[OutgoingEmail]):
         return outcome
 
     def _envelope(self, conn: _Connection, message: OutgoingEmail) -> list[bytes]:
-        """MAIL FROM, one RCPT TO per recipient, DATA: the commands of one transaction."""
+        """MAIL FROM, one RCPT TO per recipient, DATA: the commands of one transaction.
+
+        Raises ValueError (the message fails, saying why) for an address that cannot go."""
         addresses = tuple(_bare(a) for a in (message.sender, *message.recipients))
         for address in addresses:
             if "\r" in address or "\n" in address or "<" in address or ">" in address:
                 raise ValueError(f"invalid envelope address {address!r}")
+        addresses = tuple(a if a.isascii() else idna_address(a) for a in addresses)
         options = ""
         encoding = "ascii"
-        if not all(address.isascii() for address in addresses):
-            # The server refuses the MAIL if it lacks SMTPUTF8: a permanent failure.
+        utf8 = next((a for a in addresses if not a.isascii()), None)
+        if utf8 is not None:
+            if not conn.utf8:
+                raise ValueError(
+                    f"{utf8} has non-ASCII characters before the @, which only a server "
+                    f"offering SMTPUTF8 (RFC 6531) accepts, and {self.address} does not"
+                )
             options = " SMTPUTF8"
             encoding = "utf-8"
         if conn.eight_bit and not message.message.isascii():
@@ -599,6 +629,31 @@ class SmtpTransport(TransportBase[OutgoingEmail]):
 
     def _busy(self, outcome: DeliveryOutcome) -> DeliveryOutcome:
         return replace(outcome, retry_after=self.options.busy_backoff)
+
+    def _misconfigured(self, outcome: DeliveryOutcome) -> DeliveryOutcome:
+        """A 530: the server takes no mail from this client until it logs in (or starts
+        TLS). Nothing is wrong with the message: the settings are, and the hint says which."""
+        p, settings = self.prefix, self.settings
+        fixes = []
+        if not (settings.username_env and settings.password_env):
+            fixes.append(
+                f"set {p}.username_env and {p}.password_env to the environment variables "
+                "that hold the login"
+            )
+        if not (settings.starttls or settings.tls):
+            fixes.append(f"set {p}.starttls: true (or tls: true on port 465)")
+        if not fixes:
+            fixes.append(
+                f"check that the login in ${settings.username_env} may send through this server"
+            )
+        return replace(
+            outcome,
+            status=DeliveryStatus.MISCONFIGURED,
+            reply=f"the SMTP server {self.address} requires authentication or TLS before it "
+            f"takes mail: {outcome.reply}",
+            hint=" and ".join(fixes) + " in campaignctl.yaml; the messages stay queued: run "
+            "send again once it is fixed",
+        )
 
 
 def _bare(address: str) -> str:

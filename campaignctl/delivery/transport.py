@@ -86,6 +86,9 @@ class DeliveryStatus(enum.StrEnum):
     SENT = "sent"  # accepted by the server or provider
     RETRY = "retry"  # temporary: try again later (backoff, up to delivery.max_attempts)
     FAILED = "failed"  # permanent: never retry this message
+    # the server refuses every message as the transport is configured (SMTP 530:
+    # authentication or TLS required): not this message's fault; keep it queued and stop
+    MISCONFIGURED = "misconfigured"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +97,12 @@ class DeliveryOutcome:
 
     `uncertain` is true only when the connection was lost (or timed out) after
     the whole message, end-of-data marker included, was handed to the server:
-    the server may have queued it, so the engine must not re-send it blindly.
-    `hard_bounce` is true for a permanent "no such user/domain" (5.1.x), which
-    the engine turns into a suppression. `retry_after` is the transport's hint
-    for the next attempt (a 421 backoff, an HTTP Retry-After), if it has one.
+    the server may have queued it. The engine retries it with backoff all the
+    same, as Postfix does, and says so in the row's error. `hard_bounce` is true
+    for a permanent "no such user/domain" (5.1.x), which the engine turns into a
+    suppression. `retry_after` is the transport's hint for the next attempt (a
+    421 backoff, an HTTP Retry-After), if it has one. `hint` says which setting
+    to fix when the status is `misconfigured`.
     """
 
     message_id: str
@@ -109,6 +114,7 @@ class DeliveryOutcome:
     uncertain: bool = False
     provider_id: str | None = None
     retry_after: timedelta | None = None
+    hint: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -189,10 +195,20 @@ class Transport(Protocol[M]):
 
 
 class TransportBase(Generic[M]):
-    """Shared plumbing: the async context manager and a per-message `send`."""
+    """Shared plumbing: the async context manager and a per-message `send`.
+
+    Two optional attributes tell the engine how to hand messages over (a plugin
+    without them gets the defaults): `concurrency`, how many messages the
+    transport sends at once (the engine keeps a few per connection handed over,
+    and no more, so a crash leaves few in doubt); `idempotent`, true when
+    sending the same message id twice delivers it once (the file captures), so
+    that after a crash its messages are simply sent again.
+    """
 
     name: str = ""
     channel: Channel
+    concurrency: int = 1
+    idempotent: bool = False
 
     async def open(self) -> None:
         """Connect, check credentials; the default has nothing to do."""

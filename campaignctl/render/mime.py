@@ -99,10 +99,16 @@ def _encoded_header(name: str, value: str) -> bytes:
     return (_fold(name, words) + "\r\n").encode("ascii")
 
 
-def _idna_address(address: str) -> str:
+def idna_address(address: str) -> str:
+    """The address with its domain in IDNA A-labels (`bücher.example` →
+    `xn--bcher-kva.example`, IDNA 2008 as the import validated it): what header fields
+    and SMTP envelopes carry, so that only a non-ASCII local part needs SMTPUTF8.
+    Raises ValueError (idna.IDNAError) for a domain IDNA refuses."""
     local, _, domain = address.rpartition("@")
     if domain and not domain.isascii():
-        domain = domain.encode("idna").decode("ascii")
+        import idna
+
+        domain = idna.encode(domain, uts46=True).decode("ascii")
     return f"{local}@{domain}" if local else domain
 
 
@@ -112,7 +118,7 @@ def format_mailbox(text: str) -> str:
     if text.isascii() and "<" not in text and " " not in text and '"' not in text:
         return text  # a bare ASCII address: nothing to parse
     name, address = parseaddr(text)
-    address = _idna_address(address or text)
+    address = idna_address(address or text)
     if not name:
         return address
     if not name.isascii():
@@ -124,9 +130,13 @@ def format_mailbox(text: str) -> str:
 
 
 def address_header(name: str, mailboxes: Iterable[str]) -> bytes:
-    """An address-list header, already formatted by `format_mailbox`, folded at commas."""
+    """An address-list header, already formatted by `format_mailbox`, folded at commas;
+    control characters dropped.
+
+    A non-ASCII local part (`jösé@…`) has no ASCII form: it stays UTF-8 (RFC 6532),
+    and such a message goes only to servers that offer SMTPUTF8."""
     tokens = [header_text(mailbox) for mailbox in mailboxes]
-    return (_fold(name, tokens, separator=", ") + "\r\n").encode("ascii")
+    return (_fold(name, tokens, separator=", ") + "\r\n").encode("utf-8")
 
 
 def crlf_text(text: str) -> bytes:

@@ -285,6 +285,11 @@ class SmtpSettings(SpecModel):
     tls: bool = Field(False, description="Implicit TLS (port 465); excludes starttls.")
     username_env: EnvName | None = None
     password_env: EnvName | None = None
+    allow_plaintext_auth: bool = Field(
+        False,
+        description="Send AUTH (the password) without TLS to a server that is not this "
+        "machine. Off: such a sender is an error of `validate`.",
+    )
     pool_size: PositiveInt = 10
     max_per_domain: PositiveInt = Field(5, description="Concurrent sends per recipient domain.")
     timeout: Duration = Field(default="30s", validate_default=True)
@@ -294,6 +299,30 @@ class SmtpSettings(SpecModel):
         if self.tls and self.starttls and "starttls" in self.model_fields_set:
             raise ValueError("`tls: true` (implicit TLS) and `starttls: true` exclude each other")
         return self
+
+    @property
+    def plaintext_auth(self) -> bool:
+        """AUTH would carry the password in clear to another machine, and nobody allowed
+        it: `validate` reports it and the transport refuses to log in."""
+        return (
+            bool(self.username_env or self.password_env)
+            and not (self.tls or self.starttls)
+            and not self.allow_plaintext_auth
+            and not _loopback(self.host)
+        )
+
+
+def _loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: the password does not leave this machine."""
+    import ipaddress
+
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 class RateLimit(SpecModel):

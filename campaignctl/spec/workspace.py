@@ -667,6 +667,18 @@ class _Checker:
                     f"sender {name!r} uses transport smtp but has no `smtp:` settings",
                     "add `smtp: {host: ..., port: 587}` or use `transport: file`",
                 )
+            smtp = sender.smtp
+            if sender.transport == EmailTransportKind.SMTP and smtp and smtp.plaintext_auth:
+                key = "username_env" if smtp.username_env else "password_env"
+                self._report(
+                    CONFIG_FILE,
+                    smap.locate(("senders", name, "smtp", key)),
+                    "plaintext-auth",
+                    f"senders.{name}.smtp: AUTH would send the password in clear to "
+                    f"{smtp.host} (starttls and tls are off)",
+                    "set `starttls: true` (port 587) or `tls: true` (port 465); if the network "
+                    "to the server is trusted, set `allow_plaintext_auth: true`",
+                )
         sms = config.sms
         if sms is not None and sms.transport == SmsTransportKind.HTTP and sms.http is None:
             self._report(

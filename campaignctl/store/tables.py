@@ -218,6 +218,23 @@ class Outbox(SQLModel, table=True):
     sent_at: datetime | None = None
 
 
+class OutboxHandover(SQLModel, table=True):
+    """A slice of claimed outbox rows a send handed to its transport, written (committed)
+    just before they went: after a crash, what the dead sender may have sent (revision
+    0005_outbox_handover). `messages` is JSON `[[outbox id, message id], …]`; `done_at`
+    is set once every message of the slice has its outcome. The send deletes the row
+    when it records the batch."""
+
+    __tablename__ = "outbox_handover"
+    __table_args__ = (sa.Index("ix_outbox_handover_holder", "wave_id", "holder"),)
+    id: int | None = Field(default=None, primary_key=True)
+    wave_id: int = _fk("wave.id")
+    holder: str = Field(max_length=200)
+    messages: str
+    handed_at: datetime
+    done_at: datetime | None = None
+
+
 class Event(SQLModel, table=True):
     """Something that happened to a message or record (DESIGN.md §3); idempotent by id."""
 
@@ -320,6 +337,7 @@ TABLES = [
     Recipient,
     Wave,
     Outbox,
+    OutboxHandover,
     Event,
     Response,
     Suppression,
@@ -336,6 +354,7 @@ LOCK = CampaignLock.__table__  # type: ignore[attr-defined]
 RECIPIENT = Recipient.__table__  # type: ignore[attr-defined]
 WAVE = Wave.__table__  # type: ignore[attr-defined]
 OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+HANDOVER = OutboxHandover.__table__  # type: ignore[attr-defined]
 EVENT = Event.__table__  # type: ignore[attr-defined]
 RESPONSE = Response.__table__  # type: ignore[attr-defined]
 SUPPRESSION = Suppression.__table__  # type: ignore[attr-defined]

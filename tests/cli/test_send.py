@@ -256,3 +256,46 @@ def test_test_to_sends_one_message_and_touches_no_state(locked: Path) -> None:
     assert len(captures) == 1
     assert b"To: me@example.org\r\n" in captures[0].read_bytes()
     assert _states(locked) == {}
+
+
+def test_send_json_lists_every_uncertain_row_and_the_text_the_first_thousand(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.delivery.sendkit import write_contacts
+
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", WEEKDAY_MORNING)
+    write_contacts(demo, 1_300)
+    locked_demo(demo, CAMPAIGN)
+    assert _run(demo, "send", CAMPAIGN, "--limit", "10").exit_code == 0
+    # 1,250 messages left in doubt by earlier crashes (a store from before the hand-over
+    # marks kept whole batches uncertain)
+    store = open_store(demo)
+    with store.transaction() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE outbox SET state = 'uncertain', claimed_by = 'old-host:77' WHERE id IN "
+                "(SELECT id FROM outbox WHERE state = 'queued' ORDER BY id LIMIT 1250)"
+            )
+        )
+    store.close()
+
+    result = _run(demo, "send", CAMPAIGN, "--json")
+
+    assert result.exit_code == 1, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    listed = next(e for e in events if e["type"] == "uncertain")
+    assert listed["count"] == len(listed["rows"]) == 1_250
+    summary = events[-1]
+    assert summary["uncertain"] == len(summary["uncertain_rows"]) == 1_250
+    assert summary["sent"] == 40
+    assert summary["uncertain_rows"][0] == {
+        "id": 11, "channel": "email", "address": "c10@d10.example", "record_key": "HOT-000010",
+        "message_id": None, "claimed_by": "old-host:77", "error": None,
+    }  # fmt: skip
+
+    text = _run(demo, "send", CAMPAIGN)
+    lines = text.stderr.splitlines()
+    # listed when the send starts and again in its summary
+    assert lines.count("  … and 250 more (`send --json` lists them all)") == 2
+    assert lines[-1] == "  … and 250 more (`send --json` lists them all)"
+    assert len([line for line in lines if line.startswith("  email ")]) == 2 * 1_000

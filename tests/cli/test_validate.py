@@ -570,6 +570,7 @@ CODE_CASES = {
         "template: update-request",
         "template: layouts/../../../outside",
     ),
+    "plaintext-auth": lambda root: _smtp_sender(root, "host: smtp.example.org, starttls: false"),
     "empty-file": _write("campaigns/empty.yaml", b"# nothing yet\n"),
     "unreadable": _dangling,
 }
@@ -672,3 +673,43 @@ def test_a_bad_duration_on_the_command_line_gets_the_same_hint(scaffold: Path) -
         "  hint: write a whole number followed by a unit s, m, h, d or w "
         "(e.g. 30s, 5m, 6h, 7d, 2w, or 1d12h)\n"
     )
+
+
+def _smtp_sender(root: Path, settings: str) -> None:
+    edit(root, "campaignctl.yaml", "    transport: file                         # file writes", "    transport: smtp                         # file writes")  # fmt: skip
+    edit(root, "campaignctl.yaml", "    # smtp: {host: smtp.example.org, port: 587, starttls: true, ", f"    smtp: {{{settings}, ")  # fmt: skip
+
+
+def test_smtp_auth_without_tls_to_another_machine_is_an_error(scaffold: Path) -> None:
+    _smtp_sender(scaffold, "host: smtp.example.org, port: 587, starttls: false")
+
+    result = validate(scaffold)
+
+    assert result.exit_code == 65, result.output
+    assert result.stdout.splitlines()[:2] == [
+        "campaignctl.yaml:16:78: error[plaintext-auth]: senders.default.smtp: AUTH would send the "
+        "password in clear to smtp.example.org (starttls and tls are off)",
+        "  hint: set `starttls: true` (port 587) or `tls: true` (port 465); if the network to the "
+        "server is trusted, set `allow_plaintext_auth: true`",
+    ]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        "host: smtp.example.org, port: 587, starttls: true",
+        "host: smtp.example.org, port: 465, tls: true, starttls: false",
+        "host: smtp.example.org, port: 25, starttls: false, allow_plaintext_auth: true",
+        "host: 127.0.0.1, port: 25, starttls: false",
+        "host: localhost, port: 25, starttls: false",
+        "host: '::1', port: 25, starttls: false",
+    ],
+)
+def test_smtp_auth_goes_over_tls_to_this_machine_or_when_allowed(
+    scaffold: Path, settings: str
+) -> None:
+    _smtp_sender(scaffold, settings)
+
+    result = validate(scaffold)
+
+    assert result.exit_code == 0, result.output

@@ -61,6 +61,7 @@ class Received:
     message_id: str | None
     data: bytes
     answered: bool  # False when the server dropped the connection instead of answering
+    mail_options: list[str] = field(default_factory=list)  # MAIL FROM parameters (SMTPUTF8…)
 
 
 @dataclass
@@ -173,6 +174,7 @@ class RecordingHandler:
             message_id=match.group(1).decode() if match else None,
             data=envelope.content,
             answered=True,
+            mail_options=list(envelope.mail_options),
         )
         if self._take(self.faults.tempfail_data, first):
             return "451 4.3.0 Temporary local problem, try again"
@@ -222,12 +224,14 @@ class SmtpServer:
         return self.handler.faults
 
 
-def _start_smtp(require_auth: bool, pipelining: bool = True) -> tuple[Controller, SmtpServer]:
+def _start_smtp(
+    require_auth: bool, pipelining: bool = True, smtputf8: bool = True
+) -> tuple[Controller, SmtpServer]:
     handler = RecordingHandler(pipelining=pipelining)
     port = free_port()
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
     if require_auth:
-        extra = {
+        extra |= {
             "auth_required": True,
             "auth_require_tls": False,
             "authenticator": handler.authenticate,
@@ -246,6 +250,17 @@ def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
     """
     pipelining = getattr(request, "param", "pipelining") == "pipelining"
     controller, server = _start_smtp(require_auth=False, pipelining=pipelining)
+    try:
+        yield server
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def ascii_smtp_server() -> Iterator[SmtpServer]:
+    """The same server without SMTPUTF8 (RFC 6531), which the others offer (aiosmtpd's
+    default): it refuses non-ASCII addresses and the SMTPUTF8 parameter."""
+    controller, server = _start_smtp(require_auth=False, smtputf8=False)
     try:
         yield server
     finally:

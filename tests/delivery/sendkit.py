@@ -35,12 +35,13 @@ def use_smtp(root: Path, port: int, *, batch_size: int = 200, pool_size: int = 4
     config.write_text(text, "utf-8")
 
 
-def write_contacts(root: Path, count: int) -> list[str]:
-    """Replace the demo's contacts with `count` hotels, each with its own email; returns them."""
+def write_contacts(root: Path, count: int, extra: tuple[str, ...] = ()) -> list[str]:
+    """Replace the demo's contacts with `count` hotels, each with its own email, then one
+    per `extra` address; returns the addresses."""
     lines = [HEADER]
     addresses = []
-    for number in range(count):
-        address = f"c{number}@d{number % 13}.example"
+    for number in range(count + len(extra)):
+        address = extra[number - count] if number >= count else f"c{number}@d{number % 13}.example"
         addresses.append(address)
         lines.append(f"HOT-{number:06d};Hôtel {number};hotel;Val;{address};;;adherent;;;;;;;actif")
     (root / "audiences" / "contacts.csv").write_text("\n".join(lines) + "\n", "utf-8")

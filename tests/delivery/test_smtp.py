@@ -16,7 +16,7 @@ from campaignctl.delivery.transport import (
     MissingSecretError,
     OutgoingEmail,
 )
-from campaignctl.errors import ExitCode, ServiceUnavailable
+from campaignctl.errors import ExitCode, ServiceUnavailable, UsageError
 from campaignctl.spec.models import RateLimit, SmtpSettings
 
 from .conftest import SmtpServer, build_email, free_port
@@ -271,6 +271,30 @@ def test_a_missing_secret_variable_is_named_without_leaking_any_value(
         "  hint: export SMTP_PASSWORD=... in the environment that runs campaignctl"
     )
     assert smtp_server.handler.connections == 0
+
+
+def test_auth_in_clear_to_another_machine_is_refused_before_connecting() -> None:
+    settings = SmtpSettings(
+        host="smtp.example.org",  # never reached: the refusal comes first
+        port=587,
+        starttls=False,
+        username_env="SMTP_USER",
+        password_env="SMTP_PASSWORD",
+    )
+    transport = SmtpTransport(
+        settings,
+        environ={"SMTP_USER": "alice", "SMTP_PASSWORD": "s3cret-pw"},
+        setting_prefix="senders.default.smtp",
+    )
+    with pytest.raises(UsageError) as error:
+        asyncio.run(send_batches(transport))
+
+    assert error.value.render() == (
+        "error: senders.default.smtp: AUTH would send the password in clear to "
+        "smtp.example.org (starttls and tls are off)\n"
+        "  hint: set senders.default.smtp.starttls: true (or tls: true on port 465), or "
+        "senders.default.smtp.allow_plaintext_auth: true if the network to the server is trusted"
+    )
 
 
 def test_connection_refused_at_open_is_service_unavailable_with_host_and_port() -> None:

@@ -349,13 +349,14 @@ def test_a_live_holder_in_another_pid_namespace_keeps_its_lease(store, monkeypat
 
 @beside_us
 @pytest.mark.parametrize(
-    ("where", "uncertain"), [("here", 3), ("other_namespace", 0), ("older_campaignctl", 0)]
+    ("where", "settled"), [("here", 3), ("other_namespace", 0), ("older_campaignctl", 0)]
 )
-def test_rows_in_flight_are_uncertain_at_once_only_for_a_dead_sender_beside_us(
-    store, where: str, uncertain: int
+def test_claims_of_a_sender_are_settled_at_once_only_when_it_died_beside_us(
+    store, where: str, settled: int
 ) -> None:
     """Another container's send, alive, keeps its claimed rows until their lease expires;
-    only a sender provably of this PID namespace and gone leaves them uncertain at once."""
+    only the claims of a sender provably of this PID namespace and gone are settled at once
+    (here: claimed, never handed over, so back in the queue)."""
     import sqlalchemy as sa
 
     from campaignctl.delivery.outbox import mark_abandoned
@@ -385,7 +386,8 @@ def test_rows_in_flight_are_uncertain_at_once_only_for_a_dead_sender_beside_us(
                 for i in range(3)
             ],
         )  # fmt: skip
-    assert mark_abandoned(store, wave, this_holder(), now + timedelta(seconds=5)) == uncertain
+    abandoned = mark_abandoned(store, wave, this_holder(), now + timedelta(seconds=5))
+    assert (abandoned.requeued, abandoned.uncertain) == (settled, 0)
     with store.read() as conn:
         states = conn.execute(sa.select(OUTBOX.c.state).where(OUTBOX.c.wave_id == wave)).scalars()
-        assert sorted(map(str, states)) == ["uncertain"] * uncertain + ["sending"] * (3 - uncertain)
+        assert sorted(map(str, states)) == ["queued"] * settled + ["sending"] * (3 - settled)
