@@ -57,7 +57,7 @@ from campaignctl.spec.models import EventType
 from campaignctl.store.store import Store
 from campaignctl.store.tables import JSONType
 
-BATCH_SIZE = 10_000  # lines recorded at once when ingesting a file
+BATCH_SIZE = 5_000  # lines recorded at once when ingesting a file
 TRANSACTION_SECONDS = 2.0  # then committed, when a transaction has lasted this long
 LISTED = 1_000  # problems, uncounted events and suppressions listed one by one (all counted)
 SLACK = timedelta(days=1)  # clocks differ: an event may say a day after now, a day before a send
