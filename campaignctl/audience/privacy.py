@@ -7,6 +7,7 @@ forgotten address (whose text is erased) still blocks every later message.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,29 +83,74 @@ def _insert_suppression(
     reason: SuppressionReason,
     source: str | None,
 ) -> bool:
-    digest = address_hash(normal)
-    exists = conn.execute(
-        sa.select(SUPPRESSION.c.id).where(
-            SUPPRESSION.c.channel == str(channel),
-            SUPPRESSION.c.address_hash == digest,
-            sa.func.coalesce(SUPPRESSION.c.category, "") == (category or ""),
-        )
-    ).first()
-    if exists:
-        return False
-    conn.execute(
-        sa.insert(SUPPRESSION),
-        {
-            "channel": str(channel),
-            "address": shown,
-            "address_hash": digest,
-            "category": category,
-            "reason": reason,
-            "source": source,
-            "created_at": utcnow(),
-        },
-    )
-    return True
+    entry = SuppressionEntry(channel, normal, category, reason, source, shown is not None)
+    return bool(suppress_many(conn, [entry]))
+
+
+@dataclass(frozen=True)
+class SuppressionEntry:
+    """One suppression to add: `normal` is the normalised address (see `normalize_address`),
+    kept beside its hash unless `keep_address` is false (a forgotten record: the hash only)."""
+
+    channel: Channel
+    normal: str
+    category: str | None
+    reason: SuppressionReason
+    source: str | None
+    keep_address: bool = True
+
+    def key(self) -> tuple[str, str, str]:
+        return (str(self.channel), address_hash(self.normal), self.category or "")
+
+
+def suppress_many(
+    conn: sa.Connection, entries: Iterable[SuppressionEntry]
+) -> list[SuppressionEntry]:
+    """Add suppressions in the caller's transaction, set-based (one look-up and one insert per
+    thousand); returns those added, the others existed. Safe when writers overlap: the unique
+    index keeps one of two suppressions added at once (both are then reported added)."""
+    wanted: dict[tuple[str, str, str], SuppressionEntry] = {}
+    for entry in entries:
+        wanted.setdefault(entry.key(), entry)
+    added: list[SuppressionEntry] = []
+    keys = list(wanted)
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start : start + 1000]
+        existing = {
+            tuple(row)
+            for row in conn.execute(
+                sa.select(
+                    SUPPRESSION.c.channel,
+                    SUPPRESSION.c.address_hash,
+                    sa.func.coalesce(SUPPRESSION.c.category, ""),
+                ).where(SUPPRESSION.c.address_hash.in_(sorted({digest for _, digest, _ in chunk})))
+            )
+        }
+        fresh = [wanted[k] for k in chunk if k not in existing]
+        if fresh:
+            now = utcnow()
+            conn.execute(
+                # a writer in another transaction may have added one meanwhile (PostgreSQL)
+                sa.text(
+                    "INSERT INTO suppression (channel, address, address_hash, category, reason,"
+                    " source, created_at) VALUES (:channel, :address, :address_hash, :category,"
+                    " :reason, :source, :created_at) ON CONFLICT DO NOTHING"
+                ).bindparams(sa.bindparam("created_at", type_=SUPPRESSION.c.created_at.type)),
+                [
+                    {
+                        "channel": str(e.channel),
+                        "address": e.normal if e.keep_address else None,
+                        "address_hash": address_hash(e.normal),
+                        "category": e.category,
+                        "reason": str(e.reason),
+                        "source": e.source,
+                        "created_at": now,
+                    }
+                    for e in fresh
+                ],
+            )
+        added.extend(fresh)
+    return added
 
 
 def remove_suppression(

@@ -25,9 +25,12 @@ def ingest(
     """Record events from JSON lines: idempotent, bad lines reported and skipped.
 
     Each line is {"type": ..., "message_id"|"campaign"+"record"|"address": ..., "at": ...,
-    "data": {...}}. Re-ingesting a file adds nothing. Hard bounces and complaints suppress
-    the address; unsubscribes and STOP replies suppress it for the campaign's category.
-    Exits 65 only when no line at all could be read.
+    "data": {...}}. Re-ingesting a file adds nothing. An event named by campaign + record
+    counts for that record's latest message of the campaign sent before it. Lines that are
+    not UTF-8 JSON, exceed a size limit, or carry a time outside the window (more than a
+    day after now or before the campaign's first send) are skipped with their number. Hard
+    bounces and complaints suppress the address; unsubscribes and STOP replies suppress it
+    for the campaign's category. Exits 65 only when no line at all could be read.
 
     Example: campaignctl events ingest bounces.jsonl --json
     """
@@ -41,20 +44,21 @@ def ingest(
     region = ws.config.phone_region if ws.config else "FR"
     store = app.store()
     if source == "-":
-        summary = ingest_events(store, sys.stdin, region=region)
+        summary = ingest_events(store, sys.stdin.buffer, region=region)
     else:
-        path = Path(source)
         try:
-            with path.open(encoding="utf-8") as lines:
-                summary = ingest_events(store, lines, region=region)
+            with Path(source).open("rb") as stream:
+                summary = ingest_events(store, stream, region=region)
         except OSError as exc:
             raise InputError(f"cannot read {source}: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{source} is not UTF-8 text ({exc.reason})") from None
     for problem in summary.problems:
         app.err.print(f"{source}:{problem.line}: skipped: {problem.message}")
+    for note in summary.not_counted:
+        app.err.print(f"{source}:{note.line}: recorded, {note.message}")
     for suppression in summary.suppressions:
         app.err.print(f"suppressed {suppression}")
+    for unlisted in summary.unlisted():
+        app.err.print(f"{source}: {unlisted}")
     summary.check()
     if json_output:
         app.print_json(summary.as_json())

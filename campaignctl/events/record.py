@@ -1,82 +1,445 @@
-"""Recording events: the one function every producer calls (DESIGN.md §3).
+"""Recording events: the one writer every producer calls (DESIGN.md §3).
 
 `events ingest`, the web side (`serve`), delivery receipts and the send engine
-all describe what happened with an `Event` and hand it to `record_event`, inside
-their own transaction. Recording is idempotent by event id (a re-ingested line
-adds nothing); the event is linked to its message (message_id → outbox row →
-campaign, record) or its record (campaign + record key); and the events that
-say "never again" add the suppression at once:
+all describe what happened with an `Event` and hand a batch of them to
+`record_events`, inside their own transaction (`record_event` is the same for
+one event). The batch is resolved in the store, set-based, a few statements
+whatever its size:
 
-- a hard bounce → the address, every category, reason `bounced` (a soft bounce
-  adds nothing: the send engine retries it);
-- a complaint → the address, every category, reason `complained`;
-- an unsubscribe → the address, the campaign's category (every category when the
-  campaign is unknown), reason `unsubscribed`;
-- an SMS reply STOP / ARRET / STOP PUB → the phone number, the campaign's category
-  (every category when unknown), reason `sms_stop`.
+- idempotent by event id: an id already recorded (or met earlier in the batch)
+  adds nothing;
+- the event is linked to its message: `message_id` (the Message-ID, or the SMS
+  provider's id) → outbox row → campaign, record; or `campaign` + `record` key →
+  that record's latest message of the campaign sent before the event (an email
+  for delivered, bounced, opened, complained; an SMS for sms_*; either for
+  clicked, form_*, unsubscribed), so that it counts in reports and relaunches
+  exactly as an event naming that message. When no such message was sent before
+  it, the event is kept (a record event still counts in its campaign's totals)
+  and said "not attributable", with the reason;
+- its time must be sane: at most a day after now, not before 1970, and not more
+  than a day before its campaign's first send (or, never sent, its apply);
+  otherwise the event is refused with the reason;
+- the events that say "never again" add the suppression at once:
+  - a hard bounce → the address, every category, reason `bounced` (a soft bounce
+    adds nothing: the send engine retries it);
+  - a complaint → the address, every category, reason `complained`;
+  - an unsubscribe → the address, the campaign's category (every category when
+    the campaign is unknown), reason `unsubscribed`;
+  - an SMS reply STOP / ARRET / STOP PUB → the phone number, the campaign's
+    category (every category when unknown), reason `sms_stop`.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable
+import json
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaignctl import clock
-from campaignctl.audience.privacy import guess_channel, suppress
+from campaignctl.audience.privacy import SuppressionEntry, guess_channel, suppress_many
 from campaignctl.audience.values import ValueProblem, normalize_email, normalize_phone
 from campaignctl.enums import Channel, SuppressionReason
 from campaignctl.errors import InputError
-from campaignctl.events.model import Event, LineProblem, read_events
+from campaignctl.events.model import (
+    Event,
+    Incoming,
+    LineProblem,
+    numbered_lines,
+    read_event,
+)
 from campaignctl.spec.models import EventType
 from campaignctl.store.store import Store
-from campaignctl.store.tables import (
-    CAMPAIGN,
-    LOCK,
-    OUTBOX,
-    RECIPIENT,
-    RECORD,
+from campaignctl.store.tables import JSONType
+
+BATCH_SIZE = 5_000  # lines recorded at once when ingesting a file
+TRANSACTION_SECONDS = 2.0  # then committed, when a transaction has lasted this long
+LISTED = 1_000  # problems, uncounted events and suppressions listed one by one (all counted)
+SLACK = timedelta(days=1)  # clocks differ: an event may say a day after now, a day before a send
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+SMS_TYPES = frozenset({EventType.SMS_DELIVERED, EventType.SMS_FAILED, EventType.SMS_REPLY})
+EMAIL_TYPES = frozenset(
+    {EventType.DELIVERED, EventType.BOUNCED, EventType.OPENED, EventType.COMPLAINED}
 )
-from campaignctl.store.tables import Event as EventRow
+_SENT = "('sent', 'bounced')"
 
-EVENT = EventRow.__table__  # type: ignore[attr-defined]
+# One row per event of the batch being recorded: a temporary table (per connection), emptied
+# before each batch and, on PostgreSQL, at commit.
+_BATCH = sa.Table(
+    "event_batch",
+    sa.MetaData(),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("id", sa.String),
+    sa.Column("type", sa.String),
+    sa.Column("message_id", sa.String),
+    sa.Column("campaign", sa.String),
+    sa.Column("record", sa.String),
+    sa.Column("address", sa.String),
+    sa.Column("at", sa.DateTime(timezone=True)),
+    sa.Column("data", JSONType),
+    sa.Column("channel", sa.String),  # as far as the event itself tells
+    sa.Column("wanted", sa.String),  # the channel of the message it may be attributed to
+    sa.Column("effect", sa.String),  # the suppression it calls for
+    sa.Column("outbox_id", sa.Integer),
+    sa.Column("campaign_id", sa.Integer),
+    sa.Column("record_id", sa.Integer),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DELETE ROWS",
+)
+_FILLED = [c.name for c in _BATCH.columns][:12]  # the columns written from Python
 
-BATCH_SIZE = 500  # lines per transaction when ingesting a file
-SMS_TYPES = {EventType.SMS_DELIVERED, EventType.SMS_FAILED, EventType.SMS_REPLY}
+# Joins of the whole batch, never a look-up per event: each costs at most one pass over
+# the rows it joins, whatever the planner believes of them.
+_RESOLVE = (
+    # the message named by Message-ID, else by the provider's id
+    """UPDATE event_batch SET outbox_id = o.id, campaign_id = o.campaign_id,
+      record_id = o.record_id
+    FROM outbox o WHERE o.message_id = event_batch.message_id""",
+    """UPDATE event_batch SET outbox_id = p.id, campaign_id = p.campaign_id,
+      record_id = p.record_id
+    FROM (SELECT o.id, o.provider_id, o.campaign_id, o.record_id,
+            ROW_NUMBER() OVER (PARTITION BY o.provider_id ORDER BY o.id) AS n
+          FROM outbox o JOIN event_batch b ON b.message_id = o.provider_id
+          WHERE b.outbox_id IS NULL) AS p
+    WHERE p.provider_id = event_batch.message_id AND p.n = 1
+      AND event_batch.outbox_id IS NULL""",
+    # else the campaign by name, and the record by key: the only record with that key,
+    # else (a key in several audiences) the one the campaign's latest lock reached
+    """UPDATE event_batch SET campaign_id = c.id FROM campaign c
+    WHERE c.name = event_batch.campaign AND event_batch.outbox_id IS NULL
+      AND event_batch.record IS NOT NULL""",
+    """UPDATE event_batch SET record_id = single.id
+    FROM (SELECT r.key, MIN(r.id) AS id FROM record r
+          WHERE r.key IN (SELECT record FROM event_batch
+                          WHERE outbox_id IS NULL AND campaign_id IS NOT NULL)
+          GROUP BY r.key HAVING COUNT(*) = 1) AS single
+    WHERE single.key = event_batch.record
+      AND event_batch.outbox_id IS NULL AND event_batch.campaign_id IS NOT NULL""",
+    """WITH reached AS (
+      SELECT b.seq, r.id,
+        ROW_NUMBER() OVER (PARTITION BY b.seq ORDER BY l.id DESC, r.id) AS n
+      FROM event_batch b
+        JOIN record r ON r.key = b.record
+        JOIN recipient rc ON rc.record_id = r.id
+        JOIN campaign_lock l ON l.id = rc.lock_id AND l.campaign_id = b.campaign_id
+      WHERE b.outbox_id IS NULL AND b.campaign_id IS NOT NULL AND b.record IS NOT NULL
+        AND b.record_id IS NULL
+    )
+    UPDATE event_batch SET record_id = reached.id FROM reached
+    WHERE reached.seq = event_batch.seq AND reached.n = 1""",
+    # a record's latest message of the campaign sent before the event: its own, or the
+    # grouped email that listed it
+    f"""WITH candidate AS (
+      SELECT b.seq, m.id, m.sent_at FROM event_batch b
+        JOIN outbox m ON m.record_id = b.record_id AND m.campaign_id = b.campaign_id
+      WHERE b.outbox_id IS NULL AND b.record_id IS NOT NULL
+        AND m.state IN {_SENT} AND m.sent_at <= b.at
+        AND (b.wanted IS NULL OR m.channel = b.wanted)
+      UNION ALL
+      SELECT b.seq, m.id, m.sent_at FROM event_batch b
+        JOIN recipient rc ON rc.record_id = b.record_id AND rc.group_key IS NOT NULL
+        JOIN wave w ON w.lock_id = rc.lock_id AND w.campaign_id = b.campaign_id
+        JOIN outbox m ON m.wave_id = w.id AND m.channel = rc.channel
+          AND m.group_key = rc.group_key
+      WHERE b.outbox_id IS NULL AND b.record_id IS NOT NULL
+        AND m.state IN {_SENT} AND m.sent_at <= b.at
+        AND (b.wanted IS NULL OR m.channel = b.wanted)
+    ), latest AS (
+      SELECT seq, id, ROW_NUMBER() OVER (PARTITION BY seq ORDER BY sent_at DESC, id DESC) AS n
+      FROM candidate
+    )
+    UPDATE event_batch SET outbox_id = latest.id FROM latest
+    WHERE latest.seq = event_batch.seq AND latest.n = 1""",
+)
+
+# The event row's record key, address and channel: the event's own, else its message's,
+# else its record's.
+_TARGET = """COALESCE(r.key, b.record) AS record_key,
+      COALESCE(b.address, o.address,
+               CASE WHEN b.channel = 'sms' THEN r.phone ELSE r.email_normalized END) AS address,
+      COALESCE(o.channel, b.channel, CASE WHEN b.record_id IS NOT NULL THEN 'email' END)
+        AS channel
+    FROM event_batch b
+      LEFT JOIN outbox o ON o.id = b.outbox_id
+      LEFT JOIN record r ON r.id = b.record_id"""
+
+_INSERT = f"""INSERT INTO event (id, type, message_id, outbox_id, campaign_id, record_id,
+      at, data, received_at, record_key, address, channel)
+    SELECT b.id, b.type, b.message_id, b.outbox_id, b.campaign_id, b.record_id,
+      b.at, b.data, :now, {_TARGET}
+    WHERE true
+    ORDER BY b.outbox_id  -- the indexes on outbox_id, record_id, campaign_id fill in order
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id"""
+
+# The events that count for no message, or call for a suppression: few, read back.
+_NOTABLE = f"""SELECT b.seq, b.id, b.campaign_id, b.record_id, b.outbox_id, c.category, {_TARGET}
+      LEFT JOIN campaign c ON c.id = b.campaign_id
+    WHERE b.outbox_id IS NULL OR b.effect IS NOT NULL
+    ORDER BY b.seq"""
 
 
-class Outcome(enum.StrEnum):
-    RECORDED = "recorded"
-    DUPLICATE = "duplicate"  # this id was recorded before: nothing added
-    UNKNOWN = "unknown"  # recorded, but its message or record is not in the store
+@dataclass
+class Recording:
+    """What `record_events` did with a batch: counts, and per event (its line, or its place
+    in the batch from 1) what was refused or recorded without counting for a message."""
+
+    recorded: int = 0
+    duplicates: int = 0  # this id was recorded before: nothing added
+    unknown: int = 0  # recorded, but its message, campaign or record is not in the store
+    unattributed: int = 0  # recorded, but no message of its campaign reached its record before
+    refused: list[LineProblem] = field(default_factory=list)  # not recorded (time)
+    not_counted: list[LineProblem] = field(default_factory=list)  # unknown + unattributed
+    suppressions: list[str] = field(default_factory=list)  # added: "email x@y (all, bounced)"
 
 
-@dataclass(frozen=True)
-class Recorded:
-    """What `record_event` did with one event."""
+def _effect(event: Event) -> SuppressionReason | None:
+    if event.hard_bounce:
+        return SuppressionReason.BOUNCED
+    if event.type == EventType.COMPLAINED:
+        return SuppressionReason.COMPLAINED
+    if event.type == EventType.UNSUBSCRIBED:
+        return SuppressionReason.UNSUBSCRIBED
+    if event.type == EventType.SMS_REPLY and event.opt_out:
+        return SuppressionReason.SMS_STOP
+    return None
 
-    event_id: str
-    outcome: Outcome
-    campaign_id: int | None = None
-    record_id: int | None = None
-    suppression: str | None = None  # "email x@y (all categories, bounced)" when one was added
+
+def _wanted(event: Event) -> str | None:
+    if event.type in SMS_TYPES:
+        return str(Channel.SMS)
+    return str(Channel.EMAIL) if event.type in EMAIL_TYPES else None
 
 
-@dataclass(frozen=True)
-class _Target:
-    outbox_id: int | None = None
-    campaign_id: int | None = None
-    category: str | None = None
-    record_id: int | None = None
-    record_key: str | None = None
-    channel: str | None = None
-    address: str | None = None
-    found: bool = False
+def _time_problem(at: datetime, now: datetime) -> str | None:
+    if at > now + SLACK:
+        return f"at: {at.isoformat()} is more than a day after now ({now.isoformat()})"
+    if at < EPOCH:
+        return f"at: {at.isoformat()} is before 1970"
+    return None
+
+
+def _quoted(text: str | None) -> str:
+    """A value from the input, quoted with its control characters escaped."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _aware(value: datetime | str) -> datetime:
+    if isinstance(value, str):  # SQLite, through a text() query
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class _Batch:
+    """One call of `record_events`: the events, where each stands, and what came of them."""
+
+    def __init__(self, conn: Connection, items: list[Incoming], now: datetime) -> None:
+        self.conn, self.items, self.now = conn, items, now
+        self.done = Recording()
+        self.at: dict[int, datetime] = {}  # batch place -> time, of the events to store
+        self.first: dict[str, int] = {}  # event id -> batch place of its first event
+        self.effects: dict[int, SuppressionReason] = {}
+        dialect = conn.dialect
+        self.process = [
+            (i, process)
+            for i, name in enumerate(_FILLED)
+            if (process := _BATCH.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+        ]
+
+    def line(self, seq: int) -> int:
+        return self.items[seq].line or seq + 1
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """The rows of the batch table (before resolution); the others are counted."""
+        rows = []
+        for seq, item in enumerate(self.items):
+            event = item.event
+            at = event.at or self.now
+            problem = _time_problem(at, self.now)
+            if problem:
+                self.done.refused.append(LineProblem(self.line(seq), problem))
+                continue
+            if item.id in self.first:
+                self.done.duplicates += 1  # twice in the batch
+                continue
+            self.first[item.id] = seq
+            self.at[seq] = at
+            effect = _effect(event)
+            if effect is not None:
+                self.effects[seq] = effect
+            wanted = _wanted(event)
+            if wanted == Channel.SMS:
+                channel = wanted
+            else:
+                channel = str(guess_channel(event.address)) if event.address else None
+            values = [
+                seq, item.id, str(event.type), event.message_id, event.campaign, event.record,
+                event.address, at, event.data or None, channel, wanted, effect and str(effect),
+            ]  # fmt: skip
+            for i, process in self.process:
+                if values[i] is not None:
+                    values[i] = process(values[i])
+            rows.append(tuple(values))
+        return rows
+
+    def stage(self, rows: list[tuple[Any, ...]]) -> None:
+        """Empty the batch table (created once per connection), then fill it with one
+        executemany of the driver (the columns' type processors applied above), without
+        SQLAlchemy's per-row machinery."""
+        conn = self.conn
+        conn.execute(sa.schema.CreateTable(_BATCH, if_not_exists=True))
+        conn.execute(sa.delete(_BATCH))
+        marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        conn.exec_driver_sql(
+            f"INSERT INTO event_batch ({', '.join(_FILLED)}) "
+            f"VALUES ({', '.join([marker] * len(_FILLED))})",
+            rows,
+        )
+        if conn.dialect.name == "postgresql":
+            # nothing gathers statistics on a temporary table: without them PostgreSQL
+            # takes the batch for a few rows and joins it by nested loops
+            conn.exec_driver_sql("ANALYZE event_batch")
+
+    def refuse_early(self) -> None:
+        """Refuse the events more than a day before their campaign's first send (or, never
+        sent, its apply). The per-event look-up is skipped when no campaign of the batch
+        started after its earliest event."""
+        earliest = min(self.at.values())
+        bounds = {}
+        for cid, name, first_sent, applied in self.conn.execute(
+            sa.text(
+                "SELECT id, name, first_sent_at, applied_at FROM campaign WHERE id IN "
+                "(SELECT DISTINCT campaign_id FROM event_batch)"
+            )
+        ):
+            since = _aware(first_sent or applied)
+            if since - SLACK > earliest:
+                bounds[cid] = (since, name, first_sent is not None)
+        if not bounds:
+            return
+        early = []
+        for seq, cid in self.conn.execute(
+            sa.text("SELECT seq, campaign_id FROM event_batch WHERE campaign_id IS NOT NULL")
+        ):
+            if cid in bounds and self.at[seq] < bounds[cid][0] - SLACK:
+                since, name, sent = bounds[cid]
+                what = "first sent" if sent else "was applied (it has sent nothing yet)"
+                self.done.refused.append(
+                    LineProblem(
+                        self.line(seq),
+                        f"at: {self.at[seq].isoformat()} is more than a day before campaign "
+                        f"{_quoted(name)} {what}, at {since.isoformat()}",
+                    )
+                )
+                early.append(seq)
+                del self.first[self.items[seq].id]
+        if early:
+            self.conn.execute(
+                sa.text("DELETE FROM event_batch WHERE seq IN :early").bindparams(
+                    sa.bindparam("early", expanding=True)
+                ),
+                {"early": early},
+            )
+
+    def insert(self, listed: int | None, region: str) -> None:
+        """Insert the events not recorded before; count them, and add their suppressions."""
+        inserted = set(self.conn.execute(sa.text(_INSERT), {"now": self.now}).scalars().all())
+        done = self.done
+        done.duplicates += len(self.first) - len(inserted)
+        uncounted, suppressions = [], []
+        for row in self.conn.execute(sa.text(_NOTABLE)):
+            if self.items[row.seq].id not in inserted:
+                continue  # recorded before
+            if row.outbox_id is None:
+                why = self._uncounted(row)
+                if why is not None:
+                    uncounted.append((self.line(row.seq), why))
+            if row.seq in self.effects:
+                entry = _suppression(row, self.effects[row.seq], region)
+                if entry is not None:
+                    suppressions.append(entry)
+        done.recorded = len(inserted) - done.unknown - done.unattributed
+        uncounted.sort()
+        done.not_counted = [LineProblem(line, why) for line, why in uncounted[:listed]]
+        done.suppressions = [
+            f"{e.channel} {e.normal} ({e.category or 'all categories'}, {e.reason})"
+            for e in suppress_many(self.conn, suppressions)
+        ]
+
+    def _uncounted(self, row: Any) -> str | None:
+        """Why an event without a message counts for none (None: named by its address)."""
+        event = self.items[row.seq].event
+        campaign, record = _quoted(event.campaign), _quoted(event.record)
+        if event.campaign and event.record:
+            if row.campaign_id is None:
+                self.done.unknown += 1
+                return f"unknown: campaign {campaign} is not in the store"
+            if row.record_id is None:
+                self.done.unknown += 1
+                return (
+                    f"unknown: campaign {campaign} reached no record {record}, "
+                    "and no single record has that key"
+                )
+            self.done.unattributed += 1
+            message = {"email": "email", "sms": "SMS"}.get(_wanted(event) or "", "message")
+            return (
+                f"not attributable: no {message} of campaign {campaign} was sent to record "
+                f"{record} before {self.at[row.seq].isoformat()}"
+            )
+        if event.message_id:
+            self.done.unknown += 1
+            return f"unknown: message {_quoted(event.message_id)} is not in the store"
+        return None
+
+
+def _suppression(row: Any, reason: SuppressionReason, region: str) -> SuppressionEntry | None:
+    """The suppression an event calls for, on its address (normalised); None without one."""
+    channel = str(Channel.SMS) if reason == SuppressionReason.SMS_STOP else row.channel
+    if not row.address or not channel:
+        return None
+    try:
+        if channel == Channel.EMAIL:
+            normal = normalize_email(row.address).lower()
+        else:
+            normal = normalize_phone(row.address, region)
+    except ValueProblem:
+        return None
+    per_category = reason in (SuppressionReason.UNSUBSCRIBED, SuppressionReason.SMS_STOP)
+    category = row.category if per_category else None
+    return SuppressionEntry(Channel(channel), normal, category, reason, f"event:{row.id}")
+
+
+def record_events(
+    conn: Connection,
+    events: Iterable[Incoming],
+    *,
+    now: datetime | None = None,
+    region: str = "FR",
+    listed: int | None = None,
+) -> Recording:
+    """Record a batch of events in the caller's transaction; idempotent by event id.
+
+    Adds the suppressions hard bounces, complaints, unsubscribes and STOP replies call
+    for. Lists at most `listed` uncounted events (all are counted). Counts are exact when
+    writers overlap: an event counts as recorded only when its row was inserted
+    (INSERT … ON CONFLICT DO NOTHING RETURNING).
+    """
+    batch = _Batch(conn, list(events), (now or clock.now()).astimezone(UTC))
+    rows = batch.rows()
+    if rows:
+        batch.stage(rows)
+        for statement in _RESOLVE:
+            conn.execute(sa.text(statement))
+        batch.refuse_early()
+        batch.insert(listed, region)
+    batch.done.refused.sort(key=lambda p: p.line)
+    return batch.done
 
 
 def record_event(
@@ -84,156 +447,11 @@ def record_event(
     event: Event,
     event_id: str,
     *,
-    received_at: datetime | None = None,
+    now: datetime | None = None,
     region: str = "FR",
-) -> Recorded:
-    """Record one event in the caller's transaction; idempotent by `event_id`.
-
-    Adds the suppression a hard bounce, complaint, unsubscribe or STOP reply calls for.
-    """
-    now = received_at or clock.now()
-    target = _resolve(conn, event)
-    channel = target.channel or _channel_of(event)
-    address = event.address or target.address
-    inserted = _insert_once(
-        conn,
-        {
-            "id": event_id,
-            "type": str(event.type),
-            "message_id": event.message_id,
-            "outbox_id": target.outbox_id,
-            "campaign_id": target.campaign_id,
-            "record_id": target.record_id,
-            "record_key": target.record_key or event.record,
-            "address": address,
-            "channel": channel,
-            "at": event.at or now,
-            "data": dict(event.data) or None,
-            "received_at": now,
-        },
-    )
-    if not inserted:
-        return Recorded(event_id, Outcome.DUPLICATE, target.campaign_id, target.record_id)
-    suppression = _suppress(conn, event, event_id, target, channel, address, region)
-    outcome = Outcome.RECORDED if target.found else Outcome.UNKNOWN
-    return Recorded(event_id, outcome, target.campaign_id, target.record_id, suppression)
-
-
-def _channel_of(event: Event) -> str | None:
-    if event.type in SMS_TYPES:
-        return str(Channel.SMS)
-    if event.address:
-        return str(guess_channel(event.address))
-    return None
-
-
-def _insert_once(conn: Connection, values: dict[str, Any]) -> bool:
-    """INSERT … ON CONFLICT DO NOTHING: one statement, safe against concurrent producers."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    statement = insert(EVENT).values(**values).on_conflict_do_nothing(index_elements=["id"])
-    return conn.execute(statement.returning(EVENT.c.id)).first() is not None
-
-
-def _resolve(conn: Connection, event: Event) -> _Target:
-    if event.message_id:
-        row = conn.execute(
-            sa.select(
-                OUTBOX.c.id, OUTBOX.c.campaign_id, OUTBOX.c.record_id, OUTBOX.c.channel,
-                OUTBOX.c.address, RECORD.c.key, CAMPAIGN.c.category,
-            )
-            .join(CAMPAIGN, CAMPAIGN.c.id == OUTBOX.c.campaign_id)
-            .outerjoin(RECORD, RECORD.c.id == OUTBOX.c.record_id)
-            .where(
-                sa.or_(
-                    OUTBOX.c.message_id == event.message_id,
-                    OUTBOX.c.provider_id == event.message_id,
-                )
-            )
-            .limit(1)
-        ).first()  # fmt: skip
-        if row is not None:
-            return _Target(
-                row.id, row.campaign_id, row.category, row.record_id, row.key,
-                row.channel, row.address, found=True,
-            )  # fmt: skip
-    if event.campaign and event.record:
-        return _resolve_record(conn, event)
-    return _Target(found=bool(event.address and not event.message_id))
-
-
-def _resolve_record(conn: Connection, event: Event) -> _Target:
-    campaign = conn.execute(
-        sa.select(CAMPAIGN.c.id, CAMPAIGN.c.category).where(CAMPAIGN.c.name == event.campaign)
-    ).first()
-    if campaign is None:
-        return _Target()
-    # the record the campaign's locks reached with that key; else the only record with that key
-    in_lock = (
-        sa.select(RECORD.c.id, RECORD.c.email_normalized, RECORD.c.phone)
-        .join(RECIPIENT, RECIPIENT.c.record_id == RECORD.c.id)
-        .join(LOCK, LOCK.c.id == RECIPIENT.c.lock_id)
-        .where(LOCK.c.campaign_id == campaign.id, RECORD.c.key == event.record)
-        .order_by(LOCK.c.id.desc())
-        .limit(1)
-    )
-    record = conn.execute(in_lock).first()
-    if record is None:
-        rows = conn.execute(
-            sa.select(RECORD.c.id, RECORD.c.email_normalized, RECORD.c.phone)
-            .where(RECORD.c.key == event.record)
-            .limit(2)
-        ).all()
-        record = rows[0] if len(rows) == 1 else None
-    if record is None:
-        return _Target(campaign_id=campaign.id, category=campaign.category)
-    sms = event.type in SMS_TYPES
-    return _Target(
-        campaign_id=campaign.id,
-        category=campaign.category,
-        record_id=record.id,
-        record_key=event.record,
-        channel=str(Channel.SMS if sms else Channel.EMAIL),
-        address=record.phone if sms else record.email_normalized,
-        found=True,
-    )
-
-
-def _suppress(
-    conn: Connection,
-    event: Event,
-    event_id: str,
-    target: _Target,
-    channel: str | None,
-    address: str | None,
-    region: str,
-) -> str | None:
-    if event.hard_bounce:
-        reason, category = SuppressionReason.BOUNCED, None
-    elif event.type == EventType.COMPLAINED:
-        reason, category = SuppressionReason.COMPLAINED, None
-    elif event.type == EventType.UNSUBSCRIBED:
-        reason, category = SuppressionReason.UNSUBSCRIBED, target.category
-    elif event.type == EventType.SMS_REPLY and event.opt_out:
-        reason, category, channel = SuppressionReason.SMS_STOP, target.category, str(Channel.SMS)
-    else:
-        return None
-    if not address or not channel:
-        return None
-    try:
-        normal = (
-            normalize_email(address).lower()
-            if channel == Channel.EMAIL
-            else normalize_phone(address, region)
-        )
-    except ValueProblem:
-        return None
-    if not suppress(conn, Channel(channel), normal, category=category, reason=reason,
-                    source=f"event:{event_id}"):  # fmt: skip
-        return None
-    return f"{channel} {normal} ({category or 'all categories'}, {reason})"
+) -> Recording:
+    """Record one event in the caller's transaction: `record_events` of one."""
+    return record_events(conn, [Incoming(event, event_id)], now=now, region=region)
 
 
 @dataclass
@@ -244,12 +462,37 @@ class IngestSummary:
     recorded: int = 0
     duplicates: int = 0
     unknown: int = 0  # recorded, but naming a message or record the store does not know
-    suppressions: list[str] = field(default_factory=list)
-    problems: list[LineProblem] = field(default_factory=list)
+    unattributed: int = 0  # recorded, but no message of its campaign reached its record before
+    bad_lines: int = 0  # refused: unreadable, out of bounds, or a time outside the window
+    suppressions_added: int = 0
+    suppressions: list[str] = field(default_factory=list)  # the first LISTED
+    problems: list[LineProblem] = field(default_factory=list)  # the first LISTED
+    not_counted: list[LineProblem] = field(default_factory=list)  # the first LISTED
 
-    @property
-    def bad_lines(self) -> int:
-        return len(self.problems)
+    def add(self, done: Recording) -> None:
+        self.recorded += done.recorded
+        self.duplicates += done.duplicates
+        self.unknown += done.unknown
+        self.unattributed += done.unattributed
+        self.bad_lines += len(done.refused)
+        self.suppressions_added += len(done.suppressions)
+        _extend(self.problems, done.refused)
+        self.problems.sort(key=lambda p: p.line)
+        _extend(self.not_counted, done.not_counted)
+        _extend(self.suppressions, done.suppressions)
+
+    def refuse(self, problem: LineProblem) -> None:
+        self.bad_lines += 1
+        _extend(self.problems, [problem])
+
+    def unlisted(self) -> list[str]:
+        """What the lists leave out (they keep the first LISTED of each)."""
+        more = [
+            (self.bad_lines - len(self.problems), "bad line(s) skipped"),
+            (self.unknown + self.unattributed - len(self.not_counted), "event(s) not counted"),
+            (self.suppressions_added - len(self.suppressions), "suppression(s) added"),
+        ]
+        return [f"{n} more {what}, not listed" for n, what in more if n > 0]
 
     def check(self) -> None:
         """InputError (exit 65) when there were lines and not one could be read: the input is
@@ -264,8 +507,9 @@ class IngestSummary:
     def text(self) -> str:
         return (
             f"read {self.read} line(s): {self.recorded} recorded, {self.duplicates} already "
-            f"recorded, {self.unknown} for an unknown message or record, "
-            f"{self.bad_lines} bad line(s) skipped; {len(self.suppressions)} suppression(s) added"
+            f"recorded, {self.unknown} for an unknown message or record, {self.unattributed} "
+            f"not attributable to a message, {self.bad_lines} bad line(s) skipped; "
+            f"{self.suppressions_added} suppression(s) added"
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -275,43 +519,58 @@ class IngestSummary:
             "recorded": self.recorded,
             "duplicates": self.duplicates,
             "unknown": self.unknown,
+            "unattributed": self.unattributed,
             "bad_lines": self.bad_lines,
+            "suppressions_added": self.suppressions_added,
             "suppressions": self.suppressions,
             "problems": [{"line": p.line, "message": p.message} for p in self.problems],
+            "not_counted": [{"line": p.line, "message": p.message} for p in self.not_counted],
         }
 
 
-def ingest_events(store: Store, lines: Iterable[str], *, region: str = "FR") -> IngestSummary:
-    """Record every event of a JSON-lines stream, in batches; bad lines are skipped.
+def _extend(into: list, more: Sequence) -> None:
+    into.extend(more[: max(LISTED - len(into), 0)])
+
+
+def _batches(stream: IO[bytes], summary: IngestSummary) -> Iterator[list[Incoming]]:
+    """The stream's events, BATCH_SIZE at a time; its bad lines go to the summary."""
+    batch: list[Incoming] = []
+    for number, raw in numbered_lines(stream):
+        item = read_event(number, raw)
+        if item is None:
+            continue
+        summary.read += 1
+        if isinstance(item, LineProblem):
+            summary.refuse(item)
+            continue
+        batch.append(item)
+        if len(batch) >= BATCH_SIZE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def ingest_events(
+    store: Store, stream: IO[bytes], *, region: str = "FR", now: datetime | None = None
+) -> IngestSummary:
+    """Record every event of a JSON-lines byte stream, BATCH_SIZE lines at a time; bad lines
+    are counted (the first LISTED kept) and skipped. A transaction holds batches for about
+    TRANSACTION_SECONDS: fewer commits write each index page fewer times, and a sender
+    waiting for SQLite's write lock (10 s at most) is never kept out for long.
 
     Never raises for bad lines: `summary.check()` does, when none could be read.
     """
     summary = IngestSummary()
-    batch: list[tuple[Event, str]] = []
-
-    def flush() -> None:
-        if not batch:
-            return
+    batches = _batches(stream, summary)
+    batch = next(batches, None)
+    while batch is not None:
         with store.transaction(immediate=True) as conn:
-            for event, event_id in batch:
-                done = record_event(conn, event, event_id, region=region)
-                if done.outcome == Outcome.DUPLICATE:
-                    summary.duplicates += 1
-                elif done.outcome == Outcome.UNKNOWN:
-                    summary.unknown += 1
-                else:
-                    summary.recorded += 1
-                if done.suppression:
-                    summary.suppressions.append(done.suppression)
-        batch.clear()
-
-    for _number, item, event_id in read_events(lines):
-        summary.read += 1
-        if isinstance(item, LineProblem):
-            summary.problems.append(item)
-            continue
-        batch.append((item, event_id))
-        if len(batch) >= BATCH_SIZE:
-            flush()
-    flush()
+            started = time.monotonic()
+            while batch is not None:
+                listed = LISTED - len(summary.not_counted)
+                summary.add(record_events(conn, batch, now=now, region=region, listed=listed))
+                batch = next(batches, None)
+                if time.monotonic() - started >= TRANSACTION_SECONDS:
+                    break
     return summary

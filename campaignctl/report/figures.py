@@ -40,6 +40,7 @@ from sqlalchemy.exc import OperationalError
 from campaignctl import clock
 from campaignctl.enums import ListStatus, OutboxState, ResponseStatus
 from campaignctl.errors import UsageError
+from campaignctl.events.model import soft_bounce
 from campaignctl.plan.lock import not_contacted_counts
 from campaignctl.plan.plan import NotContactedCount
 from campaignctl.report import summary
@@ -84,23 +85,6 @@ class ListFilter:
 def _in(values: Iterable[str]) -> str:
     """A literal IN list of fixed vocabulary values (enum members, never user input)."""
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
-
-
-def soft_bounce(dialect: str) -> str:
-    """Whether a `bounced` event is soft: the negation of `Event.hard_bounce`, the rule
-    `events ingest` suppresses by (kind soft, or no kind and a 4.x.x code; never with a
-    5.1.x code). Never NULL: a bounce with neither kind nor code is hard."""
-    if dialect == "postgresql":
-        kind, code = "e.data->>'kind'", "e.data->>'code'"
-    else:
-        kind, code = (
-            "json_extract(e.data, '$.kind')",
-            "CAST(json_extract(e.data, '$.code') AS TEXT)",
-        )
-    return (
-        f"(COALESCE({kind} = 'soft' OR ({kind} IS NULL AND {code} LIKE '4%'), FALSE)"
-        f" AND COALESCE({code}, '') NOT LIKE '5.1.%')"
-    )
 
 
 def _hour(column: str, dialect: str) -> str:
@@ -289,10 +273,32 @@ def _aware(value: datetime | str | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+SERIES_DAYS = 3660  # the answers series never spans more than ten years of days
+# Instants a day's arithmetic in any time zone cannot overflow.
+_FIRST_INSTANT = datetime(1, 1, 3, tzinfo=UTC)
+_LAST_INSTANT = datetime(9999, 12, 29, tzinfo=UTC)
+
+
+def _within(instant: datetime) -> datetime:
+    return min(max(instant, _FIRST_INSTANT), _LAST_INSTANT)
+
+
 def _answers_per_day(
-    conn: Connection, campaign_id: int, tz: str, first_day: date | None, from_summary: bool
+    conn: Connection,
+    campaign_id: int,
+    tz: str,
+    first_send: datetime | None,
+    from_summary: bool,
+    now: datetime | None,
 ) -> list[DailyAnswers]:
-    """Records answering for the first time, per local day, every day from the first wave."""
+    """Records answering for the first time, per local day, every day from the first wave.
+
+    The series runs from the first wave (else the campaign's first send or apply; a day
+    earlier at most, for an answer that early)
+    to the last answer, never past `now` (and a day), never over SERIES_DAYS days: an answer
+    outside (only a store written before `events ingest` refused such times holds any) is
+    counted on the first or last day, so that the series always adds up to the answers.
+    """
     hour = _hour("first_at", conn.dialect.name)
     sql = (
         f"SELECT {hour} AS hour, COUNT(*) AS answers FROM report_first_answer "
@@ -305,15 +311,31 @@ def _answers_per_day(
               WHERE e.campaign_id = :c AND e.type = 'form_submitted'
               GROUP BY COALESCE(CAST(e.record_id AS TEXT), e.id)) AS firsts
         GROUP BY {hour}"""
+    per_hour = [
+        (_within(datetime.strptime(hour_text, "%Y-%m-%d %H").replace(tzinfo=UTC)), int(answers))
+        for hour_text, answers in conn.execute(sa.text(sql), {"c": campaign_id})
+    ]
+    if not per_hour:
+        return []
+    earliest = min(instant for instant, _ in per_hour)
+    latest = max(instant for instant, _ in per_hour)
+    slack, span = timedelta(days=1), timedelta(days=SERIES_DAYS - 1)
+    end = min(latest, _within(now) + slack) if now else latest
+    if first_send is None:  # no wave started: the campaign's first send, or its apply
+        first_send = _aware(
+            conn.execute(
+                sa.text("SELECT COALESCE(first_sent_at, applied_at) FROM campaign WHERE id = :c"),
+                {"c": campaign_id},
+            ).scalar_one()
+        )
+    start = _within(first_send)
+    start = max(earliest, start - slack) if earliest < start else start
+    end = min(max(end, start), start + min(span, _LAST_INSTANT - start))
     zone = ZoneInfo(tz)
     per_day: dict[date, int] = defaultdict(int)
-    for hour_text, answers in conn.execute(sa.text(sql), {"c": campaign_id}):
-        instant = datetime.strptime(hour_text, "%Y-%m-%d %H").replace(tzinfo=UTC)
-        per_day[instant.astimezone(zone).date()] += int(answers)
-    if not per_day:
-        return []
-    day = min([first_day, *per_day] if first_day else per_day)
-    last = max(per_day)
+    for instant, answers in per_hour:
+        per_day[min(max(instant, start), end).astimezone(zone).date()] += answers
+    day, last = start.astimezone(zone).date(), end.astimezone(zone).date()
     days, cumulative = [], 0
     while day <= last:
         cumulative += per_day.get(day, 0)
@@ -429,8 +451,8 @@ def campaign_report(
         ).scalar_one()
         not_contacted = _not_contacted(conn, cid)
         started = [_aware(w.started_at) for w in waves if w.started_at is not None]
-        first_day = min(started).astimezone(ZoneInfo(timezone)).date() if started else None
-        answers = _answers_per_day(conn, cid, timezone, first_day, from_summary)
+        first_send = min(started) if started else None  # type: ignore[type-var]
+        answers = _answers_per_day(conn, cid, timezone, first_send, from_summary, now)
 
     def parts(group: tuple) -> list[dict[tuple, dict]]:
         return [msgs[group], contacted[group], events[group]]

@@ -44,6 +44,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaignctl.enums import OutboxState
+from campaignctl.events.model import soft_bounce
 
 FINAL = ("sent", "bounced", "failed", "suppressed", "skipped")  # rows never leave these
 # the other states (queued, sending, uncertain, and any added later): read live
@@ -112,12 +113,6 @@ def refresh(conn: Connection, *, events: int = EVENT_STEP, rows: int = OUTBOX_ST
     return (new_events, new_outbox) == (last_event, last_outbox)
 
 
-def _soft() -> str:
-    from campaignctl.report.figures import soft_bounce
-
-    return soft_bounce("sqlite")
-
-
 def _events(conn: Connection, low: int, high: int) -> None:
     new = "e.rowid > :low AND e.rowid <= :high"
     # the bits the new events set, per message
@@ -128,7 +123,7 @@ def _events(conn: Connection, low: int, high: int) -> None:
           SELECT e.outbox_id, CASE e.type WHEN 'delivered' THEN {DELIVERED}
             WHEN 'sms_delivered' THEN {SMS_DELIVERED} WHEN 'opened' THEN {OPENED}
             WHEN 'clicked' THEN {CLICKED} WHEN 'sms_failed' THEN {SMS_FAILED}
-            ELSE CASE WHEN {_soft()} THEN {SOFT} ELSE {HARD} END END AS bit
+            ELSE CASE WHEN {soft_bounce("sqlite")} THEN {SOFT} ELSE {HARD} END END AS bit
           FROM event e WHERE {new} AND e.outbox_id IS NOT NULL AND e.type IN
             ('delivered', 'sms_delivered', 'opened', 'clicked', 'sms_failed', 'bounced'))
         GROUP BY outbox_id""",

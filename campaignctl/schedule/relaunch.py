@@ -7,8 +7,9 @@ read from the events (DESIGN.md §3):
   (others) for the record;
 - `non_openers`: not even an `opened` / `form_opened` (a click or an answer counts as
   an open too); an open of a message grouping several records counts for all of them;
-- `failed`: the record's message of the previous wave ended failed or bounced and none
-  reached it; it is retried on another channel when the record has an address there;
+- `failed`: the record's message of the previous wave ended failed or bounced (when
+  sending, or by a hard bounce or SMS failure event afterwards) and none reached it; it is
+  retried on another channel when the record has an address there;
 - `all`: every record of the lock.
 
 Each record gets the first of the wave's channels (priority order) for which it
@@ -29,6 +30,7 @@ from sqlalchemy.engine import Connection
 
 from campaignctl.enums import Channel, OutboxState, RecordStatus, WaveStatus
 from campaignctl.errors import StateError, UsageError
+from campaignctl.events.model import soft_bounce
 from campaignctl.spec.models import Campaign as CampaignSpec
 from campaignctl.spec.models import CampaignType, EventType, RelaunchTarget
 from campaignctl.store.tables import (
@@ -43,6 +45,7 @@ from campaignctl.store.tables import (
 
 # messages that reached (or are about to reach) a transport count towards the cap
 COUNTED_STATES = [OutboxState.QUEUED, OutboxState.SENDING, OutboxState.SENT, OutboxState.BOUNCED]
+RECORD_EVENTS = [str(EventType.FORM_OPENED), str(EventType.FORM_SUBMITTED)]
 OPEN_EVENTS = [
     EventType.OPENED,
     EventType.FORM_OPENED,
@@ -91,8 +94,15 @@ def _address(channel: str) -> sa.ColumnElement[Any]:
 
 
 def _acted(campaign: AppliedCampaign, types: list[EventType], by_address: bool) -> Any:
-    """An event of these types for the record (or, for opens, for a message to its email)."""
-    own = EVENT.c.record_id == RECORD.c.id
+    """An event of these types for the record (or, for opens, for a message to its email).
+
+    An event about a message (an open, a click) counts only when it names one, or was
+    attributed one (`events.record`); one about the record (a form opened or submitted)
+    counts in any case."""
+    own = sa.and_(
+        EVENT.c.record_id == RECORD.c.id,
+        sa.or_(EVENT.c.outbox_id.is_not(None), EVENT.c.type.in_(RECORD_EVENTS)),
+    )
     if by_address:
         to_address = EVENT.c.outbox_id.in_(
             sa.select(OUTBOX.c.id)
@@ -110,7 +120,7 @@ def _acted(campaign: AppliedCampaign, types: list[EventType], by_address: bool) 
 
 
 def _target_filter(
-    campaign: AppliedCampaign, target: RelaunchTarget, previous_wave_id: int | None
+    campaign: AppliedCampaign, target: RelaunchTarget, previous_wave_id: int | None, dialect: str
 ) -> Any:
     if target == RelaunchTarget.ALL:
         return sa.true()
@@ -132,10 +142,25 @@ def _target_filter(
         sa.and_(OUTBOX.c.channel == "sms", OUTBOX.c.address == RECORD.c.phone),
     )
     in_previous = sa.and_(OUTBOX.c.wave_id == previous_wave_id, mine)
-    failed = sa.exists().where(
-        in_previous, OUTBOX.c.state.in_([OutboxState.FAILED, OutboxState.BOUNCED])
+    # a message sent, then reported lost (a hard bounce or an SMS failure), failed as well
+    e = EVENT.alias("e")
+    lost = sa.exists().where(
+        e.c.outbox_id == OUTBOX.c.id,
+        sa.or_(
+            e.c.type == str(EventType.SMS_FAILED),
+            sa.and_(
+                e.c.type == str(EventType.BOUNCED), sa.text(f"NOT {soft_bounce(dialect, 'e')}")
+            ),
+        ),
     )
-    reached = sa.exists().where(in_previous, OUTBOX.c.state == OutboxState.SENT)
+    failed = sa.exists().where(
+        in_previous,
+        sa.or_(
+            OUTBOX.c.state.in_([OutboxState.FAILED, OutboxState.BOUNCED]),
+            sa.and_(OUTBOX.c.state == OutboxState.SENT, lost),
+        ),
+    )
+    reached = sa.exists().where(in_previous, OUTBOX.c.state == OutboxState.SENT, sa.not_(lost))
     return sa.and_(failed, sa.not_(reached))
 
 
@@ -145,6 +170,7 @@ def _candidates(
     target: RelaunchTarget,
     channels: Sequence[str],
     previous_wave_id: int | None,
+    dialect: str,
 ) -> sa.CTE:
     """One row per record × channel where it has an address, with the facts that decide."""
     reached = (
@@ -196,7 +222,7 @@ def _candidates(
             .where(
                 RECORD.c.status == RecordStatus.ACTIVE,
                 address.is_not(None),
-                _target_filter(campaign, target, previous_wave_id),
+                _target_filter(campaign, target, previous_wave_id, dialect),
             )
         )
     union = sa.union_all(*selects).subquery("candidate")
@@ -247,7 +273,7 @@ def relaunch_recipients(
     A query, not rows: the send engine streams it into the outbox in batches.
     """
     lock_id, chosen = _resolve(conn, campaign, channels, lock_id)
-    best = _candidates(campaign, lock_id, target, chosen, previous_wave_id)
+    best = _candidates(campaign, lock_id, target, chosen, previous_wave_id, conn.dialect.name)
     cap = campaign.spec.options.max_messages_per_contact
     group = campaign.spec.options.group_by_email
     group_key: Any = (
@@ -311,7 +337,7 @@ def plan_relaunch(
         conn, campaign, channels, previous.lock_id if previous is not None else None
     )
     prev_id = previous.id if previous is not None else None
-    best = _candidates(campaign, lock_id, target, chosen, prev_id)
+    best = _candidates(campaign, lock_id, target, chosen, prev_id, conn.dialect.name)
     cap = campaign.spec.options.max_messages_per_contact
     capped = sa.and_(best.c.suppressed == 0, best.c.sent >= cap) if cap else sa.false()
     totals = conn.execute(

@@ -73,6 +73,8 @@ class Record(SQLModel, table=True):
         sa.Index("ix_record_audience_category", "audience", "category"),
         sa.Index("ix_record_email_normalized", "email_normalized"),
         sa.Index("ix_record_phone", "phone"),
+        # events naming campaign + record find the record by its key (revision 0005)
+        sa.Index("ix_record_key", "key"),
     )
     id: int | None = Field(default=None, primary_key=True)
     audience: str = Field(max_length=100)
@@ -241,7 +243,6 @@ class Event(SQLModel, table=True):
     __tablename__ = "event"
     __table_args__ = (
         sa.Index("ix_event_campaign_type", "campaign_id", "type", "at"),
-        sa.Index("ix_event_message", "message_id"),
         sa.Index("ix_event_record", "record_id", "type"),
         sa.Index("ix_event_outbox", "outbox_id", "type"),
         # report: distinct messages and records per campaign and type (revision 0003)

@@ -36,6 +36,14 @@ def ingest(root: Path, source: str, *args: str, stdin: str | None = None):
     )
 
 
+NOW = "2027-03-02T09:00:00+01:00"  # the day after the scaffold's first send (storerows.T0)
+
+
+@pytest.fixture(autouse=True)
+def _clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", NOW)
+
+
 @pytest.fixture
 def events_file(scaffold: Path, backend: str) -> Path:
     seed(scaffold)
@@ -49,16 +57,18 @@ def test_ingest_records_links_and_suppresses(scaffold: Path, events_file: Path) 
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"{events_file}:4: skipped: not JSON: Expecting value: line 1 column 1 (char 0)",
+        f"{events_file}:4: skipped: not JSON: invalid literal, expected 'null': line 1 "
+        "column 1 (char 0)",
         f"{events_file}:10: skipped: type: Input should be 'delivered', 'bounced', 'opened', "
         "'clicked', 'form_opened', 'form_submitted', 'unsubscribed', 'complained', "
         "'sms_delivered', 'sms_failed' or 'sms_reply'",
+        f'{events_file}:8: recorded, unknown: message "nobody@example.org" is not in the store',
         "suppressed email contact@cimes.example (all categories, bounced)",
         "suppressed sms +33698765432 (administrative, sms_stop)",
         "suppressed email chezlulu@example.fr (all categories, complained)",
         "suppressed email famille.martin@example.com (administrative, unsubscribed)",
         "read 10 line(s): 7 recorded, 0 already recorded, 1 for an unknown message or record, "
-        "2 bad line(s) skipped; 4 suppression(s) added",
+        "0 not attributable to a message, 2 bad line(s) skipped; 4 suppression(s) added",
     ]
     store = open_store(scaffold)
     with store.read() as conn:
@@ -94,13 +104,16 @@ def test_reingesting_a_file_adds_nothing_and_says_so(scaffold: Path, events_file
         "recorded": 0,
         "duplicates": 8,
         "unknown": 0,
+        "unattributed": 0,
         "bad_lines": 2,
+        "suppressions_added": 0,
         "suppressions": [],
+        "not_counted": [],
     }
     assert [p["line"] for p in document["problems"]] == [4, 10]
     assert again.stderr.splitlines()[-1] == (
         "read 10 line(s): 0 recorded, 8 already recorded, 0 for an unknown message or record, "
-        "2 bad line(s) skipped; 0 suppression(s) added"
+        "0 not attributable to a message, 2 bad line(s) skipped; 0 suppression(s) added"
     )
 
 
@@ -110,8 +123,8 @@ def test_a_file_with_no_event_at_all_exits_65(scaffold: Path) -> None:
     result = ingest(scaffold, str(path))
     assert result.exit_code == 65
     assert result.stderr.splitlines()[-2:] == [
-        "error: none of the 2 line(s) is an event (line 1: not JSON: Expecting value: line 1 "
-        "column 1 (char 0))",
+        "error: none of the 2 line(s) is an event (line 1: not JSON: unexpected character, "
+        "expected a JSON value: line 1 column 1 (char 0))",
         '  hint: each line is a JSON object such as {"type": "opened", "message_id": "..."}',
     ]
 
@@ -123,7 +136,7 @@ def test_an_empty_file_is_not_an_error(scaffold: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stderr == (
         "read 0 line(s): 0 recorded, 0 already recorded, 0 for an unknown message or record, "
-        "0 bad line(s) skipped; 0 suppression(s) added\n"
+        "0 not attributable to a message, 0 bad line(s) skipped; 0 suppression(s) added\n"
     )
 
 

@@ -25,9 +25,10 @@ EVENTS = [
 
 
 @pytest.fixture
-def answered(scaffold: Path, backend: str) -> Path:
+def answered(scaffold: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Wave 1 sent to everyone, H002 also got wave 2 (2 messages: the cap), H001 and G001
     answered, C001's email bounced."""
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2027-03-02T09:00:00+01:00")  # the events' time
     seeded = seed(scaffold, options={"group_by_email": True, "max_messages_per_contact": 2})
     with seeded.store.transaction() as conn:
         wave_id = conn.execute(

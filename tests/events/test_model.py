@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from campaignctl.events.model import Event, EventType, LineProblem, is_stop_reply, read_events
+from campaignctl.events.model import (
+    Event,
+    EventType,
+    Incoming,
+    LineProblem,
+    is_stop_reply,
+    read_events,
+)
 
 LINES = [
     '{"type": "delivered", "message_id": "<abc@example.org>", "at": "2027-03-01T09:01:00+01:00"}',
@@ -20,8 +27,8 @@ LINES = [
 
 def test_read_events_reports_bad_lines_and_keeps_good_ones() -> None:
     results = list(read_events(LINES))
-    assert [n for n, _, _ in results] == [1, 3, 4, 5, 6, 7, 8]
-    problems = [(r.line, r.message) for _, r, _ in results if isinstance(r, LineProblem)]
+    assert [r.line for r in results] == [1, 3, 4, 5, 6, 7, 8]
+    problems = [(r.line, r.message) for r in results if isinstance(r, LineProblem)]
     assert problems[0][0] == 4 and problems[0][1].startswith("not JSON: ")
     assert problems[1:] == [
         (
@@ -35,16 +42,17 @@ def test_read_events_reports_bad_lines_and_keeps_good_ones() -> None:
         ),
         (7, "each line must be a JSON object"),
     ]
-    events = [(r, i) for _, r, i in results if isinstance(r, Event)]
-    assert events[0][0].message_id == "abc@example.org"
-    assert events[1][0].hard_bounce is True
-    assert events[2][1] == "evt-9" and events[2][0].opt_out is True
+    events = [r for r in results if isinstance(r, Incoming)]
+    assert events[0].event.message_id == "abc@example.org"
+    assert events[0].event.at.isoformat() == "2027-03-01T08:01:00+00:00"  # stored in UTC
+    assert events[1].event.hard_bounce is True
+    assert events[2].id == "evt-9" and events[2].event.opt_out is True
 
 
 def test_ids_are_stable_hashes_of_the_line_content() -> None:
     def id_of(line: str) -> str:
-        ((_, _, identifier),) = read_events([line])
-        return identifier
+        (incoming,) = read_events([line])
+        return incoming.id
 
     a = id_of('{"type": "opened", "message_id": "m1"}')
     b = id_of('{"message_id": "m1",   "type": "opened"}')
@@ -94,7 +102,7 @@ def test_ingest_and_report_classify_a_bounce_alike(data: dict, hard: bool) -> No
     import json
     import sqlite3
 
-    from campaignctl.report.figures import soft_bounce
+    from campaignctl.events.model import soft_bounce
 
     event = Event.model_validate({"type": "bounced", "address": "x@example.org", "data": data})
     assert event.hard_bounce is hard

@@ -177,7 +177,9 @@ def _cells(figures: Figures) -> list[str]:
 
 
 @pytest.fixture
-def reported(sent: Sent) -> Path:
+def reported(sent: Sent, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # ingested after the last event (events more than a day ahead of the clock are refused)
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2026-11-26T09:00:00+01:00")
     path = sent.root / "events.jsonl"
     lines = _events(sent)
     path.write_text("".join(json.dumps(e) + "\n" for e in lines), encoding="utf-8")

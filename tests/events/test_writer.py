@@ -1,0 +1,118 @@
+"""`record_events`: the one event writer (issue 22), in a producer's own transaction.
+
+`events ingest` is one producer; the send engine and the web side record their
+events through the same function, one event or a batch at a time.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from storerows import Seeded, open_store, seed
+
+from campaignctl.events.model import Event, Incoming
+from campaignctl.events.record import ingest_events, record_event, record_events
+
+NOW = datetime(2027, 3, 2, 8, 0, tzinfo=UTC)
+AT = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def sent(scaffold: Path, backend: str) -> Seeded:
+    return seed(scaffold)
+
+
+def bounce(message_id: str) -> Event:
+    return Event(type="bounced", message_id=message_id, at=AT, data={"code": "5.1.1"})
+
+
+def test_one_event_is_recorded_linked_and_suppresses_once(sent: Seeded) -> None:
+    with sent.store.transaction() as conn:
+        done = record_event(conn, bounce("H002.1@example.org"), "send:H002.1:bounced", now=NOW)
+    assert (done.recorded, done.duplicates, done.refused) == (1, 0, [])
+    assert done.suppressions == ["email contact@cimes.example (all categories, bounced)"]
+    with sent.store.transaction() as conn:
+        again = record_event(conn, bounce("H002.1@example.org"), "send:H002.1:bounced", now=NOW)
+    assert (again.recorded, again.duplicates, again.suppressions) == (0, 1, [])
+    with sent.store.read() as conn:
+        row = conn.execute(
+            sa.text("SELECT outbox_id, campaign_id, record_key, channel, address FROM event")
+        ).one()
+    assert tuple(row)[1:] == (sent.campaign_id, "H002", "email", "contact@cimes.example")
+
+
+def test_an_event_outside_the_window_is_refused_not_raised(sent: Seeded) -> None:
+    with sent.store.transaction() as conn:
+        done = record_event(
+            conn, Event(type="opened", message_id="H001.1@example.org", at=NOW.replace(year=2999)),
+            "web:1", now=NOW,
+        )  # fmt: skip
+    assert done.recorded == 0
+    assert [(p.line, p.message) for p in done.refused] == [
+        (
+            1,
+            "at: 2999-03-02T08:00:00+00:00 is more than a day after now (2027-03-02T08:00:00+00:00)",
+        )
+    ]
+
+
+def test_a_batch_counts_each_event_once(sent: Seeded) -> None:
+    items = [
+        Incoming(Event(type="opened", message_id="H001.1@example.org", at=AT), "a", 1),
+        Incoming(Event(type="opened", message_id="H001.1@example.org", at=AT), "a", 2),
+        Incoming(Event(type="clicked", campaign="update-2027", record="H001", at=AT), "b", 3),
+        Incoming(Event(type="opened", campaign="update-2027", record="nobody", at=AT), "c", 4),
+    ]
+    with sent.store.transaction() as conn:
+        done = record_events(conn, items, now=NOW)
+    assert (done.recorded, done.duplicates, done.unknown, done.unattributed) == (2, 1, 1, 0)
+    assert [p.line for p in done.not_counted] == [4]
+
+
+def test_ingests_running_at_once_record_each_event_once(scaffold: Path, sent: Seeded) -> None:
+    """Two producers with the same lines at the same time (a webhook retried while the
+    export is ingested): every event once, counted once, on both stores."""
+    lines = (
+        b"".join(
+            json.dumps(
+                {
+                    "type": "opened",
+                    "id": f"e{n}",
+                    "message_id": "H001.1@example.org",
+                    "at": AT.isoformat(),
+                }
+            ).encode()
+            + b"\n"
+            for n in range(3000)
+        )
+        + json.dumps(
+            {"type": "bounced", "message_id": "C001.1@example.org", "at": AT.isoformat()}
+        ).encode()
+    )
+    summaries = []
+
+    def run() -> None:
+        store = open_store(scaffold)
+        try:
+            summaries.append(ingest_events(store, io.BytesIO(lines), now=NOW))
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(summaries) == 2
+    assert sum(s.recorded for s in summaries) == 3001
+    assert sum(s.duplicates for s in summaries) == 3001
+    assert sum(s.suppressions_added for s in summaries) >= 1
+    with open_store(scaffold).read() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM event")).scalar_one() == 3001
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM suppression")).scalar_one() == 1
