@@ -62,7 +62,8 @@ from campaignctl.audience.staging import (
     stage_block,
     stage_one,
 )
-from campaignctl.errors import UsageError
+from campaignctl.enums import RecordStatus
+from campaignctl.errors import InputError, UsageError
 from campaignctl.spec.models import Audience
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store, utcnow
@@ -78,6 +79,7 @@ BULK_MIN_ROWS = 20_000  # below this, rebuilding the record indexes costs more t
 class ImportOptions:
     dry_run: bool = False
     prune: bool = False  # delete records gone from the source instead of marking them removed
+    allow_removals: bool = False  # let an import remove more than half of the active records
     rejects: Path | None = None  # write every problem there (CSV)
     workers: int | None = None  # typing processes; None: one a core (up to 4) for big files
     progress: Callable[[int], None] | None = None  # called with the rows read so far
@@ -362,7 +364,7 @@ def import_audience(
     # staged rows take about the room the records will: beside a SQLite store, on the disk
     # that must hold them anyway (the system's temporary folder may be a small RAM disk)
     beside = database and not database.startswith("file:")
-    table = sa.table("record", sa.column("audience"))
+    table = sa.table("record", sa.column("audience"), sa.column("status"))
     with ExitStack() as cleanup:  # whatever happens: files closed, staging removed
         folder = tempfile.mkdtemp(prefix="import-", dir=Path(database).parent if beside else None)
         cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
@@ -374,11 +376,12 @@ def import_audience(
         try:
             with store.transaction(immediate=True) as conn, _bulk_mode(conn, store.dialect):
                 now = utcnow()
-                known = conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(table)
-                    .where(table.c.audience == audience.name)
-                ).scalar_one()
+                known, active = conn.execute(
+                    sa.select(
+                        sa.func.count(),
+                        sa.func.count().filter(table.c.status == RecordStatus.ACTIVE.value),
+                    ).where(table.c.audience == audience.name)
+                ).one()
                 stager = Stager(layout, typer, salt, audience.name, bool(known))
                 collector = _Collector(audience.key, result, rejects, options.progress, seen)
                 _stage(stager, folder, workers, conn, collector)
@@ -395,6 +398,8 @@ def import_audience(
                 if known:
                     keys = _seen_table(conn, mover, seen)
                     _mark_removed(conn, now, audience.name, keys, result, options.prune)
+                    if not options.allow_removals:
+                        _refuse_mass_removal(result, active)
                 _ensure_indexes(conn, store.dialect, workspace, audience)
                 _audit(conn, result)
                 if options.dry_run:
@@ -542,6 +547,19 @@ def _mark_removed(
             {"audience": audience},
         )
         result.pruned = pruned.rowcount or 0
+
+
+def _refuse_mass_removal(result: ImportResult, active: int) -> None:
+    """A truncated or empty export must not wipe the audience: removing more than half of
+    its active records takes --allow-removals (raised inside the transaction: nothing kept)."""
+    if result.removed * 2 > active:
+        raise InputError(
+            f"{result.source}: this import would remove {result.removed} of the {active} "
+            f"active records of audience {result.audience!r} (their keys are not in the "
+            "file); nothing was changed",
+            hint="check that the file is complete (a truncated or empty export?); if those "
+            "records are really gone, run the import again with --allow-removals",
+        )
 
 
 def _ensure_indexes(

@@ -26,6 +26,13 @@ def import_(
     prune: Annotated[
         bool, typer.Option("--prune", help="Delete records gone from the source (not just mark).")
     ] = False,
+    allow_removals: Annotated[
+        bool,
+        typer.Option(
+            "--allow-removals",
+            help="Let the import remove more than half of the active records (refused otherwise).",
+        ),
+    ] = False,
     json_output: JsonOption = False,
     workspace: WorkspaceOption = None,
 ) -> None:
@@ -33,6 +40,8 @@ def import_(
 
     Re-importing an unchanged file changes nothing and says so. Bad values are dropped
     (the record is kept); rows without a key, or repeating an earlier key, are rejected.
+    An import that would remove more than half of the active records (a truncated export)
+    is refused unless --allow-removals is given.
 
     Example: campaignctl audience import providers --rejects rejects.csv
     """
@@ -42,7 +51,13 @@ def import_(
     app = get_app(ctx).use(workspace)
     ws = app.valid_workspace()
     with import_progress(app) as progress:
-        options = ImportOptions(dry_run=dry_run, prune=prune, rejects=rejects, progress=progress)
+        options = ImportOptions(
+            dry_run=dry_run,
+            prune=prune,
+            allow_removals=allow_removals,
+            rejects=rejects,
+            progress=progress,
+        )
         results = import_audiences(app.store(), ws, [name] if name else None, options)
     if json_output:
         app.print_json({"format_version": 1, "imports": [r.as_json() for r in results]})

@@ -80,6 +80,28 @@ def test_a_changed_file_reports_added_updated_removed(scaffold: Path, store: Sto
         find_records(store, "A2")
 
 
+def test_removing_more_than_half_the_records_needs_allow_removals(
+    scaffold: Path, store: Store
+) -> None:
+    _write(scaffold, "".join(f"A{i};Un;a{i}@b.fr;;hotel;Val;;;\n" for i in range(5)))
+    _import(scaffold, store)
+    _write(
+        scaffold,
+        "A0;Un;a0@b.fr;;hotel;Val;;;\nA1;Un;a1@b.fr;;hotel;Val;;;\nA9;Neuf;;;hotel;Val;;;\n",
+    )
+    serial = store.serial()
+    for dry_run in (True, False):
+        with pytest.raises(InputError, match="would remove 3 of the 5 active records") as caught:
+            _import(scaffold, store, dry_run=dry_run)
+        assert caught.value.exit_code == 65 and "--allow-removals" in str(caught.value.hint)
+    assert store.serial() == serial  # nothing written, not even the new record
+    assert [r["status"] for r in find_records(store, "A4")] == ["active"]
+    with pytest.raises(Exception, match="no record with key 'A9'"):
+        find_records(store, "A9")
+    result = _import(scaffold, store, allow_removals=True)
+    assert (result.added, result.removed) == (1, 3)
+
+
 def test_dry_run_keeps_the_store_unchanged(scaffold: Path, store: Store) -> None:
     result = _import(scaffold, store, dry_run=True)
     assert result.added == 7
