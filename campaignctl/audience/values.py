@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import traceback
 import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime
@@ -265,6 +266,10 @@ def _normalize_phone(text: str, region: str) -> str:
         try:
             number = phonenumbers.parse(candidate, region)
         except phonenumbers.NumberParseException as exc:
+            # parse() keeps the exception it caught in a local of its frame (`_, e, _ =
+            # sys.exc_info()`): a reference cycle, which would hold that frame and its
+            # callers' (an import worker's whole block of rows) until a garbage collection
+            traceback.clear_frames(exc.__traceback__)
             raise ValueProblem(
                 "invalid_phone", f"{candidate!r} is not a phone number: {exc}"
             ) from None
