@@ -20,6 +20,7 @@ record. Every problem goes to the rejects CSV and the per-reason summary.
 from __future__ import annotations
 
 import csv
+import fcntl
 import gc
 import multiprocessing
 import os
@@ -366,8 +367,8 @@ def import_audience(
     beside = database and not database.startswith("file:")
     table = sa.table("record", sa.column("audience"), sa.column("status"))
     with ExitStack() as cleanup:  # whatever happens: files closed, staging removed
-        folder = tempfile.mkdtemp(prefix="import-", dir=Path(database).parent if beside else None)
-        cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
+        parent = str(Path(database).parent) if beside else tempfile.gettempdir()
+        folder = cleanup.enter_context(staging_folder(parent))
         rejects = _RejectsFile(options.rejects) if options.rejects else None
         if rejects:
             cleanup.callback(rejects.close)
@@ -455,6 +456,49 @@ def _store_address(conn: Connection) -> StoreAddress:
     from psycopg.conninfo import make_conninfo
 
     return StoreAddress("postgresql", make_conninfo(raw.info.dsn, password=raw.info.password))
+
+
+STAGING_PREFIX = "campaignctl-import-"
+OWNER = "owner"  # the lock file of a staging folder
+
+
+@contextmanager
+def staging_folder(parent: str) -> Iterator[str]:
+    """A new folder in `parent` for one import's scratch files, removed when it ends.
+
+    The folders of imports killed before their end (they hold contact data) are removed
+    first, and only those: each import keeps its folder's lock file locked while it runs
+    (the system drops the lock when the process ends, however it ends). The folder gets
+    its final name once locked, so no other import ever sees it unlocked.
+    """
+    _remove_dead_staging(parent)
+    building = tempfile.mkdtemp(prefix=f".{STAGING_PREFIX}", dir=parent)
+    folder = os.path.join(parent, os.path.basename(building)[1:])
+    with open(os.path.join(building, OWNER), "w") as owner:
+        fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        owner.write(f"{os.getpid()}\n")  # for a person looking; the lock is what counts
+        owner.flush()
+        os.rename(building, folder)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_dead_staging(parent: str) -> None:
+    """Remove the staging folders in `parent` whose import is no longer running."""
+    folders: list[str] = []
+    with suppress(OSError), os.scandir(parent) as entries:
+        folders = [e.path for e in entries if e.name.startswith(STAGING_PREFIX) and e.is_dir()]
+    for folder in folders:
+        try:
+            with open(os.path.join(folder, OWNER)) as owner:
+                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: a live import
+                shutil.rmtree(folder, ignore_errors=True)
+        except FileNotFoundError:
+            shutil.rmtree(folder, ignore_errors=True)  # half removed already
+        except OSError:
+            continue  # a live import's, or not ours to touch
 
 
 class _DryRun(Exception):
