@@ -6,7 +6,9 @@ command that forks workers uses more. Sampled every 0.1 s over the process tree:
 - the peak RSS of each process (its kernel high-water mark, `VmHWM`, which is what
   `ru_maxrss` reads), summed over the processes: what `/usr/bin/time -v` would say of
   each process, added up. Pages a worker shares with its parent (the interpreter and the
-  modules imported before the fork) count once per process;
+  modules imported before a fork) count once per process. A child started with vfork
+  shares its parent's memory until its exec: it is not counted until then (`ru_maxrss`
+  would count its parent's memory in its own);
 - the peak of the summed RSS and of the summed PSS (each shared page split between the
   processes sharing it: what the command costs the machine at its worst moment).
 """
@@ -19,17 +21,18 @@ import time
 from pathlib import Path
 
 
-def tree_pids(pid: int) -> list[int]:
-    """`pid` and its descendants (workers, render processes, their helpers), from /proc."""
+def tree(pid: int) -> list[tuple[int, int]]:
+    """(process, its parent) for `pid` and its descendants (workers, render processes, their
+    helpers), from /proc, parents first."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         stat = _read(f"{entry}/stat") if entry.name.isdigit() else ""
         if stat:
             parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
-    tree = [pid]
-    for each in tree:  # grows while it is walked: breadth first
-        tree.extend(child for child, parent in parents.items() if parent == each)
-    return tree
+    found = [(pid, parents.get(pid, 0))]
+    for each, _parent in found:  # grows while it is walked: breadth first
+        found.extend((child, each) for child, parent in parents.items() if parent == each)
+    return found
 
 
 def _status_kib(status: str, field: str) -> int:
@@ -79,13 +82,18 @@ class PeakMemory:
     def _sample(self) -> None:
         while self.process.poll() is None:
             rss = pss = 0
-            for each in tree_pids(self.process.pid):
+            memory: dict[int, tuple[int, int]] = {}
+            for each, parent in tree(self.process.pid):
+                status = _read(f"/proc/{each}/status")
+                memory[each] = (_status_kib(status, "VmRSS"), _status_kib(status, "VmHWM"))
+                if parent in memory and memory[each] == memory[parent]:
+                    # started with vfork and not exec'd yet: its parent's memory, not its own
+                    continue
                 rollup = _read(f"/proc/{each}/smaps_rollup")
                 rss += _status_kib(rollup, "Rss")
                 pss += _status_kib(rollup, "Pss")
-                hwm = _status_kib(_read(f"/proc/{each}/status"), "VmHWM")
-                if hwm:
-                    self.peaks[each] = max(self.peaks.get(each, 0), hwm)
+                if memory[each][1]:
+                    self.peaks[each] = max(self.peaks.get(each, 0), memory[each][1])
                     self.labels.setdefault(each, _label(each))
             self.rss_kib, self.pss_kib = max(self.rss_kib, rss), max(self.pss_kib, pss)
             time.sleep(self.interval)
