@@ -82,8 +82,14 @@ class ImportOptions:
     prune: bool = False  # delete records gone from the source instead of marking them removed
     allow_removals: bool = False  # let an import remove more than half of the active records
     rejects: Path | None = None  # write every problem there (CSV)
-    workers: int | None = None  # typing processes; None: one a core (up to 4) for big files
+    # typing processes; None: one a core (up to 4) for big files. They are started fresh
+    # (spawn): a script that imports must run under `if __name__ == "__main__":`
+    workers: int | None = None
     progress: Callable[[int], None] | None = None  # called with the rows read so far
+
+
+REJECTING = ("missing_key", "duplicate_key")  # problems that reject the row; others drop a value
+SHOWN_PROBLEMS = 10  # the problems an import keeps to show (every one goes to --rejects)
 
 
 @dataclass
@@ -96,8 +102,9 @@ class ImportResult:
     unchanged: int = 0
     removed: int = 0
     pruned: int = 0
-    rejected: int = 0
-    problems: Counter[str] = field(default_factory=Counter)
+    rejected: int = 0  # rows
+    problems: Counter[str] = field(default_factory=Counter)  # reason -> count
+    first_problems: list[tuple[Any, ...]] = field(default_factory=list)  # in file order
     dry_run: bool = False
     elapsed: float = 0.0
 
@@ -105,19 +112,47 @@ class ImportResult:
     def changed(self) -> bool:
         return bool(self.added or self.updated or self.removed or self.pruned)
 
+    @property
+    def dropped(self) -> int:
+        """Values dropped from records that were kept (a bad email, phone, date…)."""
+        return sum(n for reason, n in self.problems.items() if reason not in REJECTING)
+
     def summary(self) -> str:
         verb = "would import" if self.dry_run else "imported"
         if not self.changed:
             return (
-                f"{self.audience}: no changes ({self.unchanged} records unchanged, "
-                f"{self.rejected} rejected rows) in {self.elapsed:.1f}s"
+                f"{self.audience}: no changes ({self.unchanged} records unchanged) "
+                f"in {self.elapsed:.1f}s"
             )
         return (
             f"{self.audience}: {verb} {self.rows} rows: {self.added} added, {self.updated} "
             f"updated, {self.unchanged} unchanged, {self.removed} removed"
             + (f", {self.pruned} pruned" if self.pruned else "")
-            + f", {self.rejected} rejected in {self.elapsed:.1f}s"
+            + f" in {self.elapsed:.1f}s"
         )
+
+    def problems_summary(self) -> str:
+        """`24 values dropped (3 invalid_email, 21 invalid_phone), 0 rows rejected`."""
+
+        def part(total: int, noun: str, reasons: list[str]) -> str:
+            detail = ", ".join(f"{self.problems[reason]} {reason}" for reason in reasons)
+            return f"{total} {noun}" + (f" ({detail})" if detail else "")
+
+        value_reasons = sorted(r for r in self.problems if r not in REJECTING)
+        row_reasons = sorted(r for r in self.problems if r in REJECTING)
+        values = part(self.dropped, "value dropped" if self.dropped == 1 else "values dropped",
+                      value_reasons)  # fmt: skip
+        rows = part(self.rejected, "row rejected" if self.rejected == 1 else "rows rejected",
+                    row_reasons)  # fmt: skip
+        return f"{values}, {rows}"
+
+    def problem_lines(self) -> list[str]:
+        """The first problems: `audiences/contacts.csv:9: email 'jean@': not a valid …`."""
+        lines = []
+        for line, _key, column, value, _reason, message in self.first_problems:
+            shown = f" {value if len(value) <= 60 else value[:57] + '...'!r}" if value else ""
+            lines.append(f"{self.source}:{line}: {column}{shown}: {message}")
+        return lines
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -132,6 +167,7 @@ class ImportResult:
             "removed": self.removed,
             "pruned": self.pruned,
             "rejected": self.rejected,
+            "dropped": self.dropped,
             "problems": dict(sorted(self.problems.items())),
             "elapsed_seconds": round(self.elapsed, 3),
         }
@@ -204,7 +240,7 @@ class _Collector:
         ):
             if first:
                 continue
-            message = f"key {key!r} already appears earlier in the file (the first row wins)"
+            message = "the key appears earlier in the file: the row is left out (the first wins)"
             duplicates.append((line, key, self.key_column, key, "duplicate_key", message))
             counts[kind] -= 1
             if kind != UNCHANGED:
@@ -217,10 +253,12 @@ class _Collector:
             lines = {problem[0] for problem in duplicates}
             problems = [p for p in problems if p[0] not in lines] + duplicates
             problems.sort(key=lambda problem: problem[0])
+        room = SHOWN_PROBLEMS - len(result.first_problems)
+        result.first_problems.extend(problems[:room] if room > 0 else [])
         for problem in problems:
             reason = problem[4]
             result.problems[reason] += 1
-            if reason in ("missing_key", "duplicate_key"):
+            if reason in REJECTING:
                 result.rejected += 1
             if self.rejects:
                 self.rejects.add(*problem)
@@ -352,7 +390,7 @@ def import_audience(
     region = workspace.config.phone_region
     layout = inspect_source(workspace.root / audience.source, audience, audience.source)
     typer = RowTyper(audience, layout, region)
-    salt = mapping_salt(audience, region)
+    salt = mapping_salt(layout, audience, region)
     result = ImportResult(audience.name, audience.source, dry_run=options.dry_run)
     workers = options.workers
     if workers is None:
@@ -401,7 +439,7 @@ def import_audience(
                     _mark_removed(conn, now, audience.name, keys, result, options.prune)
                     if not options.allow_removals:
                         _refuse_mass_removal(result, active)
-                _ensure_indexes(conn, store.dialect, workspace, audience)
+                _ensure_indexes(conn, store.dialect, workspace, audience, layout)
                 _audit(conn, result)
                 if options.dry_run:
                     raise _DryRun  # everything was computed for real; nothing is kept
@@ -607,7 +645,7 @@ def _refuse_mass_removal(result: ImportResult, active: int) -> None:
 
 
 def _ensure_indexes(
-    conn: Connection, dialect: str, workspace: Workspace, audience: Audience
+    conn: Connection, dialect: str, workspace: Workspace, audience: Audience, layout: SourceLayout
 ) -> None:
     """Expression indexes on the attributes this audience's segments test (built once, after
     the bulk insert, then maintained by the database): segment counts stay index lookups."""
@@ -617,7 +655,7 @@ def _ensure_indexes(
     for segment in workspace.segments.values():
         if segment.audience == audience.name:
             attributes |= tested_attributes(segment.where, workspace.segments)
-    _build_indexes(conn, dialect, index_statements(dialect, audience, attributes))
+    _build_indexes(conn, dialect, index_statements(dialect, layout.columns, attributes))
     # fresh statistics, so that the planner picks the selective index for segment counts
     if dialect == "sqlite":
         conn.exec_driver_sql("PRAGMA analysis_limit = 1000")

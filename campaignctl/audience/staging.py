@@ -7,8 +7,10 @@ PostgreSQL. No SQLAlchemy, no CLI.
 
 A worker parses its block, hashes each row's raw cells, and on a re-import looks the
 keys up in the store through its own read connection: an unchanged row is recognised by
-its hash and never normalised again. It types the new and changed rows and writes them
-to its own staging SQLite file; the importer moves them into the store.
+its hash and not typed again, unless it had bad values when it was stored (the lowest
+bit of its hash says so): it is typed again to list them, so that a re-import reports
+every problem the file still has. It types the new and changed rows and writes them to
+its own staging SQLite file; the importer moves them into the store.
 """
 
 from __future__ import annotations
@@ -37,27 +39,37 @@ RECORD_COLUMNS = (
     "source_hash",
 )  # fmt: skip
 STAGED_COLUMNS = ", ".join(RECORD_COLUMNS)
+# The version of the row hash: a new one makes every row 'changed' once.
+# 2: every header column is an attribute; the lowest bit says the row had bad values.
+HASH_VERSION = 2
+HAD_PROBLEMS = 1  # the bit of a stored source hash
 
 ADDED, UPDATED, UNCHANGED = "a", "u", "="  # what a row with a key does to the store
 _ABSENT, _KEEP = object(), object()  # stored states: no such record, a forgotten one
 
 
 def row_hasher(salt: bytes) -> Callable[[list[str]], int]:
-    """The hash of a row's raw cells, keyed by the mapping (a signed 64-bit integer)."""
+    """The hash of a row's raw cells, keyed by the mapping: a signed 64-bit integer whose
+    lowest bit is left clear (for HAD_PROBLEMS)."""
     keyed = hashlib.blake2b(digest_size=8, key=salt)  # copied: the key is absorbed once
 
     def row_hash(cells: list[str]) -> int:
         hasher = keyed.copy()
         hasher.update("\x1f".join(cells).encode())
-        return int.from_bytes(hasher.digest(), "big", signed=True)
+        return int.from_bytes(hasher.digest(), "big", signed=True) & ~HAD_PROBLEMS
 
     return row_hash
 
 
-def mapping_salt(audience: Audience, region: str) -> bytes:
-    """Changing the mapping (types, regions, headers) makes every row 'changed' once."""
-    text = audience.model_dump_json(include={"key", "columns"}) + region
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+def mapping_salt(layout: SourceLayout, audience: Audience, region: str) -> bytes:
+    """Changing the mapping (types, regions, which header feeds which attribute) makes
+    every row 'changed' once."""
+    mapping = [
+        (name, column.model_dump(mode="json"), layout.positions[name])
+        for name, column in layout.columns.items()
+    ]
+    text = orjson.dumps([HASH_VERSION, audience.key, mapping, region])
+    return hashlib.blake2b(text, digest_size=16).digest()
 
 
 @dataclass
@@ -135,8 +147,14 @@ class Stager:
         for line, cells, key in keyed:
             source_hash = row_hash(cells)
             state = stored.get(key, _ABSENT)
-            if state is _KEEP or state == source_hash:
+            if state is _KEEP:
                 kinds.append(UNCHANGED)
+                continue
+            if isinstance(state, int) and state & ~HAD_PROBLEMS == source_hash:
+                kinds.append(UNCHANGED)
+                if state & HAD_PROBLEMS:  # typed again, only to list its bad values again
+                    _attributes, bad = values(line, cells)
+                    problems.extend(_problem(line, key, p) for p in bad)
                 continue
             attributes, bad = values(line, cells)
             problems.extend(_problem(line, key, p) for p in bad)
@@ -144,6 +162,7 @@ class Stager:
             email, phone, category = contact(attributes)
             invalid = None
             if bad:
+                source_hash |= HAD_PROBLEMS
                 columns = {p.column for p in bad}
                 invalid = (
                     ",".join(

@@ -117,17 +117,21 @@ def test_parallel_and_inline_typing_give_the_same_records(scaffold: Path, store:
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
+    ("content", "where", "message"),
     [
-        (b"\x89PNG\r\n\x1a\n\x00\x00binary", "this is not a CSV text file"),
-        (b"ident;nom\nA1;x\n", "column 'id' of audience 'providers' is not in the header"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00binary", "audiences/contacts.csv:1:1", "this is not a CSV text file"),
+        (HEADER.replace("id;", "ids;").encode(), "audiences/providers.audience.yaml:8:1",
+         "column 'id' of audience 'providers' is not in the header"),
     ],
-)
-def test_unusable_files_are_clear_input_errors(
-    scaffold: Path, store: Store, content: bytes, message: str
+)  # fmt: skip
+def test_unusable_files_are_located_errors_in_validate_and_in_the_import(
+    scaffold: Path, store: Store, content: bytes, where: str, message: str
 ) -> None:
     (scaffold / "audiences" / "contacts.csv").write_bytes(content)
-    with pytest.raises(InputError, match=message) as caught:
+    ws = load_workspace(scaffold)
+    assert [f"{e.file}:{e.line}:{e.column}" for e in ws.errors] == [where]
+    assert message in ws.errors[0].message
+    with pytest.raises(InputError, match=message) as caught:  # import reads the file itself
         _import(scaffold, store)
     assert caught.value.exit_code == 65
 

@@ -24,7 +24,7 @@ def test_staging_a_block_with_bad_phones_leaves_no_garbage_behind(
     ws = load_workspace(scaffold).require_valid()
     audience = ws.audiences["providers"]
     layout = inspect_source(scaffold / audience.source, audience)
-    stager = Stager(layout, RowTyper(audience, layout, "FR"), mapping_salt(audience, "FR"),
+    stager = Stager(layout, RowTyper(audience, layout, "FR"), mapping_salt(layout, audience, "FR"),
                     audience.name, known=False)  # fmt: skip
     staging = Staging(str(tmp_path))
     (block,) = iter_blocks(layout)

@@ -21,7 +21,7 @@ def test_import_then_reimport_says_nothing_changed(scaffold: Path) -> None:
     again = _run(scaffold, "audience", "import")
     assert again.exit_code == 0, again.output
     assert again.stdout == ""
-    assert again.stderr.startswith("providers: no changes (7 records unchanged, 0 rejected rows)")
+    assert again.stderr.startswith("providers: no changes (7 records unchanged) in ")
 
 
 def test_segment_show_counts_in_the_store(scaffold: Path) -> None:

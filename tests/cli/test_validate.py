@@ -307,7 +307,7 @@ def test_warnings_fail_only_when_strict(scaffold: Path) -> None:
     lenient = validate(scaffold)
     assert lenient.exit_code == 0, lenient.output
     assert (
-        "audiences/providers.audience.yaml:5:9: warning[missing-file]: source file "
+        "audiences/providers.audience.yaml:7:9: warning[missing-file]: source file "
         "'audiences/contacts.csv' not found" in lenient.stdout
     )
     assert validate(scaffold, "--strict").exit_code == 65
