@@ -1,8 +1,8 @@
 """`audience import`: load an Audience's CSV into the store, normalised, idempotently.
 
-The main process streams the file in blocks of whole rows (a quarter of a megabyte of text each)
-to worker processes (files of 2 MB and more; inline otherwise), which parse, type and
-stage them (see `campaignctl.audience.staging`). The main process only checks keys for
+The main process streams the file in blocks of whole rows (256 KiB of text each) to
+worker processes (files of 2 MB and more; inline otherwise), which parse, type and stage
+them (see `campaignctl.audience.staging`). The main process only checks keys for
 duplicates, in file order, and writes the rejects; once every block is staged, it
 moves the staged rows into the store with one INSERT … SELECT per block (an attached
 database on SQLite: no row goes through Python again), all in one transaction. A
