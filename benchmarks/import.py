@@ -7,7 +7,8 @@ the summed RSS and PSS.
 
 The audience follows the file's header: the columns of `benchmarks/gen_contacts.py`
 (`;`-separated, tags split on `,`) or of `../shared/bench/gen_contacts.py` (`,`-separated,
-tags split on `;`); emails, phones, tags and dates are typed, the rest is text.
+tags split on `;`); emails, phones, tags and dates are declared with their types, the
+other columns are text without being listed.
 
 Usage: python benchmarks/import.py [CSV] [--pairs N]   (default: generate 1,000,000 rows)
 """
@@ -58,10 +59,12 @@ def audience(csv_path: Path) -> tuple[str, str]:
     with csv_path.open(encoding="utf-8-sig") as handle:
         header = handle.readline().strip()
     delimiter = ";" if ";" in header else ","
-    columns = []
-    for name in header.split(delimiter):
-        kind = TYPES.get(name, "{type: string}").replace("%s", "," if delimiter == ";" else ";")
-        columns.append(f"  {name}: {kind}")
+    separator = "," if delimiter == ";" else ";"
+    columns = [  # the others (the key among them) are text without being listed
+        f"  {name}: {TYPES[name].replace('%s', separator)}"
+        for name in header.split(delimiter)
+        if name in TYPES
+    ]
     document = "kind: Audience\nname: contacts\nsource: contacts.csv\nkey: id\ncolumns:\n"
     return document + "\n".join(columns) + "\n", delimiter
 
