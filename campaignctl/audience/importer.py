@@ -1,19 +1,16 @@
 """`audience import`: load an Audience's CSV into the store, normalised, idempotently.
 
-The main process streams the file in blocks of whole rows (a megabyte of text each)
-to worker processes (files of 2 MB and more; inline otherwise). A worker parses its
-block, hashes each row's raw cells, and on a re-import looks the keys up in the
-store through its own read connection: an unchanged row is recognised by its hash
-and never normalised again. It types the new and changed rows, the expensive part,
-and stages them in its own SQLite file. The main process only checks keys for
+The main process streams the file in blocks of whole rows (256 KiB of text each) to
+worker processes (files of 2 MB and more; inline otherwise), which parse, type and stage
+them (see `campaignctl.audience.staging`). The main process only checks keys for
 duplicates, in file order, and writes the rejects; once every block is staged, it
 moves the staged rows into the store with one INSERT … SELECT per block (an attached
 database on SQLite: no row goes through Python again), all in one transaction. A
 first load of a big file into a SQLite table holding fewer records rebuilds the
 table's secondary indexes once at the end instead of updating them row by row.
 
-Never holds the file in memory: what is kept is the set of keys seen (duplicate
-detection and removal), a few dozen bytes a record; staged rows are on disk.
+Memory stays flat whatever the file's size: the file is streamed, staged rows are on
+disk, and so are the keys seen (duplicate detection, then removal: one UPDATE).
 
 Rows: a missing key or a key already seen earlier in the file (the first wins)
 rejects the row; a bad value (email, phone, date…) drops that value and keeps the
@@ -22,13 +19,12 @@ record. Every problem goes to the rejects CSV and the per-reason summary.
 
 from __future__ import annotations
 
+import fcntl
 import gc
-import hashlib
 import multiprocessing
 import os
 import shutil
 import sqlite3
-import sys
 import tempfile
 import time
 from collections import Counter, deque
@@ -42,44 +38,58 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from campaignctl.audience.source import (
-    Block,
     RowTyper,
     SourceLayout,
     estimate_rows,
     inspect_source,
     iter_blocks,
-    parse_block,
+)
+from campaignctl.audience.staging import (
+    ADDED,
+    RECORD_COLUMNS,
+    STAGED_COLUMNS,
+    UNCHANGED,
+    UPDATED,
+    Staged,
+    Stager,
+    Staging,
+    StoreAddress,
+    init_worker,
+    mapping_salt,
+    stage_block,
+    stage_one,
 )
 from campaignctl.enums import RecordStatus
-from campaignctl.errors import UsageError
+from campaignctl.errors import InputError, UsageError
 from campaignctl.safecsv import FormulaSafeWriter
 from campaignctl.spec.models import Audience
 from campaignctl.spec.workspace import Workspace
-from campaignctl.store.store import Store, create_engine, utcnow
+from campaignctl.store.store import Store, utcnow
 
 IMPORT_CACHE_KIB = 16 * 1024  # SQLite page cache during an import (default: 2 MiB)
 SORT_CACHE_KIB = 4 * 1024  # ... while building an index: the size of each sorted run
 PARALLEL_MIN_BYTES = 2_000_000  # below this a worker process costs more than it saves
 MAX_WORKERS = 4  # the move into the store is one process: more workers would wait on it
 BULK_MIN_ROWS = 20_000  # below this, rebuilding the record indexes costs more than it saves
-# what differs from record to record; the audience, status and timestamps are the import's
-RECORD_COLUMNS = (
-    "key", "email", "email_normalized", "phone", "invalid_addresses", "category", "attributes",
-    "source_hash",
-)  # fmt: skip
-STAGED_COLUMNS = ", ".join(RECORD_COLUMNS)
 
 
 @dataclass(frozen=True)
 class ImportOptions:
     dry_run: bool = False
     prune: bool = False  # delete records gone from the source instead of marking them removed
+    allow_removals: bool = False  # let an import remove more than half of the active records
     rejects: Path | None = None  # write every problem there (CSV)
-    workers: int | None = None  # typing processes; None: one a core (up to 4) for big files
+    # typing processes; None: one a core (up to 4) for big files. They are started fresh
+    # (spawn): a script that imports must run under `if __name__ == "__main__":`
+    workers: int | None = None
     progress: Callable[[int], None] | None = None  # called with the rows read so far
+
+
+REJECTING = ("missing_key", "duplicate_key")  # problems that reject the row; others drop a value
+SHOWN_PROBLEMS = 10  # the problems an import keeps to show (every one goes to --rejects)
 
 
 @dataclass
@@ -92,8 +102,9 @@ class ImportResult:
     unchanged: int = 0
     removed: int = 0
     pruned: int = 0
-    rejected: int = 0
-    problems: Counter[str] = field(default_factory=Counter)
+    rejected: int = 0  # rows
+    problems: Counter[str] = field(default_factory=Counter)  # reason -> count
+    first_problems: list[tuple[Any, ...]] = field(default_factory=list)  # in file order
     dry_run: bool = False
     elapsed: float = 0.0
 
@@ -101,19 +112,47 @@ class ImportResult:
     def changed(self) -> bool:
         return bool(self.added or self.updated or self.removed or self.pruned)
 
+    @property
+    def dropped(self) -> int:
+        """Values dropped from records that were kept (a bad email, phone, date…)."""
+        return sum(n for reason, n in self.problems.items() if reason not in REJECTING)
+
     def summary(self) -> str:
         verb = "would import" if self.dry_run else "imported"
         if not self.changed:
             return (
-                f"{self.audience}: no changes ({self.unchanged} records unchanged, "
-                f"{self.rejected} rejected rows) in {self.elapsed:.1f}s"
+                f"{self.audience}: no changes ({self.unchanged} records unchanged) "
+                f"in {self.elapsed:.1f}s"
             )
         return (
             f"{self.audience}: {verb} {self.rows} rows: {self.added} added, {self.updated} "
             f"updated, {self.unchanged} unchanged, {self.removed} removed"
             + (f", {self.pruned} pruned" if self.pruned else "")
-            + f", {self.rejected} rejected in {self.elapsed:.1f}s"
+            + f" in {self.elapsed:.1f}s"
         )
+
+    def problems_summary(self) -> str:
+        """`24 values dropped (3 invalid_email, 21 invalid_phone), 0 rows rejected`."""
+
+        def part(total: int, noun: str, reasons: list[str]) -> str:
+            detail = ", ".join(f"{self.problems[reason]} {reason}" for reason in reasons)
+            return f"{total} {noun}" + (f" ({detail})" if detail else "")
+
+        value_reasons = sorted(r for r in self.problems if r not in REJECTING)
+        row_reasons = sorted(r for r in self.problems if r in REJECTING)
+        values = part(self.dropped, "value dropped" if self.dropped == 1 else "values dropped",
+                      value_reasons)  # fmt: skip
+        rows = part(self.rejected, "row rejected" if self.rejected == 1 else "rows rejected",
+                    row_reasons)  # fmt: skip
+        return f"{values}, {rows}"
+
+    def problem_lines(self) -> list[str]:
+        """The first problems: `audiences/contacts.csv:9: email 'jean@': not a valid …`."""
+        lines = []
+        for line, _key, column, value, _reason, message in self.first_problems:
+            shown = f" {value if len(value) <= 60 else value[:57] + '...'!r}" if value else ""
+            lines.append(f"{self.source}:{line}: {column}{shown}: {message}")
+        return lines
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -128,6 +167,7 @@ class ImportResult:
             "removed": self.removed,
             "pruned": self.pruned,
             "rejected": self.rejected,
+            "dropped": self.dropped,
             "problems": dict(sorted(self.problems.items())),
             "elapsed_seconds": round(self.elapsed, 3),
         }
@@ -146,197 +186,6 @@ def import_audiences(
                 hint=f"audiences: {', '.join(sorted(audiences)) or 'none defined'}",
             )
     return [import_audience(store, workspace, audiences[name], options) for name in selected]
-
-
-def _row_hasher(salt: bytes) -> Callable[[list[str]], int]:
-    """The hash of a row's raw cells, keyed by the mapping (a signed 64-bit integer)."""
-    keyed = hashlib.blake2b(digest_size=8, key=salt)  # copied: the key is absorbed once
-
-    def row_hash(cells: list[str]) -> int:
-        hasher = keyed.copy()
-        hasher.update("\x1f".join(cells).encode())
-        return int.from_bytes(hasher.digest(), "big", signed=True)
-
-    return row_hash
-
-
-def _mapping_salt(audience: Audience, region: str) -> bytes:
-    """Changing the mapping (types, regions, headers) makes every row 'changed' once."""
-    text = audience.model_dump_json(include={"key", "columns"}) + region
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
-
-
-# ----------------------------------------------------------------------------- staging (worker)
-
-ADDED, UPDATED, UNCHANGED = "a", "u", "="  # what a row with a key does to the store
-_ABSENT, _KEEP = object(), object()  # stored states: no such record, a forgotten one
-
-
-@dataclass
-class _Staged:
-    """What a worker hands back for one block; the typed rows themselves are in `file`."""
-
-    file: str
-    first: int  # line numbers of the first and last staged row (first > last: none)
-    last: int
-    rows: int  # non-blank rows in the block
-    keys: list[str]  # of the rows that have one, in file order
-    lines: list[int]  # their line numbers
-    kinds: str  # one of ADDED, UPDATED, UNCHANGED per key
-    problems: list[tuple[Any, ...]]  # (line, key, column, value, reason, message)
-
-
-class _Staging:
-    """One process's staging file: the typed rows of the blocks it handled, by line."""
-
-    def __init__(self, folder: str) -> None:
-        self.path = os.path.join(folder, f"staged-{os.getpid()}.db")
-        self.conn = sqlite3.connect(self.path, isolation_level=None)
-        # scratch data: no journal, no syncs; each block is committed for the importer.
-        # Bigger pages: a sixth less time per row written (and read back)
-        self.conn.execute("PRAGMA page_size = 16384")
-        self.conn.execute("PRAGMA journal_mode = OFF")
-        self.conn.execute("PRAGMA synchronous = OFF")
-        self.conn.execute(f"CREATE TABLE staged (line INTEGER PRIMARY KEY, {STAGED_COLUMNS})")
-        self.insert = f"INSERT INTO staged VALUES ({', '.join('?' * (len(RECORD_COLUMNS) + 1))})"
-
-    def add(self, rows: list[tuple[Any, ...]]) -> None:
-        self.conn.execute("BEGIN")
-        self.conn.executemany(self.insert, rows)
-        self.conn.execute("COMMIT")
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-@dataclass
-class _Stager:
-    """Parses, classifies, types and stages one block of rows (picklable: import workers)."""
-
-    layout: SourceLayout
-    typer: RowTyper
-    salt: bytes
-    audience: str
-    known: bool  # the store holds records of this audience: look the keys up
-
-    def __call__(self, block: Block, staging: _Staging, store: Connection | None) -> _Staged:
-        """Stage the new and changed rows of `block`; `store` answers the key look-ups.
-
-        `invalid` lists the channels whose address the source gave but normalisation
-        dropped ("email", "sms", "email,sms"): `plan` reports those records as
-        `invalid_address` rather than `no_address`.
-        """
-        typer, row_hash = self.typer, _row_hasher(self.salt)
-        key_index, values, contact = typer.key_index, typer.values, typer.contact
-        email_column, phone_column = typer.email_column, typer.phone_column
-        rows = parse_block(block, self.layout)
-        keyed: list[tuple[int, list[str], str]] = []
-        problems: list[tuple[Any, ...]] = []
-        for line, cells in rows:
-            key = cells[key_index].strip()
-            if key:
-                keyed.append((line, cells, key))
-            else:
-                missing = typer.missing_key(line)
-                problems.append((line, "", missing.column, "", missing.reason, missing.message))
-        keys = [key for _line, _cells, key in keyed]
-        stored = _stored(store, self.audience, keys) if self.known and keyed else {}
-        kinds: list[str] = []
-        staged: list[tuple[Any, ...]] = []
-        for line, cells, key in keyed:
-            source_hash = row_hash(cells)
-            state = stored.get(key, _ABSENT)
-            if state is _KEEP or state == source_hash:
-                kinds.append(UNCHANGED)
-                continue
-            kinds.append(ADDED if state is _ABSENT else UPDATED)
-            attributes, bad = values(line, cells)
-            email, phone, category = contact(attributes)
-            invalid = None
-            if bad:
-                columns = {p.column for p in bad}
-                invalid = (
-                    ",".join(
-                        channel
-                        for channel, column in (("email", email_column), ("sms", phone_column))
-                        if column is not None and column in columns
-                    )
-                    or None
-                )
-                problems.extend((line, key, p.column, p.value, p.reason, p.message) for p in bad)
-            lower = email.lower() if email else None
-            document = orjson.dumps(attributes).decode()
-            staged.append(
-                (line, key, email, lower, phone, invalid, category, document, source_hash)
-            )
-        if staged:
-            staging.add(staged)
-        problems.sort(key=lambda problem: problem[0])
-        return _Staged(
-            staging.path,
-            staged[0][0] if staged else 1,
-            staged[-1][0] if staged else 0,
-            len(rows),
-            keys,
-            [line for line, _cells, _key in keyed],
-            "".join(kinds),
-            problems,
-        )
-
-
-def _stored(conn: Connection | None, audience: str, keys: list[str]) -> dict[str, object]:
-    """The stored state of each key the store has: the source hash of an active record,
-    None for a removed one (any row brings it back), _KEEP for a forgotten one (never
-    filled again from the source)."""
-    assert conn is not None
-    if conn.dialect.name == "sqlite":  # one parameter: no 10,000-placeholder statement
-        lookup = (
-            "SELECT key, source_hash, status FROM record "
-            "WHERE audience = ? AND key IN (SELECT value FROM json_each(?))",
-            (audience, orjson.dumps(keys).decode()),
-        )
-    else:
-        lookup = (
-            "SELECT key, source_hash, status FROM record WHERE audience = %s AND key = ANY(%s)",
-            (audience, keys),
-        )
-    stored: dict[str, object] = {}
-    for key, source_hash, status in conn.exec_driver_sql(*lookup):
-        if status == RecordStatus.ACTIVE.value:
-            stored[key] = source_hash
-        elif status == RecordStatus.FORGOTTEN.value:
-            stored[key] = _KEEP
-        else:
-            stored[key] = None
-    return stored
-
-
-_WORKER: tuple[_Stager, _Staging, Connection | None] | None = None
-
-
-def _init_worker(stager: _Stager, folder: str, store: Engine | str) -> None:
-    """A worker's staging file, and its own read connection to the store for re-imports
-    (it sees the store as it was before the import: the importer writes only at the end).
-
-    `store` is the importer's engine when the worker was forked (same options and
-    connection hooks; its pooled connections stay the parent's), else the store's URL.
-    """
-    global _WORKER
-    connection = None
-    if stager.known:
-        if isinstance(store, str):
-            store = create_engine(store)
-        else:
-            store.dispose(close=False)
-        connection = store.connect()
-    _WORKER = (stager, _Staging(folder), connection)
-    gc.disable()  # see _bulk_mode: the worker lives only as long as one import
-
-
-def _stage_block(block: Block) -> _Staged:
-    assert _WORKER is not None
-    stager, staging, store = _WORKER
-    return stager(block, staging, store)
 
 
 @contextmanager
@@ -376,20 +225,22 @@ class _Collector:
     result: ImportResult
     rejects: _RejectsFile | None
     progress: Callable[[int], None] | None
-    seen: set[str] = field(default_factory=set)
+    seen: _KeysSeen
     moves: list[tuple[str, int, int, list[int]]] = field(default_factory=list)
 
-    def take(self, staged: _Staged) -> None:
-        result, seen = self.result, self.seen
+    def take(self, staged: Staged) -> None:
+        result = self.result
         result.rows += staged.rows
         duplicates: list[tuple[Any, ...]] = []
         excluded: list[int] = []  # staged lines of rows that repeat an earlier key
         counts = Counter(staged.kinds)
-        for line, key, kind in zip(staged.lines, staged.keys, staged.kinds, strict=True):
-            if key not in seen:
-                seen.add(key)
+        firsts = self.seen.first(staged.keys)
+        for line, key, kind, first in zip(
+            staged.lines, staged.keys, staged.kinds, firsts, strict=True
+        ):
+            if first:
                 continue
-            message = f"key {key!r} already appears earlier in the file (the first row wins)"
+            message = "the key appears earlier in the file: the row is left out (the first wins)"
             duplicates.append((line, key, self.key_column, key, "duplicate_key", message))
             counts[kind] -= 1
             if kind != UNCHANGED:
@@ -402,10 +253,12 @@ class _Collector:
             lines = {problem[0] for problem in duplicates}
             problems = [p for p in problems if p[0] not in lines] + duplicates
             problems.sort(key=lambda problem: problem[0])
+        room = SHOWN_PROBLEMS - len(result.first_problems)
+        result.first_problems.extend(problems[:room] if room > 0 else [])
         for problem in problems:
             reason = problem[4]
             result.problems[reason] += 1
-            if reason in ("missing_key", "duplicate_key"):
+            if reason in REJECTING:
                 result.rejected += 1
             if self.rejects:
                 self.rejects.add(*problem)
@@ -413,6 +266,38 @@ class _Collector:
             self.moves.append((staged.file, staged.first, staged.last, excluded))
         if self.progress:
             self.progress(result.rows)
+
+
+class _KeysSeen:
+    """The keys met so far in the file, in a SQLite file of the staging folder (a set of a
+    million keys would take about 100 MB): duplicates, then the records gone."""
+
+    def __init__(self, folder: str) -> None:
+        self.path = os.path.join(folder, "keys.db")
+        self.conn = sqlite3.connect(self.path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode = OFF")  # scratch data
+        self.conn.execute("PRAGMA synchronous = OFF")
+        self.conn.execute("CREATE TABLE seen (key TEXT PRIMARY KEY) WITHOUT ROWID")
+
+    def first(self, keys: list[str]) -> list[bool]:
+        """Whether each key is met for the first time (neither in an earlier block nor
+        earlier in `keys`); remembers them."""
+        new = {
+            key
+            for (key,) in self.conn.execute(
+                "INSERT INTO seen SELECT value FROM json_each(?) WHERE true "
+                "ON CONFLICT DO NOTHING RETURNING key",
+                (orjson.dumps(keys).decode(),),
+            )
+        }
+        firsts = []
+        for key in keys:  # the first of the repeats within `keys` is the one inserted
+            firsts.append(key in new)
+            new.discard(key)
+        return firsts
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 class _Mover:
@@ -450,12 +335,18 @@ class _Mover:
                 f"VALUES (%s, 'active', %s, %s, {', '.join(values)}) {upsert}"
             )
 
+    def attach(self, file: str) -> str:
+        """The alias of a scratch SQLite file attached to the import's connection (SQLite)."""
+        alias = self.sources.get(file)
+        if alias is None:
+            alias = self.sources[file] = f"staged_{len(self.sources)}"
+            self.conn.exec_driver_sql(f"ATTACH DATABASE ? AS {alias}", (file,))
+        assert isinstance(alias, str)
+        return alias
+
     def move(self, file: str, first: int, last: int, excluded: list[int]) -> None:
         if self.dialect == "sqlite":
-            alias = self.sources.get(file)
-            if alias is None:
-                alias = self.sources[file] = f"staged_{len(self.sources)}"
-                self.conn.exec_driver_sql(f"ATTACH DATABASE ? AS {alias}", (file,))
+            alias = self.attach(file)
             excluding = "AND line NOT IN (SELECT value FROM json_each(?))" if excluded else ""
             parameters: tuple[Any, ...] = (first, last)
             if excluded:
@@ -499,7 +390,7 @@ def import_audience(
     region = workspace.config.phone_region
     layout = inspect_source(workspace.audience_source(audience), audience, audience.source)
     typer = RowTyper(audience, layout, region)
-    salt = _mapping_salt(audience, region)
+    salt = mapping_salt(layout, audience, region)
     result = ImportResult(audience.name, audience.source, dry_run=options.dry_run)
     workers = options.workers
     if workers is None:
@@ -512,27 +403,27 @@ def import_audience(
     # staged rows take about the room the records will: beside a SQLite store, on the disk
     # that must hold them anyway (the system's temporary folder may be a small RAM disk)
     beside = database and not database.startswith("file:")
-    table = sa.table(
-        "record", sa.column("key"), sa.column("source_hash"), sa.column("status"),
-        sa.column("audience"), sa.column("id"),
-    )  # fmt: skip
+    table = sa.table("record", sa.column("audience"), sa.column("status"))
     with ExitStack() as cleanup:  # whatever happens: files closed, staging removed
-        folder = tempfile.mkdtemp(prefix="import-", dir=Path(database).parent if beside else None)
-        cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
+        parent = str(Path(database).parent) if beside else tempfile.gettempdir()
+        folder = cleanup.enter_context(staging_folder(parent))
         rejects = _RejectsFile(options.rejects) if options.rejects else None
         if rejects:
             cleanup.callback(rejects.close)
+        seen = _KeysSeen(folder)
+        cleanup.callback(seen.close)
         try:
             with store.transaction(immediate=True) as conn, _bulk_mode(conn, store.dialect):
                 now = utcnow()
-                known = conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(table)
-                    .where(table.c.audience == audience.name)
-                ).scalar_one()
-                stager = _Stager(layout, typer, salt, audience.name, bool(known))
-                collector = _Collector(audience.key, result, rejects, options.progress)
-                _stage(stager, folder, workers, store, conn, collector)
+                known, active = conn.execute(
+                    sa.select(
+                        sa.func.count(),
+                        sa.func.count().filter(table.c.status == RecordStatus.ACTIVE.value),
+                    ).where(table.c.audience == audience.name)
+                ).one()
+                stager = Stager(layout, typer, salt, audience.name, bool(known))
+                collector = _Collector(audience.key, result, rejects, options.progress, seen)
+                _stage(stager, folder, workers, conn, collector)
                 deferred = (
                     _drop_secondary_indexes(conn)
                     if store.dialect == "sqlite" and not known and _bulk_load(conn, layout)
@@ -544,9 +435,11 @@ def import_audience(
                     mover.move(*move)
                 _build_indexes(conn, store.dialect, deferred)
                 if known:
-                    seen, prune = collector.seen, options.prune
-                    _mark_removed(conn, now, table, audience.name, seen, result, prune)
-                _ensure_indexes(conn, store.dialect, workspace, audience)
+                    keys = _seen_table(conn, mover, seen)
+                    _mark_removed(conn, now, audience.name, keys, result, options.prune)
+                    if not options.allow_removals:
+                        _refuse_mass_removal(result, active)
+                _ensure_indexes(conn, store.dialect, workspace, audience, layout)
                 _audit(conn, result)
                 if options.dry_run:
                     raise _DryRun  # everything was computed for real; nothing is kept
@@ -557,37 +450,30 @@ def import_audience(
 
 
 def _stage(
-    stager: _Stager,
-    folder: str,
-    workers: int,
-    store: Store,
-    conn: Connection,
-    collector: _Collector,
+    stager: Stager, folder: str, workers: int, conn: Connection, collector: _Collector
 ) -> None:
     """Stage every block of the file, in `workers` processes or inline (0)."""
     blocks = iter_blocks(stager.layout)
     if not workers:
-        staging = _Staging(folder)
+        staging = Staging(folder)
         try:
             for block in blocks:
-                collector.take(stager(block, staging, conn))
+                collector.take(stage_one(stager, staging, conn.connection.dbapi_connection, block))
         finally:
             staging.close()
         return
-    # forked where the system allows it: the engine then comes as it is (a Store may be
-    # built from an engine whose connection options its URL does not carry)
-    fork = sys.platform == "linux"
-    engine = store.engine if fork else store.engine.url.render_as_string(hide_password=False)
-    pending: deque[Future[_Staged]] = deque()
+    # Started fresh, not forked: a forked worker would carry the importer's memory (the
+    # CLI, SQLAlchemy, Alembic: 80 MB a worker) for nothing
+    pending: deque[Future[Staged]] = deque()
     with ProcessPoolExecutor(
         workers,
-        mp_context=multiprocessing.get_context("fork" if fork else None),
-        initializer=_init_worker,
-        initargs=(stager, folder, engine),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=init_worker,
+        initargs=(stager, folder, _store_address(conn) if stager.known else None),
     ) as executor:
         try:
             for block in blocks:
-                pending.append(executor.submit(_stage_block, block))
+                pending.append(executor.submit(stage_block, block))
                 while len(pending) > 2 * workers:
                     collector.take(pending.popleft().result())
             while pending:
@@ -595,6 +481,62 @@ def _stage(
         except BaseException:
             executor.shutdown(cancel_futures=True)
             raise
+
+
+def _store_address(conn: Connection) -> StoreAddress:
+    """Where workers open their own connection to the store: the database file, or the
+    connection's own parameters (a Store may be built from an engine whose connection
+    options its URL does not carry)."""
+    raw: Any = conn.connection.dbapi_connection
+    if conn.dialect.name == "sqlite":
+        files = {name: file for _seq, name, file in raw.execute("PRAGMA database_list")}
+        return StoreAddress("sqlite", files["main"])
+    from psycopg.conninfo import make_conninfo
+
+    return StoreAddress("postgresql", make_conninfo(raw.info.dsn, password=raw.info.password))
+
+
+STAGING_PREFIX = "campaignctl-import-"
+OWNER = "owner"  # the lock file of a staging folder
+
+
+@contextmanager
+def staging_folder(parent: str) -> Iterator[str]:
+    """A new folder in `parent` for one import's scratch files, removed when it ends.
+
+    The folders of imports killed before their end (they hold contact data) are removed
+    first, and only those: each import keeps its folder's lock file locked while it runs
+    (the system drops the lock when the process ends, however it ends). The folder gets
+    its final name once locked, so no other import ever sees it unlocked.
+    """
+    _remove_dead_staging(parent)
+    building = tempfile.mkdtemp(prefix=f".{STAGING_PREFIX}", dir=parent)
+    folder = os.path.join(parent, os.path.basename(building)[1:])
+    with open(os.path.join(building, OWNER), "w") as owner:
+        fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        owner.write(f"{os.getpid()}\n")  # for a person looking; the lock is what counts
+        owner.flush()
+        os.rename(building, folder)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_dead_staging(parent: str) -> None:
+    """Remove the staging folders in `parent` whose import is no longer running."""
+    folders: list[str] = []
+    with suppress(OSError), os.scandir(parent) as entries:
+        folders = [e.path for e in entries if e.name.startswith(STAGING_PREFIX) and e.is_dir()]
+    for folder in folders:
+        try:
+            with open(os.path.join(folder, OWNER)) as owner:
+                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: a live import
+                shutil.rmtree(folder, ignore_errors=True)
+        except FileNotFoundError:
+            shutil.rmtree(folder, ignore_errors=True)  # half removed already
+        except OSError:
+            continue  # a live import's, or not ours to touch
 
 
 class _DryRun(Exception):
@@ -650,35 +592,33 @@ def _build_indexes(conn: Connection, dialect: str, statements: list[str]) -> Non
         conn.exec_driver_sql("PRAGMA threads = 0")
 
 
+def _seen_table(conn: Connection, mover: _Mover, seen: _KeysSeen) -> str:
+    """A table the store's connection reads, of the keys the file holds: the key file
+    attached on SQLite, copied into a temporary table on PostgreSQL."""
+    if conn.dialect.name == "sqlite":
+        return f"{mover.attach(seen.path)}.seen"
+    conn.exec_driver_sql("CREATE TEMPORARY TABLE import_seen (key TEXT PRIMARY KEY) ON COMMIT DROP")
+    raw: Any = conn.connection.dbapi_connection
+    with raw.cursor() as cursor, cursor.copy("COPY import_seen (key) FROM STDIN") as copy:
+        for row in seen.conn.execute("SELECT key FROM seen"):
+            copy.write_row(row)
+    return "import_seen"
+
+
 def _mark_removed(
-    conn: Connection,
-    now: datetime,
-    table: sa.TableClause,
-    audience: str,
-    seen: set[str],
-    result: ImportResult,
-    prune: bool,
+    conn: Connection, now: datetime, audience: str, seen: str, result: ImportResult, prune: bool
 ) -> None:
-    """Records of the audience no longer in the source: marked removed, or deleted (--prune)."""
-    gone = [
-        record_id
-        for record_id, key in conn.execute(
-            sa.select(table.c.id, table.c.key).where(
-                table.c.audience == audience, table.c.status == RecordStatus.ACTIVE.value
-            )
-        )
-        if key not in seen
-    ]
-    for start in range(0, len(gone), 10_000):
-        ids = gone[start : start + 10_000]
-        conn.execute(
-            sa.text(
-                "UPDATE record SET status = 'removed', removed_at = :now, updated_at = :now "
-                "WHERE id IN :ids"
-            ).bindparams(sa.bindparam("ids", expanding=True)),
-            {"now": now, "ids": ids},
-        )
-    result.removed = len(gone)
+    """Records of the audience no longer in the source (`seen` is the table of the keys it
+    holds): marked removed, or deleted (--prune)."""
+    removed = conn.execute(
+        sa.text(
+            "UPDATE record SET status = 'removed', removed_at = :now, updated_at = :now "
+            "WHERE audience = :audience AND status = 'active' "
+            f"AND NOT EXISTS (SELECT 1 FROM {seen} AS seen WHERE seen.key = record.key)"
+        ),
+        {"now": now, "audience": audience},
+    )
+    result.removed = removed.rowcount or 0
     if prune:
         # records frozen in a lock stay (marked removed): a lock sends exactly what it froze
         pruned = conn.execute(
@@ -691,8 +631,21 @@ def _mark_removed(
         result.pruned = pruned.rowcount or 0
 
 
+def _refuse_mass_removal(result: ImportResult, active: int) -> None:
+    """A truncated or empty export must not wipe the audience: removing more than half of
+    its active records takes --allow-removals (raised inside the transaction: nothing kept)."""
+    if result.removed * 2 > active:
+        raise InputError(
+            f"{result.source}: this import would remove {result.removed} of the {active} "
+            f"active records of audience {result.audience!r} (their keys are not in the "
+            "file); nothing was changed",
+            hint="check that the file is complete (a truncated or empty export?); if those "
+            "records are really gone, run the import again with --allow-removals",
+        )
+
+
 def _ensure_indexes(
-    conn: Connection, dialect: str, workspace: Workspace, audience: Audience
+    conn: Connection, dialect: str, workspace: Workspace, audience: Audience, layout: SourceLayout
 ) -> None:
     """Expression indexes on the attributes this audience's segments test (built once, after
     the bulk insert, then maintained by the database): segment counts stay index lookups."""
@@ -702,7 +655,7 @@ def _ensure_indexes(
     for segment in workspace.segments.values():
         if segment.audience == audience.name:
             attributes |= tested_attributes(segment.where, workspace.segments)
-    _build_indexes(conn, dialect, index_statements(dialect, audience, attributes))
+    _build_indexes(conn, dialect, index_statements(dialect, layout.columns, attributes))
     # fresh statistics, so that the planner picks the selective index for segment counts
     if dialect == "sqlite":
         conn.exec_driver_sql("PRAGMA analysis_limit = 1000")

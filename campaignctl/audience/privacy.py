@@ -35,7 +35,9 @@ def normalize_address(channel: Channel, address: str, region: str) -> str:
             return normalize_email(address).lower()
         return normalize_phone(address, region)
     except ValueProblem as problem:
-        raise InputError(problem.message, hint=f"give a valid {channel} address") from None
+        raise InputError(
+            f"{address!r}: {problem.message}", hint=f"give a valid {channel} address"
+        ) from None
 
 
 def address_hash(address: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -29,7 +30,7 @@ from campaignctl import clock
 from campaignctl.audience.segment_cache import SegmentView
 from campaignctl.enums import RecordStatus
 from campaignctl.errors import UsageError
-from campaignctl.spec.models import Audience, ColumnType, Condition, Segment
+from campaignctl.spec.models import Audience, Column, ColumnType, Condition, Segment
 from campaignctl.spec.types import parse_relative_date
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store
@@ -56,11 +57,14 @@ def attribute_sql(
     return sa.literal_column(f"json_extract({table}attributes, '$.{name}')")
 
 
-def index_statements(dialect: str, audience: Audience, attributes: set[str]) -> list[str]:
-    """CREATE INDEX statements for the attributes segments test (scalar columns only)."""
+def index_statements(
+    dialect: str, columns: Mapping[str, Column], attributes: set[str]
+) -> list[str]:
+    """CREATE INDEX statements for the attributes segments test (scalar columns only);
+    `columns`: every attribute of the audience's records."""
     statements = []
     for name in sorted(attributes):
-        column = audience.columns.get(name)
+        column = columns.get(name)
         if column is None or column.type in (ColumnType.LIST, ColumnType.PERIODS):
             continue
         if name in ("category", "key") or column.type in (ColumnType.EMAIL, ColumnType.PHONE):

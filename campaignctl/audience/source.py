@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import difflib
 import io
 import re
 from collections.abc import Callable, Iterator
@@ -21,12 +20,18 @@ from typing import Any
 
 from campaignctl.audience.values import ValueProblem, converter
 from campaignctl.errors import InputError
-from campaignctl.spec.models import Audience, ColumnType
+from campaignctl.spec.models import Audience, Column, ColumnType
+from campaignctl.spec.sources import (
+    ENCODING_HINT,
+    SNIFF_BYTES,
+    lines_ended,
+    read_header,
+    source_columns,
+)
 
-SNIFF_BYTES = 64 * 1024
-DELIMITERS = (";", ",", "\t", "|")
-BLOCK_CHARS = 1 << 20  # the text of whole rows handed to an import worker at a time
-MAX_ROW_CHARS = 8 << 20  # a "row" longer than this is an unclosed quote
+BLOCK_CHARS = 1 << 18  # the text of whole rows handed to an import worker at a time: a
+# quarter of a megabyte (about 2,500 rows) keeps a worker under 60 MB, no slower than more
+MAX_ROW_CHARS = 8 << 20  # a row unfinished after this: a quote never closed, or a cell too large
 
 
 @dataclass(frozen=True)
@@ -60,90 +65,25 @@ class SourceLayout:
     header: list[str]
     positions: dict[str, int]  # attribute name -> column index in the file
     shown: str  # the file's name in messages (relative to the workspace)
-
-
-def _detect_encoding(raw: bytes, declared: str) -> str:
-    if raw.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    if declared.lower().replace("_", "-") in ("utf-8", "utf8"):
-        return "utf-8-sig"  # tolerate a BOM even when UTF-8 is declared
-    return declared
-
-
-def _detect_delimiter(first_line: str, declared: str) -> str:
-    if declared != "auto":
-        return declared
-    counts = {d: first_line.count(d) for d in DELIMITERS}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
+    columns: dict[str, Column] = field(default_factory=dict)  # every attribute's column
 
 
 def inspect_source(path: Path, audience: Audience, display: str | None = None) -> SourceLayout:
-    """Open the file far enough to know its encoding, delimiter and header; check the mapping."""
+    """Open the file far enough to know its encoding, delimiter and header; map the header
+    onto the audience (every column is an attribute; the declared ones must be there)."""
     shown = display or str(path)
-    if not path.is_file():
+    head = read_header(path, audience, shown)
+    mapped = source_columns(audience, head.header)
+    if mapped.missing:
+        message, hint = mapped.missing_column(audience, mapped.missing[0], head.header)
+        others = [repr(mapped.columns[n].header or n) for n in mapped.missing[1:]]
         raise InputError(
-            f"{shown}: source file of audience {audience.name!r} not found",
-            hint=f"put the CSV there or change `source:` in the {audience.name!r} audience",
+            f"{shown}:1: {message}" + (f" (nor {', '.join(others)})" if others else ""),
+            hint=hint,
         )
-    with path.open("rb") as handle:
-        raw = handle.read(SNIFF_BYTES)
-    if b"\x00" in raw and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise InputError(
-            f"{shown}: this is not a CSV text file (it contains binary data)",
-            hint="export the contacts as CSV (UTF-8) from your spreadsheet or CRM",
-        )
-    try:
-        encoding = _detect_encoding(raw, audience.encoding)
-        codecs.lookup(encoding)
-    except LookupError:
-        raise InputError(
-            f"{shown}: unknown encoding {audience.encoding!r}",
-            hint="set `encoding:` to utf-8, latin-1 or cp1252",
-        ) from None
-    try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError as exc:
-        if len(raw) == SNIFF_BYTES and exc.start >= len(raw) - 4:
-            text = raw[: exc.start].decode(encoding)  # a character cut by the sniff window
-        else:
-            raise InputError(
-                f"{shown}:{_lines(raw[: exc.start]) + 1}: "
-                f"the file is not valid {encoding.removesuffix('-sig')} text",
-                hint="save it as UTF-8, or set `encoding: cp1252` (Excel on Windows)",
-            ) from None
-    first_line = text.splitlines()[0] if text else ""
-    if not first_line.strip():
-        raise InputError(
-            f"{shown}: the file is empty or starts with a blank line",
-            hint="the first line must be the header with the column names",
-        )
-    delimiter = _detect_delimiter(first_line, audience.delimiter)
-    header = [h.strip() for h in next(csv.reader([first_line], delimiter=delimiter))]
-    positions: dict[str, int] = {}
-    missing = []
-    for name, column in audience.columns.items():
-        wanted = column.header or name
-        if wanted in header:
-            positions[name] = header.index(wanted)
-        else:
-            missing.append((name, wanted))
-    if missing:
-        name, wanted = missing[0]
-        close = difflib.get_close_matches(wanted, header, n=1)
-        others = ", ".join(repr(w) for _, w in missing[1:])
-        raise InputError(
-            f"{shown}:1: column {wanted!r} of audience {audience.name!r} is not in the header"
-            + (f" (nor {others})" if others else ""),
-            hint=(
-                f"the header has {close[0]!r}: set `header: {close[0]!r}` on column {name!r}"
-                if close
-                else f"the header is: {', '.join(header)}"
-            ),
-        )
-    return SourceLayout(path, encoding, delimiter, header, positions, shown)
+    return SourceLayout(
+        path, head.encoding, head.delimiter, head.header, mapped.positions, shown, mapped.columns
+    )
 
 
 def estimate_rows(layout: SourceLayout) -> int:
@@ -173,63 +113,114 @@ def _row_patterns(delimiter: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     text matches except one that ends inside a quoted field: an unclosed quote.
     Possessive quantifiers: no backtracking, a megabyte of rows in about 10 ms.
     """
-    d = re.escape(delimiter)
-    field = rf'(?:"(?:[^"]|"")*+"[^{d}\r\n]*+|[^"{d}\r\n][^{d}\r\n]*+|)'
+    d, field = re.escape(delimiter), _field(delimiter)
     row = rf"{field}(?:{d}{field})*+"
     return re.compile(rf"(?:{row}(?:\r\n|\n|\r))*+"), re.compile(row)
 
 
-def _lines(text: str | bytes) -> int:
-    """Physical lines ended in `text` (\\n, \\r\\n or \\r, as the csv reader counts them)."""
-    if isinstance(text, str):
-        return text.count("\n") + text.count("\r") - text.count("\r\n")
-    return text.count(b"\n") + text.count(b"\r") - text.count(b"\r\n")
+def _field(delimiter: str) -> str:
+    """One field, quoted or not, as the csv module reads it (see `_row_patterns`)."""
+    d = re.escape(delimiter)
+    return rf'(?:"(?:[^"]|"")*+"[^{d}\r\n]*+|[^"{d}\r\n][^{d}\r\n]*+|)'
+
+
+@lru_cache(maxsize=16)
+def _open_value(delimiter: str) -> re.Pattern[str]:
+    """The start of a row up to the opening quote of a quoted value that does not close."""
+    return re.compile(rf'(?:{_field(delimiter)}{re.escape(delimiter)})*+"')
+
+
+_QUOTED = re.compile(r'(?:[^"]|"")*+')  # the inside of a quoted value, up to a lone quote
+
+
+def _texts(handle: Any, decoder: Any, size: int) -> Iterator[tuple[str, bool]]:
+    """The file's text, read `size` bytes at a time: (text, end of file)."""
+    while True:
+        data = handle.read(size)
+        yield decoder.decode(data, final=not data), not data
+        if not data:
+            return
 
 
 def iter_blocks(layout: SourceLayout, size: int | None = None) -> Iterator[Block]:
     """The file as blocks of about `size` characters (BLOCK_CHARS) that end where a row ends.
 
-    Streams the file. Undecodable bytes and an unclosed quote are errors naming the line
-    (an unclosed quote would swallow every row after it into one value).
+    Streams the file. Undecodable bytes, an unclosed quote and a cell too large are errors
+    naming the line (an unclosed quote would swallow every row after it into one value).
     """
     size = size or BLOCK_CHARS
     complete, last = _row_patterns(layout.delimiter)
     decoder = codecs.getincrementaldecoder(layout.encoding)()
     buffer, line, header = "", 0, True
     with layout.path.open("rb") as handle:
+        texts = _texts(handle, decoder, size)
         while True:
-            data = handle.read(size)
-            end_of_file = not data
             try:
-                buffer += decoder.decode(data, final=end_of_file)
+                text, end_of_file = next(texts)
             except UnicodeDecodeError as exc:
-                at = line + _lines(buffer) + _lines(exc.object[: exc.start]) + 1
+                at = line + lines_ended(buffer) + lines_ended(exc.object[: exc.start]) + 1
                 encoding = layout.encoding.removesuffix("-sig")
                 raise InputError(
                     f"{layout.shown}:{at}: the file is not valid {encoding} text",
-                    hint="save it as UTF-8, or set `encoding: cp1252` (Excel on Windows)",
+                    hint=ENCODING_HINT,
                 ) from None
+            buffer += text
             # a final \r may be the first half of \r\n: wait for the next read
             stop = len(buffer) - (not end_of_file and buffer.endswith("\r"))
             cut = complete.match(buffer, 0, stop).end()
             if end_of_file and cut < len(buffer):
                 if last.fullmatch(buffer, cut) is None:
-                    raise _unclosed_quote(layout, line + _lines(buffer[:cut]) + 1)
+                    raise _unclosed_quote(layout, line + lines_ended(buffer[:cut]) + 1)
                 cut = len(buffer)
             if cut:
                 text, buffer = buffer[:cut], buffer[cut:]
                 yield Block(line, text, header)
-                line, header = line + _lines(text), False
+                line, header = line + lines_ended(text), False
             elif len(buffer) > MAX_ROW_CHARS:
-                raise _unclosed_quote(layout, line + 1)
+                raise _row_too_long(layout, buffer, texts, line + 1)
             if end_of_file:
                 return
+
+
+def _row_too_long(
+    layout: SourceLayout, row: str, texts: Iterator[tuple[str, bool]], line: int
+) -> InputError:
+    """The error for a row still unfinished after MAX_ROW_CHARS: a quoted value that never
+    closes, or a cell too large. Reads on to the closing quote (keeping nothing) to tell."""
+    opened = _open_value(layout.delimiter).match(row)
+    if opened is None:  # no quote open: one line of that length
+        return _cell_too_large(layout, line)
+    value, inside = len(row) - opened.end(), row[opened.end() :]
+    try:
+        while True:
+            end = _QUOTED.match(inside).end()  # inside[end], if any, is a lone quote
+            if end < len(inside) - 1:
+                return _cell_too_large(layout, line, value - len(inside) + end)
+            text, end_of_file = next(texts)
+            if end == len(inside) - 1 and not text.startswith('"'):
+                return _cell_too_large(layout, line, value - len(inside) + end)
+            if end_of_file:
+                return _unclosed_quote(layout, line)
+            inside = inside[end:] + text  # from the quote that may be the first of two
+            value += len(text)
+    except UnicodeDecodeError:
+        return _cell_too_large(layout, line)
 
 
 def _unclosed_quote(layout: SourceLayout, line: int) -> InputError:
     return InputError(
         f"{layout.shown}:{line}: a quoted value that starts on this row is never closed",
         hint='close the quote; a quote inside a quoted value is written twice ("")',
+    )
+
+
+def _cell_too_large(layout: SourceLayout, line: int, size: int | None = None) -> InputError:
+    """A cell over the csv module's limit; `size`, when known, its length in characters."""
+    limit = f"at most {csv.field_size_limit():,} characters"
+    return InputError(
+        f"{layout.shown}:{line}: a cell of this row is too large "
+        + (f"({size:,} characters; {limit})" if size else f"({limit})"),
+        hint="a value this long is not a contact's: shorten it or leave it out of the export",
     )
 
 
@@ -244,19 +235,18 @@ def parse_block(block: Block, layout: SourceLayout) -> list[tuple[int, list[str]
         next(reader, None)
     rows = []
     line = block.line
+    ended = reader.line_num  # the last line of the previous row
     try:
         for cells in reader:
+            ended = reader.line_num
             first = cells[0] if cells else ""
             if (not first or first.isspace()) and not "".join(cells).strip():
                 continue  # no cells, or only blank ones
             if len(cells) < width:
                 cells += [""] * (width - len(cells))
-            rows.append((line + reader.line_num, cells))
-    except csv.Error as exc:  # a value over the csv module's field size limit
-        raise InputError(
-            f"{layout.shown}:{line + reader.line_num}: {exc}",
-            hint="a value this long is not a contact's: check the quotes on that row",
-        ) from None
+            rows.append((line + ended, cells))
+    except csv.Error:  # a value over the csv module's field size limit
+        raise _cell_too_large(layout, line + ended + 1) from None
     return rows
 
 
@@ -276,11 +266,12 @@ class RowTyper:
 
     def __init__(self, audience: Audience, layout: SourceLayout, default_region: str) -> None:
         self.audience = audience
+        self.columns = layout.columns  # every attribute, the header's undeclared ones included
         self.default_region = default_region
         self.email_column = audience.first_column(ColumnType.EMAIL)
         self.phone_column = audience.first_column(ColumnType.PHONE)
-        self.category_column = "category" if "category" in audience.columns else None
-        self.required = [n for n, c in audience.columns.items() if c.required and n != audience.key]
+        self.category_column = "category" if "category" in self.columns else None
+        self.required = [n for n, c in self.columns.items() if c.required and n != audience.key]
         self.key_index = layout.positions[audience.key]
         self.items = list(layout.positions.items())
         self._build()
@@ -288,7 +279,7 @@ class RowTyper:
     def _build(self) -> None:
         # (attribute, column index, converter): the per-row loop does no lookups
         self.plan: list[tuple[str, int, Callable[[str], Any]]] = [
-            (name, index, converter(self.audience.columns[name], self.default_region))
+            (name, index, converter(self.columns[name], self.default_region))
             for name, index in self.items
         ]
 
@@ -318,7 +309,7 @@ class RowTyper:
             if attributes.get(name) is None and not any(p.column == name for p in problems):
                 problems.append(
                     RowProblem(
-                        row, name, "", "missing_required", f"required column {name!r} is empty"
+                        row, name, "", "missing_required", "empty, but the column is required"
                     )
                 )
         return attributes, problems
@@ -326,7 +317,7 @@ class RowTyper:
     def missing_key(self, row: int) -> RowProblem:
         return RowProblem(
             row, self.audience.key, "", "missing_key",
-            f"the key column {self.audience.key!r} is empty",
+            "the key is empty: the row is left out",
         )  # fmt: skip
 
     def contact(self, attributes: dict[str, Any]) -> tuple[Any, Any, str | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import traceback
 import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime
@@ -26,7 +27,8 @@ VALUE_CACHE = 65_536
 
 
 class ValueProblem(ValueError):
-    """A value that cannot be used as its column's type."""
+    """A value that cannot be used as its column's type; the message says why without
+    repeating the value (`not a date (write …)`), which the caller shows beside it."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -46,15 +48,11 @@ def parse_date(text: str, fmt: str | None = None) -> date:
         try:
             return datetime.strptime(text, fmt).date()
         except ValueError:
-            raise ValueProblem(
-                "invalid_date", f"{text!r} does not match the format {fmt!r}"
-            ) from None
+            raise ValueProblem("invalid_date", f"does not match the format {fmt!r}") from None
     try:
         return date.fromisoformat(text[:10]) if len(text) >= 10 and text[4] == "-" else _dmy(text)
     except ValueError:
-        raise ValueProblem(
-            "invalid_date", f"{text!r} is not a date (write 2027-03-01 or 01/03/2027)"
-        ) from None
+        raise ValueProblem("invalid_date", "not a date (write 2027-03-01 or 01/03/2027)") from None
 
 
 def _dmy(text: str) -> date:
@@ -143,9 +141,7 @@ def normalize_email(text: str) -> str:
     try:
         result = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise ValueProblem(
-            "invalid_email", f"{candidate!r} is not a valid email address: {exc}"
-        ) from None
+        raise ValueProblem("invalid_email", f"not a valid email address: {exc}") from None
     return f"{result.local_part}@{result.domain.lower()}"
 
 
@@ -265,14 +261,14 @@ def _normalize_phone(text: str, region: str) -> str:
         try:
             number = phonenumbers.parse(candidate, region)
         except phonenumbers.NumberParseException as exc:
-            raise ValueProblem(
-                "invalid_phone", f"{candidate!r} is not a phone number: {exc}"
-            ) from None
+            # parse() keeps the exception it caught in a local of its frame (`_, e, _ =
+            # sys.exc_info()`): a reference cycle, which would hold that frame and its
+            # callers' (an import worker's whole block of rows) until a garbage collection
+            traceback.clear_frames(exc.__traceback__)
+            raise ValueProblem("invalid_phone", f"not a phone number: {exc}") from None
         if phonenumbers.is_valid_number(number):
             return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    raise ValueProblem(
-        "invalid_phone", f"{candidate!r} is not a valid phone number for region {region}"
-    )
+    raise ValueProblem("invalid_phone", f"not a valid phone number for region {region}")
 
 
 @lru_cache(maxsize=64)
@@ -298,7 +294,7 @@ def parse_bool(text: str) -> bool:
         return True
     if lowered in _FALSE:
         return False
-    raise ValueProblem("invalid_bool", f"{text!r} is not a yes/no value")
+    raise ValueProblem("invalid_bool", "not a yes/no value")
 
 
 INT_LIMIT = 2**63  # what orjson encodes and SQLite JSON functions read back as an integer
@@ -308,9 +304,9 @@ def parse_int(text: str) -> int:
     try:
         value = int(text.strip().replace(" ", "").replace("\u202f", ""))
     except ValueError:
-        raise ValueProblem("invalid_number", f"{text!r} is not a whole number") from None
+        raise ValueProblem("invalid_number", "not a whole number") from None
     if not -INT_LIMIT <= value < INT_LIMIT:
-        raise ValueProblem("invalid_number", f"{text!r} is too large a whole number")
+        raise ValueProblem("invalid_number", "too large a whole number")
     return value
 
 
@@ -321,9 +317,9 @@ def parse_number(text: str) -> float:
     try:
         value = float(cleaned)
     except ValueError:
-        raise ValueProblem("invalid_number", f"{text!r} is not a number") from None
+        raise ValueProblem("invalid_number", "not a number") from None
     if not math.isfinite(value):  # "nan", "inf", 1e999: not a number JSON can hold
-        raise ValueProblem("invalid_number", f"{text!r} is not a finite number")
+        raise ValueProblem("invalid_number", "not a finite number")
     return value
 
 

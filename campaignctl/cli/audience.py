@@ -26,6 +26,13 @@ def import_(
     prune: Annotated[
         bool, typer.Option("--prune", help="Delete records gone from the source (not just mark).")
     ] = False,
+    allow_removals: Annotated[
+        bool,
+        typer.Option(
+            "--allow-removals",
+            help="Let the import remove more than half of the active records (refused otherwise).",
+        ),
+    ] = False,
     json_output: JsonOption = False,
     workspace: WorkspaceOption = None,
 ) -> None:
@@ -33,24 +40,32 @@ def import_(
 
     Re-importing an unchanged file changes nothing and says so. Bad values are dropped
     (the record is kept); rows without a key, or repeating an earlier key, are rejected.
+    The first problems are shown; --rejects FILE lists them all.
+    An import that would remove more than half of the active records (a truncated export)
+    is refused unless --allow-removals is given.
 
     Example: campaignctl audience import providers --rejects rejects.csv
     """
     from campaignctl.audience.importer import ImportOptions, import_audiences
-    from campaignctl.cli.render import import_progress, print_problem_table
+    from campaignctl.cli.render import import_progress, print_import_result
 
     app = get_app(ctx).use(workspace)
     ws = app.valid_workspace()
     with import_progress(app) as progress:
-        options = ImportOptions(dry_run=dry_run, prune=prune, rejects=rejects, progress=progress)
+        options = ImportOptions(
+            dry_run=dry_run,
+            prune=prune,
+            allow_removals=allow_removals,
+            rejects=rejects,
+            progress=progress,
+        )
         results = import_audiences(app.store(), ws, [name] if name else None, options)
     if json_output:
         app.print_json({"format_version": 1, "imports": [r.as_json() for r in results]})
     for result in results:
-        print_problem_table(app, result.problems)
-        app.err.print(result.summary())
+        print_import_result(app, result, listed=rejects is not None)
     if rejects is not None and any(r.problems for r in results):
-        app.err.print(f"row problems written to {rejects}")
+        app.err.print(f"every problem is listed in {rejects}")
 
 
 @audience_app.command("show")

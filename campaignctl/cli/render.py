@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from campaignctl.cli.app import App
+
+if TYPE_CHECKING:
+    from campaignctl.audience.importer import ImportResult
 
 
 def print_record(app: App, record: dict[str, Any]) -> None:
@@ -31,14 +33,17 @@ def print_records(app: App, records: list[dict[str, Any]]) -> None:
     app.out.print(table)
 
 
-def print_problem_table(app: App, problems: Counter[str]) -> None:
-    """Counts per reason, on stderr (talk, not data)."""
-    if not problems:
-        return
-    width = max(len(reason) for reason in problems)
-    app.err.print(f"{'reason'.ljust(width)}  rows")
-    for reason, count in sorted(problems.items()):
-        app.err.print(f"{reason.ljust(width)}  {count}")
+def print_import_result(app: App, result: ImportResult, *, listed: bool) -> None:
+    """An import's summary on stderr (talk, not data): without a rejects file, its first
+    problems (line, column, value, why) and how to get them all."""
+    if not listed:
+        for line in result.problem_lines():
+            app.err.print(line)
+    app.err.print(result.summary())
+    if result.problems:
+        app.err.print(result.problems_summary())
+        if not listed:
+            app.err.print("  hint: --rejects FILE lists every problem in a CSV")
 
 
 @contextmanager

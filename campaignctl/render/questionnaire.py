@@ -16,6 +16,7 @@ from typing import Any
 
 from campaignctl.spec.models import (
     Audience,
+    Column,
     ColumnType,
     FieldType,
     Options,
@@ -112,7 +113,10 @@ class QuestionnairePlan:
         use: QuestionnaireUse | None,
         audience: Audience | None,
         options: Options,
+        columns: Mapping[str, Column] | None = None,
     ) -> None:
+        """`columns`: every attribute of the audience's records (its CSV header's included);
+        the declared columns when not given."""
         self.title = questionnaire.title if questionnaire else None
         self.prefill = options.prefill
         self.periods_mode = options.periods_mode
@@ -121,7 +125,8 @@ class QuestionnairePlan:
         self._resolved: dict[tuple[Any, ...], list[QuestionField]] = {}
         if questionnaire is None or use is None:
             return
-        columns = audience.columns if audience else {}
+        if columns is None:
+            columns = audience.columns if audience else {}
         if questionnaire.fields is not None:
             fields = list(questionnaire.fields)
         else:

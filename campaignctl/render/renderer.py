@@ -245,7 +245,11 @@ class CampaignRenderer:
             else None
         )
         self.questionnaire = QuestionnairePlan(
-            questionnaire, campaign.questionnaire, self.audience, campaign.options
+            questionnaire,
+            campaign.questionnaire,
+            self.audience,
+            campaign.options,
+            workspace.record_columns(self.audience) if self.audience else None,
         )
         self.tz = ZoneInfo(config.timezone)
         self._date_cache: tuple[int, str] = (-1, "")

@@ -10,6 +10,7 @@ errors. Checks that need other documents (references, cycles, files) live in
 from __future__ import annotations
 
 import enum
+import re
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -258,6 +259,16 @@ class Condition(SpecModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _attribute_names(self) -> Condition:
+        # attribute names reach SQL (JSON paths): only what a column name can be
+        for name in self.__pydantic_extra__ or {}:
+            if re.fullmatch(IDENTIFIER_PATTERN, name) is None:
+                raise ValueError(
+                    f"{name!r} is not an attribute name (lower-case letters, digits and _)"
+                )
+        return self
+
 
 # =========================================================================== workspace config
 
@@ -451,18 +462,18 @@ class Column(SpecModel):
 
 
 class Audience(Document):
+    """A CSV source. Every column of the file is a record attribute (text, named after its
+    header); `columns:` only adds types, labels and header renames. The key column is
+    text without being listed."""
+
     kind: Literal["Audience"]
     source: str = Field(description="CSV file under audiences/, relative to the workspace.")
     key: Identifier = Field(description="Column that identifies a record across imports.")
-    columns: dict[Identifier, Column] = Field(min_length=1)
+    columns: dict[Identifier, Column] = Field(
+        {}, description="Types, labels and header renames; unlisted columns are text."
+    )
     delimiter: Literal["auto", ",", ";", "\t", "|"] = "auto"
     encoding: str = "utf-8"
-
-    @model_validator(mode="after")
-    def _key_is_a_column(self) -> Audience:
-        if self.key not in self.columns:
-            raise ValueError(f"key {self.key!r} is not one of the columns: add it under `columns:`")
-        return self
 
     def first_column(self, column_type: ColumnType) -> str | None:
         """The column that holds the contact address of that type (the first one declared)."""

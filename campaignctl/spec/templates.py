@@ -657,7 +657,8 @@ def _campaign_columns(workspace: Any, campaign: Campaign) -> list[str] | None:
         segment = workspace.segments.get(name)
         if segment is not None:
             audience = workspace.audiences.get(segment.audience)
-            return list(audience.columns) if audience else None
+            columns = workspace.record_columns(audience) if audience else None
+            return list(columns) if columns is not None else None  # None: not checked
     return None
 
 
@@ -782,8 +783,13 @@ def cached_workspace_templates(workspace: Any) -> list[Diagnostic]:
     import json
 
     cache = workspace.state_dir / TEMPLATE_CHECK_CACHE
+    # the attributes templates may use come from the CSV headers too (not their rows)
+    headers = {
+        name: list(columns) if (columns := workspace.record_columns(audience)) else None
+        for name, audience in sorted(workspace.audiences.items())
+    }
     sources = (Path(__file__), Path(__file__).with_name("template_loader.py"))
-    fingerprint = definitions_fingerprint(workspace.root, *sources)
+    fingerprint = definitions_fingerprint(workspace.root, *sources) + json.dumps(headers)
     try:
         saved = json.loads(cache.read_text(encoding="utf-8"))
         if saved.get("fingerprint") == fingerprint:

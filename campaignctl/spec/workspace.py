@@ -46,11 +46,13 @@ from campaignctl.spec.models import (
     Step,
     WorkspaceConfig,
 )
+from campaignctl.spec.sources import SourceColumns, SourceError, read_header, source_columns
 from campaignctl.spec.types import looks_like_relative_date, parse_relative_date
 
 TEMPLATE_SUFFIXES = {"html": ".html.j2", "text": ".txt.j2", "sms": ".sms.j2"}
 # Record attributes that every segment and template may use besides the audience's columns.
 BUILTIN_ATTRIBUTES = ("key",)
+SOURCE_PROBLEM = "csv-source"  # the diagnostic code of an audience CSV's own problems
 # Facts about a record's activity in the campaign that automation `if:` steps may test.
 ACTIVITY_ATTRIBUTES = (
     "opened",
@@ -90,6 +92,8 @@ class Workspace:
     # names of documents that exist but failed validation: references to them are not
     # reported again as unknown (their own errors say what to fix)
     broken: dict[str, set[str]] = field(default_factory=dict)
+    # what each audience's CSV header gives its records (audiences whose header was read)
+    sources: dict[str, SourceColumns] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ access
     def _models(self, kind: str, cls: type[D]) -> dict[str, D]:
@@ -128,10 +132,23 @@ class Workspace:
         return [d for d in self.diagnostics if d.severity == Severity.WARNING]
 
     def require_valid(self) -> Workspace:
-        """Raise a SpecError carrying every error unless the workspace is clean."""
-        if self.errors or self.config is None:
-            raise SpecError(self.errors)
+        """Raise a SpecError carrying every error unless the workspace is clean.
+
+        A CSV source's own problems (encoding, header) are errors for `validate`, but do
+        not stop the commands that never read it (send, report, the scheduler…): those
+        that do (import, preview from the CSV) stop on them with the same located message.
+        """
+        errors = [d for d in self.errors if d.code != SOURCE_PROBLEM]
+        if errors or self.config is None:
+            raise SpecError(errors)
         return self
+
+    def record_columns(self, audience: Audience) -> dict[str, Column] | None:
+        """Every attribute of the audience's records, by name: its declared columns, the
+        key, and the other columns of its CSV header as text (DESIGN §1). None when the
+        header could not be read (no file yet): then nobody can tell which exist."""
+        mapped = self.sources.get(audience.name)
+        return mapped.columns if mapped is not None else None
 
     def path(self, relative: str) -> Path:
         return self.root / relative
@@ -700,9 +717,13 @@ class _Checker:
                 mark,
                 "missing-file",
                 f"source file {audience.source!r} not found",
-                "`audience import` needs it; paths are relative to the workspace root",
+                "`audience import` needs it, and without it the attributes that templates, "
+                "segments and questionnaires use cannot be checked; paths are relative to "
+                "the workspace root",
                 Severity.WARNING,
             )
+        elif path is not None:  # an unsafe path is reported, and never read
+            self._check_audience_source(doc, audience, path)
         for name, column in audience.columns.items():
             if column.region is not None and column.type != ColumnType.PHONE:
                 self._report(
@@ -713,6 +734,31 @@ class _Checker:
                     "remove it or set `type: phone`",
                     Severity.WARNING,
                 )
+
+    def _check_audience_source(self, doc: LoadedDocument, audience: Audience, path: Path) -> None:
+        """Read the CSV's header (and first 64 KiB) at `path` (confined to audiences/) as the
+        import will: a file it could not read is an error here, and the header tells which
+        attributes the records have."""
+        try:
+            head = read_header(path, audience, audience.source)
+        except SourceError as exc:
+            self._report(exc.file, Mark(exc.line or 1, 1), SOURCE_PROBLEM, exc.what, exc.hint)
+            return
+        mapped = source_columns(audience, head.header)
+        for name in mapped.missing:
+            message, hint = mapped.missing_column(audience, name, head.header)
+            path = ("columns", name) if name in audience.columns else ("key",)
+            self._report(doc.file, doc.source_map.locate(path, key=True), SOURCE_PROBLEM,
+                         f"{message} of {audience.source}", hint)  # fmt: skip
+        for header, why in mapped.unkept:
+            self._report(
+                audience.source, Mark(1, 1), SOURCE_PROBLEM,
+                f"column {header!r} gives no attribute: {why}",
+                f"declare it under `columns:` in {doc.file} with a name of its own and "
+                f"`header: {header!r}`",
+                Severity.WARNING,
+            )  # fmt: skip
+        self.ws.sources[audience.name] = mapped
 
     # ------------------------------------------------------------------ segments
     def _check_segment(self, doc: LoadedDocument) -> None:
@@ -766,8 +812,10 @@ class _Checker:
         extra_attributes: tuple[str, ...],
     ) -> None:
         column: Column | None = None
-        if audience is not None:
-            known = [*audience.columns, *BUILTIN_ATTRIBUTES, *extra_attributes]
+        columns = self.ws.record_columns(audience) if audience is not None else None
+        if columns is not None:
+            assert audience is not None
+            known = [*columns, *BUILTIN_ATTRIBUTES, *extra_attributes]
             if attribute not in known:
                 close = difflib.get_close_matches(attribute, known, n=1)
                 self._report(
@@ -778,6 +826,8 @@ class _Checker:
                     f"did you mean {close[0]!r}?" if close else f"columns: {', '.join(known)}",
                 )
                 return
+            column = columns.get(attribute)
+        elif audience is not None:
             column = audience.columns.get(attribute)
         ctype = column.type if column else None
         for op, value in ops.items():
@@ -856,9 +906,12 @@ class _Checker:
         if audience is None:
             self._unknown(doc, ("audience",), "audience", questionnaire.audience, self.ws.audiences)
             return
+        columns = self.ws.record_columns(audience)
+        if columns is None:
+            return  # no header to check the field ids against
         for i, field_ in enumerate(questionnaire.fields or []):
-            if field_.id not in audience.columns and field_.type is None:
-                close = difflib.get_close_matches(field_.id, list(audience.columns), n=1)
+            if field_.id not in columns and field_.type is None:
+                close = difflib.get_close_matches(field_.id, list(columns), n=1)
                 self._report(
                     doc.file,
                     doc.mark("fields", i, "id"),
@@ -969,7 +1022,8 @@ class _Checker:
             available = [f.id for f in questionnaire.fields]
         else:
             audience = self._campaign_audience(campaign)
-            available = list(audience.columns) if audience else []
+            columns = self.ws.record_columns(audience) if audience else None
+            available = list(columns) if columns else []  # unknown without a header
         for key, names in (("fields", use.fields or []), ("overrides", list(use.overrides))):
             for i, name in enumerate(names):
                 if available and name not in available:

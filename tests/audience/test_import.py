@@ -80,6 +80,28 @@ def test_a_changed_file_reports_added_updated_removed(scaffold: Path, store: Sto
         find_records(store, "A2")
 
 
+def test_removing_more_than_half_the_records_needs_allow_removals(
+    scaffold: Path, store: Store
+) -> None:
+    _write(scaffold, "".join(f"A{i};Un;a{i}@b.fr;;hotel;Val;;;\n" for i in range(5)))
+    _import(scaffold, store)
+    _write(
+        scaffold,
+        "A0;Un;a0@b.fr;;hotel;Val;;;\nA1;Un;a1@b.fr;;hotel;Val;;;\nA9;Neuf;;;hotel;Val;;;\n",
+    )
+    serial = store.serial()
+    for dry_run in (True, False):
+        with pytest.raises(InputError, match="would remove 3 of the 5 active records") as caught:
+            _import(scaffold, store, dry_run=dry_run)
+        assert caught.value.exit_code == 65 and "--allow-removals" in str(caught.value.hint)
+    assert store.serial() == serial  # nothing written, not even the new record
+    assert [r["status"] for r in find_records(store, "A4")] == ["active"]
+    with pytest.raises(Exception, match="no record with key 'A9'"):
+        find_records(store, "A9")
+    result = _import(scaffold, store, allow_removals=True)
+    assert (result.added, result.removed) == (1, 3)
+
+
 def test_dry_run_keeps_the_store_unchanged(scaffold: Path, store: Store) -> None:
     result = _import(scaffold, store, dry_run=True)
     assert result.added == 7
@@ -95,17 +117,21 @@ def test_parallel_and_inline_typing_give_the_same_records(scaffold: Path, store:
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
+    ("content", "where", "message"),
     [
-        (b"\x89PNG\r\n\x1a\n\x00\x00binary", "this is not a CSV text file"),
-        (b"ident;nom\nA1;x\n", "column 'id' of audience 'providers' is not in the header"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00binary", "audiences/contacts.csv:1:1", "this is not a CSV text file"),
+        (HEADER.replace("id;", "ids;").encode(), "audiences/providers.audience.yaml:8:1",
+         "column 'id' of audience 'providers' is not in the header"),
     ],
-)
-def test_unusable_files_are_clear_input_errors(
-    scaffold: Path, store: Store, content: bytes, message: str
+)  # fmt: skip
+def test_unusable_files_are_located_errors_in_validate_and_in_the_import(
+    scaffold: Path, store: Store, content: bytes, where: str, message: str
 ) -> None:
     (scaffold / "audiences" / "contacts.csv").write_bytes(content)
-    with pytest.raises(InputError, match=message) as caught:
+    ws = load_workspace(scaffold)
+    assert [f"{e.file}:{e.line}:{e.column}" for e in ws.errors] == [where]
+    assert message in ws.errors[0].message
+    with pytest.raises(InputError, match=message) as caught:  # import reads the file itself
         _import(scaffold, store)
     assert caught.value.exit_code == 65
 

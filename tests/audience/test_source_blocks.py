@@ -126,3 +126,35 @@ def test_the_cli_reports_broken_files_with_their_line_and_exit_65(scaffold: Path
     assert result.exit_code == 65, result.output
     assert "audiences/contacts.csv:2: the file is not valid utf-8 text" in result.output
     assert runner.invoke(app, ["-w", str(scaffold), "audience", "list"]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("cell", "size"),
+    [
+        ('"' + "x" * (10 << 20) + '"', "10,485,760 characters; "),  # quoted, and closed
+        ('"' + 'x""' * (4 << 20) + '"', "12,582,912 characters; "),  # with doubled quotes
+        ("x" * (10 << 20), ""),  # a line that never ends
+    ],
+)
+def test_a_huge_cell_is_too_large_not_an_unclosed_quote(
+    tmp_path: Path, cell: str, size: str
+) -> None:
+    """A 10 MB cell was reported as a quoted value never closed."""
+    path = tmp_path / "f.csv"
+    path.write_text(f"h1;h2\nA1;ok\nA2;{cell}\nA3;z\n" + "A4;z\n" * 1_000)
+    with pytest.raises(InputError) as caught:
+        list(iter_blocks(_layout(path), 1 << 18))
+    assert caught.value.message == (
+        f"f.csv:3: a cell of this row is too large ({size}at most 131,072 characters)"
+    )
+
+
+def test_a_cell_over_the_csv_limit_names_the_row_it_starts(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_text('h1;h2\nA1;ok\nA2;"' + "x\n" * 100_000 + '"\nA3;z\n')
+    layout = _layout(path)
+    with pytest.raises(InputError) as caught:
+        [row for block in iter_blocks(layout) for row in parse_block(block, layout)]
+    assert caught.value.message == (
+        "f.csv:3: a cell of this row is too large (at most 131,072 characters)"
+    )

@@ -21,7 +21,7 @@ def test_import_then_reimport_says_nothing_changed(scaffold: Path) -> None:
     again = _run(scaffold, "audience", "import")
     assert again.exit_code == 0, again.output
     assert again.stdout == ""
-    assert again.stderr.startswith("providers: no changes (7 records unchanged, 0 rejected rows)")
+    assert again.stderr.startswith("providers: no changes (7 records unchanged) in ")
 
 
 def test_segment_show_counts_in_the_store(scaffold: Path) -> None:
@@ -77,3 +77,29 @@ def test_suppress_add_normalises_the_address(scaffold: Path) -> None:
     result = _run(scaffold, "suppress", "add", "06 12 34 56 78")
     assert result.exit_code == 0, result.output
     assert result.stderr == "+33612345678: suppressed (sms, all)\n"
+
+
+def test_an_import_that_would_remove_most_records_is_refused_without_allow_removals(
+    scaffold: Path,
+) -> None:
+    """A CSV with only its header (a truncated export) used to mark every record removed,
+    exit 0. More than half of the active records going needs --allow-removals."""
+    assert _run(scaffold, "audience", "import").exit_code == 0
+    csv_file = scaffold / "audiences" / "contacts.csv"
+    csv_file.write_text(csv_file.read_text().splitlines()[0] + "\n")
+
+    refused = _run(scaffold, "audience", "import")
+    assert refused.exit_code == 65
+    assert refused.stderr == (
+        "error: audiences/contacts.csv: this import would remove 7 of the 7 active records of "
+        "audience 'providers' (their keys are not in the file); nothing was changed\n"
+        "  hint: check that the file is complete (a truncated or empty export?); if those "
+        "records are really gone, run the import again with --allow-removals\n"
+    )
+    listed = _run(scaffold, "audience", "list", "--json")
+    assert len(json.loads(listed.stdout)["records"]) == 7  # all still active
+
+    allowed = _run(scaffold, "audience", "import", "--allow-removals", "--json")
+    assert allowed.exit_code == 0, allowed.output
+    assert json.loads(allowed.stdout)["imports"][0]["removed"] == 7
+    assert json.loads(_run(scaffold, "audience", "list", "--json").stdout)["records"] == []

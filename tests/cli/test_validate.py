@@ -313,7 +313,7 @@ def test_warnings_fail_only_when_strict(scaffold: Path) -> None:
     lenient = validate(scaffold)
     assert lenient.exit_code == 0, lenient.output
     assert (
-        "audiences/providers.audience.yaml:5:9: warning[missing-file]: source file "
+        "audiences/providers.audience.yaml:7:9: warning[missing-file]: source file "
         "'audiences/contacts.csv' not found" in lenient.stdout
     )
     assert validate(scaffold, "--strict").exit_code == 65
@@ -571,6 +571,7 @@ CODE_CASES = {
         "template: layouts/../../../outside",
     ),
     "plaintext-auth": lambda root: _smtp_sender(root, "host: smtp.example.org, starttls: false"),
+    "csv-source": _write("audiences/contacts.csv", "id,nom\nH001,Hôtel\n".encode("cp1252")),
     "empty-file": _write("campaigns/empty.yaml", b"# nothing yet\n"),
     "unreadable": _dangling,
 }
@@ -590,16 +591,26 @@ def _source_codes() -> set[str]:
     found: set[str] = set()
     package = Path(__file__).resolve().parents[2] / "campaignctl"
     for path in [*package.glob("spec/*.py"), package / "render" / "environment.py"]:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        # module constants a code may be passed by (SOURCE_PROBLEM = "csv-source")
+        constants = {
+            node.targets[0].id: node.value
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Constant)
+        }
+        for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 name = getattr(node.func, "attr", getattr(node.func, "id", None))
                 at = {"Diagnostic": 4, "_report": 2, "_error": 1}.get(name)
-                if (
-                    at is not None
-                    and len(node.args) > at
-                    and isinstance(node.args[at], ast.Constant)
-                ):
-                    found.add(node.args[at].value)
+                if at is None or len(node.args) <= at:
+                    continue
+                arg = node.args[at]
+                if isinstance(arg, ast.Name):
+                    arg = constants.get(arg.id, arg)
+                if isinstance(arg, ast.Constant):
+                    found.add(arg.value)
             elif isinstance(node, ast.Assign) and isinstance(node.value, (ast.Constant, ast.Tuple)):
                 target, value = node.targets[0], node.value
                 if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple):
