@@ -113,7 +113,7 @@ def _locked(app: Any, store: Any, ws: Any, campaign: str, dry_run: bool) -> None
     from campaignctl.plan.lock import check_content, current_lock, ensure_lock
 
     if dry_run and current_lock(store, campaign) is None:
-        return  # a dry run writes nothing, not even a lock: the engine says to lock
+        return  # a dry run writes nothing, not even a lock: the engine locks virtually
     view = ensure_lock(store, ws, campaign)
     if view.created:
         app.err.print(
@@ -248,8 +248,15 @@ def summary_text(summary: SendSummary, timezone: str) -> str:
     """The closing paragraph of `send` (stderr); times in the workspace's time zone."""
     s = summary
     if s.dry_run:
+        virtual = (
+            f"{s.campaign} is not locked: rendered from what a lock made now would freeze "
+            f"({s.virtual_lock} recipients; `campaignctl lock {s.campaign}` records it, as "
+            "`send` does first).\n"
+            if s.virtual_lock is not None
+            else ""
+        )
         return (
-            f"Dry run of {s.campaign} wave {s.wave}: {s.rendered} message(s) rendered, "
+            f"{virtual}Dry run of {s.campaign} wave {s.wave}: {s.rendered} message(s) rendered, "
             f"{s.failed} failed to render, {s.suppressed} suppressed, {s.skipped} skipped; "
             "nothing was sent or recorded." + _other_campaigns_text(s)
         )

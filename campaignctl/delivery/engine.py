@@ -155,6 +155,8 @@ class SendSummary:
     uncertain_rows: list[UncertainRow] = field(default_factory=list)
     # records of the lock left out: another active questionnaire campaign asks them
     other_campaigns: dict[str, int] = field(default_factory=dict)
+    # dry run of a campaign not locked yet: the recipients a lock made now would freeze
+    virtual_lock: int | None = None
 
     @property
     def rate(self) -> float:
@@ -193,6 +195,7 @@ class SendSummary:
             "next_attempt_at": self.next_attempt_at.isoformat() if self.next_attempt_at else None,
             "uncertain_rows": [row.as_json() for row in self.uncertain_rows],
             "other_campaigns": self.other_campaigns,
+            "virtual_lock": self.virtual_lock,
         }
 
 
@@ -205,9 +208,9 @@ def send_campaign(
     """Send the current wave of a locked campaign; resumable, safe to run twice at once."""
     options = options or SendOptions()
     spec = _campaign(workspace, campaign)
-    lock = outbox.ensure_lock(store, campaign, options.wave_id)
     if options.dry_run:
-        return _dry_run(store, workspace, lock, options)
+        return _dry_run(store, workspace, campaign, options)
+    lock = outbox.ensure_lock(store, campaign, options.wave_id)
     holder = leases.this_holder()
     lease = None
     if options.hold_lease:
@@ -347,9 +350,30 @@ def _jobs(rows: list[ClaimedRow], records: dict[int, list[outbox.GroupRecord]]) 
 
 
 def _dry_run(
-    store: Store, workspace: Workspace, lock: LockRef, options: SendOptions
+    store: Store, workspace: Workspace, campaign: str, options: SendOptions
 ) -> SendSummary:
-    """Render every message the next send would send; nothing is written anywhere."""
+    """Render every message the next send would send; nothing is written anywhere.
+
+    A campaign not locked yet is rendered from a virtual lock: the recipients a lock made
+    now would freeze, in a temporary table of this connection (`plan.lock.virtual_lock`)."""
+    from campaignctl.plan.lock import virtual_lock
+
+    with store.read() as conn:
+        lock = outbox.lock_ref(conn, campaign, options.wave_id)
+        if lock is not None:
+            return _render_dry_run(conn, workspace, lock, outbox.RECIPIENT, options)
+        row = outbox.sendable_campaign(conn, campaign)
+        with virtual_lock(conn, workspace, campaign, clock.now()) as (recipients, counts):
+            others = outbox.left_out_by_other_campaigns(counts)
+            lock = outbox.LockRef(int(row.id), campaign, row.category, 0, others)
+            summary = _render_dry_run(conn, workspace, lock, recipients, options)
+        summary.virtual_lock = int(counts["recipients"])
+        return summary
+
+
+def _render_dry_run(
+    conn: Any, workspace: Workspace, lock: LockRef, recipients: Any, options: SendOptions
+) -> SendSummary:
     import sqlalchemy as sa
 
     from campaignctl.render import CampaignRenderer, RenderOptions
@@ -359,7 +383,8 @@ def _dry_run(
     renderer = BatchRenderer(CampaignRenderer(workspace, spec, RenderOptions()), 1, _initial())
     batch = options.batch_size or workspace.config.delivery.batch_size  # type: ignore[union-attr]
     summary = SendSummary(lock.campaign, 1, dry_run=True, other_campaigns=lock.other_campaigns)
-    with store.read() as conn:
+    wave = None
+    if lock.lock_id:
         wave = conn.execute(
             sa.select(outbox.WAVE.c.id, outbox.WAVE.c.number, outbox.WAVE.c.kind)
             .where(outbox.WAVE.c.campaign_id == lock.campaign_id)
@@ -368,7 +393,6 @@ def _dry_run(
     if wave is not None:
         summary.wave = wave.number
         renderer = BatchRenderer(renderer.renderer, wave.number, wave.kind)
-        ref = WaveRef(wave.id, wave.number, wave.kind, None, True)  # type: ignore[arg-type]
         query = sa.select(
             outbox.OUTBOX.c.id, outbox.OUTBOX.c.channel, outbox.OUTBOX.c.address,
             outbox.OUTBOX.c.group_key, outbox.OUTBOX.c.record_id, outbox.OUTBOX.c.attempts,
@@ -376,38 +400,36 @@ def _dry_run(
         ).where(outbox.OUTBOX.c.wave_id == wave.id).order_by(outbox.OUTBOX.c.id)  # fmt: skip
     else:
         ref = WaveRef(0, 1, _initial(), None, False)  # type: ignore[arg-type]
-    options_spec = spec.options.max_messages_per_contact
-    with store.read() as conn:
-        if wave is None:
-            sub = outbox.candidates(conn, lock, ref, options_spec).subquery()
-            query = sa.select(
-                sa.literal(0), sub.c.channel, sub.c.address, sub.c.group_key, sub.c.record_id,
-                sa.literal(0), sub.c.state, sub.c.reason,
-            )  # fmt: skip
-        result = conn.execute(query).yield_per(batch)
-        for index, chunk in enumerate(result.partitions(batch)):
-            rows = []
-            for number, row in enumerate(chunk):
-                state = str(row[6])
-                summary.total += 1
-                if state == OutboxState.SUPPRESSED:
-                    summary.suppressed += 1
-                elif state == OutboxState.SKIPPED:
-                    summary.skipped += 1
-                elif state == OutboxState.UNCERTAIN:
-                    summary.uncertain += 1
-                elif state == OutboxState.QUEUED:
-                    rows.append(ClaimedRow(row[0] or -(index * batch + number + 1), *row[1:6]))
-            if options.limit is not None:
-                rows = rows[: max(0, options.limit - summary.rendered - summary.failed)]
-            records = outbox.group_records(store, lock.lock_id, rows)
-            for rendered in renderer.render(_jobs(rows, records)):
-                if rendered.error:
-                    summary.failed += 1
-                else:
-                    summary.rendered += 1
-            if options.progress:
-                options.progress(SendEvent("progress", {"rendered": summary.rendered}))
+        max_messages = spec.options.max_messages_per_contact
+        sub = outbox.candidates(conn, lock, ref, max_messages, recipients).subquery()
+        query = sa.select(
+            sa.literal(0), sub.c.channel, sub.c.address, sub.c.group_key, sub.c.record_id,
+            sa.literal(0), sub.c.state, sub.c.reason,
+        )  # fmt: skip
+    # streamed: the group lookups run on the same connection between two partitions
+    for index, chunk in enumerate(conn.execute(query).yield_per(batch).partitions(batch)):
+        rows = []
+        for number, row in enumerate(chunk):
+            state = str(row[6])
+            summary.total += 1
+            if state == OutboxState.SUPPRESSED:
+                summary.suppressed += 1
+            elif state == OutboxState.SKIPPED:
+                summary.skipped += 1
+            elif state == OutboxState.UNCERTAIN:
+                summary.uncertain += 1
+            elif state == OutboxState.QUEUED:
+                rows.append(ClaimedRow(row[0] or -(index * batch + number + 1), *row[1:6]))
+        if options.limit is not None:
+            rows = rows[: max(0, options.limit - summary.rendered - summary.failed)]
+        records = outbox.grouped_records(conn, lock.lock_id, rows, recipients)
+        for rendered in renderer.render(_jobs(rows, records)):
+            if rendered.error:
+                summary.failed += 1
+            else:
+                summary.rendered += 1
+        if options.progress:
+            options.progress(SendEvent("progress", {"rendered": summary.rendered}))
     summary.elapsed = time.perf_counter() - started
     return summary
 

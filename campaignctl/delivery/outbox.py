@@ -100,20 +100,28 @@ def ensure_lock(store: Store, campaign: str, wave_id: int | None = None) -> Lock
     applied or is not locked.
     """
     with store.read() as conn:
-        row = sendable_campaign(conn, campaign)
-        lock_id = None
-        if wave_id is not None:
-            lock_id = conn.execute(
-                sa.select(WAVE.c.lock_id).where(WAVE.c.id == wave_id, WAVE.c.campaign_id == row.id)
-            ).scalar()
-        if lock_id is None:
-            lock_id = active_lock_id(conn, row.id)
-        counts = conn.execute(sa.select(LOCK.c.counts).where(LOCK.c.id == lock_id)).scalar()
-    if lock_id is None:
+        lock = lock_ref(conn, campaign, wave_id)
+    if lock is None:
         raise StateError(
             f"campaign {campaign!r} is not locked: run `campaignctl lock {campaign}`",
             hint="a lock freezes the recipients and the content that `send` sends",
         )
+    return lock
+
+
+def lock_ref(conn: sa.Connection, campaign: str, wave_id: int | None = None) -> LockRef | None:
+    """`ensure_lock` on an open connection: None when the campaign is not locked."""
+    row = sendable_campaign(conn, campaign)
+    lock_id = None
+    if wave_id is not None:
+        lock_id = conn.execute(
+            sa.select(WAVE.c.lock_id).where(WAVE.c.id == wave_id, WAVE.c.campaign_id == row.id)
+        ).scalar()
+    if lock_id is None:
+        lock_id = active_lock_id(conn, row.id)
+    if lock_id is None:
+        return None
+    counts = conn.execute(sa.select(LOCK.c.counts).where(LOCK.c.id == lock_id)).scalar()
     return LockRef(
         int(row.id), campaign, row.category, int(lock_id), left_out_by_other_campaigns(counts)
     )
@@ -221,15 +229,23 @@ def suppression_reason(conn: sa.Connection, channel: Any, address: Any, category
     return sa.select(SUPPRESSION.c.reason).where(applies, match).limit(1).scalar_subquery()
 
 
-def candidates(conn: sa.Connection, lock: LockRef, wave: WaveRef, max_messages: int | None):
-    """SELECT the wave's would-be outbox rows with their state and reason (see module doc)."""
-    r = RECIPIENT.alias("r")
+def candidates(
+    conn: sa.Connection,
+    lock: LockRef,
+    wave: WaveRef,
+    max_messages: int | None,
+    recipients: sa.Table = RECIPIENT,
+):
+    """SELECT the wave's would-be outbox rows with their state and reason (see module doc).
+
+    `recipients` is the lock's table: `recipient`, or a dry run's `virtual_lock`."""
+    r = recipients.alias("r")
     leaders = (
-        sa.select(sa.func.min(RECIPIENT.c.id))
-        .where(RECIPIENT.c.lock_id == lock.lock_id)
+        sa.select(sa.func.min(recipients.c.id))
+        .where(recipients.c.lock_id == lock.lock_id)
         .group_by(
-            RECIPIENT.c.channel,
-            sa.func.coalesce(RECIPIENT.c.group_key, RECIPIENT.c.address),
+            recipients.c.channel,
+            sa.func.coalesce(recipients.c.group_key, recipients.c.address),
         )
     )
     suppressed = suppression_reason(conn, r.c.channel, r.c.address, lock.category)
@@ -417,6 +433,17 @@ def group_records(
 
     `lock_id` is the lock whose recipients form the groups.
     """
+    with store.read() as conn:
+        return grouped_records(conn, lock_id, rows)
+
+
+def grouped_records(
+    conn: sa.Connection,
+    lock_id: int,
+    rows: Sequence[ClaimedRow],
+    recipients: sa.Table = RECIPIENT,
+) -> dict[int, list[GroupRecord]]:
+    """`group_records` on an open connection, from `recipients` (a dry run's virtual lock)."""
     groups = {(row.channel, row.group_key): row.id for row in rows if row.group_key is not None}
     singles = {row.record_id: row.id for row in rows if row.group_key is None}
     found: dict[int, list[GroupRecord]] = {row.id: [] for row in rows}
@@ -424,43 +451,42 @@ def group_records(
     # which keeps that CPU off the process that drives the SMTP connections.
     attributes = sa.type_coerce(RECORD.c.attributes, sa.Text).label("attributes")
     query = sa.select(
-        RECIPIENT.c.channel,
-        RECIPIENT.c.group_key,
-        RECIPIENT.c.record_id,
+        recipients.c.channel,
+        recipients.c.group_key,
+        recipients.c.record_id,
         RECORD.c.key,
         attributes,
         RECORD.c.category,
         RECORD.c.email,
         RECORD.c.phone,
-    ).join(RECORD, RECORD.c.id == RECIPIENT.c.record_id)
-    with store.read() as conn:
-        if groups:
-            keys = sorted({key for _, key in groups})
-            channels = sorted({channel for channel, _ in groups})
-            result = conn.execute(
-                query.where(
-                    RECIPIENT.c.lock_id == lock_id,
-                    RECIPIENT.c.channel.in_(channels),
-                    RECIPIENT.c.group_key.in_(keys),
-                ).order_by(RECIPIENT.c.id)
-            )
-            for row in result:
-                target = groups.get((row.channel, row.group_key))
-                if target is not None:
-                    found[target].append(_group_record(row))
-        if singles:
-            # a one-record message needs that record, whatever channel or group the lock
-            # had it on (a relaunch may retry on SMS a record the lock reached by email)
-            result = conn.execute(
-                sa.select(
-                    RECORD.c.id.label("record_id"), RECORD.c.key, attributes,
-                    RECORD.c.category, RECORD.c.email, RECORD.c.phone,
-                ).where(RECORD.c.id.in_([r for r in singles if r is not None]))
-            )  # fmt: skip
-            for row in result:
-                target = singles.get(row.record_id)
-                if target is not None and not found[target]:
-                    found[target].append(_group_record(row))
+    ).join(RECORD, RECORD.c.id == recipients.c.record_id)
+    if groups:
+        keys = sorted({key for _, key in groups})
+        channels = sorted({channel for channel, _ in groups})
+        result = conn.execute(
+            query.where(
+                recipients.c.lock_id == lock_id,
+                recipients.c.channel.in_(channels),
+                recipients.c.group_key.in_(keys),
+            ).order_by(recipients.c.id)
+        )
+        for row in result:
+            target = groups.get((row.channel, row.group_key))
+            if target is not None:
+                found[target].append(_group_record(row))
+    if singles:
+        # a one-record message needs that record, whatever channel or group the lock
+        # had it on (a relaunch may retry on SMS a record the lock reached by email)
+        result = conn.execute(
+            sa.select(
+                RECORD.c.id.label("record_id"), RECORD.c.key, attributes,
+                RECORD.c.category, RECORD.c.email, RECORD.c.phone,
+            ).where(RECORD.c.id.in_([r for r in singles if r is not None]))
+        )  # fmt: skip
+        for row in result:
+            target = singles.get(row.record_id)
+            if target is not None and not found[target]:
+                found[target].append(_group_record(row))
     return found
 
 

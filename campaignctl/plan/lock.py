@@ -10,6 +10,9 @@ exactly a lock; a template edited after the lock makes it refuse
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -301,6 +304,37 @@ def unlock_campaign(
             )
         )
     return _view(name, row)
+
+
+@contextmanager
+def virtual_lock(
+    conn: sa.Connection, workspace: Workspace, name: str, now: datetime
+) -> Iterator[tuple[sa.Table, dict[str, Any]]]:
+    """The recipients a lock made now would freeze, and its counts, without recording a
+    lock: a temporary table shaped like `recipient` (lock_id 0), private to `conn`.
+    `send --dry-run` renders a campaign not locked yet from it."""
+    campaign = _campaign(workspace, name)
+    table = sa.Table(
+        f"virtual_lock_{uuid.uuid4().hex[:12]}",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        *(sa.Column(c.name, c.type) for c in RECIPIENT.columns if c.name != "id"),
+        prefixes=["TEMPORARY"],
+    )
+    columns = ["lock_id", "record_id", "channel", "address", "segment", "group_key"]
+    with materialized(conn, workspace, campaign, workspace_today(workspace, now)) as chosen:
+        table.create(conn)
+        conn.execute(  # the rows lock_campaign would insert, in the same order
+            table.insert().from_select(
+                columns,
+                sa.select(sa.literal(0), *(chosen.c[c] for c in columns[1:])).where(
+                    chosen.c.reason.is_(None)
+                ),
+            )
+        )
+        counts = _counts(conn, chosen)
+    yield table, counts
+    table.drop(conn)
 
 
 def ensure_lock(store: Store, workspace: Workspace, name: str) -> LockView:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,45 @@ def test_dry_run_renders_everything_and_records_nothing(locked: Path) -> None:
     )
     assert _states(locked) == {}
     assert not (locked / ".campaignctl" / "outbox").exists()
+
+
+def test_a_dry_run_of_a_campaign_not_locked_locks_virtually_and_records_nothing(
+    demo: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    """`send` locks by itself, so its dry run must not refuse: it renders what a lock made
+    now would freeze, says so, and leaves no lock, outbox row or file behind."""
+    from campaignctl.plan.apply import apply_definitions
+    from campaignctl.spec.workspace import load_workspace
+
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", WEEKDAY_MORNING)
+    monkeypatch.setenv("CAMPAIGNCTL_SECRET", "a-test-secret")
+    import_audience(demo)
+    url = os.environ.get("CAMPAIGNCTL_STORE")  # PostgreSQL with the `backend` fixture
+    store = open_store(demo, url)
+    apply_definitions(store, load_workspace(demo), [CAMPAIGN])
+    serial = store.serial()
+    store.close()
+
+    result = _run(demo, "send", CAMPAIGN, "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "mise-a-jour-2027 is not locked: rendered from what a lock made now would freeze (162 "
+        "recipients; `campaignctl lock mise-a-jour-2027` records it, as `send` does first).\n"
+        "Dry run of mise-a-jour-2027 wave 1: 154 message(s) rendered, 0 failed to render, "
+        "0 suppressed, 0 skipped; nothing was sent or recorded.\n"
+    )
+    store = open_store(demo, url)
+    with store.read() as conn:
+        tables = ("campaign_lock", "recipient", "outbox", "wave")
+        counts = [conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in tables]
+    assert (counts, store.serial()) == ([0, 0, 0, 0], serial)
+    store.close()
+    assert not (demo / ".campaignctl" / "outbox").exists()
+    # what the dry run rendered is what the real send then sends, from a real lock
+    sent = _run(demo, "send", CAMPAIGN)
+    assert "locked it now (lock 1, 162 recipients)" in sent.stderr
+    assert "154 sent, 0 failed" in sent.stderr
 
 
 def test_json_prints_ndjson_events_ending_with_the_summary(locked: Path) -> None:
