@@ -182,16 +182,17 @@ def get_app(ctx: typer.Context) -> App:
     return obj
 
 
-def confirm_destructive(yes: bool, action: str) -> None:
-    """Ask before a destructive action; without a terminal (or under CI) `--yes` is required."""
+def confirm(given: bool, action: str, *, flag: str = "--yes") -> None:
+    """Ask before `action` unless `flag` was given; without a terminal (or under CI) the
+    flag is required (exit 64 naming it): never prompt when nobody can answer."""
     from campaignctl.errors import UsageError
 
-    if yes:
+    if given:
         return
     if not interactive():
         raise UsageError(
             f"{action} needs confirmation and nobody can answer here",
-            hint="add --yes to confirm",
+            hint=f"add {flag} to confirm",
         )
     if not typer.confirm(f"{action}?", err=True):
         raise typer.Exit(1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -42,6 +42,7 @@ def calendar(
     """
     from campaignctl import clock
     from campaignctl.errors import UsageError
+    from campaignctl.schedule.scheduler import known_waves
     from campaignctl.schedule.timeline import day_bounds, workspace_timeline
 
     app = get_app(ctx).use(workspace)
@@ -53,6 +54,8 @@ def calendar(
         raise UsageError(f"--to ({last}) is before --from ({first})")
     lo, hi = day_bounds(first, last, tz)
     waves = workspace_timeline(list(ws.campaigns.values()), tz, lo, hi, include_drafts=drafts)
+    with app.store().read() as conn:  # a wave sent by hand before its time is done already
+        known = {key: str(state) for key, state in known_waves(conn).items()}
     if ics is not None:
         from campaignctl.schedule.ical import calendar_ics
 
@@ -65,11 +68,11 @@ def calendar(
                 "format_version": 1,
                 "from": first.isoformat(),
                 "to": last.isoformat(),
-                "waves": [_wave_json(w) for w in waves],
+                "waves": [_wave_json(w, known.get(w.key)) for w in waves],
             }
         )
         return
-    _print_table(app, waves, first, last)
+    _print_table(app, waves, known, first, last)
 
 
 def _day(option: str, text: str) -> date:
@@ -86,7 +89,7 @@ def _day(option: str, text: str) -> date:
     return day
 
 
-def _wave_json(wave) -> dict[str, object]:
+def _wave_json(wave, state: str | None) -> dict[str, object]:
     return {
         "campaign": wave.campaign,
         "kind": str(wave.kind),
@@ -99,12 +102,19 @@ def _wave_json(wave) -> dict[str, object]:
         "target": str(wave.target) if wave.target else None,
         "channels": [str(c) for c in wave.channels],
         "note": wave.note,
+        "state": state,  # in the store already (sent by hand before its time): sent, created…
     }
 
 
-def _print_table(app, waves, first: date, last: date) -> None:
-    from campaignctl.clock import local_text
+def _done(state: str, at: datetime, now: datetime) -> str:
+    """What the store says of a wave: `sent`, or `sent by hand, before its time`."""
+    return f"{state} by hand, before its time" if at > now else state
 
+
+def _print_table(app, waves, known: dict[str, str], first: date, last: date) -> None:
+    from campaignctl import clock
+
+    now = clock.now()
     if not waves:
         app.err.print(f"Nothing scheduled from {first} to {last}.")
         return
@@ -112,13 +122,17 @@ def _print_table(app, waves, first: date, last: date) -> None:
         f"Scheduled waves, {first} → {last}", "when (local)", "campaign", "wave", "channels", "note"
     )
     table.columns[0].no_wrap = True  # a time reads on one line; the other columns may wrap
+    table.columns[1].min_width = max(len(w.campaign) for w in waves)  # a name is never cut
     for wave in waves:
         table.add_row(
-            f"{wave.local:%a} {local_text(wave.at, wave.timezone)}",
+            f"{wave.local:%a} {clock.local_text(wave.at, wave.timezone)}",
             wave.campaign,
             wave.label(),
             ", ".join(wave.channels),
-            wave.note or "",
+            "; ".join(
+                ([_done(known[wave.key], wave.at, now)] if wave.key in known else [])
+                + ([wave.note] if wave.note else [])
+            ),
         )
     app.out.print(table)
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from campaignctl.cli.app import confirm_destructive, get_app
+from campaignctl.cli.app import confirm, get_app
 from campaignctl.cli.options import JsonOption, WorkspaceOption, YesOption
 from campaignctl.enums import Channel
 
@@ -56,7 +56,7 @@ def forget(
 
     app = get_app(ctx).use(workspace)
     store = app.store()
-    confirm_destructive(yes, f"erase the personal data of record {key!r}")
+    confirm(yes, f"erase the personal data of record {key!r}")
     result = forget_contact(store, key, audience)
     if json_output:
         app.print_json(result)
@@ -114,7 +114,7 @@ def remove(
     app = get_app(ctx).use(workspace)
     region = app.valid_workspace().config.phone_region  # type: ignore[union-attr]
     store = app.store()
-    confirm_destructive(yes, f"allow {address} again")
+    confirm(yes, f"allow {address} again")
     change = remove_suppression(
         store, address, channel=_channel(channel, address), category=category, region=region
     )

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from campaignctl.cli.app import confirm_destructive, get_app
+from campaignctl.cli.app import confirm, get_app
 from campaignctl.cli.options import JsonOption, WorkspaceOption, YesOption
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def release(
     store = app.store()
     current = get_lease(store, name)
     holder = f" held by {current.holder}" if current else ""
-    confirm_destructive(yes, f"release the lease {name!r}{holder}")
+    confirm(yes, f"release the lease {name!r}{holder}")
     released = release_lease(store, name)
     app.err.print(f"released lease {name!r} ({released.holder}, {released.operation})")
 

@@ -239,6 +239,8 @@ def status(
         )
     table = app.table("Recent waves", "campaign", "wave", "key", "status", "due", "note")
     table.columns[4].no_wrap = True
+    for column, field in ((0, "campaign"), (2, "occurrence_key")):  # names are never cut
+        table.columns[column].min_width = max((len(r[field]) for r in state.recent), default=0)
     for r in state.recent:
         when, progress = r["scheduled_for"], r["progress"]
         note = "; ".join([*progress.waits(tz), *([r["note"]] if r["note"] else [])])

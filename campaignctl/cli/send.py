@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from campaignctl.cli.app import App, get_app
+from campaignctl.cli.app import App, confirm, get_app
 from campaignctl.cli.options import WorkspaceOption, parse_lock_timeout
 
 if TYPE_CHECKING:
@@ -57,6 +57,14 @@ def send(
             "instead of exiting 75.",
         ),
     ] = None,
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--now",
+            help="Send a campaign whose first send is scheduled later now, by hand (asked on "
+            "a terminal; required without one).",
+        ),
+    ] = False,
     json_output: Annotated[
         bool,
         typer.Option("--json", help="Print NDJSON events, one per line (see docs/json.md)."),
@@ -82,7 +90,10 @@ def send(
         return _print_test(app, send_test(ws, campaign, test_to), json_output)
     store = app.store()
     app.require_applied(store, campaign)
+    early = None if dry_run else _before_its_schedule(store, ws, campaign, now)
     _locked(app, store, ws, campaign, dry_run)
+    if early:
+        app.err.print(early)
     stop = StopRequest()
     with _Progress(app, json_output, ws.config.timezone) as progress, _signals(stop):
         summary = send_campaign(
@@ -105,6 +116,27 @@ def send(
     code = summary.progress.exit_code  # 1 failed or uncertain, 75 held or retrying
     if code:
         raise typer.Exit(int(code))
+
+
+def _before_its_schedule(store: Any, ws: Any, campaign: str, now: bool) -> str | None:
+    """A campaign whose first send is scheduled later goes now only when the person says so
+    (--now, or yes at the prompt); then the note that names the schedule it overtakes."""
+    from campaignctl import clock
+    from campaignctl.plan.lock import sendable_campaign
+    from campaignctl.schedule.scheduler import scheduled_first_send
+
+    tz = ws.config.timezone
+    with store.read() as conn:
+        sendable_campaign(conn, campaign)  # an archived campaign is refused as such first
+        at = scheduled_first_send(conn, ws.campaign(campaign), tz, clock.now())
+    if at is None:
+        return None
+    when = clock.local_text(at, tz)
+    confirm(now, f"{campaign} is scheduled for {when}: send it now, by hand", flag="--now")
+    return (
+        f"{campaign} is scheduled for {when}; sending now by hand (the scheduler will not "
+        "send this first wave again; its relaunches keep their dates)"
+    )
 
 
 def _locked(app: Any, store: Any, ws: Any, campaign: str, dry_run: bool) -> None:

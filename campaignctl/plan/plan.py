@@ -185,10 +185,15 @@ class CampaignPlan:
     not_contacted_records: list[dict[str, Any]] | None = None
     sms: SmsFigures | None = None
     schedule: list[WaveTime] = field(default_factory=list)
+    sent: bool = False  # the campaign already sent a wave
 
     @property
     def will_send(self) -> bool:
-        return not self.draft and self.change != "-" and sum(self.messages.values()) > 0
+        """Something is left to send: a first wave not sent yet, or a wave of its schedule
+        still to come (a relaunch after a first send by hand)."""
+        if self.draft or self.change == "-" or sum(self.messages.values()) == 0:
+            return False
+        return not self.sent or any(w.status in (None, "due", "waiting") for w in self.schedule)
 
     @property
     def archived(self) -> bool:
@@ -389,6 +394,7 @@ def _campaign_plan(
         [{"path": f.path, "old": f.old, "new": f.new} for f in change.frozen] if change else [],
         [str(c) for c in campaign.channels],
         grouped=campaign.options.group_by_email,
+        sent=bool(applied and applied["first_sent_at"]),
     )
     if plan.archived:  # retired by `campaign archive`: nothing to target or schedule
         return plan
@@ -447,12 +453,14 @@ def _schedule(
     pass does with it (the same decision), then those of the next SCHEDULE_DAYS; with none
     there, the next one (within NEXT_SEND_YEARS), so a campaign scheduled far ahead never
     reads as unscheduled."""
-    from campaignctl.schedule.scheduler import SchedulerOptions, pending_waves
+    from campaignctl.schedule.due import KnownState
+    from campaignctl.schedule.scheduler import SchedulerOptions, known_waves, pending_waves
     from campaignctl.schedule.timeline import timeline
 
     assert workspace.config is not None
     tz = workspace.config.timezone
     options = SchedulerOptions.from_workspace(workspace)
+    known = known_waves(conn)
     past = [
         (due.wave, *_pending(due, options.max_lateness))
         for due in pending_waves(conn, [campaign], options, now)
@@ -461,20 +469,27 @@ def _schedule(
     waves = [
         w for w in timeline(campaign, tz, now, now + timedelta(days=SCHEDULE_DAYS)) if w.at > now
     ]
-    beyond = not waves
+    beyond = all(w.key in known for w in waves)  # none, or all sent by hand already
     year, start = timedelta(days=366), now
     # a year at a time: `occurrences` starts a cron without send_at a year before the end
     for _ in range(NEXT_SEND_YEARS if beyond else 0):
-        waves = [w for w in timeline(campaign, tz, start, start + year) if w.at > now][:1]
-        if waves:
+        later = [w for w in timeline(campaign, tz, start, start + year) if w.at > now]
+        # the next wave still to send, after those sent by hand before their time
+        todo = next((i for i, w in enumerate(later) if w.key not in known), None)
+        if todo is not None:
+            waves = later[: todo + 1]
             break
         start += year
     coming = []
     for w in waves:
         notes = [w.note] if w.note else []
-        if beyond:
+        if beyond and w.key not in known:
             notes.append(f"the next send, beyond the next {SCHEDULE_DAYS} days")
-        coming.append((w, None, "; ".join(notes) or None))
+        status = None
+        if w.key in known:  # a wave sent by hand before its time (`send --now`)
+            status = "done" if known[w.key] == KnownState.SENT else str(known[w.key])
+            notes.insert(0, f"{'sent' if status == 'done' else status} by hand, before its time")
+        coming.append((w, status, "; ".join(notes) or None))
     return [
         WaveTime(w.key, w.label(), w.local.isoformat(timespec="minutes"), w.timezone, note, status)
         for w, status, note in [*past, *coming]

@@ -26,16 +26,16 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from campaignctl.enums import CampaignState, OutboxState, WaveStatus
+from campaignctl.enums import CampaignState, OutboxState, WaveState, WaveStatus
 from campaignctl.errors import CampaignctlError, ExitCode, TemporaryFailure
 from campaignctl.schedule import runner
 from campaignctl.schedule.due import DueWave, KnownState, due_waves
 from campaignctl.schedule.relaunch import CAMPAIGN, WAVE, AppliedCampaign
-from campaignctl.schedule.timeline import PlannedWave, workspace_timeline
+from campaignctl.schedule.timeline import PlannedWave, first_send_at, workspace_timeline
 from campaignctl.store.store import Store
 from campaignctl.store.tables import OUTBOX
-from campaignctl.store.wave_state import WaveState, wave_progress
 from campaignctl.store.wave_state import exit_code as combined_exit_code
+from campaignctl.store.wave_state import wave_progress
 
 if TYPE_CHECKING:
     from campaignctl.spec.models import Campaign
@@ -154,6 +154,18 @@ def pending_waves(
     return due_waves(
         campaigns, options.timezone, now, options.max_lateness, known_waves(conn), latest
     )
+
+
+def scheduled_first_send(
+    conn: Connection, campaign: Campaign, timezone: str, now: datetime
+) -> datetime | None:
+    """When the campaign's first send is scheduled, if that is after `now` and it was not
+    sent yet: a `send` by hand now sends it early (it creates that wave, which the
+    scheduler then never creates again). None without `send_at` or once the wave exists."""
+    at = first_send_at(campaign, timezone)
+    if at is None or at <= now or f"{campaign.name}/0/0" in known_waves(conn):
+        return None
+    return at
 
 
 def _local(wave_at: datetime, tz: str) -> datetime:

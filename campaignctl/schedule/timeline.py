@@ -90,6 +90,16 @@ def _step(start: datetime, every: Every, count: int) -> datetime:
     return datetime.combine(shifted, start.time())
 
 
+def first_send_at(campaign: Campaign, default_tz: str) -> datetime | None:
+    """When `send_at` falls (aware; a time a clock change skips moves as `localize` says),
+    or None for a campaign without one."""
+    schedule = campaign.schedule
+    if schedule is None or schedule.send_at is None:
+        return None
+    tz = ZoneInfo(schedule.timezone or default_tz)
+    return localize(_naive_local(schedule.send_at, tz), tz)[0]
+
+
 def occurrences(campaign: Campaign, default_tz: str, end: datetime) -> Iterator[datetime]:
     """Local wall-clock times of every send of the campaign up to `end` (aware, any zone)."""
     schedule = campaign.schedule

@@ -139,7 +139,7 @@ def test_apply_points_a_removed_campaign_file_at_campaign_archive(ws: Path) -> N
 
 def test_an_archived_campaign_is_never_sent(ws: Path) -> None:
     assert run(ws, "campaign", "archive", "mise-a-jour-2027").exit_code == 0
-    result = run(ws, "send", "mise-a-jour-2027")
+    result = run(ws, "send", "mise-a-jour-2027", "--now")
     assert result.exit_code == 65
     assert result.stderr.startswith(
         "error: campaign 'mise-a-jour-2027' is archived: it sends nothing more\n"

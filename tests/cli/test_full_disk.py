@@ -70,7 +70,7 @@ def test_a_send_on_a_full_disk_exits_75_naming_the_store_and_the_next_one_sends_
     disk: Path, locked: Path
 ) -> None:
     filler = fill(disk)
-    result = run(locked, "send", "update-2027")
+    result = run(locked, "send", "update-2027", "--now")
     assert result.exit_code == 75, result.output
     store = locked / ".campaignctl" / "store.db"
     assert result.stderr.splitlines()[-2:] == [
@@ -81,7 +81,7 @@ def test_a_send_on_a_full_disk_exits_75_naming_the_store_and_the_next_one_sends_
     filler.unlink()
     with sqlite3.connect(store) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    again = run(locked, "send", "update-2027")
+    again = run(locked, "send", "update-2027", "--now")
     assert again.exit_code == 0, again.output
     assert again.stderr.splitlines()[-1].startswith(
         "update-2027 wave 1: 4 sent, 0 failed, 0 bounced, 0 retrying, 0 uncertain"

@@ -108,7 +108,7 @@ def test_calendar_runs_up_to_the_last_day_of_the_range(scaffold: Path, tmp_path:
 
 
 def test_a_huge_lock_timeout_is_a_usage_error_naming_it(scaffold: Path) -> None:
-    result = run(scaffold, "send", "update-2027", "--lock-timeout", "99999999999d")
+    result = run(scaffold, "send", "update-2027", "--now", "--lock-timeout", "99999999999d")
     assert result.exit_code == 64, result.output
     assert result.stderr == (
         "error: --lock-timeout: duration '99999999999d' is too long: at most 3650d (ten years)\n"

@@ -15,6 +15,10 @@ from tests.delivery.locking import import_audience, locked_demo, open_store
 
 CAMPAIGN = "mise-a-jour-2027"
 WEEKDAY_MORNING = "2026-11-23T10:00:00+01:00"  # a Monday, outside the demo's quiet hours
+EARLY = (  # the demo's first send is scheduled for 2027-03-01: `--now` sends it earlier
+    "mise-a-jour-2027 is scheduled for 2027-03-01 09:00 CET (+01:00); sending now by hand "
+    "(the scheduler will not send this first wave again; its relaunches keep their dates)"
+)
 NOTE = (
     "note: CAMPAIGNCTL_SECRET is not set: links are signed with the fixed development secret "
     "(accepted only with the file transport and for previews)"
@@ -45,21 +49,21 @@ def _states(root: Path) -> dict[tuple[str, str], int]:
 
 
 def test_send_delivers_the_demo_to_the_file_outbox(locked: Path) -> None:
-    result = _run(locked, "send", CAMPAIGN)
+    result = _run(locked, "send", CAMPAIGN, "--now")
 
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     lines = result.stderr.splitlines()
-    assert lines[0] == NOTE
-    assert lines[1] == (
+    assert lines[:2] == [EARLY, NOTE]
+    assert lines[2] == (
         "Sending mise-a-jour-2027 wave 1: 154 to send now "
         "(154 messages: 0 already sent, 0 suppressed, 0 skipped)"
     )
-    assert lines[2].startswith(
+    assert lines[3].startswith(
         "mise-a-jour-2027 wave 1: 154 sent, 0 failed, 0 bounced, 0 retrying, 0 uncertain, "
         "0 suppressed, 0 skipped ("
     )
-    assert len(lines) == 3
+    assert len(lines) == 4
     folder = locked / ".campaignctl" / "outbox" / CAMPAIGN
     assert len(list(folder.glob("*.eml"))) == 145
     assert len((folder / "sms.jsonl").read_text().splitlines()) == 9
@@ -67,8 +71,8 @@ def test_send_delivers_the_demo_to_the_file_outbox(locked: Path) -> None:
 
 
 def test_send_again_has_nothing_left_and_writes_nothing(locked: Path) -> None:
-    assert _run(locked, "send", CAMPAIGN).exit_code == 0
-    again = _run(locked, "send", CAMPAIGN)
+    assert _run(locked, "send", CAMPAIGN, "--now").exit_code == 0
+    again = _run(locked, "send", CAMPAIGN, "--now")
 
     assert again.exit_code == 0, again.output
     assert again.stderr.splitlines()[1:] == [
@@ -80,21 +84,21 @@ def test_send_again_has_nothing_left_and_writes_nothing(locked: Path) -> None:
 
 
 def test_limit_stops_cleanly_and_the_next_send_resumes(locked: Path) -> None:
-    first = _run(locked, "send", CAMPAIGN, "--limit", "50")
+    first = _run(locked, "send", CAMPAIGN, "--now", "--limit", "50")
 
     assert first.exit_code == 0, first.output
     assert first.stderr.splitlines()[-1] == (
         "--limit reached: 104 message(s) left; run send again to resume."
     )
     assert sum(_states(locked).get((c, "sent"), 0) for c in ("email", "sms")) == 50
-    second = _run(locked, "send", CAMPAIGN)
+    second = _run(locked, "send", CAMPAIGN, "--now")
     assert second.exit_code == 0, second.output
     assert "104 to send now" in second.stderr
     assert _states(locked) == {("email", "sent"): 145, ("sms", "sent"): 9}
 
 
 def test_dry_run_renders_everything_and_records_nothing(locked: Path) -> None:
-    result = _run(locked, "send", CAMPAIGN, "--dry-run")
+    result = _run(locked, "send", CAMPAIGN, "--now", "--dry-run")
 
     assert result.exit_code == 0, result.output
     assert result.stderr == (
@@ -122,7 +126,7 @@ def test_a_dry_run_of_a_campaign_not_locked_locks_virtually_and_records_nothing(
     serial = store.serial()
     store.close()
 
-    result = _run(demo, "send", CAMPAIGN, "--dry-run")
+    result = _run(demo, "send", CAMPAIGN, "--now", "--dry-run")
 
     assert result.exit_code == 0, result.output
     assert result.stderr == (
@@ -139,13 +143,13 @@ def test_a_dry_run_of_a_campaign_not_locked_locks_virtually_and_records_nothing(
     store.close()
     assert not (demo / ".campaignctl" / "outbox").exists()
     # what the dry run rendered is what the real send then sends, from a real lock
-    sent = _run(demo, "send", CAMPAIGN)
+    sent = _run(demo, "send", CAMPAIGN, "--now")
     assert "locked it now (lock 1, 162 recipients)" in sent.stderr
     assert "154 sent, 0 failed" in sent.stderr
 
 
 def test_json_prints_ndjson_events_ending_with_the_summary(locked: Path) -> None:
-    result = _run(locked, "send", CAMPAIGN, "--json")
+    result = _run(locked, "send", CAMPAIGN, "--now", "--json")
 
     assert result.exit_code == 0, result.output
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -174,7 +178,7 @@ def test_suppressed_and_opted_out_addresses_are_never_sent(locked: Path) -> None
     )
     assert other.exit_code == 0, other.output
 
-    result = _run(locked, "send", CAMPAIGN)
+    result = _run(locked, "send", CAMPAIGN, "--now")
 
     assert result.exit_code == 0, result.output
     assert "152 sent" in result.stderr and "2 suppressed" in result.stderr
@@ -199,18 +203,18 @@ def test_sms_in_quiet_hours_are_held_said_so_with_their_local_time_and_exit_75(
 ) -> None:
     monkeypatch.setenv("CAMPAIGNCTL_NOW", "2026-11-23T22:00:00+01:00")  # Monday evening
 
-    result = _run(locked, "send", CAMPAIGN)
+    result = _run(locked, "send", CAMPAIGN, "--now")
 
     assert result.exit_code == 75, result.output  # they go out later by themselves
-    assert result.stderr.splitlines()[2:] == [
+    assert result.stderr.splitlines()[3:] == [
         "mise-a-jour-2027 wave 1: 145 sent, 0 failed, 0 bounced, 0 retrying, 0 uncertain, "
-        "0 suppressed, 0 skipped " + result.stderr.splitlines()[2].split("skipped ")[1],
+        "0 suppressed, 0 skipped " + result.stderr.splitlines()[3].split("skipped ")[1],
         "9 SMS held by quiet hours until Tue 24/11 09:00 (Europe/Paris): the scheduler's first "
         "pass after that sends them, or run `campaignctl send mise-a-jour-2027` again then.",
     ]
     assert (locked / ".campaignctl" / "outbox" / CAMPAIGN / "sms.jsonl").read_text() == ""
     monkeypatch.setenv("CAMPAIGNCTL_NOW", "2026-11-24T09:00:00+01:00")
-    later = _run(locked, "send", CAMPAIGN)
+    later = _run(locked, "send", CAMPAIGN, "--now")
     assert later.exit_code == 0, later.output
     assert "9 sent" in later.stderr
     assert _states(locked) == {("email", "sent"): 145, ("sms", "sent"): 9}
@@ -228,16 +232,17 @@ def test_a_held_send_lease_names_its_holder_and_exits_75(locked: Path) -> None:
     assert isinstance(held, HeldLease)
     store.close()
 
-    result = _run(locked, "send", CAMPAIGN)
+    result = _run(locked, "send", CAMPAIGN, "--now")
 
     assert result.exit_code == 75
     assert result.stderr == (
+        f"{EARLY}\n"
         "error: another send holds the lease 'send:mise-a-jour-2027' since 2026-11-23 09:00:00 "
         "UTC (otherhost:4242, send; expires 09:01:00 UTC unless renewed)\n"
         "  hint: retry later, wait with --lock-timeout DURATION, or if that process is gone: "
         "campaignctl lease release send:mise-a-jour-2027 --yes\n"
     )
-    waited = _run(locked, "send", CAMPAIGN, "--lock-timeout", "1s")
+    waited = _run(locked, "send", CAMPAIGN, "--now", "--lock-timeout", "1s")
     assert waited.exit_code == 75
 
 
@@ -253,7 +258,7 @@ def test_send_locks_first_when_there_is_no_lock_and_says_so(
     apply_definitions(store, load_workspace(demo), [CAMPAIGN])
     store.close()
 
-    result = _run(demo, "send", CAMPAIGN)
+    result = _run(demo, "send", CAMPAIGN, "--now")
 
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith(
@@ -267,7 +272,7 @@ def test_send_refuses_templates_edited_since_the_lock(locked: Path) -> None:
     template = locked / "templates" / "mise-a-jour.txt.j2"
     template.write_text(template.read_text(encoding="utf-8") + "\nPS\n", encoding="utf-8")
 
-    result = _run(locked, "send", CAMPAIGN)
+    result = _run(locked, "send", CAMPAIGN, "--now")
 
     assert result.exit_code == 65
     assert result.stderr == (
@@ -278,7 +283,7 @@ def test_send_refuses_templates_edited_since_the_lock(locked: Path) -> None:
 
 
 def test_a_campaign_not_applied_says_to_apply_it(demo: Path) -> None:
-    result = _run(demo, "send", CAMPAIGN)
+    result = _run(demo, "send", CAMPAIGN, "--now")
 
     assert result.exit_code == 65
     assert result.stderr == (
@@ -288,7 +293,7 @@ def test_a_campaign_not_applied_says_to_apply_it(demo: Path) -> None:
 
 
 def test_test_to_sends_one_message_and_touches_no_state(locked: Path) -> None:
-    result = _run(locked, "send", CAMPAIGN, "--test-to", "me@example.org")
+    result = _run(locked, "send", CAMPAIGN, "--now", "--test-to", "me@example.org")
 
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("test email to me@example.org (as ")
@@ -306,7 +311,7 @@ def test_send_json_lists_every_uncertain_row_and_the_text_the_first_thousand(
     monkeypatch.setenv("CAMPAIGNCTL_NOW", WEEKDAY_MORNING)
     write_contacts(demo, 1_300)
     locked_demo(demo, CAMPAIGN)
-    assert _run(demo, "send", CAMPAIGN, "--limit", "10").exit_code == 0
+    assert _run(demo, "send", CAMPAIGN, "--now", "--limit", "10").exit_code == 0
     # 1,250 messages left in doubt by earlier crashes (a store from before the hand-over
     # marks kept whole batches uncertain)
     store = open_store(demo)
@@ -319,7 +324,7 @@ def test_send_json_lists_every_uncertain_row_and_the_text_the_first_thousand(
         )
     store.close()
 
-    result = _run(demo, "send", CAMPAIGN, "--json")
+    result = _run(demo, "send", CAMPAIGN, "--now", "--json")
 
     assert result.exit_code == 1, result.output
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -333,9 +338,62 @@ def test_send_json_lists_every_uncertain_row_and_the_text_the_first_thousand(
         "message_id": None, "claimed_by": "old-host:77", "error": None,
     }  # fmt: skip
 
-    text = _run(demo, "send", CAMPAIGN)
+    text = _run(demo, "send", CAMPAIGN, "--now")
     lines = text.stderr.splitlines()
     # listed when the send starts and again in its summary
     assert lines.count("  … and 250 more (`send --json` lists them all)") == 2
     assert lines[-1] == "  … and 250 more (`send --json` lists them all)"
     assert len([line for line in lines if line.startswith("  email ")]) == 2 * 1_000
+
+
+def test_a_send_before_its_schedule_needs_now_names_the_schedule_and_shows_done(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mise-a-jour-2027 is scheduled for 2027-03-01 09:00: a send by hand three months
+    earlier is refused without a terminal unless --now, says what it overtakes, and then
+    plan, calendar and the scheduler all know the first wave is done."""
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", WEEKDAY_MORNING)  # 2026-11-23
+    monkeypatch.setenv("CAMPAIGNCTL_SECRET", "a-test-secret")
+    import_audience(demo)
+    assert _run(demo, "apply", CAMPAIGN, "--auto-approve").exit_code == 0
+
+    refused = _run(demo, "send", CAMPAIGN)
+    assert refused.exit_code == 64, refused.output
+    assert refused.stderr == (
+        "error: mise-a-jour-2027 is scheduled for 2027-03-01 09:00 CET (+01:00): send it now, "
+        "by hand needs confirmation and nobody can answer here\n  hint: add --now to confirm\n"
+    )
+    assert _states(demo) == {} and not (demo / ".campaignctl" / "outbox").exists()
+
+    sent = _run(demo, "send", CAMPAIGN, "--now")
+    assert sent.exit_code == 0, sent.output
+    assert sent.stderr.startswith(
+        "mise-a-jour-2027 was not locked: locked it now (lock 1, 162 recipients); see "
+        f"`campaignctl lock mise-a-jour-2027`\n{EARLY}\n"
+    )
+    assert "154 sent, 0 failed" in sent.stderr
+
+    plan = _run(demo, "plan", CAMPAIGN)
+    assert (
+        "    2027-03-01 09:00 CET (+01:00)  first send: sent by hand, before its time\n"
+        in plan.stdout
+    ), plan.stdout
+    assert (
+        "    2027-03-08 09:00 CET (+01:00)  relaunch 1 (non_responders) (the next send, beyond "
+        "the next 90 days)\n" in plan.stdout
+    )
+    assert "Plan: 1 to send" in plan.stdout  # the relaunches are still to come
+    calendar = _run(demo, "calendar", "--from", "2027-03-01", "--to", "2027-03-01", "--json")
+    states = {w["key"]: w["state"] for w in json.loads(calendar.stdout)["waves"]}
+    assert states[f"{CAMPAIGN}/0/0"] == "sent"
+    assert {key: state for key, state in states.items() if state} == {f"{CAMPAIGN}/0/0": "sent"}
+    monkeypatch.setenv("COLUMNS", "160")  # one line per wave
+    table = _run(demo, "calendar", "--from", "2027-03-01", "--to", "2027-03-01")
+    assert "sent by hand, before its time" in table.stdout, table.stdout
+
+    # on the day, the scheduler sends nothing more: the first wave exists
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2027-03-01T09:00:30+01:00")
+    tick = _run(demo, "scheduler", "tick")
+    assert tick.exit_code == 0, tick.output
+    assert "0 scheduled, 0 missed, 0 sent" in tick.stderr
+    assert _states(demo) == {("email", "sent"): 145, ("sms", "sent"): 9}

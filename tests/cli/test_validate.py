@@ -360,7 +360,9 @@ def test_workspace_is_found_from_a_subdirectory(scaffold: Path, monkeypatch) -> 
         ("campaigns", "this directory holds no campaignctl.yaml: it is not a workspace"),
     ],
 )
-@pytest.mark.parametrize("command", [["validate"], ["plan"], ["send", "reminder", "--dry-run"]])
+@pytest.mark.parametrize(
+    "command", [["validate"], ["plan"], ["send", "reminder", "--now", "--dry-run"]]
+)
 def test_a_workspace_given_explicitly_must_hold_campaignctl_yaml_itself(
     scaffold: Path, monkeypatch, given: str, folder: str, problem: str, command: list[str]
 ) -> None:
@@ -676,7 +678,7 @@ def test_every_diagnostic_code_comes_with_a_hint(scaffold: Path, code: str) -> N
 
 def test_a_bad_duration_on_the_command_line_gets_the_same_hint(scaffold: Path) -> None:
     result = runner.invoke(
-        app, ["--workspace", str(scaffold), "send", "update-2027", "--lock-timeout", "5x"]
+        app, ["--workspace", str(scaffold), "send", "update-2027", "--now", "--lock-timeout", "5x"]
     )
     assert result.exit_code == 64, result.output
     assert result.stderr == (

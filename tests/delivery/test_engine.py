@@ -69,10 +69,10 @@ def test_smtp_faults_retry_fail_bounce_and_a_reply_lost_after_data_is_retried(
     faults.drop_at_rcpt["c5@d5.example"] = 1  # connection lost before DATA
     faults.data_delay = 0.01  # and slow
 
-    first = _run(demo, "send", CAMPAIGN)
+    first = _run(demo, "send", CAMPAIGN, "--now")
 
     assert first.exit_code == 1, first.output
-    lines = first.stderr.splitlines()
+    lines = first.stderr.splitlines()[1:]  # after the note that it goes before its schedule
     # the reply lost after DATA is a temporary failure, retried as Postfix does
     assert lines[1] == (
         "mise-a-jour-2027 wave 1: 25 sent, 1 failed, 1 bounced, 3 retrying, 0 uncertain, "
@@ -88,7 +88,7 @@ def test_smtp_faults_retry_fail_bounce_and_a_reply_lost_after_data_is_retried(
     )
 
     monkeypatch.setenv("CAMPAIGNCTL_NOW", AN_HOUR_LATER)
-    second = _run(demo, "send", CAMPAIGN)
+    second = _run(demo, "send", CAMPAIGN, "--now")
 
     assert second.exit_code == 0, second.output
     assert "3 sent, 0 failed, 0 bounced, 0 retrying, 0 uncertain" in second.stderr
@@ -124,7 +124,7 @@ def test_a_reply_lost_after_data_on_the_last_attempt_leaves_the_message_uncertai
     results = []
     for now in (MORNING, AN_HOUR_LATER, "2026-11-23T12:00:00+01:00"):
         monkeypatch.setenv("CAMPAIGNCTL_NOW", now)
-        results.append(_run(demo, "send", CAMPAIGN))
+        results.append(_run(demo, "send", CAMPAIGN, "--now"))
 
     # 75 while the message waits for its retry, 1 once it is uncertain
     assert [r.exit_code for r in results] == [75, 75, 1], [r.output for r in results]
@@ -134,7 +134,7 @@ def test_a_reply_lost_after_data_on_the_last_attempt_leaves_the_message_uncertai
     lines = results[-1].stderr.splitlines()
     assert "0 sent, 0 failed, 0 bounced, 0 retrying, 1 uncertain" in lines[1]
     assert lines[3].startswith("  email c1@d1.example (record HOT-000001, message ")
-    third = _run(demo, "send", CAMPAIGN, "--retry-uncertain")
+    third = _run(demo, "send", CAMPAIGN, "--now", "--retry-uncertain")
     assert third.exit_code == 0, third.output
     assert Counter(r.rcpt_tos[0] for r in smtp_server.handler.received)["c1@d1.example"] == 4
 
@@ -154,7 +154,7 @@ def test_a_hard_bounce_is_skipped_by_later_waves_and_campaigns(
     lock_campaign(store, load_workspace(demo), "merci-mise-a-jour")  # locked before the bounce
     store.close()
     smtp_server.faults.unknown_users.add("c2@d2.example")
-    assert _run(demo, "send", CAMPAIGN).exit_code == 1
+    assert _run(demo, "send", CAMPAIGN, "--now").exit_code == 1
     store = open_store(demo)
     with store.transaction() as conn:  # a relaunch wave, as the scheduler will create it
         conn.execute(
@@ -166,8 +166,8 @@ def test_a_hard_bounce_is_skipped_by_later_waves_and_campaigns(
         )
     store.close()
 
-    relaunch = _run(demo, "send", CAMPAIGN)
-    other = _run(demo, "send", "merci-mise-a-jour")
+    relaunch = _run(demo, "send", CAMPAIGN, "--now")
+    other = _run(demo, "send", "merci-mise-a-jour", "--now")
 
     assert relaunch.exit_code == 0, relaunch.output
     assert other.exit_code == 0, other.output
@@ -191,7 +191,7 @@ def test_never_past_max_messages_per_contact(
     use_smtp(demo, smtp_server.port)
     write_contacts(demo, 5)
     locked_demo(demo, CAMPAIGN)  # max_messages_per_contact: 3
-    assert _run(demo, "send", CAMPAIGN).exit_code == 0
+    assert _run(demo, "send", CAMPAIGN, "--now").exit_code == 0
     store = open_store(demo)
     with store.transaction() as conn:  # two relaunches reached c0 (and c1 only once more)
         for number in (2, 3):
@@ -220,7 +220,7 @@ def test_never_past_max_messages_per_contact(
         )
     store.close()
 
-    fourth = _run(demo, "send", CAMPAIGN)
+    fourth = _run(demo, "send", CAMPAIGN, "--now")
 
     assert fourth.exit_code == 0, fourth.output
     assert "4 sent, 0 failed, 0 bounced, 0 retrying, 0 uncertain, 0 suppressed, 1 skipped" in (
@@ -247,7 +247,7 @@ def test_kill_9_leaves_uncertain_only_what_was_handed_over_and_the_rest_goes_out
     uncertain_at_start: list[int] = []
     claimed_at_kill: list[int] = []
     for _ in range(5):
-        process = cli(demo, "send", CAMPAIGN, "--json")
+        process = cli(demo, "send", CAMPAIGN, "--now", "--json")
         assert process.stdout is not None
         for line in process.stdout:
             event = json.loads(line)
@@ -262,7 +262,7 @@ def test_kill_9_leaves_uncertain_only_what_was_handed_over_and_the_rest_goes_out
         claimed_at_kill.append(
             _rows(demo, "SELECT count(*) FROM outbox WHERE state = 'sending'")[0][0]
         )
-    final = cli(demo, "send", CAMPAIGN, "--json")
+    final = cli(demo, "send", CAMPAIGN, "--now", "--json")
     out, err = final.communicate()
     events = [json.loads(line) for line in out.splitlines()]
     uncertain_at_start.append(next(e for e in events if e["type"] == "start")["uncertain"])
@@ -283,7 +283,7 @@ def test_kill_9_leaves_uncertain_only_what_was_handed_over_and_the_rest_goes_out
     assert {a: n for a, n in copies.items() if a in sent and n != 1} == {}
     assert all(copies[a] <= 1 for a in uncertain)
 
-    retry = cli(demo, "send", CAMPAIGN, "--retry-uncertain")
+    retry = cli(demo, "send", CAMPAIGN, "--now", "--retry-uncertain")
     _, err = retry.communicate()
     assert retry.returncode == 0, err
     copies = Counter(r.rcpt_tos[0] for r in smtp_server.handler.received)
@@ -297,7 +297,7 @@ def test_a_stopped_senders_claims_are_settled_by_what_it_had_handed_over(
     url = os.environ.get("CAMPAIGNCTL_STORE")
     write_contacts(demo, 100)  # the demo's file transport
     locked_demo(demo, CAMPAIGN, url)
-    assert _run(demo, "send", CAMPAIGN, "--limit", "10").exit_code == 0
+    assert _run(demo, "send", CAMPAIGN, "--now", "--limit", "10").exit_code == 0
     # A sender on another machine claimed 60 rows and stopped (its claims' lease ran out
     # an hour ago). It had handed two slices to its transport: the first of 5 messages had
     # all its outcomes (sent, since nothing else was written), the second of 7 had not.
@@ -328,7 +328,7 @@ def test_a_stopped_senders_claims_are_settled_by_what_it_had_handed_over(
             )  # fmt: skip
     store.close()
 
-    result = _run(demo, "send", CAMPAIGN, "--json")
+    result = _run(demo, "send", CAMPAIGN, "--now", "--json")
 
     assert result.exit_code == 1, result.output  # 7 uncertain
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -357,7 +357,7 @@ def test_sigterm_stops_claiming_finishes_in_flight_and_exits_143(
     write_contacts(demo, 600)
     locked_demo(demo, CAMPAIGN)
     smtp_server.faults.data_delay = 0.005
-    process = cli(demo, "send", CAMPAIGN, "--json")
+    process = cli(demo, "send", CAMPAIGN, "--now", "--json")
     assert process.stdout is not None
     for line in process.stdout:
         if json.loads(line)["type"] == "progress":
@@ -506,13 +506,13 @@ def test_a_second_send_command_waits_for_the_first_with_lock_timeout(
     write_contacts(demo, 300)
     locked_demo(demo, CAMPAIGN)
     smtp_server.faults.data_delay = 0.002
-    first = cli(demo, "send", CAMPAIGN)
+    first = cli(demo, "send", CAMPAIGN, "--now")
     # the first holds the lease once its first message reached the server: only then is
     # the second one sure to be the one that waits (a fixed sleep lost under load)
     deadline = time.monotonic() + 60
     while not smtp_server.handler.copies() and time.monotonic() < deadline:
         time.sleep(0.02)
-    second = cli(demo, "send", CAMPAIGN, "--lock-timeout", "2m")
+    second = cli(demo, "send", CAMPAIGN, "--now", "--lock-timeout", "2m")
     outputs = [first.communicate(), second.communicate()]
 
     assert (first.returncode, second.returncode) == (0, 0), outputs
@@ -532,7 +532,7 @@ def test_a_render_process_killed_mid_send_leaves_no_uncertain_row(
     write_contacts(demo, 2_400)
     locked_demo(demo, CAMPAIGN)
     smtp_server.faults.data_delay = 0.002
-    process = cli(demo, "send", CAMPAIGN, "--json")
+    process = cli(demo, "send", CAMPAIGN, "--now", "--json")
     assert process.stdout is not None
     for line in process.stdout:
         if json.loads(line)["type"] == "progress":
@@ -550,7 +550,7 @@ def test_a_render_process_killed_mid_send_leaves_no_uncertain_row(
     assert _rows(demo, "SELECT count(*) FROM outbox WHERE state IN ('sending', 'uncertain')") == [
         (0,)
     ]
-    again = cli(demo, "send", CAMPAIGN, "--json")
+    again = cli(demo, "send", CAMPAIGN, "--now", "--json")
     out, err = again.communicate()
     assert again.returncode == 0, err
     summary = json.loads(out.splitlines()[-1])
@@ -576,7 +576,7 @@ def test_a_kill_9_of_send_alone_ends_its_render_processes_and_resource_tracker(
     write_contacts(demo, 2_400)  # enough for the engine to render in separate processes
     locked_demo(demo, CAMPAIGN)
     smtp_server.faults.data_delay = 0.01
-    process = cli(demo, "send", CAMPAIGN, "--json")
+    process = cli(demo, "send", CAMPAIGN, "--now", "--json")
     assert process.stdout is not None
     for line in process.stdout:
         if json.loads(line)["type"] == "progress":
@@ -617,7 +617,7 @@ def test_sms_through_the_http_provider_are_sent_once_each_with_their_provider_id
     (demo / "audiences" / "contacts.csv").write_text("\n".join(lines) + "\n", "utf-8")
     locked_demo(demo, CAMPAIGN)
 
-    result = _run(demo, "send", CAMPAIGN)
+    result = _run(demo, "send", CAMPAIGN, "--now")
 
     assert result.exit_code == 0, result.output
     accepted = sms_provider.accepted()
@@ -640,7 +640,7 @@ def test_530_authentication_required_stops_with_69_naming_the_settings_and_keeps
     write_contacts(demo, 20)
     locked_demo(demo, CAMPAIGN)
 
-    result = _run(demo, "send", CAMPAIGN)
+    result = _run(demo, "send", CAMPAIGN, "--now")
 
     assert result.exit_code == 69, result.output
     assert result.stderr.splitlines()[-2:] == [
@@ -677,7 +677,7 @@ def test_an_idn_domain_goes_as_punycode_without_smtputf8_and_a_utf8_local_part_f
 ) -> None:
     _international(demo, ascii_smtp_server.port)
 
-    result = _run(demo, "send", CAMPAIGN)
+    result = _run(demo, "send", CAMPAIGN, "--now")
 
     assert result.exit_code == 1, result.output
     assert "3 sent, 1 failed" in result.stderr
@@ -701,7 +701,7 @@ def test_smtputf8_is_used_only_for_a_non_ascii_local_part_when_the_server_offers
 ) -> None:
     _international(demo, smtp_server.port)
 
-    result = _run(demo, "send", CAMPAIGN)
+    result = _run(demo, "send", CAMPAIGN, "--now")
 
     assert result.exit_code == 0, result.output
     received = {r.rcpt_tos[0]: r for r in smtp_server.handler.received}

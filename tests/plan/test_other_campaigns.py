@@ -96,7 +96,7 @@ def test_five_message_campaigns_on_one_audience_all_reach_their_recipients(demo_
     ok(root, "apply", *names, "--auto-approve")
     sent = []
     for name in names:
-        result = ok(root, "send", name)
+        result = ok(root, "send", name, "--now")
         sent.append(int(re.search(rf"^{name} wave 1: (\d+) sent,", result.stderr, re.M)[1]))
         assert "not contacted" not in result.stderr
     assert sent[0] > 0 and sent == [sent[0]] * 5
@@ -115,7 +115,7 @@ def test_a_second_questionnaire_campaign_leaves_out_the_first_ones_records_and_n
     root = demo_at(MONDAY)
     _questionnaires_by_default(root)
     ok(root, "apply", FIRST, SECOND, "--auto-approve")
-    ok(root, "send", FIRST)
+    ok(root, "send", FIRST, "--now")
     first = _outbox_keys(root, FIRST)
 
     # plan: the records FIRST asks, counted and named
@@ -136,7 +136,7 @@ def test_a_second_questionnaire_campaign_leaves_out_the_first_ones_records_and_n
     assert counts["other_campaigns"] == {FIRST: LEFT_OUT}
 
     # send: what it sent, then who it left out and for which campaign
-    result = ok(root, "send", SECOND)
+    result = ok(root, "send", SECOND, "--now")
     lines = result.stderr.splitlines()
     assert re.fullmatch(
         rf"{SECOND} wave 1: 6 sent, 0 failed, 0 bounced, 0 retrying, 0 uncertain, "
@@ -149,7 +149,7 @@ def test_a_second_questionnaire_campaign_leaves_out_the_first_ones_records_and_n
     )
     second = _outbox_keys(root, SECOND)
     assert len(second) == 6 and not second & first
-    summary = json.loads(ok(root, "send", SECOND, "--json").stdout.splitlines()[-1])
+    summary = json.loads(ok(root, "send", SECOND, "--now", "--json").stdout.splitlines()[-1])
     assert (summary["type"], summary["other_campaigns"]) == ("summary", {FIRST: LEFT_OUT})
 
     # report: the table and the JSON
@@ -235,7 +235,7 @@ def test_a_questionnaire_campaign_still_holds_its_records_until_its_links_expire
 ) -> None:
     root = demo_at(MONDAY)
     ok(root, "apply", "--auto-approve")
-    ok(root, "send", FIRST)
+    ok(root, "send", FIRST, "--now")
     planned = json.loads(ok(demo_at("2027-08-27T09:00:00+02:00"), "plan", SECOND, "--json").stdout)
     assert {"reason": "other_campaign", "records": LEFT_OUT, "detail": FIRST} in planned[
         "campaigns"
@@ -258,17 +258,17 @@ def test_a_sent_message_campaign_applied_under_the_old_default_applies_the_new_o
     )
     message.write_text(body + "options: {respect_other_campaigns: true}\n", encoding="utf-8")
     ok(root, "apply", "newsletter", "--auto-approve")
-    ok(root, "send", "newsletter")
+    ok(root, "send", "newsletter", "--now")
 
     message.write_text(body, encoding="utf-8")
     plan = ok(root, "plan", "newsletter")
     assert "options.respect_other_campaigns: true → false" in plan.stdout, plan.stdout
     assert "(refused: frozen by the first send)" not in plan.stdout
     ok(root, "apply", "newsletter", "--auto-approve")
-    assert "0 to change" in ok(root, "plan", "newsletter").stdout
+    assert "No changes. Campaigns are up to date." in ok(root, "plan", "newsletter").stdout
 
     ok(root, "apply", FIRST, "--auto-approve")
-    ok(root, "send", FIRST)
+    ok(root, "send", FIRST, "--now")
     path = root / "campaigns" / f"{FIRST}.yaml"
     text = path.read_text(encoding="utf-8")
     path.write_text(

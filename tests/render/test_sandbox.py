@@ -151,7 +151,7 @@ def test_send_marks_a_message_too_large_failed_with_the_reason_and_goes_on(
     line = len(path.read_text(encoding="utf-8").splitlines())
     assert _run(scaffold, "audience", "import").exit_code == 0
     assert _run(scaffold, "apply", "--auto-approve").exit_code == 0
-    result = _run(scaffold, "send", "update-2027")
+    result = _run(scaffold, "send", "update-2027", "--now")
     assert result.exit_code == 1, result.output  # some messages could not be sent
     with open_store(scaffold).read() as conn:
         rows = conn.execute(

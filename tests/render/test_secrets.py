@@ -126,7 +126,7 @@ def test_no_secret_reaches_any_output_of_a_full_run(
         ("plan",),
         ("apply", "--auto-approve"),
         ("lock", CAMPAIGN),
-        ("send", CAMPAIGN),
+        ("send", CAMPAIGN, "--now"),
         ("preview", CAMPAIGN, "--format", "eml"),
         ("preview", CAMPAIGN, "--format", "html"),
         ("preview", CAMPAIGN, "--channel", "sms"),
@@ -159,7 +159,7 @@ def test_no_secret_reaches_any_output_of_a_full_run(
         {f"message to {r.rcpt_tos[0]}": r.data for r in auth_smtp_server.handler.received}
     )
     outputs.update(written_files(demo))
-    assert "stderr of send mise-a-jour-2027" in outputs
+    assert "stderr of send mise-a-jour-2027 --now" in outputs
     assert any(name.startswith(".campaignctl/store.db") for name in outputs)
 
     assert leaks(outputs, [*SECRETS.values(), WRONG_PASSWORD]) == []
@@ -189,7 +189,7 @@ def test_no_secret_reaches_any_output_of_a_hostile_workspace(demo: Path) -> None
         ("audience", "import"),
         ("plan",),
         ("lock", CAMPAIGN),
-        ("send", CAMPAIGN),
+        ("send", CAMPAIGN, "--now"),
         ("preview", CAMPAIGN, "--format", "eml"),
         ("preview", CAMPAIGN, "--format", "html"),
         ("report",),

@@ -60,7 +60,7 @@ def sent(demo: Path, monkeypatch: pytest.MonkeyPatch) -> Sent:
         ["audience", "import"],
         ["apply", CAMPAIGN, "--auto-approve"],
         ["lock", CAMPAIGN],
-        ["send", CAMPAIGN],
+        ["send", CAMPAIGN, "--now"],
     ):
         result = cli(demo, *args)
         assert result.exit_code == 0, (args, result.output)

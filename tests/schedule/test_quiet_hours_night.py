@@ -181,7 +181,7 @@ def test_the_scheduler_sends_the_sms_a_send_by_hand_held_but_never_resumes_a_sto
     night_demo(demo, "2027-03-01T09:00")
     monkeypatch.delenv("CAMPAIGNCTL_SECRET", raising=False)
     evening = "2027-02-22T22:00:00+01:00"  # a Monday, a week before the schedule
-    args = ["send", CAMPAIGN] + (["--limit", str(limit)] if limit else [])
+    args = ["send", CAMPAIGN, "--now"] + (["--limit", str(limit)] if limit else [])
     by_hand = cli(demo, monkeypatch, evening, *args)
     assert by_hand.exit_code == 75, by_hand.output
     assert "9 SMS held by quiet hours until Tue 23/02 08:00 (Europe/Paris)" in by_hand.stderr
@@ -197,7 +197,7 @@ def test_the_scheduler_sends_the_sms_a_send_by_hand_held_but_never_resumes_a_sto
     else:  # 45 emails the person's --limit left: theirs to send, with the SMS
         assert morning.stderr.startswith("pass at ")
         assert wave_and_sms(demo) == ("sending", {"queued": 9})
-        rest = cli(demo, monkeypatch, "2027-02-23T08:10:00+01:00", "send", CAMPAIGN)
+        rest = cli(demo, monkeypatch, "2027-02-23T08:10:00+01:00", "send", CAMPAIGN, "--now")
         assert rest.exit_code == 0, rest.output
         assert "54 sent, 0 failed" in rest.stderr
         assert wave_and_sms(demo) == ("done", {"sent": 9})

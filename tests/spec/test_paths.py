@@ -181,7 +181,7 @@ def test_validate_reports_every_unsafe_path_with_its_location(hostile: Path, out
     [
         ("preview", CAMPAIGN, "--format", "eml"),
         ("preview", "mise-a-jour-2027", "--format", "html"),
-        ("send", CAMPAIGN),
+        ("send", CAMPAIGN, "--now"),
         ("plan",),
         ("lock", CAMPAIGN),
     ],
@@ -340,7 +340,7 @@ def test_send_refuses_an_attachment_linked_out_after_the_lock(
     secret.write_text(SECRET, encoding="utf-8")
     _swap_for_link(demo / "documents" / "guide-partenaire-2027.txt", secret)
 
-    result = run(demo, "send", CAMPAIGN)
+    result = run(demo, "send", CAMPAIGN, "--now")
 
     assert result.exit_code == 65, result.output
     assert result.stderr.splitlines()[0] == (

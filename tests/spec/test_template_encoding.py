@@ -44,7 +44,7 @@ def test_validate_names_the_template_line_and_column_that_is_not_utf8(latin1: Pa
 
 @pytest.mark.parametrize(
     "command",
-    [("plan",), ("lock", CAMPAIGN), ("send", CAMPAIGN), ("preview", CAMPAIGN)],
+    [("plan",), ("lock", CAMPAIGN), ("send", CAMPAIGN, "--now"), ("preview", CAMPAIGN)],
     ids=" ".join,
 )
 def test_commands_refuse_a_template_that_is_not_utf8_with_its_location(
