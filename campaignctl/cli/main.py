@@ -166,6 +166,7 @@ def _register() -> None:
         contacts,
         db,
         events,
+        export,
         lease,
         plan,
         preview,
@@ -179,7 +180,7 @@ def _register() -> None:
 
     for module in (
         workspace, preview, audience, segment, contacts, plan, campaign, send, relaunch, events,
-        report, calendar, scheduler, lease, db,
+        export, report, calendar, scheduler, lease, db,
     ):  # fmt: skip
         module.register(app)
 

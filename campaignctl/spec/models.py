@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from campaignctl.enums import CampaignType, Channel
+from campaignctl.errors import InvalidValue
 from campaignctl.spec.types import (
     Duration,
     EmailAddress,
@@ -405,8 +406,24 @@ class ExportSystem(SpecModel):
     path: str | None = Field(
         None, description="csv: folder the files are dropped into, inside the workspace."
     )
-    url: str | None = Field(None, pattern=r"^https?://")
-    token_env: EnvName | None = None
+    url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="webhook: the URL badges are POSTed to; https unless it is localhost.",
+    )
+    token_env: EnvName | None = Field(
+        None, description="webhook: the variable holding the bearer token."
+    )
+    batch_size: int = Field(500, ge=1, le=10_000, description="webhook: badges per request.")
+    timeout: Duration = Field(default="30s", validate_default=True)
+    max_attempts: PositiveInt = Field(
+        6, description="webhook: tries of one request on a 5xx or a network error."
+    )
+    backoff: Duration = Field(
+        default="1s",
+        validate_default=True,
+        description="webhook: the wait before the first retry; it doubles at each one.",
+    )
 
     @model_validator(mode="after")
     def _target(self) -> ExportSystem:
@@ -414,7 +431,23 @@ class ExportSystem(SpecModel):
             raise ValueError("a csv export system needs `path:` (the folder to drop files into)")
         if self.type == ExportSystemType.WEBHOOK and not self.url:
             raise ValueError("a webhook export system needs `url:`")
+        if self.url and self.url.startswith("http://") and not _local_url(self.url):
+            raise InvalidValue(
+                f"webhook URL {self.url!r} is not https: badges and the token would travel "
+                "in clear",
+                hint="use https://; plain http is accepted only for localhost",
+            )
         return self
+
+
+def _local_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    return host in ("localhost", "127.0.0.1", "::1") or bool(host and host.startswith("127."))
 
 
 class WorkspaceConfig(SpecModel):
