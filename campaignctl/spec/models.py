@@ -431,13 +431,17 @@ class ExportSystem(SpecModel):
             raise ValueError("a csv export system needs `path:` (the folder to drop files into)")
         if self.type == ExportSystemType.WEBHOOK and not self.url:
             raise ValueError("a webhook export system needs `url:`")
-        if self.url and self.url.startswith("http://") and not _local_url(self.url):
+        return self
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, url: str | None) -> str | None:
+        if url and url.startswith("http://") and not _local_url(url):
             raise InvalidValue(
-                f"webhook URL {self.url!r} is not https: badges and the token would travel "
-                "in clear",
+                f"webhook URL {url!r} is not https: badges and the token would travel in clear",
                 hint="use https://; plain http is accepted only for localhost",
             )
-        return self
+        return url
 
 
 def _local_url(url: str) -> bool:

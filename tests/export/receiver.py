@@ -33,6 +33,8 @@ class Receiver:
     withdrawn: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, int, int]] = field(default_factory=list)  # action, status, badges
     batch_keys: list[str] = field(default_factory=list)
+    # every key each record came with, in every request, answered 200 or not
+    offered: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> str:
@@ -51,6 +53,8 @@ class Receiver:
                 document = json.loads(body)
                 action, badges = document["action"], document["badges"]
                 with receiver.lock:
+                    for badge in badges:
+                        receiver.offered[badge["record"]].add(badge["idempotency_key"])
                     answer = receiver.script.pop(0) if receiver.script else Answer(200)
                     if answer.status == 200:
                         receiver.batch_keys.append(self.headers["Idempotency-Key"])
