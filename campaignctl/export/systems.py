@@ -13,6 +13,7 @@ exponential backoff (`backoff`, doubled each time, `max_attempts` tries); 429 wa
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import time
@@ -25,7 +26,6 @@ from typing import Any
 import orjson
 
 from campaignctl.errors import ServiceUnavailable, TemporaryFailure, writing
-from campaignctl.safecsv import FormulaSafeWriter
 from campaignctl.spec.models import ExportSystem
 
 MAX_RETRY_AFTER = 300.0  # seconds: a longer Retry-After stops the push (exit 75)
@@ -81,60 +81,33 @@ class CsvDrop:
 
     def write(
         self,
-        action: str,
-        campaign: str,
-        transfer_id: int,
-        field_names: list[str],
-        badges: Iterable[Badge],
+        name: str,
+        header: list[str],
+        rows: Iterable[list[object]],
         on_row: Callable[[int], None] | None = None,
-    ) -> tuple[Path, int, int]:
-        """Write the file; return its path, how many badges it holds, and the last id."""
+    ) -> tuple[Path, int]:
+        """Write the file `name` (nothing when there are no rows); return its path and how
+        many rows it holds. The caller makes the cells formula-safe (`safecsv.neutralise`),
+        once per cell where they repeat."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{campaign}.{action}.{transfer_id:06d}.csv"
-        partial = self.folder / f".{path.name}.partial"
-        count, last_id = 0, 0
+        path = self.folder / name
+        partial = self.folder / f".{name}.partial"
+        count = 0
         with writing(path), partial.open("w", encoding="utf-8", newline="") as handle:
-            writer = FormulaSafeWriter(handle)
-            writer.writerow(
-                [
-                    "action",
-                    "record",
-                    "segment",
-                    "channel",
-                    "entity",
-                    "label",
-                    *field_names,
-                    "idempotency_key",
-                    "campaign",
-                    "transfer",
-                ]
-            )
-            for badge in badges:
-                writer.writerow(
-                    [
-                        action,
-                        badge.record,
-                        badge.segment,
-                        badge.channel,
-                        badge.entity,
-                        badge.label,
-                        *(badge.fields.get(n) for n in field_names),
-                        badge.idempotency_key,
-                        campaign,
-                        transfer_id,
-                    ]
-                )
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            for row in rows:
+                writer.writerow(row)
                 count += 1
-                last_id = badge.id
                 if on_row is not None and count % 5000 == 0:
                     on_row(count)
             handle.flush()
             os.fsync(handle.fileno())
         if count == 0:
             partial.unlink()
-            return path, 0, 0
+            return path, 0
         os.replace(partial, path)
-        return path, count, last_id
+        return path, count
 
 
 # =========================================================================== webhook

@@ -30,6 +30,7 @@ from campaignctl.errors import StateError, UsageError
 from campaignctl.export.cells import BadgeSpec, Selection, badge_specs, check_selection
 from campaignctl.export.systems import Badge, CsvDrop, Webhook
 from campaignctl.plan.lock import active_lock_id
+from campaignctl.safecsv import neutralise
 from campaignctl.spec.models import Campaign, ExportSystemType
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.lease import HeldLease, acquire, this_holder
@@ -449,31 +450,54 @@ class _Transfer:
 
     def _csv(self, result: SystemResult, settings: Any) -> None:
         drop = CsvDrop(result.system, self._folder(result.system, settings))
-        names = list(dict.fromkeys(n for spec in self._cells(result.system) for n in spec.fields))
-        if self.action == TransferAction.WITHDRAW:
-            names = list(
-                dict.fromkeys(
-                    n for (s, _, _), spec in self.specs.items() if s == result.system
-                    for n in spec.fields
+        specs = [spec for (s, _, _), spec in self.specs.items() if s == result.system]
+        if self.action == TransferAction.PUSH:
+            specs = self._cells(result.system)
+        names = list(dict.fromkeys(n for spec in specs for n in spec.fields))
+        # the cells' constant columns, made formula-safe once per cell, not per row
+        constant = {
+            (spec.segment, spec.channel): [
+                neutralise(v)
+                for v in (
+                    spec.segment,
+                    spec.channel,
+                    spec.entity,
+                    spec.label,
+                    *(spec.fields.get(n) for n in names),
                 )
-            )  # fmt: skip
+            ]
+            for spec in specs
+        }
+        action, campaign, transfer = self.action.value, self.campaign.name, self.transfer_id
+        last = [0]
+
+        def lines(result_rows: Any) -> Iterator[list[object]]:
+            for partition in result_rows.partitions(5000):
+                for badge_id, key, segment, channel, idempotency_key in partition:
+                    cell = constant.get((segment, channel))
+                    if cell is None:  # a badge no export covers now (withdraw)
+                        cell = [neutralise(segment), channel, "", ""] + [""] * len(names)
+                    # the key starts with the campaign's slug: nothing a spreadsheet runs
+                    yield [action, neutralise(key), *cell, idempotency_key, campaign, transfer]
+                    last[0] = badge_id
+
+        header = ["action", "record", "segment", "channel", "entity", "label", *names]
+        header += ["idempotency_key", "campaign", "transfer"]
         with self.store.read() as conn:
             rows = self._rows(
-                conn.execution_options(stream_results=True, yield_per=5000),
+                conn.execution_options(stream_results=True, max_row_buffer=5000),
                 result.system,
                 0,
                 None,
             )
-            path, count, last_id = drop.write(
-                self.action.value,
-                self.campaign.name,
-                self.transfer_id,
-                names,
-                self._badges(rows, result.system),
+            path, count = drop.write(
+                f"{campaign}.{action}.{transfer:06d}.csv",
+                header,
+                lines(rows),
                 on_row=lambda n: self._progress(result.system, n, result.to_send),
             )
         if count:
-            self._mark_done(result.system, None, last_id)
+            self._mark_done(result.system, None, last[0])
             result.file = str(path.relative_to(self.workspace.root))
         result.sent = count
         self._progress(result.system, count, result.to_send)

@@ -365,7 +365,8 @@ class ExportBadge(SQLModel, table=True):
     segment: str | None = None  # the cell the badge was made for
     channel: str = Field(max_length=8)
     state: BadgeState = Field(sa_type=_enum(BadgeState))
-    idempotency_key: str = Field(max_length=255, unique=True)
+    # unique by construction (the transfer that gave it, the record): no index to keep up
+    idempotency_key: str = Field(max_length=255)
     fields_hash: str = Field(max_length=16)  # of entity, label and fields when made
     transfer_id: int  # the push that gave the key
     attempts: int = 0

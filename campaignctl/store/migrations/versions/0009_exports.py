@@ -67,7 +67,6 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["record_id"], ["record.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("campaign_id", "system", "record_id", name="uq_export_badge"),
-        sa.UniqueConstraint("idempotency_key", name="uq_export_badge_key"),
     )
     op.create_index("ix_export_badge_state", "export_badge", ["campaign_id", "system", "state"])
 
