@@ -16,7 +16,7 @@ from campaignctl.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from campaignctl.export import TransferResult
+    from campaignctl.export.transfer import TransferResult
 
 export_app = typer.Typer(
     help="Transfer a locked campaign's badges (segment × channel cells) to CRM systems."
@@ -35,7 +35,8 @@ CampaignArgument = Annotated[str, typer.Argument(help="Campaign name.")]
 
 
 def _options(app: App, segment: Any, channel: Any, system: Any, lock_timeout: Any, bar: Any):  # type: ignore[no-untyped-def]
-    from campaignctl.export import Selection, TransferOptions
+    from campaignctl.export.cells import Selection
+    from campaignctl.export.transfer import TransferOptions
 
     return TransferOptions(
         selection=Selection(segment, channel, system),
@@ -151,7 +152,7 @@ def push(
 
     Example: campaignctl export push appel-cotisation-2027 --segment renewing-soon
     """
-    from campaignctl.export import push_badges
+    from campaignctl.export.transfer import push_badges
 
     app = get_app(ctx).use(workspace)
     with _Bar(app, json_output) as bar:
@@ -177,7 +178,7 @@ def withdraw(
 
     Example: campaignctl export withdraw appel-cotisation-2027 --segment members-new --yes
     """
-    from campaignctl.export import withdraw_badges
+    from campaignctl.export.transfer import withdraw_badges
 
     app = get_app(ctx).use(workspace)
     scope = " ".join(
@@ -204,7 +205,7 @@ def status(
 
     Example: campaignctl export status appel-cotisation-2027 --json
     """
-    from campaignctl.export import export_status
+    from campaignctl.export.status import export_status
 
     app = get_app(ctx).use(workspace)
     found = export_status(app.store(), app.valid_workspace(), campaign)

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from campaignctl.enums import BadgeState
 from campaignctl.export.cells import badge_specs, cells, systems_of
-from campaignctl.plan.lock import active_lock_id
 from campaignctl.spec.workspace import Workspace
+from campaignctl.store.locks import active_lock_id
 from campaignctl.store.store import Store
 from campaignctl.store.tables import CAMPAIGN, EXPORT_BADGE, EXPORT_TRANSFER, RECIPIENT
 

@@ -44,6 +44,7 @@ class Badge:
     entity: str
     label: str
     fields: dict[str, Any]
+    record_id: int = 0  # the order batches are read in
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -29,11 +29,11 @@ from campaignctl.enums import BadgeState, TransferAction
 from campaignctl.errors import StateError, UsageError
 from campaignctl.export.cells import BadgeSpec, Selection, badge_specs, check_selection
 from campaignctl.export.systems import Badge, CsvDrop, Webhook
-from campaignctl.plan.lock import active_lock_id
 from campaignctl.safecsv import neutralise
 from campaignctl.spec.models import Campaign, ExportSystemType
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.lease import HeldLease, acquire, this_holder
+from campaignctl.store.locks import active_lock_id
 from campaignctl.store.store import Store
 from campaignctl.store.tables import (
     CAMPAIGN,
@@ -233,7 +233,10 @@ class _Transfer:
                 result.systems.append(SystemResult(system, settings.type.value, target))
                 if self.action == TransferAction.PUSH:
                     assert lock_id is not None
-                    self._make_badges(conn, system, lock_id)
+                    states = self._states(conn, system)
+                    self._make_badges(conn, system, lock_id, BadgeState.WITHDRAWN in states)
+                    if BadgeState.FAILED in states:
+                        self._retry_failed(conn, system)
                 else:
                     self._mark_withdrawing(conn, system)
             for system_result in result.systems:
@@ -300,8 +303,20 @@ class _Transfer:
         return sa.and_(base, sa.or_(*pairs) if pairs else sa.false())
 
     # ------------------------------------------------------------------ badges
-    def _make_badges(self, conn: sa.Connection, system: str, lock_id: int) -> None:
-        """Every locked record of the selected cells gets its badge row and key now."""
+    def _states(self, conn: sa.Connection, system: str) -> set[str]:
+        """The states the campaign's badges in `system` are in (to skip needless updates)."""
+        badge = EXPORT_BADGE.c
+        return set(
+            conn.execute(
+                sa.select(badge.state)
+                .where(badge.campaign_id == self.campaign_id, badge.system == system)
+                .distinct()
+            ).scalars()
+        )
+
+    def _make_badges(self, conn: sa.Connection, system: str, lock_id: int, withdrawn: bool) -> None:
+        """Every locked record of the selected cells gets its badge row and key now
+        (`withdrawn`: some badges were withdrawn, and those in the cells get new keys)."""
         badge = EXPORT_BADGE.c
         prefix = f"{self.campaign.name}/{system}/t{self.transfer_id}/r"
         key = sa.literal(prefix, sa.String) + sa.cast(RECIPIENT.c.record_id, sa.String)
@@ -346,6 +361,8 @@ class _Transfer:
                     ),
                 )
             )
+            if not withdrawn:
+                continue
             # a badge withdrawn before is transferred anew: a new transfer, a new key
             renewed = sa.literal(prefix, sa.String) + sa.cast(badge.record_id, sa.String)
             conn.execute(
@@ -371,6 +388,15 @@ class _Transfer:
                 )
             )
 
+    def _retry_failed(self, conn: sa.Connection, system: str) -> None:
+        """Badges a system refused go again, under the keys they have."""
+        badge = EXPORT_BADGE.c
+        conn.execute(
+            EXPORT_BADGE.update()
+            .where(self._where_cells(system), badge.state == BadgeState.FAILED.value)
+            .values(state=BadgeState.PENDING.value)
+        )
+
     def _mark_withdrawing(self, conn: sa.Connection, system: str) -> None:
         badge = EXPORT_BADGE.c
         conn.execute(
@@ -385,8 +411,9 @@ class _Transfer:
         )
 
     def _due_states(self) -> list[str]:
+        """One state, so that the batches are read in id order from the state index."""
         if self.action == TransferAction.PUSH:
-            return [BadgeState.PENDING.value, BadgeState.FAILED.value]
+            return [BadgeState.PENDING.value]
         return [BadgeState.WITHDRAWING.value]
 
     def _count(self, conn: sa.Connection, result: SystemResult) -> None:
@@ -413,14 +440,21 @@ class _Transfer:
     def _rows(self, conn: sa.Connection, system: str, after: int, limit: int | None) -> Any:
         badge = EXPORT_BADGE.c
         query = (
-            sa.select(badge.id, RECORD.c.key, badge.segment, badge.channel, badge.idempotency_key)
+            sa.select(
+                badge.id,
+                RECORD.c.key,
+                badge.segment,
+                badge.channel,
+                badge.idempotency_key,
+                badge.record_id,
+            )
             .join(RECORD, RECORD.c.id == badge.record_id)
             .where(
                 self._where_cells(system, any_cell=self.action == TransferAction.WITHDRAW),
-                badge.state.in_(self._due_states()),
-                badge.id > after,
+                badge.state == self._due_states()[0],
+                badge.record_id > after,
             )
-            .order_by(badge.id)
+            .order_by(badge.record_id)  # the order of the (campaign, system, record) index
         )
         if limit is not None:
             query = query.limit(limit)
@@ -432,7 +466,7 @@ class _Transfer:
             entity, label, fields = (spec.entity, spec.label, spec.fields) if spec else ("", "", {})
             yield Badge(
                 row.id, row.key, row.segment, row.channel, row.idempotency_key,
-                entity, label, fields,
+                entity, label, fields, row.record_id,
             )  # fmt: skip
 
     def _system(self, result: TransferResult, system: SystemResult) -> None:
@@ -473,13 +507,13 @@ class _Transfer:
 
         def lines(result_rows: Any) -> Iterator[list[object]]:
             for partition in result_rows.partitions(5000):
-                for badge_id, key, segment, channel, idempotency_key in partition:
+                for _, key, segment, channel, idempotency_key, record_id in partition:
                     cell = constant.get((segment, channel))
                     if cell is None:  # a badge no export covers now (withdraw)
                         cell = [neutralise(segment), channel, "", ""] + [""] * len(names)
                     # the key starts with the campaign's slug: nothing a spreadsheet runs
                     yield [action, neutralise(key), *cell, idempotency_key, campaign, transfer]
-                    last[0] = badge_id
+                    last[0] = record_id
 
         header = ["action", "record", "segment", "channel", "entity", "label", *names]
         header += ["idempotency_key", "campaign", "transfer"]
@@ -524,7 +558,7 @@ class _Transfer:
                     )
                 if not batch:
                     break
-                after = batch[-1].id
+                after = batch[-1].record_id
                 outcome = hook.send(self.action.value, self.campaign.name, self.transfer_id, batch)
                 result.retries += outcome.retries
                 self._mark_done(result.system, outcome.accepted, None, outcome.rejected)
@@ -563,8 +597,8 @@ class _Transfer:
                     EXPORT_BADGE.update()
                     .where(
                         self._where_cells(system, any_cell=not push),
-                        badge.state.in_(self._due_states()),
-                        badge.id <= up_to,
+                        badge.state == self._due_states()[0],
+                        badge.record_id <= up_to,
                     )
                     .values(values)
                 )

@@ -35,6 +35,8 @@ from campaignctl.plan.targeting import (
 )
 from campaignctl.spec.models import Campaign
 from campaignctl.spec.workspace import Workspace
+from campaignctl.store.locks import active_lock as _active_lock
+from campaignctl.store.locks import active_lock_id as active_lock_id  # re-exported
 from campaignctl.store.store import Store
 from campaignctl.store.tables import WAVE, AuditLog
 
@@ -94,20 +96,6 @@ def sendable_campaign(conn: sa.Connection, name: str) -> Any:
             "send again under a new campaign name",
         )
     return row
-
-
-def _active_lock(conn: sa.Connection, campaign_id: int) -> Any:
-    return conn.execute(
-        sa.select(LOCK)
-        .where(LOCK.c.campaign_id == campaign_id, LOCK.c.released_at.is_(None))
-        .order_by(LOCK.c.id.desc())
-    ).first()
-
-
-def active_lock_id(conn: sa.Connection, campaign_id: int) -> int | None:
-    """The id of the campaign's lock in force (the latest not released), if any."""
-    row = _active_lock(conn, campaign_id)
-    return int(row.id) if row is not None else None
 
 
 def _view(name: str, row: Any, created: bool = False) -> LockView:

@@ -355,8 +355,8 @@ class ExportBadge(SQLModel, table=True):
 
     __tablename__ = "export_badge"
     __table_args__ = (
+        # also the order a push reads its batches in (by record): no other index to keep up
         sa.UniqueConstraint("campaign_id", "system", "record_id", name="uq_export_badge"),
-        sa.Index("ix_export_badge_state", "campaign_id", "system", "state"),
     )
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = _fk("campaign.id")

@@ -68,11 +68,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("campaign_id", "system", "record_id", name="uq_export_badge"),
     )
-    op.create_index("ix_export_badge_state", "export_badge", ["campaign_id", "system", "state"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_export_badge_state", table_name="export_badge")
     op.drop_table("export_badge")
     op.drop_index("ix_export_transfer_campaign", table_name="export_transfer")
     op.drop_table("export_transfer")
