@@ -95,6 +95,8 @@ def _print_result(app: App, result: TransferResult, json_output: bool) -> None:
             app.out.print(f"Nothing to {'transfer' if push else 'withdraw'}: {what}.")
             if changed:
                 app.err.print(_changed_note(result.campaign, changed))
+            if sum(s.not_locked for s in result.systems):
+                app.err.print(_not_locked_note(sum(s.not_locked for s in result.systems)))
         for s in result.systems:
             if result.nothing_to_do:
                 break
@@ -114,6 +116,8 @@ def _print_result(app: App, result: TransferResult, json_output: bool) -> None:
                 app.out.print(f"  … and {s.failed - len(s.failures)} more (see --json)")
             if s.changed:
                 app.err.print(_changed_note(result.campaign, s.changed, s.system))
+            if s.not_locked:
+                app.err.print(_not_locked_note(s.not_locked, s.system))
     if result.failed:
         app.err.print(
             f"error: {result.failed} badge(s) were refused; fix them, then "
@@ -121,6 +125,14 @@ def _print_result(app: App, result: TransferResult, json_output: bool) -> None:
             "under the same keys"
         )
         raise typer.Exit(1)
+
+
+def _not_locked_note(count: int, system: str | None = None) -> str:
+    where = f" in {system}" if system else ""
+    return (
+        f"note: {count} badge(s){where} were transferred for records the lock in force "
+        "left out (`lock --refresh`); they stay in the CRM until withdrawn"
+    )
 
 
 def _changed_note(campaign: str, changed: int, system: str | None = None) -> str:

@@ -70,6 +70,7 @@ class SystemResult:
     failed: int = 0  # refused (4xx) in this run
     already: int = 0  # push: already transferred, unchanged; withdraw: nothing to undo
     changed: int = 0  # push: transferred with a badge the definitions changed since
+    not_locked: int = 0  # push: transferred for records the lock in force left out
     retries: int = 0
     file: str | None = None
     failures: list[dict[str, str]] = field(default_factory=list)  # first ones
@@ -223,6 +224,7 @@ class _Transfer:
                 .returning(EXPORT_TRANSFER.c.id)
             ).scalar_one()
             self.campaign_id, self.transfer_id = campaign_id, int(transfer_id)
+            self.lock_id = lock_id
             result = TransferResult(
                 self.campaign.name, self.action.value, self.transfer_id, lock_id, selection
             )
@@ -419,22 +421,36 @@ class _Transfer:
     def _count(self, conn: sa.Connection, result: SystemResult) -> None:
         badge = EXPORT_BADGE.c
         withdraw = self.action == TransferAction.WITHDRAW
+        in_lock: Any = sa.literal(True)
+        if not withdraw:
+            in_lock = sa.exists().where(
+                RECIPIENT.c.lock_id == self.lock_id, RECIPIENT.c.record_id == badge.record_id
+            )
         rows = conn.execute(
-            sa.select(badge.segment, badge.channel, badge.state, badge.fields_hash, sa.func.count())
+            sa.select(
+                badge.segment,
+                badge.channel,
+                badge.state,
+                badge.fields_hash,
+                in_lock.label("in_lock"),
+                sa.func.count(),
+            )
             .where(self._where_cells(result.system, any_cell=withdraw))
-            .group_by(badge.segment, badge.channel, badge.state, badge.fields_hash)
+            .group_by(badge.segment, badge.channel, badge.state, badge.fields_hash, "in_lock")
         ).all()
         hashes = {(s.segment, s.channel): s.fields_hash for s in self._cells(result.system)}
-        for segment, channel, state, fields_hash, n in rows:
+        for segment, channel, state, fields_hash, locked, n in rows:
             if state in self._due_states():
                 result.to_send += n
-            elif not withdraw and state == BadgeState.SENT.value:
+            elif withdraw:
+                result.already += n
+            elif state == BadgeState.SENT.value and not locked:
+                result.not_locked += n
+            elif state == BadgeState.SENT.value:
                 if hashes.get((segment, channel)) == fields_hash:
                     result.already += n
                 else:
                     result.changed += n
-            elif withdraw:
-                result.already += n
 
     # ------------------------------------------------------------------ sending
     def _rows(self, conn: sa.Connection, system: str, after: int, limit: int | None) -> Any:

@@ -8,6 +8,8 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.export.conftest import CAMPAIGN, run
 from tests.export.receiver import Answer, Receiver
 
@@ -227,3 +229,31 @@ def test_a_badge_refused_is_reported_and_retried_under_its_key(
     last = push(locked, "--system", "crm-adherents", "--segment", "renewing-soon")
     assert last["systems"][0]["sent"] == 1
     assert all(len(k) == 1 for k in receiver.keys_by_record().values())
+
+
+def test_lock_refresh_then_push_transfers_only_the_difference(
+    locked: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push(locked)
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2026-12-20T10:00:00+01:00")  # renewing-soon moved
+    refreshed = run(locked, "lock", CAMPAIGN, "--refresh")
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "since the previous lock: +1 -8 recipient(s)" in refreshed.stdout
+
+    result = run(locked, "export", "push", CAMPAIGN)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "crm-fichier (csv, exports/crm): 1 transferred, 79 already transferred → "
+        f"exports/crm/{CAMPAIGN}.push.000002.csv\n"
+        f"crm-adherents (webhook, {receiver.url}): 1 transferred, 79 already transferred\n"  # type: ignore[attr-defined]
+    )
+    assert result.stderr == (
+        "note: 8 badge(s) in crm-fichier were transferred for records the lock in force left "
+        "out (`lock --refresh`); they stay in the CRM until withdrawn\n"
+        "note: 8 badge(s) in crm-adherents were transferred for records the lock in force "
+        "left out (`lock --refresh`); they stay in the CRM until withdrawn\n"
+    )
+    assert [
+        r["record"] for r in read_csv(locked / "exports" / "crm" / f"{CAMPAIGN}.push.000002.csv")
+    ] == ["HOT-020"]
