@@ -49,7 +49,9 @@ class _Bar:
     """A rich progress bar per system on a terminal; nothing otherwise."""
 
     def __init__(self, app: App, json_output: bool) -> None:
-        self.on = app.err.is_terminal and not json_output
+        import sys
+
+        self.on = sys.stderr.isatty() and not json_output  # FORCE_COLOR colours, no bar
         self.app = app
         self.bar: Any = None
         self.tasks: dict[str, Any] = {}
