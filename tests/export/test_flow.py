@@ -257,3 +257,42 @@ def test_lock_refresh_then_push_transfers_only_the_difference(
     assert [
         r["record"] for r in read_csv(locked / "exports" / "crm" / f"{CAMPAIGN}.push.000002.csv")
     ] == ["HOT-020"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            (CAMPAIGN, "--segment", "members-neww"),
+            64,
+            f"error: --segment 'members-neww' is not one of campaign '{CAMPAIGN}''s segments "
+            "(renewing-soon, members-loyal, members-new)\n  hint: did you mean 'members-new'?\n",
+        ),
+        (
+            (CAMPAIGN, "--channel", "fax"),
+            64,
+            f"error: --channel 'fax' is not one of campaign '{CAMPAIGN}''s channels (email, "
+            "sms)\n  hint: use one of email, sms\n",
+        ),
+        (
+            (CAMPAIGN, "--system", "crm-adherent"),
+            64,
+            f"error: --system 'crm-adherent' is not one of campaign '{CAMPAIGN}''s systems "
+            "(crm-fichier, crm-adherents)\n  hint: did you mean 'crm-adherents'?\n",
+        ),
+        (
+            ("medias-2027",),
+            65,
+            "error: campaign 'medias-2027' has no `exports:`: it transfers nothing to a CRM\n"
+            "  hint: add `exports: [{system: ..., entity: ..., label: ..., fields: {...}}]` to "
+            "it (see README, CRM exports)\n",
+        ),
+    ],
+)
+def test_push_names_a_selector_the_campaign_does_not_have(
+    locked: Path, receiver: Receiver, args: tuple[str, ...], code: int, message: str
+) -> None:
+    result = run(locked, "export", "push", *args)
+
+    assert (result.exit_code, result.stderr) == (code, message)
+    assert receiver.requests == []
