@@ -477,13 +477,12 @@ class _Transfer:
         return conn.execute(query)
 
     def _badges(self, rows: Any, system: str) -> Iterator[Badge]:
-        for row in rows:
-            spec = self.specs.get((system, row.segment, row.channel))
+        for badge_id, key, segment, channel, idempotency_key, record_id in rows:
+            spec = self.specs.get((system, segment, channel))
             entity, label, fields = (spec.entity, spec.label, spec.fields) if spec else ("", "", {})
             yield Badge(
-                row.id, row.key, row.segment, row.channel, row.idempotency_key,
-                entity, label, fields, row.record_id,
-            )  # fmt: skip
+                badge_id, key, segment, channel, idempotency_key, entity, label, fields, record_id
+            )
 
     def _system(self, result: TransferResult, system: SystemResult) -> None:
         if not system.to_send:
@@ -547,7 +546,7 @@ class _Transfer:
                 on_row=lambda n: self._progress(result.system, n, result.to_send),
             )
         if count:
-            self._mark_done(result.system, None, last[0])
+            self._mark_done(result.system, 0, last[0])
             result.file = str(path.relative_to(self.workspace.root))
         result.sent = count
         self._progress(result.system, count, result.to_send)
@@ -566,18 +565,15 @@ class _Transfer:
             after, done = 0, 0
             while True:
                 with self.store.read() as conn:
-                    batch = list(
-                        self._badges(
-                            self._rows(conn, result.system, after, settings.batch_size),
-                            result.system,
-                        )
-                    )
+                    rows = self._rows(conn, result.system, after, settings.batch_size).all()
+                batch = list(self._badges(rows, result.system))
                 if not batch:
                     break
-                after = batch[-1].record_id
                 outcome = hook.send(self.action.value, self.campaign.name, self.transfer_id, batch)
                 result.retries += outcome.retries
-                self._mark_done(result.system, outcome.accepted, None, outcome.rejected)
+                # the batch is every due badge of the selection in this range of records
+                self._mark_done(result.system, after, batch[-1].record_id, outcome.rejected)
+                after = batch[-1].record_id
                 result.sent += len(outcome.accepted)
                 result.failed += len(outcome.rejected)
                 keys = {b.id: b.record for b in batch}
@@ -591,13 +587,11 @@ class _Transfer:
             hook.close()
 
     def _mark_done(
-        self,
-        system: str,
-        ids: list[int] | None,
-        up_to: int | None,
-        rejected: dict[int, str] | None = None,
+        self, system: str, after: int, up_to: int, rejected: dict[int, str] | None = None
     ) -> None:
-        """Record what the system confirmed: `ids`, or every due badge up to `up_to`."""
+        """Record what the system confirmed: every due badge of the selection whose record
+        is in (after, up_to] (what was sent: nothing else writes meanwhile, the lease says
+        so), except those `rejected`."""
         badge = EXPORT_BADGE.c
         now = clock.now()
         push = self.action == TransferAction.PUSH
@@ -608,18 +602,17 @@ class _Transfer:
         )
         values["attempts"] = badge.attempts + 1
         with self.store.transaction(bump=False) as conn:
-            if ids is None:
-                conn.execute(
-                    EXPORT_BADGE.update()
-                    .where(
-                        self._where_cells(system, any_cell=not push),
-                        badge.state == self._due_states()[0],
-                        badge.record_id <= up_to,
-                    )
-                    .values(values)
+            conn.execute(
+                EXPORT_BADGE.update()
+                .where(
+                    self._where_cells(system, any_cell=not push),
+                    badge.state == self._due_states()[0],
+                    badge.record_id > after,
+                    badge.record_id <= up_to,
+                    ~badge.id.in_(list(rejected)) if rejected else sa.true(),
                 )
-            elif ids:
-                conn.execute(EXPORT_BADGE.update().where(badge.id.in_(ids)).values(values))
+                .values(values)
+            )
             for badge_id, why in (rejected or {}).items():
                 conn.execute(
                     EXPORT_BADGE.update()
