@@ -8,7 +8,9 @@ from the environment variable `token_env` names. Each badge carries its idempote
 the same on every retry and every resumed push; the request carries an `Idempotency-Key`
 header derived from its badges' keys. 5xx answers and network errors are retried with
 exponential backoff (`backoff`, doubled each time, `max_attempts` tries); 429 waits for
-`Retry-After`; another 4xx refuses the whole batch, each badge failed with the answer.
+`Retry-After`; 401, 403, 404 and 405 are about the setup (the token, the URL): the push
+stops (exit 69) and no badge is failed; another 4xx refuses the whole batch, each badge
+failed with the answer.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ from campaignctl.spec.models import ExportSystem
 
 MAX_RETRY_AFTER = 300.0  # seconds: a longer Retry-After stops the push (exit 75)
 MAX_RATE_LIMITED = 50  # 429 answers for one batch before the push stops (exit 75)
+# answers about the setup, not the badges: the push stops (exit 69), nothing is failed
+REFUSED_SETUP = {
+    401: "the token is refused",
+    403: "the token is refused",
+    404: "no such URL",
+    405: "the URL takes no POST",
+}
 
 
 @dataclass(frozen=True)
@@ -216,6 +225,13 @@ class Webhook:
                 outcome.retries += 1
                 self.sleep(self._backoff(attempt))
                 continue
+            if status in REFUSED_SETUP:
+                raise ServiceUnavailable(
+                    f"export system {self.name!r} ({self.target}) answered {status} "
+                    f"({REFUSED_SETUP[status]}): {_excerpt(response.text)}",
+                    hint="check its `url:` and the token its `token_env:` names; no badge was "
+                    "marked: they keep their keys, and `export push` again resumes",
+                )
             if status >= 400:
                 why = f"HTTP {status}: {_excerpt(response.text)}"
                 outcome.rejected = {b.id: why for b in badges}

@@ -201,3 +201,22 @@ def test_the_csv_drop_is_formula_safe(locked: Path) -> None:
     email = [line for line in lines if ",email," in line]
     assert email and all(",'=HYPERLINK(1)," in line for line in email)
     assert not [p.name for p in drop.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_a_refused_token_stops_the_push_with_69_and_fails_no_badge(
+    locked: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRM_TOKEN", "an-old-token")
+
+    result = run(locked, "export", "push", CAMPAIGN, "--system", "crm-adherents")
+
+    assert result.exit_code == 69
+    assert result.stderr == (
+        f"error: export system 'crm-adherents' ({receiver.url}) answered 401 (the token is "  # type: ignore[attr-defined]
+        'refused): {"error": "bad token"}\n'
+        "  hint: check its `url:` and the token its `token_env:` names; no badge was marked: "
+        "they keep their keys, and `export push` again resumes\n"
+    )
+    assert "an-old-token" not in result.output
+    assert receiver.requests == [("?", 401, 0)]
+    assert {state for state, _ in badges(locked).values()} == {"pending"}
