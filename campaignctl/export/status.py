@@ -17,6 +17,7 @@ from campaignctl.enums import BadgeState
 from campaignctl.export.cells import badge_specs, cells, systems_of
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.locks import active_lock_id
+from campaignctl.store.statistics import refresh_statistics
 from campaignctl.store.store import Store
 from campaignctl.store.tables import CAMPAIGN, EXPORT_BADGE, EXPORT_TRANSFER, RECIPIENT
 
@@ -87,6 +88,7 @@ def export_status(store: Store, workspace: Workspace, name: str) -> ExportStatus
     with store.read() as conn:
         campaign_id = conn.execute(sa.select(CAMPAIGN.c.id).where(CAMPAIGN.c.name == name)).scalar()
         lock_id = active_lock_id(conn, campaign_id) if campaign_id is not None else None
+        refresh_statistics(conn, "recipient", "export_badge")
         locked = _locked(conn, lock_id)
         states = (
             conn.execute(

@@ -34,6 +34,7 @@ from campaignctl.spec.models import Campaign, ExportSystemType
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.lease import HeldLease, acquire, this_holder
 from campaignctl.store.locks import active_lock_id
+from campaignctl.store.statistics import refresh_statistics
 from campaignctl.store.store import Store
 from campaignctl.store.tables import (
     CAMPAIGN,
@@ -228,6 +229,7 @@ class _Transfer:
             result = TransferResult(
                 self.campaign.name, self.action.value, self.transfer_id, lock_id, selection
             )
+            refresh_statistics(conn, "recipient", "export_badge")
             for system in self._systems():
                 settings = self._settings(system)
                 webhook = settings.type == ExportSystemType.WEBHOOK
@@ -241,6 +243,7 @@ class _Transfer:
                         self._retry_failed(conn, system)
                 else:
                     self._mark_withdrawing(conn, system)
+            refresh_statistics(conn, "export_badge")  # the badges just made
             for system_result in result.systems:
                 self._count(conn, system_result)
         return result
