@@ -198,7 +198,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--store", help="a PostgreSQL URL (a fresh schema is used)")
-    parser.add_argument("--keep", type=Path, help="build the workspace here and keep it")
+    parser.add_argument(
+        "--keep", type=Path, help="build the workspace here and keep it (and the schema)"
+    )
     args = parser.parse_args()
 
     receiver = Receiver()
@@ -248,7 +250,7 @@ def main() -> None:
         receiver.server.shutdown()
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
-        if schema is not None:
+        if schema is not None and args.keep is None:
             admin = sa.create_engine(args.store, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
                 conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
