@@ -208,7 +208,7 @@ def main() -> None:
     env = {**os.environ, "CAMPAIGNCTL_NOW": NOW, "CI": "1", "BENCH_TOKEN": TOKEN}
     schema = None
     if args.store:
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        schema = f"bench_export_{uuid.uuid4().hex[:8]}"
         admin = sa.create_engine(args.store, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
