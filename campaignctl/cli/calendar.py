@@ -42,8 +42,8 @@ def calendar(
     """
     from campaignctl import clock
     from campaignctl.errors import UsageError
-    from campaignctl.schedule.scheduler import known_waves
-    from campaignctl.schedule.timeline import day_bounds, workspace_timeline
+    from campaignctl.waves.known import known_waves
+    from campaignctl.waves.timeline import day_bounds, workspace_timeline
 
     app = get_app(ctx).use(workspace)
     ws = app.valid_workspace()

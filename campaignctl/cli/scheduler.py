@@ -78,8 +78,9 @@ def tick(
     Example: campaignctl scheduler tick --log-format json
     """
     from campaignctl import clock
-    from campaignctl.schedule.scheduler import LEASE_NAME, SchedulerOptions, scheduler_pass
+    from campaignctl.schedule.scheduler import LEASE_NAME, scheduler_pass
     from campaignctl.store.lease import acquire
+    from campaignctl.waves.known import SchedulerOptions
 
     app = get_app(ctx).use(workspace)
     ws = app.valid_workspace()
@@ -127,8 +128,9 @@ def run(
 
     from campaignctl import clock
     from campaignctl.errors import CampaignctlError
-    from campaignctl.schedule.scheduler import LEASE_NAME, SchedulerOptions, scheduler_pass
+    from campaignctl.schedule.scheduler import LEASE_NAME, scheduler_pass
     from campaignctl.store.lease import acquire
+    from campaignctl.waves.known import SchedulerOptions
 
     app = get_app(ctx).use(workspace)
     ws = app.valid_workspace()
@@ -206,7 +208,8 @@ def status(
 
     from campaignctl import clock
     from campaignctl.clock import local_text
-    from campaignctl.schedule.scheduler import SchedulerOptions, scheduler_status
+    from campaignctl.schedule.scheduler import scheduler_status
+    from campaignctl.waves.known import SchedulerOptions
 
     app = get_app(ctx).use(workspace)
     ws = app.valid_workspace()

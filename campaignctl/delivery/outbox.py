@@ -163,7 +163,7 @@ def _current_wave(store: Store, lock: LockRef, now: datetime) -> WaveRef:
                     campaign_id=lock.campaign_id,
                     number=1,
                     kind=WaveKind.INITIAL,
-                    # the scheduler's key for the first occurrence (schedule.timeline
+                    # the scheduler's key for the first occurrence (waves.timeline
                     # PlannedWave.key), so a send by hand and the schedule never both
                     # create the first wave
                     occurrence_key=f"{lock.campaign}/0/0",

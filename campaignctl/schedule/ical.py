@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from campaignctl.schedule.timeline import PlannedWave
+from campaignctl.waves.timeline import PlannedWave
 
 
 def calendar_ics(waves: list[PlannedWave], organization: str, stamp: datetime) -> bytes:
