@@ -38,6 +38,7 @@ from campaignctl.spec.templates import TEMPLATES_DIR
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store
 from campaignctl.waves.due import Decision, KnownState
+from campaignctl.waves.known import SchedulerOptions, known_waves, pending_waves
 from campaignctl.waves.timeline import timeline
 
 FORMAT_VERSION = 1
@@ -455,8 +456,6 @@ def _schedule(
     pass does with it (the same decision), then those of the next SCHEDULE_DAYS; with none
     there, the next one (within NEXT_SEND_YEARS), so a campaign scheduled far ahead never
     reads as unscheduled."""
-    from campaignctl.schedule.scheduler import SchedulerOptions, known_waves, pending_waves
-
     assert workspace.config is not None
     tz = workspace.config.timezone
     options = SchedulerOptions.from_workspace(workspace)
