@@ -50,6 +50,7 @@ from campaignctl.render.inlining import OutputCapture, ShapeInliner
 from campaignctl.render.links import LinkPurpose, LinkSigner, resolve_secret
 from campaignctl.render.questionnaire import QuestionnairePlan, QuestionnaireView
 from campaignctl.render.sms import SmsInfo, sms_info
+from campaignctl.spec.files import DOCUMENTS_DIR, TEMPLATE_SUFFIXES
 from campaignctl.spec.models import (
     Campaign,
     Channel,
@@ -59,7 +60,7 @@ from campaignctl.spec.models import (
     WorkspaceConfig,
 )
 from campaignctl.spec.templates import LINK_NAMES
-from campaignctl.spec.workspace import DOCUMENTS_DIR, TEMPLATE_SUFFIXES, Workspace
+from campaignctl.spec.workspace import Workspace
 
 _WHITESPACE = re.compile(r"\s+")
 DKIM_HEADERS = (

@@ -20,7 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from campaignctl.errors import Diagnostic, Severity, SpecError
-from campaignctl.spec.files import UnsafePath, definitions_fingerprint, write_cache
+from campaignctl.spec.files import (
+    TEMPLATE_SUFFIXES,
+    UnsafePath,
+    definitions_fingerprint,
+    write_cache,
+)
 from campaignctl.spec.models import Campaign, Channel
 
 # The values of `links` (the renderer makes them, `validate` checks templates against them).
@@ -703,8 +708,6 @@ def analyze_campaign(
     workspace: Any, campaign: Campaign, checker: TemplateChecker | None = None
 ) -> Analysis:
     """Every template problem of one campaign, and which context parts its templates use."""
-    from campaignctl.spec.workspace import TEMPLATE_SUFFIXES
-
     checker = checker or TemplateChecker(workspace.root)
     uses = Uses()
     message = campaign.message

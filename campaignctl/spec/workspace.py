@@ -23,6 +23,7 @@ from campaignctl.spec.files import (
     CONFIG_FILE,
     DOCUMENTS_DIR,
     STATE_DIR,
+    TEMPLATE_SUFFIXES,
     TEMPLATES_DIR,
     UnsafePath,
     confined_path,
@@ -47,9 +48,9 @@ from campaignctl.spec.models import (
     WorkspaceConfig,
 )
 from campaignctl.spec.sources import SourceColumns, SourceError, read_header, source_columns
+from campaignctl.spec.templates import cached_workspace_templates, check_workspace_templates
 from campaignctl.spec.types import looks_like_relative_date, parse_relative_date
 
-TEMPLATE_SUFFIXES = {"html": ".html.j2", "text": ".txt.j2", "sms": ".sms.j2"}
 # Record attributes that every segment and template may use besides the audience's columns.
 BUILTIN_ATTRIBUTES = ("key",)
 SOURCE_PROBLEM = "csv-source"  # the diagnostic code of an audience CSV's own problems
@@ -597,11 +598,6 @@ class _Checker:
 
     def _check_templates(self) -> None:
         """Template syntax and variables (spec.templates): parsed, never rendered."""
-        from campaignctl.spec.templates import (
-            cached_workspace_templates,
-            check_workspace_templates,
-        )
-
         check = cached_workspace_templates if self.template_cache else check_workspace_templates
         self.ws.diagnostics.extend(check(self.ws))
 
