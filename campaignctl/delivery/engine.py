@@ -50,7 +50,14 @@ from campaignctl.delivery.outbox import (
     UncertainRow,
     WaveRef,
 )
-from campaignctl.delivery.rendering import BatchRenderer, RenderJob, RenderResult, cores
+from campaignctl.delivery.rendering import (
+    BatchRenderer,
+    RenderJob,
+    RenderResult,
+    _render_in_worker,
+    cores,
+    render_pool,
+)
 from campaignctl.delivery.transport import (
     DeliveryOutcome,
     DeliveryStatus,
@@ -657,8 +664,6 @@ class _Run:
             processes = cores() if due >= PARALLEL_RENDER_MIN_ROWS and cores() > 1 else 0
         self.processes = processes if due else 0
         if self.processes:
-            from campaignctl.delivery.rendering import render_pool
-
             self.pool = render_pool(
                 self.workspace.root,
                 self.spec.name,
@@ -814,8 +819,6 @@ class _Run:
         try:
             if self.pool is not None:
                 loop = asyncio.get_running_loop()
-                from campaignctl.delivery.rendering import _render_in_worker
-
                 rendered = await loop.run_in_executor(self.pool, _render_in_worker, jobs)
             else:
                 rendered = await asyncio.to_thread(self.batch_renderer.render, jobs)

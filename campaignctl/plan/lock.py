@@ -30,6 +30,7 @@ from campaignctl.plan.targeting import (
     LOCK,
     OUTBOX,
     RECIPIENT,
+    RECORD,
     NotContacted,
     materialized,
 )
@@ -246,8 +247,6 @@ def lock_campaign(
 
 def _difference(conn: sa.Connection, lock_a: int, lock_b: int) -> list[str]:
     """Record keys (with channel) in lock A and not in lock B."""
-    from campaignctl.plan.targeting import RECORD
-
     other = sa.alias(RECIPIENT, "other")
     rows = conn.execute(
         sa.select(RECORD.c.key, RECIPIENT.c.channel)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from campaignctl.waves.timeline import PlannedWave
 
@@ -32,6 +32,4 @@ def calendar_ics(waves: list[PlannedWave], organization: str, stamp: datetime) -
 
 
 def _fifteen_minutes():
-    from datetime import timedelta
-
     return timedelta(minutes=15)

@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from campaignctl.enums import Channel, OutboxState, RecordStatus, WaveStatus
+from campaignctl.enums import Channel, OutboxState, RecordStatus, WaveKind, WaveStatus
 from campaignctl.errors import StateError, UsageError
 from campaignctl.events.model import soft_bounce
 from campaignctl.spec.models import Campaign as CampaignSpec
@@ -375,8 +375,6 @@ def create_relaunch_wave(
 
     Its occurrence key is `CAMPAIGN/manual/NUMBER`, apart from the scheduled ones.
     """
-    from campaignctl.enums import WaveKind
-
     number = (
         conn.execute(
             sa.select(sa.func.coalesce(sa.func.max(WAVE.c.number), 0)).where(
