@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection
 from campaignctl.enums import Channel, OutboxState, RecordStatus, WaveKind, WaveStatus
 from campaignctl.errors import StateError, UsageError
 from campaignctl.events.model import soft_bounce
+from campaignctl.plan.lock import active_lock_id
 from campaignctl.spec.models import Campaign as CampaignSpec
 from campaignctl.spec.models import CampaignType, EventType, RelaunchTarget
 from campaignctl.store.tables import (
@@ -244,8 +245,6 @@ def _resolve(
     channels: Sequence[str] | None,
     lock_id: int | None,
 ) -> tuple[int, list[str]]:
-    from campaignctl.plan.lock import active_lock_id
-
     lock_id = lock_id or active_lock_id(conn, campaign.id)
     if lock_id is None:
         raise StateError(

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from campaignctl.enums import WaveKind, WaveStatus
 from campaignctl.errors import ExitCode
+from campaignctl.plan.lock import active_lock_id, lock_campaign
 from campaignctl.schedule.relaunch import (
     WAVE,
     AppliedCampaign,
@@ -98,8 +99,6 @@ def lock_for_wave(
     A one-off campaign sends the lock a person made and reviewed (or one made now if
     there is none); each recurrence re-evaluates its segments in a fresh lock.
     """
-    from campaignctl.plan.lock import active_lock_id, lock_campaign
-
     with store.read() as conn:
         existing = active_lock_id(conn, campaign.id)
     recurring = campaign.spec.schedule is not None and campaign.spec.schedule.recurrence
@@ -116,6 +115,8 @@ def send_wave(store: Store, workspace: Workspace, job: WaveJob, now: datetime) -
     and the engine, finding the wave populated, sends exactly those. Other waves get
     theirs from the lock, as `campaignctl send` does.
     """
+    # Lazy for start-up: `scheduler status` and a pass with nothing due never send, and the
+    # engine brings render/ and Jinja (61 more modules, ~140 ms: benchmarks/imports.py).
     from campaignctl.delivery.engine import SendOptions, send_campaign
 
     if job.recipients is not None:

@@ -30,6 +30,7 @@ from campaignctl.enums import CampaignState, OutboxState, WaveState, WaveStatus
 from campaignctl.errors import CampaignctlError, ExitCode, TemporaryFailure
 from campaignctl.schedule import runner
 from campaignctl.schedule.relaunch import CAMPAIGN, WAVE, AppliedCampaign
+from campaignctl.store.lease import get_lease
 from campaignctl.store.store import Store
 from campaignctl.store.tables import OUTBOX
 from campaignctl.store.wave_state import exit_code as combined_exit_code
@@ -273,8 +274,6 @@ def scheduler_status(
     store: Store, options: SchedulerOptions, now: datetime, *, horizon: timedelta, limit: int = 10
 ) -> SchedulerStatus:
     """The lease holder and heartbeat, the waves recorded last, and the next ones due."""
-    from campaignctl.store.lease import get_lease
-
     lease = get_lease(store, LEASE_NAME)
     with store.read() as conn:
         campaigns = applied_campaigns(conn)
