@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +35,7 @@ from campaignctl.events.model import soft_bounce
 from campaignctl.plan.lock import active_lock_id
 from campaignctl.spec.models import Campaign as CampaignSpec
 from campaignctl.spec.models import CampaignType, EventType, RelaunchTarget
+from campaignctl.store.store import Store
 from campaignctl.store.tables import (
     CAMPAIGN,
     EVENT,
@@ -391,3 +393,23 @@ def create_relaunch_wave(
         )
     ).inserted_primary_key[0]  # fmt: skip
     return wave_id, number
+
+
+def prepare_relaunch(
+    store: Store,
+    campaign: str,
+    target: RelaunchTarget,
+    *,
+    channels: list[str] | None,
+    dry_run: bool,
+    now: datetime,
+) -> tuple[RelaunchPlan, tuple[int, int] | None]:
+    """`relaunch`'s plan and, unless a dry run or nobody is left, its wave row (id, number),
+    in one transaction: two relaunches at once never select the same records twice."""
+    with store.transaction(immediate=True) as conn:
+        applied = load_campaign(conn, campaign)
+        plan = plan_relaunch(conn, applied, target, channels=channels)
+        wave = (
+            None if dry_run or not plan.selected else create_relaunch_wave(conn, plan, applied, now)
+        )
+    return plan, wave

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from campaignctl.enums import WaveKind, WaveStatus
-from campaignctl.errors import ExitCode
+from campaignctl.errors import CampaignctlError, ExitCode, TemporaryFailure
 from campaignctl.plan.lock import active_lock_id, lock_campaign
 from campaignctl.schedule.relaunch import (
     WAVE,
@@ -195,6 +195,19 @@ def run_wave(store: Store, workspace: Workspace, wave_id: int, *, now: datetime)
     result = send_wave(store, workspace, job, now)
     status = finish_wave(store, wave_id, result.status, now, result.note)
     return replace(result, status=status)
+
+
+def run_due_wave(store: Store, workspace: Workspace, wave_id: int, *, now: datetime) -> WaveRun:
+    """`run_wave` with the failure policy the scheduler's pass and `relaunch` share: an error
+    marks the wave failed with its message, then goes on to the caller; a TemporaryFailure
+    (its campaign is being sent elsewhere) leaves it scheduled for the next pass."""
+    try:
+        return run_wave(store, workspace, wave_id, now=now)
+    except TemporaryFailure:
+        raise
+    except CampaignctlError as exc:
+        finish_wave(store, wave_id, WaveStatus.FAILED, now, exc.message)
+        raise
 
 
 def finish_wave(

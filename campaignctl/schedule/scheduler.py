@@ -242,12 +242,11 @@ def scheduler_pass(
         due_at = _local(aware(row.due), tz)
         base = (row.name, row.occurrence_key, due_at, row.number)
         try:
-            done = runner.run_wave(store, workspace, row.id, now=now)
+            done = runner.run_due_wave(store, workspace, row.id, now=now)
         except TemporaryFailure as exc:
             emit(Action(ActionType.POSTPONED, *base, exc.message, ExitCode.TEMPFAIL))
             continue
-        except CampaignctlError as exc:
-            runner.finish_wave(store, row.id, WaveStatus.FAILED, now, exc.message)
+        except CampaignctlError as exc:  # the wave is marked failed (run_due_wave)
             emit(Action(ActionType.FAILED, *base, exc.message, ExitCode.FAILED))
             continue
         kind = _ACTION_OF_STATE.get(done.state, ActionType.WAITING)
