@@ -223,7 +223,7 @@ def send_campaign(
     spec = _campaign(workspace, campaign)
     if options.dry_run:
         return _dry_run(store, workspace, campaign, options)
-    lock = outbox.ensure_lock(store, campaign, options.wave_id)
+    lock = outbox.require_lock(store, campaign, options.wave_id)
     holder = leases.this_holder()
     lease = None
     if options.hold_lease:
