@@ -152,7 +152,7 @@ def layering_violations(root: Path) -> list[str]:
             upward = layer_of(target) < layer_of(source)
             sideways = layer_of(target) == layer_of(source)
         except LookupError as missing:
-            problems.append(f"{item.where(root)}: {missing} is in no layer of tests/test_layering")
+            problems.append(f"{item.where(root)}: {missing} is in no layer of tests/test_layers")
             continue
         if upward:
             problems.append(
@@ -264,7 +264,7 @@ def test_a_sibling_import_along_no_listed_edge_fails(tmp_path: Path) -> None:
         },
     )
     assert layering_violations(root) == [
-        "campaignctl/newthing/__init__.py:1: newthing is in no layer of tests/test_layering",
+        "campaignctl/newthing/__init__.py:1: newthing is in no layer of tests/test_layers",
         "campaignctl/plan/plan.py:1: plan imports its sibling campaignctl.schedule.scheduler, "
         "along no edge of SIBLINGS",
     ]
