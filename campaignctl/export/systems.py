@@ -27,6 +27,8 @@ from typing import Any
 
 import orjson
 
+from campaignctl import clock
+from campaignctl.delivery.transport import read_secret
 from campaignctl.errors import ServiceUnavailable, TemporaryFailure, writing
 from campaignctl.spec.models import ExportSystem
 
@@ -145,8 +147,6 @@ class Webhook:
 
     def open(self) -> None:
         import httpx
-
-        from campaignctl.delivery.transport import read_secret
 
         headers = {"User-Agent": "campaignctl", "Content-Type": "application/json"}
         if self.settings.token_env:
@@ -268,8 +268,6 @@ def _retry_after(value: str | None, default: float) -> float:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return default
-    from campaignctl import clock
-
     return max(0.0, (when - clock.now()).total_seconds())
 
 

@@ -220,3 +220,25 @@ def test_a_refused_token_stops_the_push_with_69_and_fails_no_badge(
     assert "an-old-token" not in result.output
     assert receiver.requests == [("?", 401, 0)]
     assert {state for state, _ in badges(locked).values()} == {"pending"}
+
+
+def test_two_exports_giving_one_system_a_badge_for_the_same_cell_are_refused(demo: Path) -> None:
+    campaign = demo / "campaigns" / f"{CAMPAIGN}.yaml"
+    text = campaign.read_text()
+    campaign.write_text(text.replace("    segments: [members-loyal, members-new]\n", ""))
+    line = (
+        next(
+            i for i, t in enumerate(campaign.read_text().splitlines(), 1) if "label: Fidélité" in t
+        )
+        - 2
+    )
+
+    result = run(demo, "validate")
+
+    assert result.exit_code == 65
+    assert (
+        f"campaigns/{CAMPAIGN}.yaml:{line}:5: error[invalid-value]: exports 3 and 4 both give "
+        "system 'crm-adherents' a badge for the cell renewing-soon × email\n"
+        "  hint: a cell has one badge per system: narrow `segments:` or `channels:` of one of "
+        "them\n"
+    ) in result.stdout
