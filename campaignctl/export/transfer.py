@@ -180,14 +180,27 @@ class _Transfer:
             except BaseException:
                 result.outcome = "stopped"
                 result.elapsed = time.monotonic() - started
-                self._finish(result)
+                self._settle(lambda: self._finish(result))
                 raise
             result.outcome = "failed" if result.failed else "done"
             result.elapsed = time.monotonic() - started
             self._finish(result)
-            return result
-        finally:
-            self.lease.release()
+        except BaseException:
+            self._settle(self.lease.release)
+            raise
+        self.lease.release()
+        return result
+
+    def _settle(self, step: Callable[[], None]) -> None:
+        """Record the end of a run that an error or Ctrl-C stopped, on a fresh connection
+        (an interrupted statement can leave its pooled one unusable). Best effort: the
+        first error is the one reported; a transfer left unrecorded reads `running or
+        killed`, and a lease left behind is taken over, its holder being gone."""
+        try:
+            self.store.engine.dispose()
+            step()
+        except Exception:
+            pass
 
     def _heartbeat(self) -> None:
         if self.lease is not None and time.monotonic() - self._renewed > RENEW_EVERY:
