@@ -17,7 +17,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from campaignctl.errors import Diagnostic, InvalidValue, Severity, SpecError, UsageError
+from campaignctl.errors import (
+    Diagnostic,
+    InvalidValue,
+    Severity,
+    SpecError,
+    unknown_campaign,
+)
 from campaignctl.spec.files import (
     AUDIENCES_DIR,
     CONFIG_FILE,
@@ -211,17 +217,6 @@ def _display(root: Path, path: Path) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path)
-
-
-def unknown_campaign(name: str, known: Iterable[str]) -> UsageError:
-    """The one error for a CAMPAIGN argument that names no campaign (defined or applied)."""
-    names = sorted(set(known))
-    close = difflib.get_close_matches(name, names, n=1)
-    listed = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
-    return UsageError(
-        f"campaign {name!r} does not exist",
-        hint=f"did you mean {close[0]!r}?" if close else f"campaigns: {listed or 'none'}",
-    )
 
 
 # =========================================================================== loading
