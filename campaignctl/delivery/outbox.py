@@ -9,8 +9,9 @@ Every function here is one or a few set-based statements; the send engine
 - a suppressed address (or one opted out of the campaign's category) becomes a
   `suppressed` row, checked again when a batch is claimed, so a suppression
   added during the send (a hard bounce, an unsubscribe) still holds;
-- an address that already got `max_messages_per_contact` messages of the
-  campaign in other waves becomes a `skipped` row;
+- an address that already counts `max_messages_per_contact` messages of the
+  campaign in other waves (`store.outbox.toward_cap`, as plan and relaunch count
+  them) becomes a `skipped` row;
 - a claim moves a batch from `queued` to `sending` with an owner (host:pid) and
   a lease expiry in ONE statement (SQLite: inside BEGIN IMMEDIATE; PostgreSQL:
   FOR UPDATE SKIP LOCKED), so two senders never hold the same row;

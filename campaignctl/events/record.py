@@ -3,8 +3,8 @@
 `events ingest`, the web side (`serve`), delivery receipts and the send engine
 all describe what happened with an `Event` and hand a batch of them to
 `record_events`, inside their own transaction (`record_event` is the same for
-one event). The batch is resolved in the store, set-based, a few statements
-whatever its size:
+one event). The batch is resolved in the store (`store.events`: staged, linked,
+then inserted by `record_once`), set-based, a few statements whatever its size:
 
 - idempotent by event id: an id already recorded (or met earlier in the batch)
   adds nothing;

@@ -14,8 +14,9 @@ read from the events (DESIGN.md §3):
 
 Each record gets the first of the wave's channels (priority order) for which it
 has an address that is not suppressed; `max_messages_per_contact` (messages of
-this campaign to the record or its address, in any wave) and suppressions
-(every category, or the campaign's) always hold. `options.send_email: false`
+this campaign to the record or its address, in any wave, counted as plan and send
+count them: `store.outbox.toward_cap`) and suppressions (every category, or the
+campaign's: `store.suppressions.applies`) always hold. `options.send_email: false`
 applies to the first send only: relaunches may email (seed 000).
 """
 
