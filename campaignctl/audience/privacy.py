@@ -105,11 +105,6 @@ def remove_suppression(
 def list_suppressions(
     store: Store, *, channel: Channel | None = None, category: str | None = None
 ) -> list[dict[str, Any]]:
-    query = sa.select(SUPPRESSION).order_by(SUPPRESSION.c.channel, SUPPRESSION.c.address_hash)
-    if channel:
-        query = query.where(SUPPRESSION.c.channel == str(channel))
-    if category:
-        query = query.where(SUPPRESSION.c.category == category)
     with store.read() as conn:
         return [
             {
@@ -121,7 +116,7 @@ def list_suppressions(
                 "source": r.source,
                 "created_at": r.created_at.isoformat() if r.created_at else None,
             }
-            for r in conn.execute(query)
+            for r in suppressions.listing(conn, channel, category)
         ]
 
 
@@ -180,11 +175,7 @@ def forget_contact(store: Store, key: str, audience: str | None = None) -> dict[
             ):
                 if address:
                     normal = address.lower() if channel == Channel.EMAIL else address
-                    conn.execute(
-                        sa.update(SUPPRESSION)
-                        .where(SUPPRESSION.c.address_hash == address_hash(normal))
-                        .values(address=None)
-                    )
+                    suppressions.keep_hash_only(conn, normal)
                     _insert_suppression(
                         conn, channel, normal, None, None, SuppressionReason.FORGOTTEN, "forget"
                     )

@@ -37,6 +37,7 @@ from campaignctl.spec.models import CampaignType, EventType, RelaunchTarget
 from campaignctl.store import campaigns, suppressions
 from campaignctl.store.outbox import toward_cap
 from campaignctl.store.tables import (
+    CAMPAIGN,  # noqa: F401 (schedule.scheduler imports it from here)
     EVENT,
     OUTBOX,
     RECIPIENT,

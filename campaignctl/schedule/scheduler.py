@@ -30,10 +30,10 @@ from campaignctl.enums import CampaignState, OutboxState, WaveState, WaveStatus
 from campaignctl.errors import CampaignctlError, ExitCode, TemporaryFailure
 from campaignctl.schedule import runner
 from campaignctl.schedule.due import DueWave, KnownState, due_waves
-from campaignctl.schedule.relaunch import WAVE, AppliedCampaign
+from campaignctl.schedule.relaunch import CAMPAIGN, WAVE, AppliedCampaign
 from campaignctl.schedule.timeline import PlannedWave, first_send_at, workspace_timeline
 from campaignctl.store.store import Store
-from campaignctl.store.tables import CAMPAIGN, OUTBOX
+from campaignctl.store.tables import OUTBOX
 from campaignctl.store.wave_state import exit_code as combined_exit_code
 from campaignctl.store.wave_state import wave_progress
 

@@ -216,3 +216,21 @@ def remove(conn: sa.Connection, channel: Channel | str, normal: str, category: s
         )
     ).rowcount
     return bool(deleted)
+
+
+def listing(
+    conn: sa.Connection, channel: Channel | str | None = None, category: str | None = None
+) -> list[Any]:
+    """The suppressions (of that channel, of that category), by channel and hash."""
+    query = sa.select(S).order_by(S.c.channel, S.c.address_hash)
+    if channel:
+        query = query.where(S.c.channel == str(channel))
+    if category:
+        query = query.where(S.c.category == category)
+    return conn.execute(query).all()
+
+
+def keep_hash_only(conn: sa.Connection, normal: str) -> None:
+    """Erase the text of that address from every suppression (a contact forgotten): only
+    its hash stays, and still blocks it."""
+    conn.execute(sa.update(S).where(S.c.address_hash == address_hash(normal)).values(address=None))

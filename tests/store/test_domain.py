@@ -173,12 +173,17 @@ def test_a_suppression_applies_to_its_channel_and_category_or_to_all(seeded: See
 
 
 def test_a_forgotten_address_is_matched_by_its_hash_only(seeded: Seeded) -> None:
+    _add(seeded, SuppressionEntry(Channel.EMAIL, H002, None, SuppressionReason.BOUNCED, "test"))
     forgotten = SuppressionEntry(
         Channel.EMAIL, H002, None, SuppressionReason.FORGOTTEN, "forget", keep_address=False
     )
-    _add(seeded, forgotten)
+    with seeded.store.transaction() as conn:
+        suppressions.keep_hash_only(conn, H002)
+        assert suppressions.add(conn, [forgotten]) == []  # one per channel, address, category
     with seeded.store.read() as conn:
-        assert conn.execute(sa.select(SUPPRESSION.c.address)).scalar_one() is None
+        listed = [(r.channel, r.address, r.reason) for r in suppressions.listing(conn, "email")]
+        assert listed == [("email", None, "bounced")]
+        assert suppressions.listing(conn, "sms") == []
         assert suppressions.present(conn) == suppressions.Present(0, 1)
     assert _suppressed_records(seeded, None) == ["H002"]
     assert _suppressed_records(seeded, None, hashed=False) == []  # what `present` lets skip
