@@ -46,21 +46,20 @@ BATCH = sa.Table(
 )
 FILLED = [c.name for c in BATCH.columns][:12]  # the columns written from Python
 
-# Joins of the whole batch, never a look-up per event: each costs at most one pass over
-# the rows it joins, whatever the planner believes of them.
+# Joins of the whole batch, a few statements whatever its size. Each is driven by the batch
+# (SQLite's CROSS JOIN keeps the written order, as its planner knows nothing of the
+# temporary table and would otherwise scan the whole outbox or recipient table for every
+# batch); PostgreSQL, which ANALYZEs the batch, orders them as it likes.
 RESOLVE = (
     # the message named by Message-ID, else by the provider's id
     """UPDATE event_batch SET outbox_id = o.id, campaign_id = o.campaign_id,
       record_id = o.record_id
     FROM outbox o WHERE o.message_id = event_batch.message_id""",
-    """UPDATE event_batch SET outbox_id = p.id, campaign_id = p.campaign_id,
-      record_id = p.record_id
-    FROM (SELECT o.id, o.provider_id, o.campaign_id, o.record_id,
-            ROW_NUMBER() OVER (PARTITION BY o.provider_id ORDER BY o.id) AS n
-          FROM outbox o JOIN event_batch b ON b.message_id = o.provider_id
-          WHERE b.outbox_id IS NULL) AS p
-    WHERE p.provider_id = event_batch.message_id AND p.n = 1
-      AND event_batch.outbox_id IS NULL""",
+    """UPDATE event_batch SET (outbox_id, campaign_id, record_id) = (
+      SELECT o.id, o.campaign_id, o.record_id FROM outbox o
+      WHERE o.provider_id = event_batch.message_id ORDER BY o.id LIMIT 1)
+    WHERE outbox_id IS NULL AND message_id IS NOT NULL
+      AND EXISTS (SELECT 1 FROM outbox o WHERE o.provider_id = event_batch.message_id)""",
     # else the campaign by name, and the record by key: the only record with that key,
     # else (a key in several audiences) the one the campaign's latest lock reached
     """UPDATE event_batch SET campaign_id = c.id FROM campaign c
@@ -76,11 +75,10 @@ RESOLVE = (
     """WITH reached AS (
       SELECT b.seq, r.id,
         ROW_NUMBER() OVER (PARTITION BY b.seq ORDER BY l.id DESC, r.id) AS n
-      FROM event_batch b
-        JOIN record r ON r.key = b.record
-        JOIN recipient rc ON rc.record_id = r.id
-        JOIN campaign_lock l ON l.id = rc.lock_id AND l.campaign_id = b.campaign_id
-      WHERE b.outbox_id IS NULL AND b.campaign_id IS NOT NULL AND b.record IS NOT NULL
+      FROM event_batch b CROSS JOIN record r CROSS JOIN recipient rc CROSS JOIN campaign_lock l
+      WHERE r.key = b.record AND rc.record_id = r.id AND l.id = rc.lock_id
+        AND l.campaign_id = b.campaign_id AND b.outbox_id IS NULL
+        AND b.campaign_id IS NOT NULL AND b.record IS NOT NULL
         AND b.record_id IS NULL
     )
     UPDATE event_batch SET record_id = reached.id FROM reached
@@ -88,18 +86,18 @@ RESOLVE = (
     # a record's latest message of the campaign sent before the event: its own, or the
     # grouped email that listed it
     f"""WITH candidate AS (
-      SELECT b.seq, m.id, m.sent_at FROM event_batch b
-        JOIN outbox m ON m.record_id = b.record_id AND m.campaign_id = b.campaign_id
-      WHERE b.outbox_id IS NULL AND b.record_id IS NOT NULL
+      SELECT b.seq, m.id, m.sent_at FROM event_batch b CROSS JOIN outbox m
+      WHERE m.record_id = b.record_id AND m.campaign_id = b.campaign_id
+        AND b.outbox_id IS NULL AND b.record_id IS NOT NULL
         AND m.state IN {_SENT} AND m.sent_at <= b.at
         AND (b.wanted IS NULL OR m.channel = b.wanted)
       UNION ALL
-      SELECT b.seq, m.id, m.sent_at FROM event_batch b
-        JOIN recipient rc ON rc.record_id = b.record_id AND rc.group_key IS NOT NULL
-        JOIN wave w ON w.lock_id = rc.lock_id AND w.campaign_id = b.campaign_id
-        JOIN outbox m ON m.wave_id = w.id AND m.channel = rc.channel
-          AND m.group_key = rc.group_key
-      WHERE b.outbox_id IS NULL AND b.record_id IS NOT NULL
+      SELECT b.seq, m.id, m.sent_at
+      FROM event_batch b CROSS JOIN recipient rc CROSS JOIN wave w CROSS JOIN outbox m
+      WHERE rc.record_id = b.record_id AND rc.group_key IS NOT NULL
+        AND w.lock_id = rc.lock_id AND w.campaign_id = b.campaign_id
+        AND m.campaign_id = b.campaign_id AND m.wave_id = w.id AND m.channel = rc.channel
+        AND m.group_key = rc.group_key AND b.outbox_id IS NULL AND b.record_id IS NOT NULL
         AND m.state IN {_SENT} AND m.sent_at <= b.at
         AND (b.wanted IS NULL OR m.channel = b.wanted)
     ), latest AS (
