@@ -301,7 +301,7 @@ def virtual_lock(
     table.drop(conn)
 
 
-def ensure_lock(store: Store, workspace: Workspace, name: str) -> LockView:
+def active_or_new_lock(store: Store, workspace: Workspace, name: str) -> LockView:
     """The lock `send` uses: the active one, or a new one (`created` says so)."""
     return lock_campaign(store, workspace, name)
 
