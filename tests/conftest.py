@@ -39,10 +39,9 @@ def scaffold(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    """A copy of the repository's demo workspace, safe to break."""
-    root = tmp_path / "demo"
+def copy_demo(parent: Path) -> Path:
+    """A copy of the repository's demo workspace in `parent`/demo."""
+    root = parent / "demo"
     root.mkdir()
     for name in ("campaignctl.yaml",):
         shutil.copy2(REPO / name, root / name)
@@ -50,6 +49,12 @@ def demo(tmp_path: Path) -> Path:
         if (REPO / folder).is_dir():
             shutil.copytree(REPO / folder, root / folder)
     return root
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    """A copy of the repository's demo workspace, safe to break."""
+    return copy_demo(tmp_path)
 
 
 # Store tests run on a real SQLite file and on PostgreSQL (skipped, saying why, only

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from golden import Goldens
 from typer.testing import CliRunner
 
 from campaignctl.cli.main import app
 
 GOLDEN = Path(__file__).with_name("golden")
+golden = Goldens(GOLDEN)
 NOW = "2027-01-05T08:00:00+01:00"
 
 
@@ -27,13 +28,6 @@ def ws(demo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def run(root: Path, *args: str):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(app, ["--workspace", str(root), *args])
-
-
-def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert text == path.read_text()
 
 
 def store(root: Path) -> sa.Engine:
