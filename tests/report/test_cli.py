@@ -20,6 +20,13 @@ from tests.report import expected as x
 golden = Goldens(Path(__file__).with_name("golden"))
 
 
+@pytest.fixture
+def reported(reported_any):
+    """The scenario of conftest.py on SQLite (whose report reads its summary tables) and on
+    PostgreSQL (the full aggregation): the same whole outputs from both."""
+    return reported_any
+
+
 def run(root: Path, *args: str):
     return CliRunner().invoke(app, ["--workspace", str(root), "report", *args])
 
