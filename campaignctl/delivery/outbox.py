@@ -706,6 +706,16 @@ def _write_outcomes(
             _record_bounce(conn, o, campaign_id=campaign_id, campaign=campaign, now=now)
 
 
+def bounce_event_id(message_id: str | None, outbox_id: int) -> str:
+    """The id of the `bounced` event a send records for one message: `send:ID:bounced`, with
+    a message id too long for the event key (64 characters, as PostgreSQL enforces; a
+    Message-ID is 32 hex digits at the sender's domain) replaced by its hash."""
+    event_id = f"send:{message_id or outbox_id}:bounced"
+    if len(event_id) <= EVENT.c.id.type.length:
+        return event_id
+    return f"send:sha256:{_sha256(message_id)[:32]}:bounced"  # type: ignore[index]
+
+
 def _record_bounce(
     conn: sa.Connection, o: RowOutcome, *, campaign_id: int, campaign: str, now: datetime
 ) -> None:
@@ -731,7 +741,7 @@ def _record_bounce(
                 created_at=now,
             )
         )
-    event_id = f"send:{o.message_id or o.row.id}:bounced"
+    event_id = bounce_event_id(o.message_id, o.row.id)
     if conn.execute(sa.select(EVENT.c.id).where(EVENT.c.id == event_id)).first() is None:
         conn.execute(
             EVENT.insert().values(
