@@ -21,6 +21,9 @@ from campaignctl.errors import InvalidValue
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 _SLUG = re.compile(SLUG_PATTERN)
+# The store keeps names in VARCHAR(100) columns (PostgreSQL enforces it) and wave keys
+# such as `NAME/202703080900/1` in another: 64 leaves room for both.
+SLUG_MAX_LENGTH = 64
 
 # --------------------------------------------------------------------------- slugs
 
@@ -31,11 +34,18 @@ def _check_slug(value: str) -> str:
             f"{value!r} is not a valid name: use lower-case letters, digits, '-' and '_', "
             "starting with a letter or digit (e.g. 'hotels-renewing-soon')"
         )
+    if len(value) > SLUG_MAX_LENGTH:
+        raise ValueError(
+            f"the name {value[:24]!r}… has {len(value)} characters: a name has at most "
+            f"{SLUG_MAX_LENGTH}"
+        )
     return value
 
 
 Slug = Annotated[
-    str, AfterValidator(_check_slug), WithJsonSchema({"type": "string", "pattern": SLUG_PATTERN})
+    str,
+    AfterValidator(_check_slug),
+    WithJsonSchema({"type": "string", "pattern": SLUG_PATTERN, "maxLength": SLUG_MAX_LENGTH}),
 ]
 
 # --------------------------------------------------------------------------- durations
