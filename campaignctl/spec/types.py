@@ -48,6 +48,38 @@ Slug = Annotated[
     WithJsonSchema({"type": "string", "pattern": SLUG_PATTERN, "maxLength": SLUG_MAX_LENGTH}),
 ]
 
+# Transport names: the built-in ones and those installed plugins register (spec/transports.py
+# checks that one is installed; the JSON Schema suggests the built-in ones).
+TRANSPORT_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+_TRANSPORT_NAME = re.compile(TRANSPORT_NAME_PATTERN)
+
+
+def _check_transport_name(value: str) -> str:
+    if not _TRANSPORT_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a transport name: use lower-case letters, digits, '.', '-' "
+            "and '_' (e.g. 'smtp', or the name a transport plugin registers)"
+        )
+    return value
+
+
+def transport_name(builtin: tuple[str, ...]) -> Any:
+    """The type of a `transport:` setting whose built-in transports are `builtin`."""
+    return Annotated[
+        str,
+        AfterValidator(_check_transport_name),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "pattern": TRANSPORT_NAME_PATTERN,
+                "examples": list(builtin),
+                "description": f"{', '.join(builtin)}, or a transport an installed plugin "
+                "registers (entry point group campaignctl.transports)",
+            }
+        ),
+    ]
+
+
 # --------------------------------------------------------------------------- durations
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -47,6 +47,7 @@ from campaignctl.spec.models import (
     WorkspaceConfig,
 )
 from campaignctl.spec.sources import SourceColumns, SourceError, read_header, source_columns
+from campaignctl.spec.transports import transport_problem
 from campaignctl.spec.types import looks_like_relative_date, parse_relative_date
 
 TEMPLATE_SUFFIXES = {"html": ".html.j2", "text": ".txt.j2", "sms": ".sms.j2"}
@@ -676,6 +677,9 @@ class _Checker:
                 mark = smap.locate(("systems", name, "path"))
                 self._confined(CONFIG_FILE, mark, system.path, "", f"systems.{name}.path")
         for name, sender in config.senders.items():
+            self._check_transport(
+                smap, ("senders", name, "transport"), Channel.EMAIL, sender.transport
+            )
             if sender.transport == EmailTransportKind.SMTP and sender.smtp is None:
                 self._report(
                     CONFIG_FILE,
@@ -697,6 +701,8 @@ class _Checker:
                     "to the server is trusted, set `allow_plaintext_auth: true`",
                 )
         sms = config.sms
+        if sms is not None:
+            self._check_transport(smap, ("sms", "transport"), Channel.SMS, sms.transport)
         if sms is not None and sms.transport == SmsTransportKind.HTTP and sms.http is None:
             self._report(
                 CONFIG_FILE,
@@ -705,6 +711,16 @@ class _Checker:
                 "sms uses transport http but has no `http:` settings",
                 "add `http: {url: ..., token_env: SMS_TOKEN}` or use `transport: file`",
             )
+
+    def _check_transport(
+        self, smap: SourceMap, path: tuple[str, ...], channel: Channel, name: str
+    ) -> None:
+        """A `transport:` names a transport installed for its channel (built in or plugin)."""
+        problem = transport_problem(channel, name)
+        if problem is not None:
+            message, hint = problem
+            where = smap.locate(path)
+            self._report(CONFIG_FILE, where, "unknown-transport", message, hint)
 
     # ------------------------------------------------------------------ audiences
     def _check_audience(self, doc: LoadedDocument) -> None:

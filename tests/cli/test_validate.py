@@ -552,6 +552,7 @@ CODE_CASES = {
     "missing-file": CASES["unknown-template"][:3],
     "schedule": CASES["relaunch-before-send"][:3],
     "channel": CASES["channel-without-sender"][:3],
+    "unknown-transport": ("campaignctl.yaml", "transport: file", "transport: smpt"),
     "template-syntax": (
         "templates/update-request.txt.j2",
         "{{ blocks.outro }}",
