@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,21 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
     admin.dispose()
 
 
+@contextmanager
+def postgres_store_url() -> Iterator[str]:
+    """A `CAMPAIGNCTL_STORE` URL of a fresh PostgreSQL schema, dropped afterwards."""
+    engine = _postgres_engine()
+    schema = engine.info_schema  # type: ignore[attr-defined]
+    engine.dispose()
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Run a command-level test on the workspace's SQLite store, then on PostgreSQL:
@@ -103,12 +119,6 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     if request.param == "sqlite":
         yield "sqlite"
         return
-    engine = _postgres_engine()
-    schema = engine.info_schema  # type: ignore[attr-defined]
-    engine.dispose()
-    monkeypatch.setenv("CAMPAIGNCTL_STORE", f"{PG_URL}?options=-csearch_path%3D{schema}")
-    yield "postgresql"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with postgres_store_url() as url:
+        monkeypatch.setenv("CAMPAIGNCTL_STORE", url)
+        yield "postgresql"

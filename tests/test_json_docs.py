@@ -4,8 +4,10 @@ theirs), so the document cannot fall behind the code."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -129,14 +131,23 @@ def run(root: Path, *args: str, code: int = 0) -> str:
     return result.stdout
 
 
-@pytest.fixture(scope="module")
-def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, object]]]:
-    """Every documented command run once on a copy of the demo, in the README tour's order:
-    section heading -> the JSON objects it printed."""
-    from conftest import copy_demo
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def outputs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, list[dict[str, object]]]]:
+    """Every documented command run once on a copy of the demo, in the README tour's order,
+    on SQLite and on PostgreSQL: section heading -> the JSON objects it printed."""
+    from conftest import copy_demo, postgres_store_url
 
     root = copy_demo(tmp_path_factory.mktemp("json"))
     env = {"NO_COLOR": "1", "COLUMNS": "100", "CI": "1", "CAMPAIGNCTL_NOW": NOW}
+    with contextlib.ExitStack() as stack:
+        if request.param == "postgresql":
+            env["CAMPAIGNCTL_STORE"] = stack.enter_context(postgres_store_url())
+        yield _run_every_section(root, env)
+
+
+def _run_every_section(root: Path, env: dict[str, str]) -> dict[str, list[dict[str, object]]]:
     with pytest.MonkeyPatch.context() as mp:
         for name in ("CAMPAIGNCTL_STORE", "CAMPAIGNCTL_WORKSPACE", "GITHUB_ACTIONS"):
             mp.delenv(name, raising=False)
