@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-
-REPO = Path(__file__).resolve().parent.parent
+from backends import copy_demo, drop_schema, postgres_engine, postgres_store_url
 
 
 @pytest.fixture(autouse=True)
@@ -40,18 +35,6 @@ def scaffold(tmp_path: Path) -> Path:
     return root
 
 
-def copy_demo(parent: Path) -> Path:
-    """A copy of the repository's demo workspace in `parent`/demo."""
-    root = parent / "demo"
-    root.mkdir()
-    for name in ("campaignctl.yaml",):
-        shutil.copy2(REPO / name, root / name)
-    for folder in ("audiences", "questionnaires", "campaigns", "templates", "documents", "schemas"):
-        if (REPO / folder).is_dir():
-            shutil.copytree(REPO / folder, root / folder)
-    return root
-
-
 @pytest.fixture
 def demo(tmp_path: Path) -> Path:
     """A copy of the repository's demo workspace, safe to break."""
@@ -60,24 +43,6 @@ def demo(tmp_path: Path) -> Path:
 
 # Store tests run on a real SQLite file and on PostgreSQL (skipped, saying why, only
 # where no server answers).
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _postgres_engine() -> sa.Engine:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server answers at 127.0.0.1:5432 ({exc.orig})")
-    finally:
-        admin.dispose()
-    engine = sa.create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
-    engine.info_schema = schema  # type: ignore[attr-defined]
-    return engine
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
     from campaignctl.store import Store
@@ -87,29 +52,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
         yield s
         s.close()
         return
-    engine = _postgres_engine()
+    engine = postgres_engine()
     s = Store(engine)
     yield s
     s.close()
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{engine.info_schema}" CASCADE'))  # type: ignore[attr-defined]
-    admin.dispose()
-
-
-@contextmanager
-def postgres_store_url() -> Iterator[str]:
-    """A `CAMPAIGNCTL_STORE` URL of a fresh PostgreSQL schema, dropped afterwards."""
-    engine = _postgres_engine()
-    schema = engine.info_schema  # type: ignore[attr-defined]
-    engine.dispose()
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    drop_schema(engine.info_schema)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -137,7 +137,7 @@ def outputs(
 ) -> Iterator[dict[str, list[dict[str, object]]]]:
     """Every documented command run once on a copy of the demo, in the README tour's order,
     on SQLite and on PostgreSQL: section heading -> the JSON objects it printed."""
-    from conftest import copy_demo, postgres_store_url
+    from backends import copy_demo, postgres_store_url
 
     root = copy_demo(tmp_path_factory.mktemp("json"))
     env = {"NO_COLOR": "1", "COLUMNS": "100", "CI": "1", "CAMPAIGNCTL_NOW": NOW}
