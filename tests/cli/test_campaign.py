@@ -10,12 +10,14 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from campaignctl.cli.main import app
+from tests.delivery.locking import open_store
 
 NOW = "2027-01-05T08:00:00+01:00"
 
 
 @pytest.fixture
-def ws(demo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def ws(demo: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> Path:
+    """The demo, imported and applied, on SQLite and on PostgreSQL (`backend`)."""
     monkeypatch.setenv("CAMPAIGNCTL_NOW", NOW)
     monkeypatch.setenv("CI", "1")
     for args in (("audience", "import"), ("apply", "--auto-approve")):
@@ -29,7 +31,8 @@ def run(root: Path, *args: str):  # type: ignore[no-untyped-def]
 
 
 def store(root: Path) -> sa.Engine:
-    return sa.create_engine(f"sqlite:///{root / '.campaignctl' / 'store.db'}")
+    """The engine of the store the commands use (CAMPAIGNCTL_STORE, else the SQLite file)."""
+    return open_store(root).engine
 
 
 def plan_json(root: Path, *names: str) -> dict:
@@ -59,7 +62,7 @@ def test_archive_retires_a_campaign_that_plan_and_the_scheduler_then_skip(ws: Pa
             sa.text("SELECT object, data FROM audit_log WHERE action = 'archive'")
         ).all()
     assert tuple(state) == ("archived", 1)
-    assert [(o, json.loads(d)) for o, d in audit] == [
+    assert [(o, d if isinstance(d, dict) else json.loads(d)) for o, d in audit] == [
         ("mise-a-jour-2027", {"previous_state": "scheduled", "force": False, "waves_sending": 0})
     ]
 
