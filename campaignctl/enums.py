@@ -120,3 +120,18 @@ class SuppressionReason(enum.StrEnum):
 class Channel(enum.StrEnum):
     EMAIL = "email"
     SMS = "sms"
+
+
+class BadgeState(enum.StrEnum):
+    """Where one record's badge stands in one CRM system (`export push|withdraw`)."""
+
+    PENDING = "pending"  # has its idempotency key; not confirmed by the system yet
+    SENT = "sent"  # the system accepted it
+    FAILED = "failed"  # refused by the system (4xx): the next push tries it again, same key
+    WITHDRAWING = "withdrawing"  # a withdraw started; not confirmed yet
+    WITHDRAWN = "withdrawn"  # the system confirmed the withdrawal
+
+
+class TransferAction(enum.StrEnum):
+    PUSH = "push"
+    WITHDRAW = "withdraw"

@@ -53,6 +53,7 @@ SIBLINGS: dict[tuple[str, str], str] = {
     ("render", "audience"): "a preview reads its records from the audience's source file",
     ("events", "audience"): "a hard bounce suppresses the address (audience.privacy)",
     ("spec", "store"): "`validate` compiles `matches:` with the store's own RE2 compiler",
+    ("export", "delivery"): "a webhook reads its token as the transports do (read_secret)",
     ("clock", "errors"): "a bad CAMPAIGNCTL_NOW is a usage error",
 }
 

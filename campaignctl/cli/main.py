@@ -176,6 +176,7 @@ def _register() -> None:
         contacts,
         db,
         events,
+        export,
         lease,
         plan,
         preview,
@@ -189,7 +190,7 @@ def _register() -> None:
 
     for module in (
         workspace, preview, audience, segment, contacts, plan, campaign, send, relaunch, events,
-        report, calendar, scheduler, lease, db,
+        export, report, calendar, scheduler, lease, db,
     ):  # fmt: skip
         module.register(app)
 

@@ -20,11 +20,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from campaignctl.enums import (
+    BadgeState,
     CampaignState,
     OutboxState,
     RecordStatus,
     ResponseStatus,
     SuppressionReason,
+    TransferAction,
     WaveKind,
     WaveStatus,
 )
@@ -404,6 +406,50 @@ REPORT_TABLES = [
 ]
 
 
+class ExportTransfer(SQLModel, table=True):
+    """One `export push` or `export withdraw` run: what it selected, when, how it ended."""
+
+    __tablename__ = "export_transfer"
+    __table_args__ = (sa.Index("ix_export_transfer_campaign", "campaign_id", "started_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = _fk("campaign.id")
+    lock_id: int | None = None
+    action: TransferAction = Field(sa_type=_enum(TransferAction))
+    selection: dict[str, Any] | None = _json()  # {segment, channel, system}: null = all
+    holder: str = Field(max_length=200)  # host:pid
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: str | None = Field(default=None, max_length=16)  # done, failed, stopped
+    counts: dict[str, Any] | None = _json()  # per system: sent, failed, already…
+
+
+class ExportBadge(SQLModel, table=True):
+    """One record's badge in one CRM system for one campaign, with the idempotency key it
+    keeps for every retry and resumed push (a new key only after a confirmed withdrawal)."""
+
+    __tablename__ = "export_badge"
+    __table_args__ = (
+        # also the order a push reads its batches in (by record): no other index to keep up
+        sa.UniqueConstraint("campaign_id", "system", "record_id", name="uq_export_badge"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = _fk("campaign.id")
+    system: str = Field(max_length=100)
+    record_id: int = _fk("record.id")
+    segment: str | None = None  # the cell the badge was made for
+    channel: str = Field(max_length=8)
+    state: BadgeState = Field(sa_type=_enum(BadgeState))
+    # unique by construction (the transfer that gave it, the record): no index to keep up
+    idempotency_key: str = Field(max_length=255)
+    fields_hash: str = Field(max_length=16)  # of entity, label and fields when made
+    transfer_id: int  # the push that gave the key
+    attempts: int = 0
+    error: str | None = None
+    pushed_at: datetime | None = None
+    withdraw_transfer_id: int | None = None
+    withdrawn_at: datetime | None = None
+
+
 TABLES = [
     StoreState,
     Record,
@@ -418,6 +464,8 @@ TABLES = [
     Suppression,
     Lease,
     AuditLog,
+    ExportTransfer,
+    ExportBadge,
 ]
 
 
@@ -435,3 +483,5 @@ RESPONSE = Response.__table__  # type: ignore[attr-defined]
 SUPPRESSION = Suppression.__table__  # type: ignore[attr-defined]
 LEASE = Lease.__table__  # type: ignore[attr-defined]
 AUDIT_LOG = AuditLog.__table__  # type: ignore[attr-defined]
+EXPORT_TRANSFER = ExportTransfer.__table__  # type: ignore[attr-defined]
+EXPORT_BADGE = ExportBadge.__table__  # type: ignore[attr-defined]
