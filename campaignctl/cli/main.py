@@ -174,12 +174,13 @@ def _register() -> None:
         scheduler,
         segment,
         send,
+        serve,
         workspace,
     )
 
     for module in (
         workspace, preview, audience, segment, contacts, plan, campaign, send, relaunch, events,
-        report, calendar, scheduler, lease, db,
+        report, calendar, scheduler, lease, db, serve,
     ):  # fmt: skip
         module.register(app)
 

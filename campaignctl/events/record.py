@@ -23,8 +23,8 @@ whatever its size:
   - a hard bounce → the address, every category, reason `bounced` (a soft bounce
     adds nothing: the send engine retries it);
   - a complaint → the address, every category, reason `complained`;
-  - an unsubscribe → the address, the campaign's category (every category when
-    the campaign is unknown), reason `unsubscribed`;
+  - an unsubscribe → the address, the category its `data.category` names, else the
+    campaign's (every category when the campaign is unknown), reason `unsubscribed`;
   - an SMS reply STOP / ARRET / STOP PUB → the phone number, the campaign's
     category (every category when unknown), reason `sms_stop`.
 """
@@ -361,7 +361,8 @@ class _Batch:
                 if why is not None:
                     uncounted.append((self.line(row.seq), why))
             if row.seq in self.effects:
-                entry = _suppression(row, self.effects[row.seq], region)
+                chosen = self.items[row.seq].event.data.get("category")
+                entry = _suppression(row, self.effects[row.seq], region, chosen)
                 if entry is not None:
                     suppressions.append(entry)
         done.recorded = len(inserted) - done.unknown - done.unattributed
@@ -398,8 +399,12 @@ class _Batch:
         return None
 
 
-def _suppression(row: Any, reason: SuppressionReason, region: str) -> SuppressionEntry | None:
-    """The suppression an event calls for, on its address (normalised); None without one."""
+def _suppression(
+    row: Any, reason: SuppressionReason, region: str, chosen: Any = None
+) -> SuppressionEntry | None:
+    """The suppression an event calls for, on its address (normalised); None without one.
+    An unsubscribe or STOP is for the campaign's category, or the one its `data.category`
+    names (the preference centre's choice)."""
     channel = str(Channel.SMS) if reason == SuppressionReason.SMS_STOP else row.channel
     if not row.address or not channel:
         return None
@@ -411,7 +416,9 @@ def _suppression(row: Any, reason: SuppressionReason, region: str) -> Suppressio
     except ValueProblem:
         return None
     per_category = reason in (SuppressionReason.UNSUBSCRIBED, SuppressionReason.SMS_STOP)
-    category = row.category if per_category else None
+    category = (
+        (chosen if isinstance(chosen, str) and chosen else row.category) if per_category else None
+    )
     return SuppressionEntry(Channel(channel), normal, category, reason, f"event:{row.id}")
 
 

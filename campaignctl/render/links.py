@@ -38,6 +38,8 @@ class LinkPurpose(enum.StrEnum):
     UNSUBSCRIBE = "unsubscribe"
     PREFERENCES = "preferences"
     DOCUMENT = "document"
+    OPEN = "open"  # the open pixel of an email: {"m": message id}
+    CLICK = "click"  # a tracked link: {"m": message id, "u": the URL it leads to}
 
 
 # URL path of each purpose under `tracking.base_url` (what `campaignctl serve` routes).
@@ -47,6 +49,8 @@ LINK_PATHS = {
     LinkPurpose.UNSUBSCRIBE: "u",
     LinkPurpose.PREFERENCES: "p",
     LinkPurpose.DOCUMENT: "d",
+    LinkPurpose.OPEN: "o",
+    LinkPurpose.CLICK: "c",
 }
 # Short links (`links.form_short`, `links.space_short`, for SMS): {base_url}/q/{code}.
 SHORT_PATH = "q"
