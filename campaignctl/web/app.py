@@ -65,7 +65,6 @@ class Web:
     csrf: Csrf
     post_limit: RateLimiter
     api_limit: RateLimiter
-    secure_cookies: bool
     api_token: str | None
 
     def load(self, purpose: LinkPurpose, token: str) -> Any:
@@ -92,14 +91,16 @@ class Web:
             return cookie, False
         return self.csrf.new_cookie(), True
 
-    def with_csrf_cookie(self, response: Response, cookie: str, new: bool) -> Response:
-        if new:
+    def with_csrf_cookie(
+        self, request: Request, response: Response, cookie: str, new: bool
+    ) -> Response:
+        if new:  # Secure when the browser came over HTTPS (the proxy says so)
             response.set_cookie(
                 CSRF_COOKIE,
                 cookie,
                 httponly=True,
                 samesite="strict",
-                secure=self.secure_cookies,
+                secure=request.url.scheme == "https",
                 path="/",
             )
         return response
@@ -247,7 +248,6 @@ def create_app(settings: ServeSettings) -> Starlette:
         csrf=Csrf(secret.value),
         post_limit=RateLimiter(settings.posts_per_minute),
         api_limit=RateLimiter(settings.api_posts_per_minute),
-        secure_cookies=config.tracking.base_url.startswith("https://") and not settings.dev,
         api_token=os.environ.get(config.tracking.api_token_env) or None,
     )
 

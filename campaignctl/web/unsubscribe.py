@@ -67,7 +67,7 @@ async def page(request: Request) -> Response:
         csrf_field=CSRF_FIELD,
         csrf_token=web.csrf.token(cookie, request.url.path),
     )
-    return web.with_csrf_cookie(response, cookie, new)
+    return web.with_csrf_cookie(request, response, cookie, new)
 
 
 async def opt_out(request: Request) -> Response:
@@ -137,7 +137,7 @@ async def preferences(request: Request) -> Response:
         csrf_field=CSRF_FIELD,
         csrf_token=web.csrf.token(cookie, request.url.path),
     )
-    return web.with_csrf_cookie(response, cookie, new)
+    return web.with_csrf_cookie(request, response, cookie, new)
 
 
 async def _save_preferences(web: Web, address: str, keys: list[str], wanted: set[str]) -> None:

@@ -157,3 +157,51 @@ def test_a_body_over_the_limit_is_refused_with_413(server: Server) -> None:
     assert declared.status_code == 413
     assert streamed.status_code == 413
     assert server.sent.query("SELECT COUNT(*) FROM suppression") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        ("  token_max_age: 180d\n", "  token_max_age: 180d\n  opens: false\n  clicks: false\n"),
+        (
+            "    unsubscribe: true\n    label: Offres",
+            "    unsubscribe: true\n    tracking: false\n    label: Offres",
+        ),
+    ],
+    ids=["workspace", "category"],
+)
+def test_a_setting_turns_tracking_off(demo, monkeypatch, setting) -> None:
+    from typer.testing import CliRunner
+
+    from campaignctl.cli.main import app
+
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2026-11-23T10:00:00+01:00")
+    config = demo / "campaignctl.yaml"
+    text = config.read_text(encoding="utf-8")
+    assert setting[0] in text
+    config.write_text(text.replace(setting[0], setting[1]), encoding="utf-8")
+
+    def preview() -> str:
+        result = CliRunner().invoke(
+            app,
+            [
+                "--workspace",
+                str(demo),
+                "preview",
+                MARKETING,
+                "--contact",
+                "HOT-002",
+                "--format",
+                "html",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    html = preview()
+    assert f"{BASE}/o/" not in html and f"{BASE}/c/" not in html
+    assert 'href="https://www.val-des-aiguilles.example"' in html
+    assert f"{BASE}/u/" in html  # the unsubscribe link stays
+    config.write_text(text, encoding="utf-8")
+    html = preview()
+    assert f"{BASE}/o/" in html and f"{BASE}/c/" in html
