@@ -19,6 +19,8 @@ whatever its size:
 - its time must be sane: at most a day after now, not before 1970, and not more
   than a day before its campaign's first send (or, never sent, its apply);
   otherwise the event is refused with the reason;
+- a `form_submitted` makes (or, still to process, updates) the record's response to
+  process (events/responses.py);
 - the events that say "never again" add the suppression at once:
   - a hard bounce → the address, every category, reason `bounced` (a soft bounce
     adds nothing: the send engine retries it);
@@ -53,6 +55,7 @@ from campaignctl.events.model import (
     numbered_lines,
     read_event,
 )
+from campaignctl.events.responses import open_responses
 from campaignctl.spec.models import EventType
 from campaignctl.store.store import Store
 from campaignctl.store.tables import JSONType
@@ -350,6 +353,8 @@ class _Batch:
     def insert(self, listed: int | None, region: str) -> None:
         """Insert the events not recorded before; count them, and add their suppressions."""
         inserted = set(self.conn.execute(sa.text(_INSERT), {"now": self.now}).scalars().all())
+        if inserted and any(i.event.type == EventType.FORM_SUBMITTED for i in self.items):
+            self.respond(inserted)
         done = self.done
         done.duplicates += len(self.first) - len(inserted)
         uncounted, suppressions = [], []
@@ -372,6 +377,30 @@ class _Batch:
             f"{e.channel} {e.normal} ({e.category or 'all categories'}, {e.reason})"
             for e in suppress_many(self.conn, suppressions)
         ]
+
+    def respond(self, inserted: set[str]) -> None:
+        """The responses to process of the answers inserted (events/responses.py)."""
+        rows = self.conn.execute(
+            sa.text(
+                "SELECT seq, campaign_id, record_id, outbox_id FROM event_batch "
+                "WHERE type = 'form_submitted' AND campaign_id IS NOT NULL "
+                "AND record_id IS NOT NULL ORDER BY seq"
+            )
+        )
+        open_responses(
+            self.conn,
+            [
+                (
+                    r.campaign_id,
+                    r.record_id,
+                    r.outbox_id,
+                    self.items[r.seq].event.data,
+                    self.at[r.seq],
+                )
+                for r in rows
+                if self.items[r.seq].id in inserted
+            ],
+        )
 
     def _uncounted(self, row: Any) -> str | None:
         """Why an event without a message counts for none (None: named by its address)."""

@@ -12,7 +12,7 @@ from campaignctl.audience.privacy import address_hash
 from campaignctl.enums import Channel, RecordStatus, SuppressionReason
 from campaignctl.store.audit import audit
 from campaignctl.store.store import Store
-from campaignctl.store.tables import RECORD, SUPPRESSION
+from campaignctl.store.tables import CAMPAIGN, RECORD, RESPONSE, SUPPRESSION
 
 
 @dataclass(frozen=True)
@@ -108,3 +108,34 @@ def resubscribe(store: Store, address: str, categories: Sequence[str], by: str) 
                 by=by,
             )
     return int(lifted or 0)
+
+
+def latest_response(
+    store: Store, campaign: str, record_id: int
+) -> tuple[str, dict[str, Any]] | None:
+    """(status, answers) of the record's latest response to `campaign`, None before any."""
+    with store.read() as conn:
+        row = conn.execute(
+            sa.select(RESPONSE.c.status, RESPONSE.c.data)
+            .select_from(RESPONSE.join(CAMPAIGN, CAMPAIGN.c.id == RESPONSE.c.campaign_id))
+            .where(CAMPAIGN.c.name == campaign, RESPONSE.c.record_id == record_id)
+            .order_by(RESPONSE.c.id.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        return None
+    return str(row.status), dict(row.data or {})
+
+
+def answered(store: Store, campaign: str, record_ids: Sequence[int]) -> set[int]:
+    """Which of the records answered `campaign` (a response, processed or not)."""
+    if not record_ids:
+        return set()
+    with store.read() as conn:
+        return set(
+            conn.execute(
+                sa.select(RESPONSE.c.record_id)
+                .select_from(RESPONSE.join(CAMPAIGN, CAMPAIGN.c.id == RESPONSE.c.campaign_id))
+                .where(CAMPAIGN.c.name == campaign, RESPONSE.c.record_id.in_(list(record_ids)))
+            ).scalars()
+        )
