@@ -171,6 +171,7 @@ def _register() -> None:
         preview,
         relaunch,
         report,
+        responses,
         scheduler,
         segment,
         send,
@@ -180,7 +181,7 @@ def _register() -> None:
 
     for module in (
         workspace, preview, audience, segment, contacts, plan, campaign, send, relaunch, events,
-        report, calendar, scheduler, lease, db, serve,
+        report, responses, calendar, scheduler, lease, db, serve,
     ):  # fmt: skip
         module.register(app)
 
