@@ -257,3 +257,16 @@ def server(sent: Sent) -> Iterator[Server]:
     application = create_app(ServeSettings(root=str(sent.root), store_url=sent.store_url))
     for base in run_app(application):
         yield Server(base, sent)
+
+
+@pytest.fixture
+def limited_server(sent: Sent) -> Iterator[Server]:
+    """The app with rate limits of 3 POSTs a minute per IP (refilled one per 20 s)."""
+    from campaignctl.web.app import create_app
+    from campaignctl.web.settings import ServeSettings
+
+    settings = ServeSettings(
+        root=str(sent.root), store_url=sent.store_url, posts_per_minute=3, api_posts_per_minute=3
+    )
+    for base in run_app(create_app(settings)):
+        yield Server(base, sent)
