@@ -66,6 +66,6 @@ class Pages:
             return None
         if name not in self._assets:
             self._assets[name] = (
-                resources.files("campaignctl.web").joinpath("static", name).read_bytes()
+                resources.files("campaignctl.web").joinpath("static").joinpath(name).read_bytes()
             )
         return self._assets[name]

@@ -205,3 +205,12 @@ def test_a_setting_turns_tracking_off(demo, monkeypatch, setting) -> None:
     config.write_text(text, encoding="utf-8")
     html = preview()
     assert f"{BASE}/o/" in html and f"{BASE}/c/" in html
+
+
+def test_the_stylesheet_is_served_and_nothing_else_under_assets(server: Server) -> None:
+    with server.client() as client:
+        css = client.get("/assets/style.css")
+        other = client.get("/assets/..%2F..%2Fsettings.py")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert "box-sizing" in css.text
+    assert other.status_code == 404
