@@ -40,7 +40,7 @@ class EmailTracking:
                 target = html.unescape(match.group(3))
                 if target.startswith(own):
                     return match.group(0)
-                url = signer.url(LinkPurpose.CLICK, {"m": message_id, "u": target})
+                url = signer.url(LinkPurpose.CLICK, {"m": message_id, "u": target}, compress=False)
                 return f"{match.group(1)}{match.group(2)}{url}{match.group(2)}"
 
             body = _HREF.sub(rewrite, body)
