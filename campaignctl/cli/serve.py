@@ -40,7 +40,7 @@ def serve(
     refuses to start unless --dev is given. Run it behind a reverse proxy that
     terminates TLS at tracking.base_url (see the README).
 
-    Example: CAMPAIGNCTL_SECRET=... campaignctl serve --port 8000 --workers 2
+    Example: campaignctl serve --port 8000 --workers 2  (with CAMPAIGNCTL_SECRET set)
     """
     import os
 
