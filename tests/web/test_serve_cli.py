@@ -90,3 +90,60 @@ def test_a_served_hit_is_stored_and_no_token_reaches_the_logs(sent: Sent) -> Non
     for message in messages:
         assert message.link("o").rsplit("/", 1)[1] not in logs
     assert "tampered" not in logs
+
+
+def test_after_a_kill_9_every_hit_answered_before_it_is_stored(sent: Sent) -> None:
+    import threading
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("campaignctl")),
+            "--workspace",
+            str(sent.root),
+            "serve",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
+        time.sleep(0.2)
+    paths = [sent.local(m.link("o")) for m in sent.messages[MARKETING]]
+    answered = [0] * 4
+    started = threading.Event()
+
+    def hammer(n: int) -> None:
+        with httpx.Client(base_url=base, timeout=10) as client:
+            i = 0
+            while True:
+                try:
+                    if client.get(paths[i % len(paths)]).status_code == 200:
+                        answered[n] += 1
+                        started.set()
+                except httpx.TransportError:
+                    return  # the server is gone
+                i += 1
+
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    assert started.wait(60)
+    while sum(answered) < 200:
+        time.sleep(0.01)
+    process.kill()  # SIGKILL, under load
+    process.wait(30)
+    for thread in threads:
+        thread.join(30)
+    [(stored,)] = sent.query("SELECT COUNT(*) FROM event WHERE type = 'opened'")
+    assert stored >= sum(answered) >= 200
