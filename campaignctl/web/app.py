@@ -7,6 +7,7 @@ only (`render.links.LinkSigner`, the signer that made the links):
 - `/u/TOKEN` unsubscribe (GET asks, POST opts out; RFC 8058 one-click POST at once);
 - `/p/TOKEN` preference centre, per category;
 - `/f/TOKEN` questionnaire form, `/s/TOKEN` personal space, `/q/CODE` short links;
+- `/d/TOKEN` the documents a campaign offers (a list, or one file);
 - `POST /api/events` JSON lines of `events ingest`, with a bearer token.
 
 Every hit is an event stored (web/writer.py) before the answer is sent. A tampered,
@@ -263,7 +264,7 @@ async def _answer(send: Send, status: int, headers: list[tuple[bytes, bytes]], b
 
 
 def _routes() -> list[Route]:
-    from campaignctl.web import api, questionnaire, unsubscribe
+    from campaignctl.web import api, documents, questionnaire, unsubscribe
 
     return [
         Route("/o/{token}", refused_hit, methods=["GET"]),
@@ -274,6 +275,7 @@ def _routes() -> list[Route]:
         Route("/p/{token}", unsubscribe.preferences, methods=["GET", "POST"]),
         Route("/f/{token}", questionnaire.form, methods=["GET", "POST"]),
         Route("/s/{token}", questionnaire.space, methods=["GET"]),
+        Route("/d/{token}", documents.documents, methods=["GET"]),
         Route("/api/events", api.events, methods=["POST"]),
         Route("/assets/{name}", assets, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),

@@ -186,3 +186,32 @@ def test_a_short_link_redirects_to_its_form(server: Server) -> None:
         assert location.startswith(f"{BASE}/f/") or location.startswith(f"{BASE}/s/")
         assert client.get(server.sent.local(location)).status_code == 200
     assert tampered.status_code == 404
+
+
+def test_documents_are_listed_and_downloaded_only_as_the_campaign_offers_them(
+    server: Server,
+) -> None:
+    def url(**payload) -> str:
+        return SIGNER.url(LinkPurpose.DOCUMENT, payload).removeprefix(BASE)
+
+    listing = url(c="taxe-sejour-guide", r=["HOT-001"])
+    with server.client() as client:
+        page = client.get(listing)
+        assert page.status_code == 200
+        assert "Comment lire votre relevé de taxe de séjour" in page.text
+        assert "Barème de la taxe de séjour 2027" in page.text
+        link = re.search(r'<a href="(/d/[^"]+)">Barème', page.text).group(1)  # type: ignore[union-attr]
+        download = client.get(link)
+        foreign = client.get(url(c="taxe-sejour-guide", r=["HOT-001"], d="../campaignctl.yaml"))
+    assert download.status_code == 200
+    assert download.headers["content-disposition"] == (
+        'attachment; filename="bareme-taxe-sejour-2027.txt"'
+    )
+    assert (
+        download.content
+        == (server.sent.root / "documents/bareme-taxe-sejour-2027.txt").read_bytes()
+    )
+    assert foreign.status_code == 404  # signed, but not a document the campaign offers
+    assert server.sent.query("SELECT record_key, type FROM event WHERE type = 'clicked'") == [
+        ("HOT-001", "clicked")
+    ]
