@@ -180,7 +180,7 @@ def _view(row: Any) -> ResponseView:
         row.submitted_at,
         row.processed_at,
         row.processed_by,
-        dict(row.changes or {}),
+        dict(sorted((row.changes or {}).items())),  # JSONB keeps no order: by field name
         dict(row.data or {}),
     )
 
