@@ -7,9 +7,10 @@ receipts can name either id. The provider id is read from the JSON answer
 (`id` or `message_id`) and stored for later receipts.
 
 Classification: 2xx → sent; 429 and 5xx → retry (honouring `Retry-After`);
-any other status → failed; a timeout or a broken connection → retry, marked
-`uncertain` when the request may have reached the provider (anything but a
-failure to connect).
+401, 403 (the token) and 404, 405 (the URL) → `misconfigured`: the send stops with
+exit 69 and the messages stay queued; any other status → failed; a timeout or a
+broken connection → retry, marked `uncertain` when the request may have reached the
+provider (anything but a failure to connect).
 
 `concurrency` requests are in flight at once, each on its own kept-alive
 HTTP/1.1 connection. The requests go through `_KeepAlivePool`: kept-alive asyncio
@@ -226,7 +227,31 @@ class HttpSmsTransport(TransportBase[OutgoingSms]):
                 reply=reply,
                 retry_after=parse_retry_after(headers.get("retry-after")),
             )
+        if status in _REFUSES_EVERY_REQUEST:
+            return self._misconfigured(mid, status, reply)
         return DeliveryOutcome(mid, DeliveryStatus.FAILED, reply=reply)
+
+    def _misconfigured(self, mid: str, status: int, reply: str) -> DeliveryOutcome:
+        """A 401/403 (the token) or 404/405 (the URL): the provider refuses every request
+        from these settings. Nothing is wrong with the message: the send stops (exit 69)
+        and every message stays queued, instead of failing the whole campaign one by one."""
+        if status in (401, 403):
+            hint = (
+                f"check the token in ${self.settings.token_env} (sms.http.token_env): the "
+                "provider refuses it"
+            )
+        else:
+            hint = "check sms.http.url in campaignctl.yaml: the provider has no such endpoint"
+        return DeliveryOutcome(
+            mid,
+            DeliveryStatus.MISCONFIGURED,
+            reply=f"the SMS provider refuses every request from these settings: {reply}",
+            hint=hint + "; the messages stay queued: run send again once it is fixed",
+        )
+
+
+# Answers about the request's settings, not about one message.
+_REFUSES_EVERY_REQUEST = frozenset({401, 403, 404, 405})
 
 
 def _timeout_name(exc: BaseException) -> str:

@@ -295,7 +295,7 @@ class SmsProvider:
     int status, `("slow", seconds)`, `("retry-after", status, value)`, `"chunked"`
     (200 with a chunked body) or `"close"` (200, then `Connection: close`).
     Otherwise it answers 200 with `{"id": "prov-N"}` (or `{"message_id": ...}`
-    when `id_key` says so).
+    when `id_key` says so). With `token` set, a request without `Bearer <token>` gets 401.
     """
 
     def __init__(self) -> None:
@@ -303,6 +303,7 @@ class SmsProvider:
         self.requests: list[SmsRequest] = []
         self.script: dict[str, list[Any]] = defaultdict(list)
         self.id_key = "id"
+        self.token: str | None = None
         self.url = ""
         self.sockets: list[socket.socket] = []
 
@@ -346,6 +347,8 @@ def _provider_handler(provider: SmsProvider) -> type[BaseHTTPRequestHandler]:
                 provider.requests.append(request)
                 number = len(provider.requests)
                 action = provider.script[body["to"]].pop(0) if provider.script[body["to"]] else 200
+            if provider.token and request.authorization != f"Bearer {provider.token}":
+                action = 401
             headers: dict[str, str] = {}
             style = action if action in ("chunked", "close") else None
             if style:

@@ -598,9 +598,10 @@ def test_a_kill_9_of_send_alone_ends_its_render_processes_and_resource_tracker(
     process.communicate(timeout=10)  # nothing holds its pipes any more
 
 
-def test_sms_through_the_http_provider_are_sent_once_each_with_their_provider_id(
-    demo: Path, sms_provider: SmsProvider, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+def _sms_demo(
+    demo: Path, sms_provider: SmsProvider, monkeypatch: pytest.MonkeyPatch, *, count: int
 ) -> None:
+    """The demo, its SMS through the provider, `count` contacts reached by SMS only, locked."""
     config = demo / "campaignctl.yaml"
     config.write_text(
         config.read_text("utf-8").replace(
@@ -612,10 +613,16 @@ def test_sms_through_the_http_provider_are_sent_once_each_with_their_provider_id
     monkeypatch.setenv("SMS_TOKEN", "sms-token-for-tests")
     lines = [HEADER] + [
         f"HOT-{n:06d};Hôtel {n};hotel;Val;;;06 12 34 {n // 100:02d} {n % 100:02d};adherent;;;;;;;actif"
-        for n in range(120)
+        for n in range(count)
     ]
     (demo / "audiences" / "contacts.csv").write_text("\n".join(lines) + "\n", "utf-8")
     locked_demo(demo, CAMPAIGN)
+
+
+def test_sms_through_the_http_provider_are_sent_once_each_with_their_provider_id(
+    demo: Path, sms_provider: SmsProvider, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sms_demo(demo, sms_provider, monkeypatch, count=120)
 
     result = _run(demo, "send", CAMPAIGN, "--now")
 
@@ -627,6 +634,27 @@ def test_sms_through_the_http_provider_are_sent_once_each_with_their_provider_id
     assert {mid for _, mid, _ in rows} == set(accepted)  # our client_ref
     assert all(pid and pid.startswith("prov-") for _, _, pid in rows)
     assert _rows(demo, "SELECT count(*) FROM outbox_handover") == [(0,)]
+
+
+def test_a_wrong_sms_token_stops_with_69_naming_its_variable_and_keeps_every_sms_queued(
+    demo: Path, sms_provider: SmsProvider, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sms_demo(demo, sms_provider, monkeypatch, count=30)
+    sms_provider.token = "the-token-the-provider-knows"
+    monkeypatch.setenv("SMS_TOKEN", "an-expired-token")
+
+    result = _run(demo, "send", CAMPAIGN, "--now")
+
+    assert result.exit_code == 69, result.output
+    assert "the SMS provider refuses every request from these settings: 401" in result.stderr
+    assert "check the token in $SMS_TOKEN (sms.http.token_env)" in result.stderr
+    assert "an-expired-token" not in result.output + result.stderr
+    assert _rows(demo, "SELECT state, attempts, count(*) FROM outbox GROUP BY state, attempts") == [
+        ("queued", 0, 30)
+    ]
+    monkeypatch.setenv("SMS_TOKEN", "the-token-the-provider-knows")  # fixed: all go, once
+    assert _run(demo, "send", CAMPAIGN, "--now").exit_code == 0
+    assert len(sms_provider.accepted()) == 30 and set(sms_provider.accepted().values()) == {1}
 
 
 # --------------------------------------------------------------------------- settings and addresses

@@ -170,3 +170,19 @@ def test_a_connection_the_provider_closed_while_idle_is_not_reused(
     outcomes = asyncio.run(go())
     assert all(o.ok and not o.uncertain for o in outcomes), outcomes
     assert sms_provider.accepted() == {"s1": 1, "s2": 1}
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 405])
+def test_a_refused_token_or_url_is_misconfigured_not_a_failed_message(
+    sms_provider: SmsProvider, status: int
+) -> None:
+    """A wrong token or URL refuses every SMS: the engine stops and keeps them queued
+    (exit 69) instead of failing the whole campaign one message at a time."""
+    message = sms(1)
+    sms_provider.script[message.to] = [status]
+    [[refused]] = asyncio.run(send_batches(transport_for(sms_provider.url), [message]))
+
+    assert refused.status is DeliveryStatus.MISCONFIGURED
+    assert refused.reply.startswith("the SMS provider refuses every request")
+    assert ("SMS_TOKEN" in refused.hint) == (status in (401, 403))
+    assert "tok-123" not in refused.reply + refused.hint

@@ -116,3 +116,65 @@ def test_ingests_running_at_once_record_each_event_once(scaffold: Path, sent: Se
     with open_store(scaffold).read() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM event")).scalar_one() == 3001
         assert conn.execute(sa.text("SELECT COUNT(*) FROM suppression")).scalar_one() == 1
+
+
+def test_an_ingest_in_many_batches_counts_as_one_batch(
+    sent: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches are read ahead (in a thread) while the one before is stored: the figures, the
+    bad lines (with their numbers) and the rows are those of one batch holding everything,
+    with duplicates and bad lines on both sides of every batch boundary."""
+    from campaignctl.events import record
+
+    good = [
+        {"type": "opened", "message_id": "H001.1@example.org", "at": AT.isoformat(), "id": f"o{n}"}
+        for n in range(30)
+    ]
+    lines: list[bytes] = []
+    for n, event in enumerate(good):
+        lines.append(json.dumps(event).encode())
+        if n % 4 == 1:
+            lines.append(json.dumps(good[n - 1]).encode())  # a webhook retried
+        if n % 5 == 2:
+            lines.append(b"{not json")
+        if n % 9 == 0:
+            lines.append(b"")
+    lines.append(json.dumps({"type": "opened", "message_id": "nobody@example.org"}).encode())
+    data = b"\n".join(lines) + b"\n"
+
+    def ingest(batch_size: int) -> tuple[dict, int]:
+        monkeypatch.setattr(record, "BATCH_SIZE", batch_size)
+        with sent.store.transaction() as conn:
+            conn.execute(sa.text("DELETE FROM event"))
+        summary = ingest_events(sent.store, io.BytesIO(data), now=NOW)
+        with sent.store.read() as conn:
+            stored = conn.execute(sa.text("SELECT COUNT(*) FROM event")).scalar_one()
+        return summary.as_json(), stored
+
+    whole, stored = ingest(10_000)
+    assert (whole["recorded"], whole["duplicates"], whole["unknown"]) == (30, 8, 1)
+    assert whole["bad_lines"] == 6 and stored == 31
+    assert [p["line"] for p in whole["problems"]] == sorted(p["line"] for p in whole["problems"])
+    for size in (1, 3, 7):
+        assert ingest(size) == (whole, stored)
+
+
+def test_resolving_a_batch_never_scans_a_store_table(scaffold: Path) -> None:
+    """Each statement resolving a batch starts from the batch and reaches the store's
+    tables through their indexes: its cost follows the batch, not the outbox or recipient
+    table (a scan of them for every batch made a big ingest quadratic). SQLite only: its
+    planner knows nothing of the temporary batch table."""
+    from campaignctl.events.record import _BATCH, _RESOLVE
+
+    sent = seed(scaffold)  # on SQLite: PostgreSQL ANALYZEs the batch and plans each join
+    scanned = []
+    with sent.store.transaction() as conn:
+        conn.execute(sa.schema.CreateTable(_BATCH, if_not_exists=True))
+        for statement in _RESOLVE:
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}").all()
+            scans = [row[3] for row in plan if row[3].startswith("SCAN ")]
+            scanned += [
+                s for s in scans if s.split()[1] not in ("event_batch", "b", "reached", "latest")
+                and not s.startswith("SCAN (subquery")
+            ]  # fmt: skip
+    assert scanned == []
