@@ -37,6 +37,10 @@ from campaignctl.spec.models import Campaign
 from campaignctl.spec.templates import TEMPLATES_DIR
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store
+from campaignctl.store.tables import Record
+from campaignctl.waves.due import Decision, KnownState
+from campaignctl.waves.known import SchedulerOptions, known_waves, pending_waves
+from campaignctl.waves.timeline import timeline
 
 FORMAT_VERSION = 1
 SCHEDULE_DAYS = 90
@@ -427,6 +431,10 @@ def _campaign_plan(
             else:
                 reasons[(reason, detail)] = reasons.get((reason, detail), 0) + count
         plan.matrix.sort(key=lambda m: (order.get(m.segment, 99), channel_order.get(m.channel, 9)))
+        # in the campaign's channel order, whatever order the database grouped the rows in
+        by_channel = sorted(plan.messages, key=lambda channel: channel_order.get(channel, 9))
+        plan.messages = {channel: plan.messages[channel] for channel in by_channel}
+        plan.reached_by_channel = {c: plan.reached_by_channel[c] for c in by_channel}
         reason_order = {r.value: i for i, r in enumerate(NotContacted)}
         plan.not_contacted = [
             NotContactedCount(reason, count, detail)
@@ -453,10 +461,6 @@ def _schedule(
     pass does with it (the same decision), then those of the next SCHEDULE_DAYS; with none
     there, the next one (within NEXT_SEND_YEARS), so a campaign scheduled far ahead never
     reads as unscheduled."""
-    from campaignctl.schedule.due import KnownState
-    from campaignctl.schedule.scheduler import SchedulerOptions, known_waves, pending_waves
-    from campaignctl.schedule.timeline import timeline
-
     assert workspace.config is not None
     tz = workspace.config.timezone
     options = SchedulerOptions.from_workspace(workspace)
@@ -498,8 +502,6 @@ def _schedule(
 
 def _pending(due: Any, max_lateness: timedelta) -> tuple[str, str]:
     """(status, note) of a past wave the scheduler has not handled yet."""
-    from campaignctl.schedule.due import Decision
-
     if due.decision == Decision.MISSED:
         return "missed", f"will be {due.missed_note(max_lateness)}"
     if due.decision == Decision.WAIT:
@@ -516,9 +518,10 @@ def _sms_figures(
     now: datetime,
 ) -> SmsFigures:
     """Parts per SMS measured by rendering up to SMS_SAMPLE recipients."""
+    # Lazy for start-up: only a plan with SMS renders, and render/ brings Jinja with it
+    # (37 more modules, ~50 ms: benchmarks/imports.py).
     from campaignctl.render.context import Recipient, RecordData
     from campaignctl.render.renderer import CampaignRenderer, RenderOptions
-    from campaignctl.store.tables import Record
 
     assert workspace.config is not None
     settings = workspace.config.sms

@@ -35,6 +35,7 @@ from campaignctl.spec.types import (
     StoreUrl,
     TimeOfDay,
     TimeZoneName,
+    transport_name,
 )
 from campaignctl.store.functions import compile_pattern
 
@@ -66,6 +67,11 @@ class EmailTransportKind(enum.StrEnum):
 class SmsTransportKind(enum.StrEnum):
     FILE = "file"
     HTTP = "http"
+
+
+# the built-in transports above, or one an installed plugin registers (spec/transports.py)
+EmailTransportName = transport_name(tuple(EmailTransportKind))
+SmsTransportName = transport_name(tuple(SmsTransportKind))
 
 
 class ColumnType(enum.StrEnum):
@@ -349,7 +355,7 @@ class DkimSettings(SpecModel):
 class Sender(SpecModel):
     from_: Mailbox = Field(alias="from")
     reply_to: EmailAddress | None = None
-    transport: EmailTransportKind = EmailTransportKind.FILE
+    transport: EmailTransportName = "file"
     smtp: SmtpSettings | None = None
     rate: RateLimit | None = None
     dkim: DkimSettings | None = None
@@ -368,7 +374,7 @@ class SmsHttp(SpecModel):
 
 
 class SmsSettings(SpecModel):
-    transport: SmsTransportKind = SmsTransportKind.FILE
+    transport: SmsTransportName = "file"
     sender_id: str = Field(pattern=r"^[A-Za-z0-9 ]{1,11}$|^\+?\d{3,15}$")
     http: SmsHttp | None = None
     quiet_hours: QuietHours | None = None

@@ -22,7 +22,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaignctl import clock
-from campaignctl.errors import StateError, TemporaryFailure
+from campaignctl.errors import StateError, TemporaryFailure, UsageError
 from campaignctl.store.store import Store
 from campaignctl.store.tables import LEASE
+from campaignctl.store.upsert import upsert
 
 POLL_SECONDS = 0.5  # how often --lock-timeout retries
 BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
@@ -188,8 +189,6 @@ class LeaseInfo:
 
 
 def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
@@ -235,18 +234,13 @@ class HeldLease:
 
 
 def _upsert(conn: Connection, values: dict[str, Any], now: datetime) -> bool:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    statement = insert(LEASE).values(**values)
-    statement = statement.on_conflict_do_update(
-        index_elements=["name"],
-        set_={k: statement.excluded[k] for k in values if k != "name"},
-        where=sa.or_(LEASE.c.expires_at <= now, LEASE.c.holder == values["holder"]),
-    )
     # RETURNING, not rowcount: drivers disagree on rowcount for an upsert that did nothing
-    return conn.execute(statement.returning(LEASE.c.name)).first() is not None
+    result = upsert(
+        conn, LEASE, values, key=["name"],
+        where=sa.or_(LEASE.c.expires_at <= now, LEASE.c.holder == values["holder"]),
+        returning=[LEASE.c.name],
+    )  # fmt: skip
+    return result.first() is not None
 
 
 def try_acquire(
@@ -330,8 +324,6 @@ def release_lease(store: Store, name: str) -> LeaseInfo:
     with store.transaction() as conn:
         row = conn.execute(sa.select(LEASE).where(LEASE.c.name == name)).first()
         if row is None:
-            from campaignctl.errors import UsageError
-
             raise UsageError(
                 f"there is no lease {name!r}", hint="`campaignctl lease list` shows them"
             )

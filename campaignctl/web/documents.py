@@ -17,8 +17,8 @@ from starlette.responses import FileResponse, Response
 from campaignctl.errors import SpecError
 from campaignctl.events.model import Event
 from campaignctl.render.links import LinkPurpose
+from campaignctl.spec.files import DOCUMENTS_DIR
 from campaignctl.spec.models import EventType
-from campaignctl.spec.workspace import DOCUMENTS_DIR
 from campaignctl.web.app import InvalidToken, _web
 
 
