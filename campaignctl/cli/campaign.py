@@ -126,7 +126,8 @@ def archive(
     from campaignctl.plan.apply import archive_campaign
 
     app = get_app(ctx).use(workspace)
-    result = archive_campaign(app.store(), name, force=force)
+    store = app.store()
+    result = archive_campaign(store, name, force=force, defined=app.workspace().campaigns)
     if json_output:
         app.print_json(result.as_json())
     elif result.archived_at is None:

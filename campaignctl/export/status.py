@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from campaignctl.enums import BadgeState
 from campaignctl.export.cells import badge_specs, cells, systems_of
 from campaignctl.spec.workspace import Workspace
-from campaignctl.store.locks import active_lock_id
+from campaignctl.store.campaigns import lock_id_in_force as active_lock_id
 from campaignctl.store.statistics import refresh_statistics
 from campaignctl.store.store import Store
 from campaignctl.store.tables import CAMPAIGN, EXPORT_BADGE, EXPORT_TRANSFER, RECIPIENT

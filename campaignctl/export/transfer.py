@@ -32,8 +32,8 @@ from campaignctl.export.systems import Badge, CsvDrop, Webhook
 from campaignctl.safecsv import neutralise
 from campaignctl.spec.models import Campaign, ExportSystemType
 from campaignctl.spec.workspace import Workspace
+from campaignctl.store.campaigns import lock_id_in_force as active_lock_id
 from campaignctl.store.lease import HeldLease, acquire, this_holder
-from campaignctl.store.locks import active_lock_id
 from campaignctl.store.statistics import refresh_statistics
 from campaignctl.store.store import Store
 from campaignctl.store.tables import (
@@ -170,6 +170,7 @@ class _Transfer:
             LEASE_TTL,
             wait=self.options.lock_timeout,
             sleep=self.options.sleep,
+            timezone=self.workspace.config.timezone if self.workspace.config else "UTC",
         )
         self._renewed = time.monotonic()
         try:

@@ -36,6 +36,7 @@ from campaignctl.spec.types import (
     StoreUrl,
     TimeOfDay,
     TimeZoneName,
+    transport_name,
 )
 from campaignctl.store.functions import compile_pattern
 
@@ -67,6 +68,11 @@ class EmailTransportKind(enum.StrEnum):
 class SmsTransportKind(enum.StrEnum):
     FILE = "file"
     HTTP = "http"
+
+
+# the built-in transports above, or one an installed plugin registers (spec/transports.py)
+EmailTransportName = transport_name(tuple(EmailTransportKind))
+SmsTransportName = transport_name(tuple(SmsTransportKind))
 
 
 class ColumnType(enum.StrEnum):
@@ -350,7 +356,7 @@ class DkimSettings(SpecModel):
 class Sender(SpecModel):
     from_: Mailbox = Field(alias="from")
     reply_to: EmailAddress | None = None
-    transport: EmailTransportKind = EmailTransportKind.FILE
+    transport: EmailTransportName = "file"
     smtp: SmtpSettings | None = None
     rate: RateLimit | None = None
     dkim: DkimSettings | None = None
@@ -369,7 +375,7 @@ class SmsHttp(SpecModel):
 
 
 class SmsSettings(SpecModel):
-    transport: SmsTransportKind = SmsTransportKind.FILE
+    transport: SmsTransportName = "file"
     sender_id: str = Field(pattern=r"^[A-Za-z0-9 ]{1,11}$|^\+?\d{3,15}$")
     http: SmsHttp | None = None
     quiet_hours: QuietHours | None = None
@@ -383,10 +389,23 @@ class Tracking(SpecModel):
     base_url: str = Field(pattern=r"^https?://")
     secret_env: EnvName = "CAMPAIGNCTL_SECRET"
     token_max_age: Duration = Field(default="180d", validate_default=True)
+    opens: bool = Field(
+        True, description="An open pixel in HTML emails (of categories with `tracking`)."
+    )
+    clicks: bool = Field(
+        True,
+        description="Links of HTML emails go through `serve`'s click redirect (of categories "
+        "with `tracking`); form, space, unsubscribe, preference and document links never do.",
+    )
+    api_token_env: EnvName = Field(
+        "CAMPAIGNCTL_API_TOKEN",
+        description="Environment variable holding the bearer token of `POST /api/events`.",
+    )
 
 
 class CategorySettings(SpecModel):
     unsubscribe: bool = True
+    tracking: bool = Field(True, description="Opens and clicks of this category are tracked.")
     label: str | None = None
 
 

@@ -332,6 +332,80 @@ class AuditLog(SQLModel, table=True):
     data: dict[str, Any] | None = _json()
 
 
+# The report's summary (revision 0004): counters `report` keeps up to date itself on
+# SQLite and can rebuild from scratch at any time (report/summary.py says what each
+# holds). Core tables rather than models: only the summary's own SQL reads and writes
+# them. Declared so that the models match the migrations (tests/store/test_migrations.py)
+# and `alembic revision --autogenerate` does not propose to drop them.
+REPORT_MARK = sa.Table(
+    "report_mark",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("event_mark", sa.BigInteger, nullable=False),
+    sa.Column("outbox_mark", sa.BigInteger, nullable=False),
+)
+REPORT_MESSAGE = sa.Table(
+    "report_message",
+    metadata,
+    sa.Column("outbox_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("flags", sa.Integer, nullable=False),
+    sa.Column("counted", sa.Integer, nullable=False),
+)
+REPORT_CELL = sa.Table(
+    "report_cell",
+    metadata,
+    sa.Column("campaign_id", sa.Integer, nullable=False),
+    sa.Column("wave_id", sa.Integer, nullable=False),
+    sa.Column("segment", sa.String, nullable=False),
+    sa.Column("channel", sa.String(8), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("flags", sa.Integer, nullable=False),
+    sa.Column("messages", sa.BigInteger, nullable=False),
+    sa.Column("sms_parts", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("wave_id", "segment", "channel", "state", "flags"),
+    sa.Index("ix_report_cell_campaign", "campaign_id"),
+)
+REPORT_OPEN_WAVE = sa.Table(
+    "report_open_wave",
+    metadata,
+    sa.Column("wave_id", sa.Integer, primary_key=True, autoincrement=False),
+)
+REPORT_SEEN = sa.Table(
+    "report_seen",
+    metadata,
+    sa.Column("campaign_id", sa.Integer, nullable=False),
+    sa.Column("scope", sa.String, nullable=False),
+    sa.Column("record_id", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("campaign_id", "scope", "record_id"),
+    sqlite_with_rowid=False,
+)
+REPORT_COUNT = sa.Table(
+    "report_count",
+    metadata,
+    sa.Column("campaign_id", sa.Integer, nullable=False),
+    sa.Column("scope", sa.String, nullable=False),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("campaign_id", "scope"),
+)
+REPORT_FIRST_ANSWER = sa.Table(
+    "report_first_answer",
+    metadata,
+    sa.Column("campaign_id", sa.Integer, nullable=False),
+    sa.Column("answer_key", sa.String, nullable=False),
+    sa.Column("first_at", sa.DateTime, nullable=False),
+    sa.PrimaryKeyConstraint("campaign_id", "answer_key"),
+)
+REPORT_TABLES = [
+    REPORT_MARK,
+    REPORT_MESSAGE,
+    REPORT_CELL,
+    REPORT_OPEN_WAVE,
+    REPORT_SEEN,
+    REPORT_COUNT,
+    REPORT_FIRST_ANSWER,
+]
+
+
 class ExportTransfer(SQLModel, table=True):
     """One `export push` or `export withdraw` run: what it selected, when, how it ended."""
 

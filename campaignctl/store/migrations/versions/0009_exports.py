@@ -58,7 +58,7 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(length=255), nullable=False),
         sa.Column("fields_hash", sa.String(length=16), nullable=False),
         sa.Column("transfer_id", sa.Integer(), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("error", sa.String(), nullable=True),
         sa.Column("pushed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("withdraw_transfer_id", sa.Integer(), nullable=True),
