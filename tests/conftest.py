@@ -7,6 +7,15 @@ from pathlib import Path
 
 import pytest
 from backends import copy_demo, drop_schema, postgres_engine, postgres_store_url
+from hypothesis import HealthCheck, settings
+
+# Property tests judge behaviour, never speed: on a loaded machine (CI's, or -n auto on two
+# cores) generating examples may be slow, which must not fail a test. Each test's own
+# @settings keep their example counts and inherit this.
+settings.register_profile(
+    "campaignctl", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("campaignctl")
 
 
 @pytest.fixture(autouse=True)
