@@ -167,6 +167,7 @@ def _register() -> None:
         db,
         events,
         lease,
+        lists,
         plan,
         preview,
         relaunch,
@@ -178,8 +179,8 @@ def _register() -> None:
     )
 
     for module in (
-        workspace, preview, audience, segment, contacts, plan, campaign, send, relaunch, events,
-        report, calendar, scheduler, lease, db,
+        workspace, preview, audience, segment, lists, contacts, plan, campaign, send, relaunch,
+        events, report, calendar, scheduler, lease, db,
     ):  # fmt: skip
         module.register(app)
 

@@ -486,6 +486,14 @@ class Segment(Document):
     where: Condition
 
 
+class List(Document):
+    """A named list of records of one audience (DESIGN.md §5): its members live in the store,
+    changed by automation steps, `campaignctl list add/remove` and `POST /api/lists/NAME`."""
+
+    kind: Literal["List"]
+    audience: Slug
+
+
 class QuestionField(SpecModel):
     id: Identifier
     label: str | None = None
@@ -769,4 +777,5 @@ KINDS: dict[str, type[Document]] = {
     "Segment": Segment,
     "Questionnaire": Questionnaire,
     "Campaign": Campaign,
+    "List": List,
 }

@@ -46,6 +46,9 @@ from campaignctl.spec.models import (
     Step,
     WorkspaceConfig,
 )
+from campaignctl.spec.models import (
+    List as ListSpec,
+)
 from campaignctl.spec.sources import SourceColumns, SourceError, read_header, source_columns
 from campaignctl.spec.types import looks_like_relative_date, parse_relative_date
 
@@ -62,6 +65,8 @@ ACTIVITY_ATTRIBUTES = (
     "unsubscribed",
     "bounced",
     "delivered",
+    "answered",
+    "in_list",
 )
 
 D = TypeVar("D", bound=Document)
@@ -110,6 +115,10 @@ class Workspace:
     @property
     def questionnaires(self) -> dict[str, Questionnaire]:
         return self._models("Questionnaire", Questionnaire)
+
+    @property
+    def lists(self) -> dict[str, ListSpec]:
+        return self._models("List", ListSpec)
 
     @property
     def campaigns(self) -> dict[str, Campaign]:
@@ -591,6 +600,8 @@ class _Checker:
         self._check_segment_cycles()
         for doc in self.ws.documents["Questionnaire"].values():
             self._check_questionnaire(doc)
+        for doc in self.ws.documents["List"].values():
+            self._check_list(doc)
         for doc in self.ws.documents["Campaign"].values():
             self._check_campaign(doc)
         self._check_templates()
@@ -627,6 +638,7 @@ class _Checker:
             "segment": "Segment",
             "questionnaire": "Questionnaire",
             "campaign": "Campaign",
+            "list": "List",
         }.get(what)
         if kind and name in self.ws.broken.get(kind, ()):
             return
@@ -759,6 +771,43 @@ class _Checker:
                 Severity.WARNING,
             )  # fmt: skip
         self.ws.sources[audience.name] = mapped
+
+    # ------------------------------------------------------------------ lists
+    def _check_list(self, doc: LoadedDocument) -> None:
+        list_ = typing.cast(ListSpec, doc.model)
+        if list_.audience not in self.ws.audiences:
+            self._unknown(doc, ("audience",), "audience", list_.audience, self.ws.audiences)
+
+    def _check_list_ref(
+        self, doc: LoadedDocument, path: PathKey, name: str, audience_name: str | None
+    ) -> None:
+        """A list an automation names exists, and holds records of the campaign's audience."""
+        list_ = self.ws.lists.get(name)
+        if list_ is None:
+            self._unknown(doc, path, "list", name, self.ws.lists)
+        elif audience_name and list_.audience != audience_name:
+            self._report(
+                doc.file,
+                doc.mark(*path),
+                "unknown-reference",
+                f"list {name!r} holds records of audience {list_.audience!r}, "
+                f"not {audience_name!r}",
+                "an automation only uses lists of its campaign's audience",
+            )
+
+    def _check_in_list(
+        self, doc: LoadedDocument, path: PathKey, cond: Condition, audience_name: str | None
+    ) -> None:
+        for key, items in (("all", cond.all_), ("any", cond.any_)):
+            for i, child in enumerate(items or []):
+                self._check_in_list(doc, (*path, key, i), child, audience_name)
+        if cond.not_ is not None:
+            self._check_in_list(doc, (*path, "not"), cond.not_, audience_name)
+        test = cond.tests.get("in_list")
+        if test is not None:
+            for op, value in test.items():
+                for name in value if isinstance(value, list) else [value]:
+                    self._check_list_ref(doc, (*path, "in_list", op), str(name), audience_name)
 
     # ------------------------------------------------------------------ segments
     def _check_segment(self, doc: LoadedDocument) -> None:
@@ -1185,6 +1234,8 @@ class _Checker:
             self._unknown(
                 doc, ("trigger", "campaign"), "campaign", trigger.campaign, self.ws.campaigns
             )
+        if trigger.list:
+            self._check_list_ref(doc, ("trigger", "list"), trigger.list, audience_name)
         if trigger.where is not None:
             # event data keys are free-form: only segment references are checked
             self._check_condition(doc, ("trigger", "where"), trigger.where, None, audience_name)
@@ -1216,10 +1267,14 @@ class _Checker:
                 else:
                     parts = ("html", "text") if Channel.EMAIL in channels else ("sms",)
                     self._check_template(doc, (*here, "send"), template, parts)
+            for key in ("add_to_list", "remove_from_list"):
+                if getattr(step, key) is not None:
+                    self._check_list_ref(doc, (*here, key), getattr(step, key), audience_name)
             if step.if_ is not None:
                 self._check_condition(
                     doc, (*here, "if"), step.if_, audience, audience_name, ACTIVITY_ATTRIBUTES
                 )
+                self._check_in_list(doc, (*here, "if"), step.if_, audience_name)
                 self._check_steps(doc, (*here, "then"), step.then, campaign, audience_name)
                 self._check_steps(doc, (*here, "else"), step.else_, campaign, audience_name)
 
