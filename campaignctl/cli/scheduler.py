@@ -90,7 +90,10 @@ def tick(
         result = scheduler_pass(
             store, ws, options, now=clock.now(), lease=lease, log=_logger(app, log_format)
         )
-    _say(app, log_format, "pass", result.summary(), **{str(t): result.count(t) for t in _types()})
+    counts: dict = {str(t): result.count(t) for t in _types()}
+    if result.automations is not None:
+        counts["automations"] = result.automations.as_json()
+    _say(app, log_format, "pass", result.summary(), **counts)
     if result.exit_code:
         raise typer.Exit(int(result.exit_code))
 

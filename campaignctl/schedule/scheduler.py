@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from campaignctl.automation.engine import AutomationPass, automation_pass
 from campaignctl.enums import CampaignState, OutboxState, WaveState, WaveStatus
 from campaignctl.errors import CampaignctlError, ExitCode, TemporaryFailure
 from campaignctl.schedule import runner
@@ -109,6 +110,7 @@ class PassResult:
     now: datetime
     actions: list[Action] = field(default_factory=list)
     interrupted: bool = False  # stopped between waves (SIGTERM)
+    automations: AutomationPass | None = None  # what the automations did (issue 20)
 
     def count(self, kind: ActionType) -> int:
         return sum(1 for a in self.actions if a.type == kind)
@@ -118,11 +120,15 @@ class PassResult:
         """The pass's waves in one code (wave_state): 1 when a wave failed or was missed or
         a message failed or is uncertain; else 75 while messages wait or a wave was
         postponed; else 0."""
-        return combined_exit_code(a.exit_code for a in self.actions)
+        failed = [ExitCode.FAILED] if self.automations and self.automations.failed else []
+        return combined_exit_code([*(a.exit_code for a in self.actions), *failed])
 
     def summary(self) -> str:
         counts = ", ".join(f"{self.count(t)} {t}" for t in ActionType)
-        return f"pass at {self.now:%Y-%m-%d %H:%M:%S %Z}: {counts}"
+        line = f"pass at {self.now:%Y-%m-%d %H:%M:%S %Z}: {counts}"
+        if self.automations is not None and self.automations.campaigns:
+            line += f"; {self.automations.text()}"
+        return line
 
 
 def applied_campaigns(conn: Connection) -> list[AppliedCampaign]:
@@ -275,6 +281,13 @@ def scheduler_pass(
     ids = {c.name: c.id for c in campaigns}
     for action in _create_waves(store, ids, due, options, now):
         emit(action)
+    result.automations = automation_pass(
+        store,
+        workspace,
+        now,
+        lambda wave_id: runner.run_wave(store, workspace, wave_id, now=now),
+        renew=lease.renew if lease is not None else None,
+    )
     for row in _runnable(store, now):
         if stop is not None and stop.is_set():
             result.interrupted = True
