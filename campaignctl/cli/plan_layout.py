@@ -78,6 +78,14 @@ def _campaign_panel(app: App, c: CampaignPlan) -> Any:
                 ("  (refused: frozen by the first send)" if refused else "", "bold red"),
             )
         )
+    if c.automation is not None:
+        a = c.automation
+        parts.append(
+            Text(
+                f"automation {a['state']}: trigger {a['trigger']}; {_n(a['affected'])} record(s) "
+                f"affected (the next pass would enrol them), {_n(a['enrolled'])} enrolled"
+            )
+        )
     if c.change == "-":
         parts.append(Text(f"file removed: `campaignctl campaign archive {c.name}` retires it"))
     elif c.archived:

@@ -186,6 +186,9 @@ class CampaignPlan:
     sms: SmsFigures | None = None
     schedule: list[WaveTime] = field(default_factory=list)
     sent: bool = False  # the campaign already sent a wave
+    # automations: state (active, inactive, draft…), affected (the trigger would enrol
+    # now), enrolled, trigger (automation.figures.AutomationPlan)
+    automation: dict[str, Any] | None = None
 
     @property
     def will_send(self) -> bool:
@@ -396,6 +399,10 @@ def _campaign_plan(
         grouped=campaign.options.group_by_email,
         sent=bool(applied and applied["first_sent_at"]),
     )
+    if campaign.trigger is not None:
+        from campaignctl.automation.figures import automation_plan
+
+        plan.automation = automation_plan(conn, workspace, campaign, now).as_json()
     if plan.archived:  # retired by `campaign archive`: nothing to target or schedule
         return plan
     plan.schedule = _schedule(conn, workspace, campaign, now)
