@@ -39,7 +39,14 @@ from campaignctl.automation.conditions import (
     step_condition,
     trigger_condition,
 )
-from campaignctl.automation.steps import AUTOMATION_KEY, Node, first_path, flatten, step_paths
+from campaignctl.automation.steps import (
+    AUTOMATION_KEY,
+    Node,
+    campaign_steps,
+    first_path,
+    flatten,
+    step_paths,
+)
 from campaignctl.enums import CampaignState, RecordStatus, WaveKind, WaveStatus
 from campaignctl.errors import CampaignctlError, TemporaryFailure, UsageError
 from campaignctl.schedule.relaunch import AppliedCampaign
@@ -95,8 +102,9 @@ class ActivationState:
 def activation_state(conn: sa.Connection, name: str) -> ActivationState:
     """Whether the automation runs: `draft` until activated, `inactive` once deactivated."""
     row = conn.execute(
-        sa.select(CAMPAIGN.c.state, AUTOMATION.c.active, AUTOMATION.c.activated_at,
-                  AUTOMATION.c.deactivated_at)
+        sa.select(CAMPAIGN.c.state, AUTOMATION.c.active,
+                  sa.func.coalesce(AUTOMATION.c.activated_at, CAMPAIGN.c.applied_at)
+                  .label("activated_at"), AUTOMATION.c.deactivated_at)
         .select_from(CAMPAIGN.outerjoin(AUTOMATION, AUTOMATION.c.campaign_id == CAMPAIGN.c.id))
         .where(CAMPAIGN.c.name == name)
     ).first()  # fmt: skip
@@ -274,7 +282,7 @@ def enrol(
     """Enrol the records the trigger selects that were never enrolled; how many."""
     chosen = trigger_selection(conn, workspace, campaign, since, now).subquery()
     stamp = sa.bindparam("now", now, type_=ENROLMENT.c.enrolled_at.type)
-    start = first_path(campaign.spec.steps)
+    start = first_path(campaign_steps(campaign.spec))
     source = sa.select(
         sa.literal(campaign.id), chosen.c.record_id, stamp, chosen.c.trigger_event,
         sa.literal(start, sa.String), stamp,
@@ -376,7 +384,7 @@ class _Runner:
         self.campaign = campaign
         self.now = now
         self.run_wave = run_wave
-        self.nodes = flatten(campaign.spec.steps)
+        self.nodes = flatten(campaign_steps(campaign.spec))
         self.names = step_paths(campaign.spec)
         self.result = CampaignPass(campaign.name)
         config = workspace.config
@@ -608,19 +616,19 @@ class _Runner:
             return moved
 
 
-def _unset(value: Any) -> Any:
+def unset_nulls(value: Any) -> Any:
     """The stored definition (every default written out) without its nulls: a test is
     then made of the operators written, as when the YAML was read."""
     if isinstance(value, dict):
-        return {k: _unset(v) for k, v in value.items() if v is not None}
+        return {k: unset_nulls(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [_unset(v) for v in value]
+        return [unset_nulls(v) for v in value]
     return value
 
 
 def applied_campaign(row: Any) -> AppliedCampaign:
     """An automation as applied to the store (the scheduler's source of truth)."""
-    spec = Campaign.model_validate(_unset(row.definition))
+    spec = Campaign.model_validate(unset_nulls(row.definition))
     return AppliedCampaign(row.id, row.name, row.category, spec)
 
 

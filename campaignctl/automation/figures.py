@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from campaignctl.automation.steps import flatten
+from campaignctl.automation.steps import campaign_steps, flatten
 from campaignctl.enums import OutboxState
 from campaignctl.spec.models import Campaign
 from campaignctl.store.tables import ENROLMENT, EVENT, OUTBOX, STEP_RUN
@@ -68,7 +68,7 @@ def step_counts(conn: sa.Connection, campaign_id: int, spec: Campaign) -> list[S
     ):
         acted[(step, kind)] = int(count)
     counts = []
-    for path, node in flatten(spec.steps).items():
+    for path, node in flatten(campaign_steps(spec)).items():
         outcomes = runs.get(path, {})
         processed = sum(outcomes.values())
         now_at = int(waiting.get(path, 0))

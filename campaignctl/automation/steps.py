@@ -83,10 +83,22 @@ def first_path(steps: list[Step]) -> str | None:
     return "1" if steps else None
 
 
+def campaign_steps(campaign: Campaign) -> list[Step]:
+    """The steps an automation runs: its `steps:`, or, without any, one send of its
+    `message:` on its channels (an information campaign's notice; a campaign that just
+    sends its message once to each record its trigger selects). An information campaign
+    without channels runs no step: enrolled, it shows in the record's space."""
+    if campaign.steps:
+        return list(campaign.steps)
+    if campaign.channels and campaign.message is not None:
+        return [Step.model_validate({"send": {}})]
+    return []
+
+
 def step_paths(campaign: Campaign) -> dict[str, str]:
     """Send steps that `opened: STEP` / `clicked: STEP` may name: by name and by path."""
     names: dict[str, str] = {}
-    for path, node in flatten(campaign.steps).items():
+    for path, node in flatten(campaign_steps(campaign)).items():
         if node.step.send is not None:
             names[path] = path
             if node.step.name:
@@ -97,7 +109,7 @@ def step_paths(campaign: Campaign) -> dict[str, str]:
 def step_spec(campaign: Campaign, path: str) -> Campaign:
     """The campaign as its send step at `path` sends: the step's template, subject and
     channels over the campaign's `message:` (sender, blocks)."""
-    node = flatten(campaign.steps).get(path)
+    node = flatten(campaign_steps(campaign)).get(path)
     if node is None or node.step.send is None:
         raise UsageError(
             f"campaign {campaign.name!r} has no send step at {path!r} any more",

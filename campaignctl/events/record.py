@@ -82,6 +82,7 @@ _BATCH = sa.Table(
     sa.Column("message_id", sa.String),
     sa.Column("campaign", sa.String),
     sa.Column("record", sa.String),
+    sa.Column("audience", sa.String),  # events about a record alone: its audience, if given
     sa.Column("address", sa.String),
     sa.Column("at", sa.DateTime(timezone=True)),
     sa.Column("data", JSONType),
@@ -94,7 +95,7 @@ _BATCH = sa.Table(
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DELETE ROWS",
 )
-_FILLED = [c.name for c in _BATCH.columns][:12]  # the columns written from Python
+_FILLED = [c.name for c in _BATCH.columns][:13]  # the columns written from Python
 
 # Joins of the whole batch, a few statements whatever its size. Each is driven by the batch
 # (SQLite's CROSS JOIN keeps the written order, as its planner knows nothing of the
@@ -110,6 +111,15 @@ _RESOLVE = (
       WHERE o.provider_id = event_batch.message_id ORDER BY o.id LIMIT 1)
     WHERE outbox_id IS NULL AND message_id IS NOT NULL
       AND EXISTS (SELECT 1 FROM outbox o WHERE o.provider_id = event_batch.message_id)""",
+    # an event about a record alone (document_received…): the only record with that key
+    # (in its audience, when the event names one)
+    """UPDATE event_batch SET record_id = (
+      SELECT MIN(r.id) FROM record r
+      WHERE r.key = event_batch.record
+        AND (event_batch.audience IS NULL OR r.audience = event_batch.audience)
+      GROUP BY r.key HAVING COUNT(*) = 1)
+    WHERE event_batch.campaign IS NULL AND event_batch.record IS NOT NULL
+      AND event_batch.outbox_id IS NULL AND event_batch.message_id IS NULL""",
     # else the campaign by name, and the record by key: the only record with that key,
     # else (a key in several audiences) the one the campaign's latest lock reached
     """UPDATE event_batch SET campaign_id = c.id FROM campaign c
@@ -278,7 +288,7 @@ class _Batch:
                 channel = str(guess_channel(event.address)) if event.address else None
             values = [
                 seq, item.id, str(event.type), event.message_id, event.campaign, event.record,
-                event.address, at, event.data or None, channel, wanted, effect and str(effect),
+                event.audience, event.address, at, event.data or None, channel, wanted, effect and str(effect),
             ]  # fmt: skip
             for i, process in self.process:
                 if values[i] is not None:
@@ -393,6 +403,14 @@ class _Batch:
         if event.message_id:
             self.done.unknown += 1
             return f"unknown: message {_quoted(event.message_id)} is not in the store"
+        if event.record and row.record_id is None:
+            self.done.unknown += 1
+            if event.audience:
+                return f"unknown: audience {_quoted(event.audience)} has no record {record}"
+            return (
+                f"unknown: no single record has the key {record} "
+                "(none, or one in several audiences: add `audience`)"
+            )
         return None
 
 
