@@ -288,7 +288,8 @@ class _Batch:
                 channel = str(guess_channel(event.address)) if event.address else None
             values = [
                 seq, item.id, str(event.type), event.message_id, event.campaign, event.record,
-                event.audience, event.address, at, event.data or None, channel, wanted, effect and str(effect),
+                event.audience, event.address, at, event.data or None, channel, wanted,
+                effect and str(effect),
             ]  # fmt: skip
             for i, process in self.process:
                 if values[i] is not None:
