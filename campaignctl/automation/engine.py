@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,7 +48,7 @@ from campaignctl.automation.steps import (
     flatten,
     step_paths,
 )
-from campaignctl.enums import CampaignState, RecordStatus, WaveKind, WaveStatus
+from campaignctl.enums import CampaignState, OutboxState, RecordStatus, WaveKind, WaveStatus
 from campaignctl.errors import CampaignctlError, TemporaryFailure, UsageError
 from campaignctl.schedule.relaunch import AppliedCampaign
 from campaignctl.spec.models import Campaign, Channel
@@ -60,6 +61,7 @@ from campaignctl.store.tables import (
     EVENT,
     LIST_MEMBER,
     LOCK,
+    OUTBOX,
     RECIPIENT,
     RECORD,
     STEP_RUN,
@@ -490,6 +492,7 @@ class _Runner:
         """Records at a send step: those without a wave get one (written with their
         step_run rows in one transaction), waves are sent, then the records whose wave is
         done go on."""
+        self._retry_failed(path)
         wave_id = self._new_wave(path)
         if wave_id is not None:
             try:
@@ -517,13 +520,10 @@ class _Runner:
             waiting = conn.execute(sa.select(sa.func.count()).where(*where), {"now": self.now})
             if not waiting.scalar_one():
                 return None
-            row = conn.execute(
-                sa.select(CAMPAIGN.c.content_hash).where(CAMPAIGN.c.id == c.id)
-            ).one()
             lock_id = conn.execute(
                 LOCK.insert().values(
                     campaign_id=c.id, created_at=self.now, released_at=self.now,
-                    definition_hash=row.content_hash, counts={"automation_step": path},
+                    definition_hash=self.content, counts={"automation_step": path},
                 ).returning(LOCK.c.id)
             ).scalar_one()  # fmt: skip
             self._recipients(conn, lock_id, path, where)
@@ -598,9 +598,63 @@ class _Runner:
             )  # fmt: skip
             conn.execute(STEP_RUN.delete().where(STEP_RUN.c.wave_id == wave_id))
 
-    def _sent_on(self, path: str, node: Node) -> int:
-        """Records whose step wave is done (or failed for good) go on to the next step."""
+    def _failed_rows(self, path: str) -> Any:
+        """SELECT record_id, error of the records at `path` whose step message failed."""
+        return (
+            sa.select(STEP_RUN.c.record_id, OUTBOX.c.error, LOCK.c.definition_hash)
+            .join(OUTBOX, sa.and_(OUTBOX.c.wave_id == STEP_RUN.c.wave_id,
+                                  OUTBOX.c.record_id == STEP_RUN.c.record_id))
+            .join(WAVE, WAVE.c.id == STEP_RUN.c.wave_id)
+            .join(LOCK, LOCK.c.id == WAVE.c.lock_id)
+            .where(STEP_RUN.c.campaign_id == self.campaign.id, STEP_RUN.c.step == path,
+                   OUTBOX.c.state == OutboxState.FAILED.value)
+        )  # fmt: skip
+
+    @cached_property
+    def content(self) -> str:
+        """The hash of the automation's definition and template files as they are now."""
+        from campaignctl.plan.plan import campaign_hash
+
+        return campaign_hash(self.workspace, self.campaign.spec)
+
+    def _retry_failed(self, path: str) -> None:
+        """Records held at a send step by a failed message get a new one once its content
+        changed (a template fixed: the hash of the files differs from the failed wave's)."""
+        current = self.content
         with self.store.transaction(immediate=True) as conn:
+            failed = self._failed_rows(path).where(LOCK.c.definition_hash != current).subquery()
+            conn.execute(
+                STEP_RUN.delete().where(
+                    STEP_RUN.c.campaign_id == self.campaign.id,
+                    STEP_RUN.c.step == path,
+                    STEP_RUN.c.record_id.in_(sa.select(failed.c.record_id)),
+                )
+            )
+
+    def _sent_on(self, path: str, node: Node) -> int:
+        """Records whose step wave is done (or failed for good) go on to the next step;
+        those whose own message failed (a template that cannot render…) stay at the step,
+        reported once, with the error."""
+        with self.store.transaction(immediate=True) as conn:
+            failed = self._failed_rows(path).subquery()
+            held = conn.execute(
+                sa.select(ENROLMENT.c.record_id, failed.c.error)
+                .join(failed, failed.c.record_id == ENROLMENT.c.record_id)
+                .where(*self._at(path), ENROLMENT.c.error.is_(None)),
+                {"now": self.now},
+            ).all()  # fmt: skip
+            if held:
+                error = str(held[0].error or "message failed")[:500]
+                conn.execute(
+                    ENROLMENT.update()
+                    .where(ENROLMENT.c.campaign_id == self.campaign.id,
+                           ENROLMENT.c.record_id.in_([r.record_id for r in held]))
+                    .values(error=error)
+                )  # fmt: skip
+                self.result.errors.append(
+                    f"step {path} ({self.nodes[path].label}): {len(held)} record(s) held at "
+                    f"the step, their message failed: {error}; the next pass after a fix sends it again"
+                )
             finished = sa.select(STEP_RUN.c.record_id).join(
                 WAVE, WAVE.c.id == STEP_RUN.c.wave_id
             ).where(
@@ -608,7 +662,11 @@ class _Runner:
                 STEP_RUN.c.step == path,
                 WAVE.c.status.in_([WaveStatus.DONE.value, WaveStatus.FAILED.value]),
             )  # fmt: skip
-            where = [*self._at(path), ENROLMENT.c.record_id.in_(finished)]
+            where = [
+                *self._at(path),
+                ENROLMENT.c.record_id.in_(finished),
+                ENROLMENT.c.record_id.not_in(sa.select(failed.c.record_id)),
+            ]
             count = conn.execute(sa.select(sa.func.count()).where(*where), {"now": self.now})
             moved = int(count.scalar_one())
             if moved:
