@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -653,7 +653,8 @@ class _Runner:
                 )  # fmt: skip
                 self.result.errors.append(
                     f"step {path} ({self.nodes[path].label}): {len(held)} record(s) held at "
-                    f"the step, their message failed: {error}; the next pass after a fix sends it again"
+                    f"the step, their message failed: {error}; "
+                    "the next pass after a fix sends it again"
                 )
             finished = sa.select(STEP_RUN.c.record_id).join(
                 WAVE, WAVE.c.id == STEP_RUN.c.wave_id
