@@ -12,6 +12,8 @@ import os
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from campaignctl.errors import UsageError
+
 NOW_VARIABLE = "CAMPAIGNCTL_NOW"
 # The dates campaignctl works with. Schedules, leases and reports add days, months and
 # years to "now"; inside this window none of that can leave what `datetime` holds.
@@ -26,15 +28,11 @@ def now() -> datetime:
         try:
             value = datetime.fromisoformat(fixed)
         except ValueError:
-            from campaignctl.errors import UsageError
-
             raise UsageError(
                 f"{NOW_VARIABLE}={fixed!r} is not an ISO date-time",
                 hint="write it like 2027-03-01T09:00:00+01:00, or unset it",
             ) from None
         if not in_range(value.date()):
-            from campaignctl.errors import UsageError
-
             raise UsageError(
                 f"{NOW_VARIABLE}={fixed!r} is out of range: {RANGE_TEXT}",
                 hint="write a date-time like 2027-03-01T09:00:00+01:00, or unset it",

@@ -40,6 +40,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from campaignctl.audience.segments import index_statements, tested_attributes
 from campaignctl.audience.source import (
     RowTyper,
     SourceLayout,
@@ -68,6 +69,7 @@ from campaignctl.safecsv import FormulaSafeWriter
 from campaignctl.spec.models import Audience
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store, utcnow
+from campaignctl.store.tables import AuditLog
 
 IMPORT_CACHE_KIB = 16 * 1024  # SQLite page cache during an import (default: 2 MiB)
 SORT_CACHE_KIB = 4 * 1024  # ... while building an index: the size of each sorted run
@@ -649,8 +651,6 @@ def _ensure_indexes(
 ) -> None:
     """Expression indexes on the attributes this audience's segments test (built once, after
     the bulk insert, then maintained by the database): segment counts stay index lookups."""
-    from campaignctl.audience.segments import index_statements, tested_attributes
-
     attributes: set[str] = set()
     for segment in workspace.segments.values():
         if segment.audience == audience.name:
@@ -663,8 +663,6 @@ def _ensure_indexes(
 
 
 def _audit(conn: Connection, result: ImportResult) -> None:
-    from campaignctl.store.tables import AuditLog
-
     conn.execute(
         sa.insert(AuditLog.__table__),  # type: ignore[arg-type]
         {

@@ -1,15 +1,15 @@
-"""Looking at records: one by key, a listing by segment, their JSON shape."""
+"""Looking at records: one by key, and their JSON shape (a listing by segment is in
+`segments`, which uses this shape)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
 
 from campaignctl.errors import UsageError
-from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store
 from campaignctl.store.tables import RECORD
 
@@ -18,8 +18,6 @@ def record_json(row: Mapping[str, Any]) -> dict[str, Any]:
     """A record as documented in docs/json.md."""
     attributes = row["attributes"]
     if isinstance(attributes, str):
-        import json
-
         attributes = json.loads(attributes)
     return {
         "audience": row["audience"],
@@ -53,25 +51,3 @@ def find_records(store: Store, key: str, audience: str | None = None) -> list[di
             hint="import the audience first: campaignctl audience import",
         )
     return rows
-
-
-def list_records(
-    store: Store,
-    workspace: Workspace,
-    *,
-    segment: str | None,
-    audience: str | None,
-    limit: int,
-    today: date,
-) -> list[dict[str, Any]]:
-    """Active records of a segment or an audience, by key, at most `limit`."""
-    query = sa.select(RECORD).where(RECORD.c.status == "active")
-    if segment:
-        from campaignctl.audience.segments import segment_condition
-
-        query = sa.select(RECORD).where(segment_condition(workspace, segment, today, store.dialect))
-    elif audience:
-        query = query.where(RECORD.c.audience == audience)
-    with store.read() as conn:
-        rows = conn.execute(query.order_by(RECORD.c.audience, RECORD.c.key).limit(limit))
-        return [record_json(r._mapping) for r in rows]

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from campaignctl import clock
+from campaignctl.audience.records import record_json
 from campaignctl.audience.segment_cache import SegmentView
 from campaignctl.enums import RecordStatus
 from campaignctl.errors import UsageError
@@ -241,8 +242,6 @@ def show_segment(
     total = count_segment(store, workspace, name, today) if count else None
     rows: list[dict[str, Any]] = []
     if sample:
-        from campaignctl.audience.records import record_json
-
         with store.read() as conn:
             query = sa.select(RECORD).where(condition).order_by(RECORD.c.key).limit(sample)
             rows = [record_json(r._mapping) for r in conn.execute(query)]
@@ -250,3 +249,23 @@ def show_segment(
     statement = sa.select(sa.func.count()).select_from(RECORD).where(condition)
     sql = str(statement.compile(store.engine, compile_kwargs={"literal_binds": True}))
     return SegmentView(name, segment.audience, total, rows, today, elapsed, sql)
+
+
+def list_records(
+    store: Store,
+    workspace: Workspace,
+    *,
+    segment: str | None,
+    audience: str | None,
+    limit: int,
+    today: date,
+) -> list[dict[str, Any]]:
+    """Active records of a segment or an audience, by key, at most `limit`."""
+    query = sa.select(RECORD).where(RECORD.c.status == "active")
+    if segment:
+        query = sa.select(RECORD).where(segment_condition(workspace, segment, today, store.dialect))
+    elif audience:
+        query = query.where(RECORD.c.audience == audience)
+    with store.read() as conn:
+        rows = conn.execute(query.order_by(RECORD.c.audience, RECORD.c.key).limit(limit))
+        return [record_json(r._mapping) for r in rows]

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -44,13 +43,13 @@ from campaignctl.automation.steps import (
     AUTOMATION_KEY,
     Node,
     campaign_steps,
+    content_hash,
     first_path,
     flatten,
     step_paths,
 )
 from campaignctl.enums import CampaignState, OutboxState, RecordStatus, WaveKind, WaveStatus
 from campaignctl.errors import CampaignctlError, TemporaryFailure, UsageError
-from campaignctl.schedule.relaunch import AppliedCampaign
 from campaignctl.spec.models import Campaign, Channel
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store
@@ -69,6 +68,18 @@ from campaignctl.store.tables import (
 )
 
 LIST_EVENTS = ("list_added", "list_removed")
+
+
+@dataclass(frozen=True)
+class AppliedAutomation:
+    """An automation as `apply` recorded it in the store (the scheduler's source of truth)."""
+
+    id: int
+    name: str
+    category: str | None
+    spec: Campaign
+
+
 OFF_STATES = (CampaignState.DRAFT.value, CampaignState.ARCHIVED.value)
 
 
@@ -199,7 +210,7 @@ def eligible(workspace: Workspace, spec: Campaign, dialect: str, today: Any) -> 
 def trigger_selection(
     conn: sa.Connection,
     workspace: Workspace,
-    campaign: AppliedCampaign,
+    campaign: AppliedAutomation,
     since: datetime | None,
     now: datetime,
 ) -> sa.Select[Any]:
@@ -277,7 +288,7 @@ def _insert(conn: sa.Connection) -> Any:
 def enrol(
     conn: sa.Connection,
     workspace: Workspace,
-    campaign: AppliedCampaign,
+    campaign: AppliedAutomation,
     since: datetime | None,
     now: datetime,
 ) -> int:
@@ -377,9 +388,10 @@ class _Runner:
         self,
         store: Store,
         workspace: Workspace,
-        campaign: AppliedCampaign,
+        campaign: AppliedAutomation,
         now: datetime,
         run_wave: Callable[[int], Any],
+        wait_end: Callable[[datetime], datetime] | None = None,
     ) -> None:
         self.store = store
         self.workspace = workspace
@@ -389,10 +401,7 @@ class _Runner:
         self.nodes = flatten(campaign_steps(campaign.spec))
         self.names = step_paths(campaign.spec)
         self.result = CampaignPass(campaign.name)
-        config = workspace.config
-        assert config is not None
-        self.tz = ZoneInfo(config.timezone)
-        self.quiet = config.sms.quiet_hours if config.sms else None
+        self.wait_end = wait_end
 
     def _at(self, path: str) -> list[Any]:
         return [
@@ -410,11 +419,7 @@ class _Runner:
         if node.step.wait is None:
             return self.now
         end = self.now + node.step.wait
-        if self.quiet is not None:
-            from campaignctl.delivery.quiet_hours import next_allowed
-
-            end = next_allowed(end, self.quiet, self.tz)
-        return end
+        return self.wait_end(end) if self.wait_end is not None else end
 
     def _move(self, conn: sa.Connection, where: list[Any], to: str | None) -> None:
         values: dict[str, Any] = {"step": to, "due_at": self._arrival(to), "error": None}
@@ -613,9 +618,7 @@ class _Runner:
     @cached_property
     def content(self) -> str:
         """The hash of the automation's definition and template files as they are now."""
-        from campaignctl.plan.plan import campaign_hash
-
-        return campaign_hash(self.workspace, self.campaign.spec)
+        return content_hash(self.workspace, self.campaign.spec)
 
     def _retry_failed(self, path: str) -> None:
         """Records held at a send step by a failed message get a new one once its content
@@ -685,13 +688,13 @@ def unset_nulls(value: Any) -> Any:
     return value
 
 
-def applied_campaign(row: Any) -> AppliedCampaign:
+def applied_campaign(row: Any) -> AppliedAutomation:
     """An automation as applied to the store (the scheduler's source of truth)."""
     spec = Campaign.model_validate(unset_nulls(row.definition))
-    return AppliedCampaign(row.id, row.name, row.category, spec)
+    return AppliedAutomation(row.id, row.name, row.category, spec)
 
 
-def active_automations(conn: sa.Connection) -> list[tuple[AppliedCampaign, datetime | None]]:
+def active_automations(conn: sa.Connection) -> list[tuple[AppliedAutomation, datetime | None]]:
     """The automations switched on, with when they were activated (None: first pass)."""
     rows = conn.execute(
         sa.select(CAMPAIGN, AUTOMATION.c.active, AUTOMATION.c.activated_at)
@@ -716,11 +719,14 @@ def automation_pass(
     run_wave: Callable[[int], Any],
     *,
     renew: Callable[[], None] | None = None,
+    wait_end: Callable[[datetime], datetime] | None = None,
 ) -> AutomationPass:
     """Enrol and advance every active automation once (the scheduler's pass calls it).
 
-    `run_wave(wave_id)` sends a step's wave (the scheduler's `runner.run_wave`); an
-    automation's failure is reported in its CampaignPass and never stops the others."""
+    `run_wave(wave_id)` sends a step's wave (the scheduler's `runner.run_wave`);
+    `wait_end(at)` moves the end of a wait past the SMS quiet hours (delivery's rule, given
+    by the scheduler). An automation's failure is reported in its CampaignPass and never
+    stops the others."""
     result = AutomationPass()
     store.ensure_schema()
     with store.read() as conn:
@@ -745,7 +751,7 @@ def automation_pass(
                     .where(AUTOMATION.c.campaign_id == campaign.id)
                     .values(last_pass_at=now)
                 )
-            runner = _Runner(store, workspace, campaign, now, run_wave)
+            runner = _Runner(store, workspace, campaign, now, run_wave, wait_end)
             runner.result = done
             for _ in range(2 * len(runner.nodes) + 2):
                 if not runner.run():

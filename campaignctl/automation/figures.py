@@ -9,10 +9,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from campaignctl.automation.engine import (
+    AppliedAutomation,
+    activation_state,
+    trigger_selection,
+)
 from campaignctl.automation.steps import campaign_steps, flatten
 from campaignctl.enums import OutboxState
 from campaignctl.spec.models import Campaign
-from campaignctl.store.tables import ENROLMENT, EVENT, OUTBOX, STEP_RUN
+from campaignctl.store.tables import CAMPAIGN, ENROLMENT, EVENT, OUTBOX, STEP_RUN
 
 
 @dataclass(frozen=True)
@@ -108,15 +113,11 @@ def automation_plan(
     """What `plan` shows of an automation (read-only): `affected` counts the records its
     trigger selects now (list or segment members; records named by matching events since
     its activation) that were never enrolled, as the next pass would enrol them."""
-    from campaignctl.automation.engine import activation_state, trigger_selection
-    from campaignctl.schedule.relaunch import AppliedCampaign
-    from campaignctl.store.tables import CAMPAIGN
-
     state = activation_state(conn, spec.name)
     campaign_id = conn.execute(
         sa.select(CAMPAIGN.c.id).where(CAMPAIGN.c.name == spec.name)
     ).scalar_one_or_none()
-    applied = AppliedCampaign(campaign_id or -1, spec.name, spec.category, spec)
+    applied = AppliedAutomation(campaign_id or -1, spec.name, spec.category, spec)
     since = state.activated_at if str(spec.trigger.event) not in (  # type: ignore[union-attr]
         "segment_entered", "list_added"
     ) else None  # fmt: skip

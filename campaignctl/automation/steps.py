@@ -11,6 +11,7 @@ content is bound at send time, from the workspace's files as they are then.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +105,29 @@ def step_paths(campaign: Campaign) -> dict[str, str]:
             if node.step.name:
                 names[node.step.name] = path
     return names
+
+
+def content_hash(workspace: Any, campaign: Campaign) -> str:
+    """SHA-256 of the automation's definition and of the template files its messages are
+    made of (layouts and signature included): a failed send is tried again once it
+    changes."""
+    root = workspace.root / "templates"
+    names = {campaign.message.template} if campaign.message else set()
+    names |= {
+        n.step.send.template
+        for n in flatten(campaign_steps(campaign)).values()
+        if n.step.send is not None and n.step.send.template
+    }
+    files = [p for n in sorted(names) for p in sorted(root.glob(f"{n}.*.j2"))]
+    if (root / "layouts").is_dir():
+        files += sorted(p for p in (root / "layouts").rglob("*") if p.is_file())
+    signature = workspace.config.organization.signature if workspace.config else None
+    if signature and (workspace.root / signature).is_file():
+        files.append(workspace.root / signature)
+    digest = hashlib.sha256(campaign.model_dump_json().encode())
+    for path in files:
+        digest.update(path.as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def step_spec(campaign: Campaign, path: str) -> Campaign:

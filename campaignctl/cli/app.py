@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import typer
 
-from campaignctl.cli.options import ColorMode
+from campaignctl.cli.options import ColorMode, EnvVars
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -83,7 +83,6 @@ class App:
     def workspace_root(self) -> Path:
         """--workspace DIR (or CAMPAIGNCTL_WORKSPACE), which must hold campaignctl.yaml;
         without either, the nearest workspace from the current directory upward."""
-        from campaignctl.cli.options import EnvVars
         from campaignctl.spec.files import find_workspace_root
 
         from_env = os.environ.get(EnvVars.WORKSPACE)
@@ -144,7 +143,6 @@ class App:
 
         `readonly=True` is for commands that only read stored figures: the definitions may
         have errors (see `readable_workspace`)."""
-        from campaignctl.cli.options import EnvVars
         from campaignctl.errors import UsageError
         from campaignctl.spec.types import check_store_url
         from campaignctl.store import Store

@@ -105,8 +105,7 @@ def list_(
 
     Example: campaignctl audience list --segment renewing-soon --limit 20
     """
-    from campaignctl.audience.records import list_records
-    from campaignctl.audience.segments import workspace_today
+    from campaignctl.audience.segments import list_records, workspace_today
     from campaignctl.cli.render import print_records
 
     app = get_app(ctx).use(workspace)

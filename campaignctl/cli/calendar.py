@@ -10,7 +10,7 @@ import typer
 
 from campaignctl.cli.app import get_app
 from campaignctl.cli.options import JsonOption, WorkspaceOption
-from campaignctl.errors import writing
+from campaignctl.errors import UsageError, writing
 
 DEFAULT_DAYS = 90
 
@@ -41,9 +41,8 @@ def calendar(
     Example: campaignctl calendar --from 2027-03-01 --to 2027-03-31 --ics campagnes.ics
     """
     from campaignctl import clock
-    from campaignctl.errors import UsageError
-    from campaignctl.schedule.scheduler import known_waves
-    from campaignctl.schedule.timeline import day_bounds, workspace_timeline
+    from campaignctl.waves.known import known_waves
+    from campaignctl.waves.timeline import day_bounds, workspace_timeline
 
     app = get_app(ctx).use(workspace)
     ws = app.valid_workspace()
@@ -78,7 +77,6 @@ def calendar(
 def _day(option: str, text: str) -> date:
     """A --from/--to value, or a usage error naming it."""
     from campaignctl import clock
-    from campaignctl.errors import UsageError
 
     try:
         day = date.fromisoformat(text)

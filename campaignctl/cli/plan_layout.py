@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from campaignctl.plan.plan import CampaignPlan, Plan
-from campaignctl.plan.render import LEGEND, summary_line
+from campaignctl.plan.render import LEGEND, plan_text, summary_line, value_text
 from campaignctl.plan.targeting import NotContacted
 
 if TYPE_CHECKING:
@@ -21,8 +21,6 @@ MARK_STYLES = {"+": "bold green", "~": "bold yellow", "-": "bold red", ">": "bol
 
 def print_plan(app: App, plan: Plan) -> None:
     """The plan on stdout: the rich layout on a terminal, the plain text otherwise."""
-    from campaignctl.plan.render import plan_text
-
     if not app.out.is_terminal:
         app.out.print(plan_text(plan))
         return
@@ -55,8 +53,6 @@ def _campaign_panel(app: App, c: CampaignPlan) -> Any:
     from rich.console import Group
     from rich.panel import Panel
     from rich.text import Text
-
-    from campaignctl.plan.render import value_text
 
     mark = c.change or (">" if c.will_send else " ")
     state = c.state or "not applied"

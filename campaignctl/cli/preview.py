@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from campaignctl.cli.app import get_app
+from campaignctl.cli.app import App, get_app
 from campaignctl.cli.options import WorkspaceOption
-from campaignctl.errors import writing
+from campaignctl.errors import UsageError, writing
 
 
 class PreviewFormat(enum.StrEnum):
@@ -62,7 +62,6 @@ def preview(
 
     Example: campaignctl preview update-2027 --contact H001 --format html --open
     """
-    from campaignctl.errors import UsageError
     from campaignctl.render.preview import build_preview, email_as_text, sms_as_text
     from campaignctl.spec.models import Channel
 
@@ -103,8 +102,6 @@ def preview(
 
 
 def _emit(app: object, data: bytes, out: Path | None, open_browser: bool) -> None:
-    from campaignctl.cli.app import App
-
     assert isinstance(app, App)
     if out is None:
         sys.stdout.buffer.write(data)

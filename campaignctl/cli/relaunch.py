@@ -42,10 +42,9 @@ def relaunch(
     Example: campaignctl relaunch update-2027 --to non_openers --channels sms --dry-run
     """
     from campaignctl import clock
-    from campaignctl.enums import WaveStatus
-    from campaignctl.errors import CampaignctlError, TemporaryFailure, UsageError
-    from campaignctl.schedule import runner
-    from campaignctl.schedule.relaunch import create_relaunch_wave, load_campaign, plan_relaunch
+    from campaignctl.errors import UsageError
+    from campaignctl.schedule.relaunch import prepare_relaunch
+    from campaignctl.schedule.runner import run_due_wave
     from campaignctl.spec.models import RelaunchTarget
 
     app = get_app(ctx).use(workspace)
@@ -59,12 +58,9 @@ def relaunch(
     chosen = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
     app.require_applied(store, campaign)
     now = clock.now()
-    with store.transaction(immediate=True) as conn:
-        applied = load_campaign(conn, campaign)
-        plan = plan_relaunch(conn, applied, target, channels=chosen)
-        wave = (
-            None if dry_run or not plan.selected else create_relaunch_wave(conn, plan, applied, now)
-        )
+    plan, wave = prepare_relaunch(
+        store, campaign, target, channels=chosen, dry_run=dry_run, now=now
+    )
     document = {"format_version": 1, **plan.as_json(), "dry_run": dry_run,
                 "wave": wave[1] if wave else None}  # fmt: skip
     if json_output:
@@ -75,13 +71,7 @@ def relaunch(
         app.err.print("dry run: no wave created" if dry_run else "nobody to relaunch")
         return
     app.err.print(f"wave {wave[1]} created: sending")
-    try:
-        result = runner.run_wave(store, ws, wave[0], now=now)
-    except TemporaryFailure:
-        raise  # left scheduled: the scheduler's next pass sends it
-    except CampaignctlError as exc:
-        runner.finish_wave(store, wave[0], WaveStatus.FAILED, now, exc.message)
-        raise
+    result = run_due_wave(store, ws, wave[0], now=now)  # a failure marks the wave failed
     app.err.print(f"wave {wave[1]}: {result.text(plan.campaign, ws.config.timezone)}")
     if result.exit_code:  # as `send`: 1 failed or uncertain, 75 held or retrying
         raise typer.Exit(int(result.exit_code))

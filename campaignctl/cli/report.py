@@ -12,7 +12,7 @@ import typer
 from campaignctl.cli.app import get_app
 from campaignctl.cli.options import WorkspaceOption
 from campaignctl.enums import CampaignType, ListStatus
-from campaignctl.errors import writing
+from campaignctl.errors import UsageError, writing
 
 if TYPE_CHECKING:
     from campaignctl.cli.app import App
@@ -100,8 +100,6 @@ def report(
 def _date(text: str | None):
     from datetime import date
 
-    from campaignctl.errors import UsageError
-
     try:
         return date.fromisoformat(text) if text else None
     except ValueError:
@@ -160,7 +158,6 @@ def _print_json(app: App, result, out, name) -> None:
 
 
 def _print_csv(app: App, result, out, name) -> None:
-    from campaignctl.errors import UsageError
     from campaignctl.report.render import report_tables, table_csv, write_csv
 
     if out is not None:

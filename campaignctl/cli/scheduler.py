@@ -77,19 +77,13 @@ def tick(
 
     Example: campaignctl scheduler tick --log-format json
     """
-    from campaignctl import clock
-    from campaignctl.schedule.scheduler import LEASE_NAME, SchedulerOptions, scheduler_pass
-    from campaignctl.store.lease import acquire
+    from campaignctl.schedule.daemon import tick as one_tick
 
     app = get_app(ctx).use(workspace)
     ws = app.valid_workspace()
     store = app.store()
-    options = SchedulerOptions.from_workspace(ws)
     wait = parse_lock_timeout(lock_timeout)
-    with acquire(store, LEASE_NAME, "scheduler tick", options.lease_ttl, wait=wait) as lease:
-        result = scheduler_pass(
-            store, ws, options, now=clock.now(), lease=lease, log=_logger(app, log_format)
-        )
+    result = one_tick(store, ws, wait=wait, log=_logger(app, log_format))
     counts: dict = {str(t): result.count(t) for t in _types()}
     if result.automations is not None:
         counts["automations"] = result.automations.as_json()
@@ -123,75 +117,16 @@ def run(
 
     Example: campaignctl scheduler run --log-format json
     """
-    import signal
-    import threading
+    from functools import partial
 
-    from apscheduler.schedulers.blocking import BlockingScheduler
-
-    from campaignctl import clock
-    from campaignctl.errors import CampaignctlError
-    from campaignctl.schedule.scheduler import LEASE_NAME, SchedulerOptions, scheduler_pass
-    from campaignctl.store.lease import acquire
+    from campaignctl.schedule.daemon import run_daemon
 
     app = get_app(ctx).use(workspace)
     ws = app.valid_workspace()
     store = app.store()
-    options = SchedulerOptions.from_workspace(ws)
-    lease = acquire(
-        store, LEASE_NAME, "scheduler run", options.lease_ttl, wait=parse_lock_timeout(lock_timeout)
-    )
-    stop = threading.Event()
-    daemon = BlockingScheduler(timezone="UTC")
-    log = _logger(app, log_format)
-    failure: list[CampaignctlError] = []
-
-    def one_pass() -> None:
-        try:
-            result = scheduler_pass(
-                store, ws, options, now=clock.now(), lease=lease, log=log, stop=stop
-            )
-        except CampaignctlError as exc:  # the lease was lost, the store went away…
-            failure.append(exc)
-            stop.set()
-            daemon.shutdown(wait=False)
-            return
-        if result.actions:
-            _say(app, log_format, "pass", result.summary())
-
-    def heartbeat() -> None:
-        try:
-            lease.renew()
-        except CampaignctlError as exc:
-            failure.append(exc)
-            stop.set()
-            daemon.shutdown(wait=False)
-
-    def terminate(signum: int, _frame: object) -> None:
-        _say(app, log_format, "stopping", f"received signal {signum}: finishing the wave in flight")
-        stop.set()
-        daemon.shutdown(wait=True)
-
-    beat = max(1, int(options.lease_ttl.total_seconds() // 3))
-    daemon.add_job(one_pass, "interval", seconds=interval, next_run_time=_utcnow(),
-                   max_instances=1, coalesce=True, id="pass")  # fmt: skip
-    daemon.add_job(heartbeat, "interval", seconds=beat, max_instances=1, coalesce=True)
-    signal.signal(signal.SIGTERM, terminate)
-    signal.signal(signal.SIGINT, terminate)
-    _say(app, log_format, "started", f"scheduler started: a pass every {interval}s, "
-         f"lease {LEASE_NAME!r} held by {lease.holder}", holder=lease.holder)  # fmt: skip
-    try:
-        daemon.start()
-    finally:
-        lease.release()
-    if failure:
-        raise failure[0]
-    _say(app, log_format, "stopped", "scheduler stopped")
-
-
-def _utcnow():
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)  # APScheduler's own wall clock, not the campaign clock
+    wait = parse_lock_timeout(lock_timeout)
+    say = partial(_say, app, log_format)
+    run_daemon(store, ws, interval=interval, wait=wait, log=_logger(app, log_format), say=say)
 
 
 @scheduler_app.command("status")
@@ -209,7 +144,8 @@ def status(
 
     from campaignctl import clock
     from campaignctl.clock import local_text
-    from campaignctl.schedule.scheduler import SchedulerOptions, scheduler_status
+    from campaignctl.schedule.scheduler import scheduler_status
+    from campaignctl.waves.known import SchedulerOptions
 
     app = get_app(ctx).use(workspace)
     ws = app.valid_workspace()

@@ -142,11 +142,11 @@ def _before_its_schedule(store: Any, ws: Any, campaign: str, now: bool) -> str |
 def _locked(app: Any, store: Any, ws: Any, campaign: str, dry_run: bool) -> None:
     """Send uses the lock, locking first if there is none (and saying so); a template or
     definition edited since the lock is refused until `lock --refresh`."""
-    from campaignctl.plan.lock import check_content, current_lock, ensure_lock
+    from campaignctl.plan.lock import active_or_new_lock, check_content, current_lock
 
     if dry_run and current_lock(store, campaign) is None:
         return  # a dry run writes nothing, not even a lock: the engine locks virtually
-    view = ensure_lock(store, ws, campaign)
+    view = active_or_new_lock(store, ws, campaign)
     if view.created:
         app.err.print(
             f"{campaign} was not locked: locked it now (lock {view.lock_id}, "

@@ -13,7 +13,7 @@ import typer
 from campaignctl.cli.app import get_app
 from campaignctl.cli.options import WorkspaceOption
 from campaignctl.cli.terminal import safe_text
-from campaignctl.errors import ExitCode, writing
+from campaignctl.errors import ExitCode, UsageError, writing
 
 
 class ValidateFormat(enum.StrEnum):
@@ -127,7 +127,6 @@ def schema(
 
     Example: campaignctl schema --out schemas/
     """
-    from campaignctl.errors import UsageError
     from campaignctl.spec.schema import schema_for, schema_names, write_schemas
 
     app = get_app(ctx)

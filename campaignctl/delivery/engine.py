@@ -41,6 +41,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from campaignctl import clock
+from campaignctl.audience.privacy import guess_channel, normalize_address
 from campaignctl.delivery import outbox
 from campaignctl.delivery.outbox import (
     ClaimedRow,
@@ -50,7 +51,15 @@ from campaignctl.delivery.outbox import (
     UncertainRow,
     WaveRef,
 )
-from campaignctl.delivery.rendering import BatchRenderer, RenderJob, RenderResult, cores
+from campaignctl.delivery.quiet_hours import next_allowed
+from campaignctl.delivery.rendering import (
+    BatchRenderer,
+    RenderJob,
+    RenderResult,
+    _render_in_worker,
+    cores,
+    render_pool,
+)
 from campaignctl.delivery.transport import (
     DeliveryOutcome,
     DeliveryStatus,
@@ -63,6 +72,10 @@ from campaignctl.delivery.transport import (
 )
 from campaignctl.enums import Channel, OutboxState, WaveStatus
 from campaignctl.errors import ServiceUnavailable, StateError, UsageError
+from campaignctl.plan.lock import virtual_lock
+from campaignctl.render import CampaignRenderer, Recipient, RenderOptions, Wave
+from campaignctl.render.context import WaveKind
+from campaignctl.render.records import recipients_for_preview
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store import lease as leases
 from campaignctl.store import wave_state
@@ -217,7 +230,7 @@ def send_campaign(
         )
     if options.dry_run:
         return _dry_run(store, workspace, campaign, options)
-    lock = outbox.ensure_lock(store, campaign, options.wave_id)
+    lock = outbox.require_lock(store, campaign, options.wave_id)
     holder = leases.this_holder()
     lease = None
     if options.hold_lease:
@@ -246,10 +259,6 @@ def send_test(
 ) -> list[dict[str, Any]]:
     """`send --test-to`: one real message to `address` on its channel, as the first usable
     record of the audience would get it; the store is not touched."""
-    from campaignctl.audience.privacy import guess_channel, normalize_address
-    from campaignctl.render import CampaignRenderer, Recipient, RenderOptions, Wave
-    from campaignctl.render.records import recipients_for_preview
-
     assert workspace.config is not None
     spec = _campaign(workspace, campaign)
     channel = guess_channel(address)
@@ -363,8 +372,6 @@ def _dry_run(
 
     A campaign not locked yet is rendered from a virtual lock: the recipients a lock made
     now would freeze, in a temporary table of this connection (`plan.lock.virtual_lock`)."""
-    from campaignctl.plan.lock import virtual_lock
-
     with store.read() as conn:
         lock = outbox.lock_ref(conn, campaign, options.wave_id)
         if lock is not None:
@@ -382,8 +389,6 @@ def _render_dry_run(
     conn: Any, workspace: Workspace, lock: LockRef, recipients: Any, options: SendOptions
 ) -> SendSummary:
     import sqlalchemy as sa
-
-    from campaignctl.render import CampaignRenderer, RenderOptions
 
     spec = _campaign(workspace, lock.campaign)
     started = time.perf_counter()
@@ -442,8 +447,6 @@ def _render_dry_run(
 
 
 def _initial() -> Any:
-    from campaignctl.render.context import WaveKind
-
     return WaveKind.INITIAL
 
 
@@ -612,8 +615,6 @@ class _Run:
             self.options.progress(SendEvent(kind, data))
 
     async def main(self) -> SendSummary:
-        from campaignctl.render import CampaignRenderer, RenderOptions
-
         now = clock.now()
         # Templates compile (and their errors surface) before anything is claimed.
         renderer = CampaignRenderer(self.workspace, self.spec, RenderOptions())
@@ -664,8 +665,6 @@ class _Run:
             processes = cores() if due >= PARALLEL_RENDER_MIN_ROWS and cores() > 1 else 0
         self.processes = processes if due else 0
         if self.processes:
-            from campaignctl.delivery.rendering import render_pool
-
             self.pool = render_pool(
                 self.workspace.root,
                 self.spec.name,
@@ -782,7 +781,6 @@ class _Run:
         sms = self.config.sms
         if sms is None or sms.quiet_hours is None or "sms" not in self.transports:
             return
-        from campaignctl.delivery.quiet_hours import next_allowed
 
         allowed = next_allowed(now, sms.quiet_hours, ZoneInfo(self.config.timezone))
         if allowed > now and allowed != self.quiet_until:
@@ -821,8 +819,6 @@ class _Run:
         try:
             if self.pool is not None:
                 loop = asyncio.get_running_loop()
-                from campaignctl.delivery.rendering import _render_in_worker
-
                 rendered = await loop.run_in_executor(self.pool, _render_in_worker, jobs)
             else:
                 rendered = await asyncio.to_thread(self.batch_renderer.render, jobs)

@@ -92,7 +92,7 @@ class LockRef:
     other_campaigns: dict[str, int] = field(default_factory=dict)
 
 
-def ensure_lock(store: Store, campaign: str, wave_id: int | None = None) -> LockRef:
+def require_lock(store: Store, campaign: str, wave_id: int | None = None) -> LockRef:
     """The campaign's active lock (or the one `wave_id` was given by the scheduler); the one
     place `send` makes sure there is one.
 
@@ -110,7 +110,7 @@ def ensure_lock(store: Store, campaign: str, wave_id: int | None = None) -> Lock
 
 
 def lock_ref(conn: sa.Connection, campaign: str, wave_id: int | None = None) -> LockRef | None:
-    """`ensure_lock` on an open connection: None when the campaign is not locked."""
+    """`require_lock` on an open connection: None when the campaign is not locked."""
     row = sendable_campaign(conn, campaign)
     lock_id = None
     if wave_id is not None:
@@ -163,7 +163,7 @@ def _current_wave(store: Store, lock: LockRef, now: datetime) -> WaveRef:
                     campaign_id=lock.campaign_id,
                     number=1,
                     kind=WaveKind.INITIAL,
-                    # the scheduler's key for the first occurrence (schedule.timeline
+                    # the scheduler's key for the first occurrence (waves.timeline
                     # PlannedWave.key), so a send by hand and the schedule never both
                     # create the first wave
                     occurrence_key=f"{lock.campaign}/0/0",

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from campaignctl.lifeline import bind_to_parent
 from campaignctl.render import CampaignRenderer, Recipient, RecordData, RenderOptions, Wave
 from campaignctl.render.context import WaveKind
+from campaignctl.spec.workspace import load_workspace
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +91,6 @@ def _init_worker(
     parent: int, root: str, campaign: str, options: RenderOptions, number: int, kind: str
 ) -> None:
     global _worker
-    from campaignctl.lifeline import bind_to_parent
-    from campaignctl.spec.workspace import load_workspace
 
     bind_to_parent(parent)  # a kill -9 of `send` must not leave this process behind
 

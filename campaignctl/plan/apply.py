@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from campaignctl import clock
-from campaignctl.enums import CampaignState
+from campaignctl.enums import CampaignState, WaveStatus
 from campaignctl.errors import StateError, UsageError
 from campaignctl.plan.definitions import canonical, diff_definition, git_state
 from campaignctl.plan.plan import (
@@ -32,7 +32,7 @@ from campaignctl.plan.targeting import CAMPAIGN
 from campaignctl.spec.models import Campaign
 from campaignctl.spec.workspace import Workspace, unknown_campaign
 from campaignctl.store.store import Store
-from campaignctl.store.tables import AuditLog
+from campaignctl.store.tables import WAVE, AuditLog
 
 AUDIT = AuditLog.__table__  # type: ignore[attr-defined]
 
@@ -206,9 +206,6 @@ def archive_campaign(
     campaign (`respect_other_campaigns`). Refused while one of its waves is sending,
     unless `force`; archiving twice changes nothing.
     """
-    from campaignctl.enums import WaveStatus
-    from campaignctl.store.tables import WAVE
-
     now = now or clock.now()
     with store.transaction(immediate=True) as conn:
         row = conn.execute(

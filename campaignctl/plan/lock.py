@@ -30,6 +30,7 @@ from campaignctl.plan.targeting import (
     LOCK,
     OUTBOX,
     RECIPIENT,
+    RECORD,
     NotContacted,
     materialized,
 )
@@ -246,8 +247,6 @@ def lock_campaign(
 
 def _difference(conn: sa.Connection, lock_a: int, lock_b: int) -> list[str]:
     """Record keys (with channel) in lock A and not in lock B."""
-    from campaignctl.plan.targeting import RECORD
-
     other = sa.alias(RECIPIENT, "other")
     rows = conn.execute(
         sa.select(RECORD.c.key, RECIPIENT.c.channel)
@@ -337,7 +336,7 @@ def virtual_lock(
     table.drop(conn)
 
 
-def ensure_lock(store: Store, workspace: Workspace, name: str) -> LockView:
+def active_or_new_lock(store: Store, workspace: Workspace, name: str) -> LockView:
     """The lock `send` uses: the active one, or a new one (`created` says so)."""
     return lock_campaign(store, workspace, name)
 

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from campaignctl import clock
 from campaignctl.audience.segments import workspace_today
+from campaignctl.automation.figures import automation_plan
 from campaignctl.enums import CampaignState, Channel
 from campaignctl.errors import CampaignctlError, InputError, UsageError, writing
 from campaignctl.plan.definitions import (
@@ -37,6 +38,10 @@ from campaignctl.spec.models import Campaign
 from campaignctl.spec.templates import TEMPLATES_DIR
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store
+from campaignctl.store.tables import Record
+from campaignctl.waves.due import Decision, KnownState
+from campaignctl.waves.known import SchedulerOptions, known_waves, pending_waves
+from campaignctl.waves.timeline import timeline
 
 FORMAT_VERSION = 1
 SCHEDULE_DAYS = 90
@@ -400,8 +405,6 @@ def _campaign_plan(
         sent=bool(applied and applied["first_sent_at"]),
     )
     if campaign.trigger is not None:
-        from campaignctl.automation.figures import automation_plan
-
         plan.automation = automation_plan(conn, workspace, campaign, now).as_json()
     if plan.archived:  # retired by `campaign archive`: nothing to target or schedule
         return plan
@@ -460,10 +463,6 @@ def _schedule(
     pass does with it (the same decision), then those of the next SCHEDULE_DAYS; with none
     there, the next one (within NEXT_SEND_YEARS), so a campaign scheduled far ahead never
     reads as unscheduled."""
-    from campaignctl.schedule.due import KnownState
-    from campaignctl.schedule.scheduler import SchedulerOptions, known_waves, pending_waves
-    from campaignctl.schedule.timeline import timeline
-
     assert workspace.config is not None
     tz = workspace.config.timezone
     options = SchedulerOptions.from_workspace(workspace)
@@ -505,8 +504,6 @@ def _schedule(
 
 def _pending(due: Any, max_lateness: timedelta) -> tuple[str, str]:
     """(status, note) of a past wave the scheduler has not handled yet."""
-    from campaignctl.schedule.due import Decision
-
     if due.decision == Decision.MISSED:
         return "missed", f"will be {due.missed_note(max_lateness)}"
     if due.decision == Decision.WAIT:
@@ -523,9 +520,10 @@ def _sms_figures(
     now: datetime,
 ) -> SmsFigures:
     """Parts per SMS measured by rendering up to SMS_SAMPLE recipients."""
+    # Lazy for start-up: only a plan with SMS renders, and render/ brings Jinja with it
+    # (37 more modules, ~50 ms: benchmarks/imports.py).
     from campaignctl.render.context import Recipient, RecordData
     from campaignctl.render.renderer import CampaignRenderer, RenderOptions
-    from campaignctl.store.tables import Record
 
     assert workspace.config is not None
     settings = workspace.config.sms

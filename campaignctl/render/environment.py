@@ -16,6 +16,16 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from campaignctl.errors import Diagnostic, Severity, SpecError
 from campaignctl.render import sandbox
+from campaignctl.render.context import (
+    BlocksView,
+    CampaignView,
+    DocumentLink,
+    LinksView,
+    OrganizationView,
+    RecordView,
+    Wave,
+)
+from campaignctl.render.questionnaire import Period, QuestionField, QuestionnaireView
 from campaignctl.spec.template_loader import WorkspaceLoader
 from campaignctl.spec.templates import (
     NESTING_TOO_DEEP,
@@ -123,17 +133,6 @@ class CampaignEnvironment(SandboxedEnvironment):
 
 def _view_types() -> tuple[frozenset[type], dict[type, frozenset[str]]]:
     from dataclasses import fields
-
-    from campaignctl.render.context import (
-        BlocksView,
-        CampaignView,
-        DocumentLink,
-        LinksView,
-        OrganizationView,
-        RecordView,
-        Wave,
-    )
-    from campaignctl.render.questionnaire import Period, QuestionField, QuestionnaireView
 
     slotted = {
         cls: frozenset(f.name for f in fields(cls))

@@ -24,6 +24,7 @@ from campaignctl.spec.models import (
     Questionnaire,
     QuestionnaireUse,
 )
+from campaignctl.spec.models import QuestionField as FieldModel
 
 _FIELD_TYPE_OF_COLUMN = {
     ColumnType.STRING: FieldType.TEXT,
@@ -130,8 +131,6 @@ class QuestionnairePlan:
         if questionnaire.fields is not None:
             fields = list(questionnaire.fields)
         else:
-            from campaignctl.spec.models import QuestionField as FieldModel
-
             key = audience.key if audience else None
             fields = [FieldModel(id=name) for name in columns if name != key]
         selected = set(use.fields) if use.fields is not None else None

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from campaignctl.audience.source import read_source
 from campaignctl.errors import UsageError
 from campaignctl.render.context import Recipient, RecordData
 from campaignctl.spec.models import Audience, Campaign, Channel
@@ -35,8 +36,6 @@ def campaign_audience(workspace: Workspace, campaign: Campaign) -> Audience:
 
 
 def _rows(workspace: Workspace, audience: Audience) -> Iterator[RecordData]:
-    from campaignctl.audience.source import read_source
-
     region = workspace.config.phone_region if workspace.config else "FR"
     path = workspace.audience_source(audience)
     for row in read_source(path, audience, region, SCAN_LIMIT):

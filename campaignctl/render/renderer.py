@@ -24,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+from jinja2 import meta
 from markupsafe import Markup
 
 from campaignctl.errors import CampaignctlError, InputError, SpecError, UsageError
@@ -50,6 +51,7 @@ from campaignctl.render.inlining import OutputCapture, ShapeInliner
 from campaignctl.render.links import LinkPurpose, LinkSigner, resolve_secret
 from campaignctl.render.questionnaire import QuestionnairePlan, QuestionnaireView
 from campaignctl.render.sms import SmsInfo, sms_info
+from campaignctl.spec.files import DOCUMENTS_DIR, TEMPLATE_SUFFIXES
 from campaignctl.spec.models import (
     Campaign,
     Channel,
@@ -58,8 +60,8 @@ from campaignctl.spec.models import (
     SmsTransportKind,
     WorkspaceConfig,
 )
-from campaignctl.spec.templates import LINK_NAMES
-from campaignctl.spec.workspace import DOCUMENTS_DIR, TEMPLATE_SUFFIXES, Workspace
+from campaignctl.spec.templates import LINK_NAMES, analyze_campaign
+from campaignctl.spec.workspace import Workspace
 
 _WHITESPACE = re.compile(r"\s+")
 DKIM_HEADERS = (
@@ -204,8 +206,6 @@ class CampaignRenderer:
         campaign: Campaign | str,
         options: RenderOptions | None = None,
     ) -> None:
-        from campaignctl.spec.templates import analyze_campaign
-
         self.options = options or RenderOptions()
         self.workspace = workspace
         self.root = workspace.root
@@ -380,8 +380,6 @@ class CampaignRenderer:
 
     def _subject_once(self) -> str | None:
         """The subject, when it uses only campaign, organization and blocks (render it once)."""
-        from jinja2 import meta
-
         source = self.message.subject or ""
         names = meta.find_undeclared_variables(self.env.parse(source))
         if not names <= {"campaign", "organization", "blocks"}:

@@ -38,6 +38,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from campaignctl import clock
+from campaignctl.automation.engine import applied_campaign
+from campaignctl.automation.figures import step_counts
 from campaignctl.enums import ListStatus, OutboxState, ResponseStatus
 from campaignctl.errors import UsageError
 from campaignctl.events.model import soft_bounce
@@ -56,6 +58,7 @@ from campaignctl.report.model import (
     StepFigures,
     WaveReport,
 )
+from campaignctl.store.tables import CAMPAIGN
 from campaignctl.store.wave_state import wave_progress
 
 NEVER_SENT = ListStatus.NEVER_SENT.value
@@ -699,10 +702,6 @@ def _outbox_per_campaign(conn: Connection, ids: str) -> dict[int, dict[str, int]
 
 def _steps(conn: sa.Connection, campaign_id: int, campaign: Any) -> list[StepFigures]:
     """Automations: per step of the tree, what it did (automation.figures)."""
-    from campaignctl.automation.engine import applied_campaign
-    from campaignctl.automation.figures import step_counts
-    from campaignctl.store.tables import CAMPAIGN
-
     row = conn.execute(sa.select(CAMPAIGN).where(CAMPAIGN.c.id == campaign_id)).first()
     if row is None or not row.definition or not row.definition.get("trigger"):
         return []

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from campaignctl.delivery.transport import OutgoingEmail, TransportSettings, create_transport
 from campaignctl.errors import OperationFailed, UsageError
 from campaignctl.render import mime
 from campaignctl.report.model import CampaignList, CampaignReport
 from campaignctl.report.render import html_page, text_page
+from campaignctl.spec.models import Channel
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,6 @@ def send_report_email(
     email: ReportEmail, *, sender: Any, sender_name: str, outbox_dir: Path
 ) -> str:
     """Hand the email to the sender's transport; returns what the transport answered."""
-    from campaignctl.delivery.transport import OutgoingEmail, TransportSettings, create_transport
-    from campaignctl.spec.models import Channel
-
     settings = TransportSettings(outbox_dir=outbox_dir, sender=sender, sender_name=sender_name)
     transport = create_transport(Channel.EMAIL, str(sender.transport), settings)
     message = OutgoingEmail(email.sender, email.recipients, email.data, email.message_id)

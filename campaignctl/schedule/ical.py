@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from campaignctl.schedule.timeline import PlannedWave
+from campaignctl.waves.timeline import PlannedWave
 
 
 def calendar_ics(waves: list[PlannedWave], organization: str, stamp: datetime) -> bytes:
@@ -32,6 +32,4 @@ def calendar_ics(waves: list[PlannedWave], organization: str, stamp: datetime) -
 
 
 def _fifteen_minutes():
-    from datetime import timedelta
-
     return timedelta(minutes=15)

@@ -23,16 +23,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from campaignctl.enums import Channel, OutboxState, RecordStatus, WaveStatus
+from campaignctl.enums import Channel, OutboxState, RecordStatus, WaveKind, WaveStatus
 from campaignctl.errors import StateError, UsageError
 from campaignctl.events.model import soft_bounce
+from campaignctl.plan.lock import active_lock_id
 from campaignctl.spec.models import Campaign as CampaignSpec
 from campaignctl.spec.models import CampaignType, EventType, RelaunchTarget
+from campaignctl.store.store import Store
 from campaignctl.store.tables import (
     CAMPAIGN,
     EVENT,
@@ -244,8 +247,6 @@ def _resolve(
     channels: Sequence[str] | None,
     lock_id: int | None,
 ) -> tuple[int, list[str]]:
-    from campaignctl.plan.lock import active_lock_id
-
     lock_id = lock_id or active_lock_id(conn, campaign.id)
     if lock_id is None:
         raise StateError(
@@ -375,8 +376,6 @@ def create_relaunch_wave(
 
     Its occurrence key is `CAMPAIGN/manual/NUMBER`, apart from the scheduled ones.
     """
-    from campaignctl.enums import WaveKind
-
     number = (
         conn.execute(
             sa.select(sa.func.coalesce(sa.func.max(WAVE.c.number), 0)).where(
@@ -394,3 +393,23 @@ def create_relaunch_wave(
         )
     ).inserted_primary_key[0]  # fmt: skip
     return wave_id, number
+
+
+def prepare_relaunch(
+    store: Store,
+    campaign: str,
+    target: RelaunchTarget,
+    *,
+    channels: list[str] | None,
+    dry_run: bool,
+    now: datetime,
+) -> tuple[RelaunchPlan, tuple[int, int] | None]:
+    """`relaunch`'s plan and, unless a dry run or nobody is left, its wave row (id, number),
+    in one transaction: two relaunches at once never select the same records twice."""
+    with store.transaction(immediate=True) as conn:
+        applied = load_campaign(conn, campaign)
+        plan = plan_relaunch(conn, applied, target, channels=channels)
+        wave = (
+            None if dry_run or not plan.selected else create_relaunch_wave(conn, plan, applied, now)
+        )
+    return plan, wave

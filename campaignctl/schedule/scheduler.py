@@ -20,23 +20,27 @@ import enum
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaignctl.automation.engine import AutomationPass, automation_pass
+from campaignctl.delivery.quiet_hours import next_allowed
 from campaignctl.enums import CampaignState, OutboxState, WaveState, WaveStatus
 from campaignctl.errors import CampaignctlError, ExitCode, TemporaryFailure
 from campaignctl.schedule import runner
-from campaignctl.schedule.due import DueWave, KnownState, due_waves
 from campaignctl.schedule.relaunch import CAMPAIGN, WAVE, AppliedCampaign
-from campaignctl.schedule.timeline import PlannedWave, first_send_at, workspace_timeline
+from campaignctl.store.lease import get_lease
 from campaignctl.store.store import Store
 from campaignctl.store.tables import OUTBOX
 from campaignctl.store.wave_state import exit_code as combined_exit_code
 from campaignctl.store.wave_state import wave_progress
+from campaignctl.waves.due import DueWave
+from campaignctl.waves.known import SchedulerOptions, aware, known_waves, pending_waves
+from campaignctl.waves.timeline import PlannedWave, first_send_at, workspace_timeline
 
 if TYPE_CHECKING:
     from campaignctl.spec.models import Campaign
@@ -45,27 +49,6 @@ if TYPE_CHECKING:
 
 LEASE_NAME = "scheduler"
 ACTIVE_STATES = [CampaignState.SCHEDULED, CampaignState.ACTIVE]
-_KNOWN = {
-    WaveStatus.SCHEDULED: KnownState.CREATED,
-    WaveStatus.SENDING: KnownState.CREATED,
-    WaveStatus.DONE: KnownState.SENT,
-    WaveStatus.FAILED: KnownState.FAILED,
-    WaveStatus.MISSED: KnownState.MISSED,
-    WaveStatus.CANCELLED: KnownState.MISSED,
-}
-
-
-@dataclass(frozen=True)
-class SchedulerOptions:
-    timezone: str  # the workspace's, for campaigns that name none
-    max_lateness: timedelta
-    lease_ttl: timedelta
-
-    @classmethod
-    def from_workspace(cls, workspace: Workspace) -> SchedulerOptions:
-        config = workspace.config
-        assert config is not None
-        return cls(config.timezone, config.scheduler.max_lateness, config.scheduler.lease_ttl)
 
 
 class ActionType(enum.StrEnum):
@@ -136,30 +119,6 @@ def applied_campaigns(conn: Connection) -> list[AppliedCampaign]:
         sa.select(CAMPAIGN).where(CAMPAIGN.c.state.in_(ACTIVE_STATES)).order_by(CAMPAIGN.c.name)
     )
     return [AppliedCampaign.from_row(row) for row in rows]
-
-
-def known_waves(conn: Connection) -> dict[str, KnownState]:
-    rows = conn.execute(sa.select(WAVE.c.occurrence_key, WAVE.c.status))
-    return {key: _KNOWN[WaveStatus(status)] for key, status in rows}
-
-
-def pending_waves(
-    conn: Connection, campaigns: list[Campaign], options: SchedulerOptions, now: datetime
-) -> list[DueWave]:
-    """The waves of `campaigns` due by `now` that the store has no row for, each with what the
-    scheduler's next pass does with it (run, missed, wait): its pass, and what `plan` says."""
-    latest = {
-        name: _aware(at)
-        for name, at in conn.execute(
-            sa.select(CAMPAIGN.c.name, sa.func.max(WAVE.c.scheduled_for))
-            .join(WAVE, WAVE.c.campaign_id == CAMPAIGN.c.id)
-            .group_by(CAMPAIGN.c.name)
-        )
-        if at is not None
-    }
-    return due_waves(
-        campaigns, options.timezone, now, options.max_lateness, known_waves(conn), latest
-    )
 
 
 def scheduled_first_send(
@@ -287,6 +246,7 @@ def scheduler_pass(
         now,
         lambda wave_id: runner.run_wave(store, workspace, wave_id, now=now),
         renew=lease.renew if lease is not None else None,
+        wait_end=_quiet_hours_end(workspace),
     )
     for row in _runnable(store, now):
         if stop is not None and stop.is_set():
@@ -295,15 +255,14 @@ def scheduler_pass(
         if lease is not None:
             lease.renew()
         tz = (row.definition.get("schedule") or {}).get("timezone") or options.timezone
-        due_at = _local(_aware(row.due), tz)
+        due_at = _local(aware(row.due), tz)
         base = (row.name, row.occurrence_key, due_at, row.number)
         try:
-            done = runner.run_wave(store, workspace, row.id, now=now)
+            done = runner.run_due_wave(store, workspace, row.id, now=now)
         except TemporaryFailure as exc:
             emit(Action(ActionType.POSTPONED, *base, exc.message, ExitCode.TEMPFAIL))
             continue
-        except CampaignctlError as exc:
-            runner.finish_wave(store, row.id, WaveStatus.FAILED, now, exc.message)
+        except CampaignctlError as exc:  # the wave is marked failed (run_due_wave)
             emit(Action(ActionType.FAILED, *base, exc.message, ExitCode.FAILED))
             continue
         kind = _ACTION_OF_STATE.get(done.state, ActionType.WAITING)
@@ -311,15 +270,20 @@ def scheduler_pass(
     return result
 
 
+def _quiet_hours_end(workspace: Workspace) -> Callable[[datetime], datetime] | None:
+    """An automation's wait that ends in the SMS quiet hours ends when they do."""
+    config = workspace.config
+    if config is None or config.sms is None or config.sms.quiet_hours is None:
+        return None
+    quiet, tz = config.sms.quiet_hours, ZoneInfo(config.timezone)
+    return lambda at: next_allowed(at, quiet, tz)
+
+
 _ACTION_OF_STATE = {
     WaveState.DONE: ActionType.SENT,
     WaveState.INCOMPLETE: ActionType.SENT,  # nothing left to send; the text names the doubt
     WaveState.FAILED: ActionType.FAILED,
 }
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 @dataclass(frozen=True)
@@ -334,8 +298,6 @@ def scheduler_status(
     store: Store, options: SchedulerOptions, now: datetime, *, horizon: timedelta, limit: int = 10
 ) -> SchedulerStatus:
     """The lease holder and heartbeat, the waves recorded last, and the next ones due."""
-    from campaignctl.store.lease import get_lease
-
     lease = get_lease(store, LEASE_NAME)
     with store.read() as conn:
         campaigns = applied_campaigns(conn)

@@ -11,12 +11,14 @@ import hashlib
 import os
 from pathlib import Path
 
+from campaignctl import __version__
 from campaignctl.errors import Diagnostic, InputError, Severity, UsageError
 
 CONFIG_FILE = "campaignctl.yaml"
 DOCUMENT_DIRS = ("audiences", "questionnaires", "campaigns")
 AUDIENCES_DIR = "audiences"
 TEMPLATES_DIR = "templates"
+TEMPLATE_SUFFIXES = {"html": ".html.j2", "text": ".txt.j2", "sms": ".sms.j2"}
 DOCUMENTS_DIR = "documents"
 STATE_DIR = ".campaignctl"
 
@@ -136,8 +138,6 @@ def document_files(root: Path) -> list[Path]:
 def definitions_fingerprint(root: Path, *code: Path) -> str:
     """A digest of every definition and template file (path, size, mtime in ns), of
     campaignctl's version and of the given source files: any edit gives a new value."""
-    from campaignctl import __version__
-
     parts = [__version__, *(_stat_line(path) for path in code), _stat_line(root / CONFIG_FILE)]
     parts += [_stat_line(path) for path in document_files(root)]
     base = root / TEMPLATES_DIR

@@ -22,7 +22,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaignctl import clock
-from campaignctl.errors import StateError, TemporaryFailure
+from campaignctl.errors import StateError, TemporaryFailure, UsageError
 from campaignctl.store.store import Store
 from campaignctl.store.tables import LEASE
 
@@ -188,8 +188,6 @@ class LeaseInfo:
 
 
 def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
@@ -330,8 +328,6 @@ def release_lease(store: Store, name: str) -> LeaseInfo:
     with store.transaction() as conn:
         row = conn.execute(sa.select(LEASE).where(LEASE.c.name == name)).first()
         if row is None:
-            from campaignctl.errors import UsageError
-
             raise UsageError(
                 f"there is no lease {name!r}", hint="`campaignctl lease list` shows them"
             )

@@ -592,16 +592,19 @@ def _source_codes() -> set[str]:
 
     found: set[str] = set()
     package = Path(__file__).resolve().parents[2] / "campaignctl"
-    for path in [*package.glob("spec/*.py"), package / "render" / "environment.py"]:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        # module constants a code may be passed by (SOURCE_PROBLEM = "csv-source")
-        constants = {
-            node.targets[0].id: node.value
-            for node in tree.body
-            if isinstance(node, ast.Assign)
-            and isinstance(node.targets[0], ast.Name)
-            and isinstance(node.value, ast.Constant)
-        }
+    paths = [*package.glob("spec/**/*.py"), package / "render" / "environment.py"]
+    trees = [ast.parse(path.read_text(encoding="utf-8")) for path in paths]
+    # module constants a code may be passed by (SOURCE_PROBLEM = "csv-source"), imported
+    # from one module of spec/ into another
+    constants = {
+        node.targets[0].id: node.value
+        for tree in trees
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Constant)
+    }
+    for tree in trees:
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 name = getattr(node.func, "attr", getattr(node.func, "id", None))

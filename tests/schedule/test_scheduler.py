@@ -17,9 +17,10 @@ from storerows import open_store
 from typer.testing import CliRunner
 
 from campaignctl.cli.main import app
-from campaignctl.schedule.scheduler import SchedulerOptions, scheduler_pass
+from campaignctl.schedule.scheduler import scheduler_pass
 from campaignctl.spec.workspace import load_workspace
 from campaignctl.store.tables import Outbox, Wave
+from campaignctl.waves.known import SchedulerOptions
 from tests.delivery.conftest import SmtpServer
 
 CAMPAIGNCTL = str(Path(sys.executable).parent / "campaignctl")  # the installed console script

@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from campaignctl.schedule.timeline import PlannedWave, WaveKind, timeline
 from campaignctl.spec.models import Campaign
 from campaignctl.spec.types import format_duration
+from campaignctl.waves.timeline import PlannedWave, WaveKind, timeline
 
 
 class Decision(enum.StrEnum):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from campaignctl.schedule.due import Decision, KnownState, due_waves
 from campaignctl.spec.models import Campaign
+from campaignctl.waves.due import Decision, KnownState, due_waves
 
 PARIS = ZoneInfo("Europe/Paris")
 SIX_HOURS = timedelta(hours=6)

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from campaignctl.schedule.timeline import WaveKind, day_bounds, localize, timeline
 from campaignctl.spec.models import Campaign
+from campaignctl.waves.timeline import WaveKind, day_bounds, localize, timeline
 
 
 def campaign(schedule: dict, **extra) -> Campaign:
