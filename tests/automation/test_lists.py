@@ -63,3 +63,22 @@ def test_list_commands_name_an_unknown_list_and_missing_keys(ws: Path) -> None:
     empty = run(ws, "list", "add", "a-appeler")
     assert empty.exit_code == 64
     assert "give the keys of the records to add to 'a-appeler'" in empty.output
+
+
+def test_validate_names_unknown_lists_and_send_steps(demo: Path) -> None:
+    spec = demo / "campaigns" / "bienvenue-adherents.yaml"
+    text = spec.read_text()
+    text = text.replace("add_to_list: a-appeler", "add_to_list: a-apeler")
+    text = text.replace("if: {opened: {eq: true}}", "if: {opened: Email de bienvenu}")
+    spec.write_text(text)
+    result = run(demo, "validate")
+    assert result.exit_code == 65
+    lines = result.stdout.splitlines()
+    assert any(
+        ": error[unknown-reference]: list 'a-apeler' does not exist" in line for line in lines
+    ), result.stdout
+    assert any(
+        "error[unknown-reference]: opened: 'Email de bienvenu' is not a send step of this "
+        "campaign" in line
+        for line in lines
+    ), result.stdout

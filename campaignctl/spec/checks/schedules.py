@@ -49,6 +49,30 @@ class ScheduleChecks(CheckerBase):
                 "an automation only uses lists of its campaign's audience",
             )
 
+    def _check_step_refs(
+        self, doc: LoadedDocument, path: PathKey, cond: Condition, sends: set[str]
+    ) -> None:
+        """`opened: STEP` / `clicked: STEP` name a send step (its name or path)."""
+        for key, items in (("all", cond.all_), ("any", cond.any_)):
+            for i, child in enumerate(items or []):
+                self._check_step_refs(doc, (*path, key, i), child, sends)
+        if cond.not_ is not None:
+            self._check_step_refs(doc, (*path, "not"), cond.not_, sends)
+        for name, test in cond.tests.items():
+            if name not in ACTIVITY_ATTRIBUTES or name in ("answered", "in_list"):
+                continue
+            for op, value in test.items():
+                if isinstance(value, bool) or str(value).lower() in _TRUTHS or value in sends:
+                    continue
+                self._report(
+                    doc.file,
+                    doc.mark(*path, name, op),
+                    "unknown-reference",
+                    f"{name}: {value!r} is not a send step of this campaign",
+                    f"send steps: {', '.join(sorted(sends)) or 'none'} "
+                    "(a step's `name:` or its path); or true for any message",
+                )
+
     def _check_in_list(
         self, doc: LoadedDocument, path: PathKey, cond: Condition, audience_name: str | None
     ) -> None:
@@ -170,5 +194,23 @@ class ScheduleChecks(CheckerBase):
                     doc, (*here, "if"), step.if_, audience, audience_name, ACTIVITY_ATTRIBUTES
                 )
                 self._check_in_list(doc, (*here, "if"), step.if_, audience_name)
+                self._check_step_refs(doc, (*here, "if"), step.if_, _send_steps(campaign.steps))
                 self._check_steps(doc, (*here, "then"), step.then, campaign, audience_name)
                 self._check_steps(doc, (*here, "else"), step.else_, campaign, audience_name)
+
+
+_TRUTHS = ("true", "false", "yes", "no", "1", "0", "any")
+
+
+def _send_steps(steps: list[Step], prefix: str = "") -> set[str]:
+    """The names and paths (`1`, `3.then.1`…) of a tree's send steps."""
+    found: set[str] = set()
+    for i, step in enumerate(steps):
+        path = f"{prefix}{i + 1}"
+        if step.send is not None:
+            found.add(path)
+            if step.name:
+                found.add(step.name)
+        found |= _send_steps(step.then, f"{path}.then.")
+        found |= _send_steps(step.else_, f"{path}.else.")
+    return found
