@@ -291,14 +291,17 @@ def enrol(
     campaign: AppliedAutomation,
     since: datetime | None,
     now: datetime,
+    due_at: datetime | None = None,
 ) -> int:
-    """Enrol the records the trigger selects that were never enrolled; how many."""
+    """Enrol the records the trigger selects that were never enrolled, at the first step,
+    due at `due_at` (the end of a first `wait:`; default now); how many."""
     chosen = trigger_selection(conn, workspace, campaign, since, now).subquery()
     stamp = sa.bindparam("now", now, type_=ENROLMENT.c.enrolled_at.type)
+    due = sa.bindparam("due", due_at or now, type_=ENROLMENT.c.due_at.type)
     start = first_path(campaign_steps(campaign.spec))
     source = sa.select(
         sa.literal(campaign.id), chosen.c.record_id, stamp, chosen.c.trigger_event,
-        sa.literal(start, sa.String), stamp,
+        sa.literal(start, sa.String), due,
         stamp if start is None else sa.null(),
     ).where(
         ~sa.exists(
@@ -318,7 +321,7 @@ def enrol(
         .on_conflict_do_nothing()
         .returning(ENROLMENT.c.id)
     )  # fmt: skip
-    return len(conn.execute(statement, {"now": now}).all())
+    return len(conn.execute(statement, {"now": now, "due": due_at or now}).all())
 
 
 # --------------------------------------------------------------------------- steps
@@ -745,13 +748,15 @@ def automation_pass(
                     activated_at = min(_aware(applied) or now, now)
                     _ensure_automation(conn, campaign.id, now, activated_at)
                 since = activated_at if _event_trigger(campaign.spec) else None
-                done.enrolled = enrol(conn, workspace, campaign, since, now)
+                runner = _Runner(store, workspace, campaign, now, run_wave, wait_end)
+                start = first_path(campaign_steps(campaign.spec))
+                due_at = runner._arrival(start) if start is not None else now
+                done.enrolled = enrol(conn, workspace, campaign, since, now, due_at)
                 conn.execute(
                     AUTOMATION.update()
                     .where(AUTOMATION.c.campaign_id == campaign.id)
                     .values(last_pass_at=now)
                 )
-            runner = _Runner(store, workspace, campaign, now, run_wave, wait_end)
             runner.result = done
             for _ in range(2 * len(runner.nodes) + 2):
                 if not runner.run():

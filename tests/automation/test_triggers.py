@@ -133,3 +133,21 @@ def test_a_send_that_fails_keeps_its_records_at_their_step_until_fixed(
         "automations: 1 active, 0 enrolled, 1 step(s) run, 2 waiting, 0 failed"
     )
     assert sent_to(ws, "bienvenue-adherents") == 3
+
+
+def test_a_first_wait_holds_the_records_enrolled_until_its_end(demo: Path, backend: str) -> None:
+    ws = keep(demo, "bienvenue-adherents")
+    spec = ws / "campaigns" / "bienvenue-adherents.yaml"
+    spec.write_text(spec.read_text().replace("steps:\n", "steps:\n  - wait: 1d\n", 1))
+    ok(ws, "apply", "--auto-approve")
+    ok(ws, "list", "add", "nouveaux-adherents", "ACT-001", "ACT-002")
+    first = run(ws, "scheduler", "tick")
+    assert automation_line(first) == (
+        "automations: 1 active, 2 enrolled, 0 step(s) run, 2 waiting, 0 failed"
+    )
+    assert sent_to(ws, "bienvenue-adherents") == 0
+    a_day_later = run(ws, "scheduler", "tick", now="2027-01-06T10:00:00+01:00")
+    assert automation_line(a_day_later) == (
+        "automations: 1 active, 0 enrolled, 4 step(s) run, 2 waiting, 0 failed"
+    )
+    assert sent_to(ws, "bienvenue-adherents") == 2
