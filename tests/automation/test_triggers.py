@@ -151,3 +151,28 @@ def test_a_first_wait_holds_the_records_enrolled_until_its_end(demo: Path, backe
         "automations: 1 active, 0 enrolled, 4 step(s) run, 2 waiting, 0 failed"
     )
     assert sent_to(ws, "bienvenue-adherents") == 2
+
+
+def test_two_schedulers_at_once_never_advance_a_record_twice(demo: Path, backend: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    ws = keep(demo, "bienvenue-adherents")
+    ok(ws, "apply", "--auto-approve")
+    ok(ws, "list", "add", "nouveaux-adherents", "ACT-001", "ACT-002", "ACT-003")
+    binary = str(Path(sys.executable).parent / "campaignctl")
+    env = {**os.environ, "CAMPAIGNCTL_NOW": NOW, "CI": "1"}
+    command = [binary, "--workspace", str(ws), "scheduler", "tick", "--lock-timeout", "120s"]
+    ticks = [subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]  # fmt: skip
+    lines = []
+    for tick in ticks:
+        _, err = tick.communicate(timeout=300)
+        assert tick.returncode == 0, err
+        lines.append(err.strip().splitlines()[-1].split("; ", 1)[1])
+    assert sorted(lines) == [
+        "automations: 1 active, 0 enrolled, 0 step(s) run, 3 waiting, 0 failed",
+        "automations: 1 active, 3 enrolled, 3 step(s) run, 3 waiting, 0 failed",
+    ]
+    assert sent_to(ws, "bienvenue-adherents") == 3
