@@ -161,6 +161,8 @@ def _schedule(app: App, c: CampaignPlan) -> Any:
     from rich.text import Text
 
     if not c.schedule:
+        if c.automation is not None and c.channels:
+            return Text("schedule: its steps send on every scheduler pass", style="dim")
         if c.channels:
             return Text("schedule: nothing scheduled (send by hand)", style="dim")
         return Text("")
