@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 _import_bench = __import__("import")  # benchmarks/import.py: the same audience and timer
-AUDIENCE, run = _import_bench.AUDIENCE, _import_bench.run
+audience, run = _import_bench.audience, _import_bench.run
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -62,6 +62,7 @@ def main() -> None:
         workdir = Path(args[at + 1]).resolve()
         del args[at : at + 2]
     work = workdir or Path(tempfile.mkdtemp(prefix="campaignctl-plan-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     csv_path = Path(args[0]) if args else work / "contacts.csv"
     if not csv_path.exists():
         subprocess.run([sys.executable, HERE / "gen_contacts.py", csv_path], check=True)
@@ -83,7 +84,8 @@ def main() -> None:
     for folder in ("audiences/segments", "campaigns", "templates"):
         (ws / folder).mkdir(parents=True)
     (ws / "campaignctl.yaml").write_text(CONFIG)
-    (ws / "audiences" / "contacts.audience.yaml").write_text(AUDIENCE)
+    document = audience(csv_path)[0].replace("source: contacts.csv", "source: audiences/contacts.csv")
+    (ws / "audiences" / "contacts.audience.yaml").write_text(document)
     for name, where in SEGMENTS.items():
         (ws / "audiences" / "segments" / f"{name}.yaml").write_text(
             f"kind: Segment\nname: {name}\naudience: contacts\nwhere:\n  {where}\n"
@@ -92,7 +94,10 @@ def main() -> None:
     (ws / "templates" / "bench.html.j2").write_text("<p>Bonjour {{ record.nom }}</p>\n")
     (ws / "templates" / "bench.txt.j2").write_text("Bonjour {{ record.nom }}\n")
     (ws / "templates" / "bench.sms.j2").write_text("Bonjour {{ record.nom }}\n")
-    os.symlink(csv_path.resolve(), ws / "contacts.csv")
+    try:  # a source stays inside audiences/ (no link from outside): a hard link, else a copy
+        os.link(csv_path, ws / "audiences" / "contacts.csv")
+    except OSError:
+        shutil.copy2(csv_path, ws / "audiences" / "contacts.csv")
     seconds, rss, _ = run([cli, "audience", "import"], ws)
     print(f"import: {seconds:.1f} s, peak RSS {rss} MB")
     seconds, rss, _ = run([cli, "apply", "--auto-approve"], ws)

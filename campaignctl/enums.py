@@ -80,6 +80,28 @@ class OutboxState(enum.StrEnum):
     # data, or a sender killed mid-batch): never re-sent unless `send --retry-uncertain`
     UNCERTAIN = "uncertain"
 
+    # The state sets every layer counts by, each defined here once (plan, send, relaunch,
+    # the report and the event writer all use these).
+
+    @classmethod
+    def received(cls) -> tuple[OutboxState, ...]:
+        """A message that went out: `exclude_campaigns`, an event's attribution to a message,
+        a report's "sent"."""
+        return (cls.SENT, cls.BOUNCED)
+
+    @classmethod
+    def toward_cap(cls) -> tuple[OutboxState, ...]:
+        """A message that counts towards `max_messages_per_contact`, in plan, send and
+        relaunch alike: one that went out, may have (sending, uncertain) or is about to
+        (queued in another wave). Only a message that surely never left (failed,
+        suppressed, skipped) does not count: never past the cap, whatever comes back."""
+        return (cls.QUEUED, cls.SENDING, cls.SENT, cls.BOUNCED, cls.UNCERTAIN)
+
+    @classmethod
+    def final(cls) -> tuple[OutboxState, ...]:
+        """Nothing more will happen to the message."""
+        return (cls.SENT, cls.FAILED, cls.BOUNCED, cls.SUPPRESSED, cls.SKIPPED)
+
 
 class ResponseStatus(enum.StrEnum):
     TO_PROCESS = "to_process"
@@ -99,3 +121,18 @@ class SuppressionReason(enum.StrEnum):
 class Channel(enum.StrEnum):
     EMAIL = "email"
     SMS = "sms"
+
+
+class BadgeState(enum.StrEnum):
+    """Where one record's badge stands in one CRM system (`export push|withdraw`)."""
+
+    PENDING = "pending"  # has its idempotency key; not confirmed by the system yet
+    SENT = "sent"  # the system accepted it
+    FAILED = "failed"  # refused by the system (4xx): the next push tries it again, same key
+    WITHDRAWING = "withdrawing"  # a withdraw started; not confirmed yet
+    WITHDRAWN = "withdrawn"  # the system confirmed the withdrawal
+
+
+class TransferAction(enum.StrEnum):
+    PUSH = "push"
+    WITHDRAW = "withdraw"

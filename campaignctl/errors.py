@@ -6,6 +6,7 @@ Exit codes follow DESIGN.md §2 (sysexits where one fits).
 
 from __future__ import annotations
 
+import difflib
 import enum
 import errno
 from collections.abc import Iterable, Iterator
@@ -96,6 +97,17 @@ class UsageError(CampaignctlError):
     """The command was called wrongly (bad flag, missing workspace, no TTY to confirm)."""
 
     exit_code = ExitCode.USAGE
+
+
+def unknown_campaign(name: str, known: Iterable[str]) -> UsageError:
+    """The one error for a CAMPAIGN argument that names no campaign (defined or applied)."""
+    names = sorted(set(known))
+    close = difflib.get_close_matches(name, names, n=1)
+    listed = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
+    return UsageError(
+        f"campaign {name!r} does not exist",
+        hint=f"did you mean {close[0]!r}?" if close else f"campaigns: {listed or 'none'}",
+    )
 
 
 class SpecError(CampaignctlError):

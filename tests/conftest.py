@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-
-REPO = Path(__file__).resolve().parent.parent
+from backends import copy_demo, drop_schema, postgres_engine, postgres_store_url
 
 
 @pytest.fixture(autouse=True)
@@ -42,36 +38,11 @@ def scaffold(tmp_path: Path) -> Path:
 @pytest.fixture
 def demo(tmp_path: Path) -> Path:
     """A copy of the repository's demo workspace, safe to break."""
-    root = tmp_path / "demo"
-    root.mkdir()
-    for name in ("campaignctl.yaml",):
-        shutil.copy2(REPO / name, root / name)
-    for folder in ("audiences", "questionnaires", "campaigns", "templates", "documents", "schemas"):
-        if (REPO / folder).is_dir():
-            shutil.copytree(REPO / folder, root / folder)
-    return root
+    return copy_demo(tmp_path)
 
 
 # Store tests run on a real SQLite file and on PostgreSQL (skipped, saying why, only
 # where no server answers).
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _postgres_engine() -> sa.Engine:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server answers at 127.0.0.1:5432 ({exc.orig})")
-    finally:
-        admin.dispose()
-    engine = sa.create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
-    engine.info_schema = schema  # type: ignore[attr-defined]
-    return engine
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
     from campaignctl.store import Store
@@ -81,14 +52,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
         yield s
         s.close()
         return
-    engine = _postgres_engine()
+    engine = postgres_engine()
     s = Store(engine)
     yield s
     s.close()
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{engine.info_schema}" CASCADE'))  # type: ignore[attr-defined]
-    admin.dispose()
+    drop_schema(engine.info_schema)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -98,12 +66,6 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     if request.param == "sqlite":
         yield "sqlite"
         return
-    engine = _postgres_engine()
-    schema = engine.info_schema  # type: ignore[attr-defined]
-    engine.dispose()
-    monkeypatch.setenv("CAMPAIGNCTL_STORE", f"{PG_URL}?options=-csearch_path%3D{schema}")
-    yield "postgresql"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with postgres_store_url() as url:
+        monkeypatch.setenv("CAMPAIGNCTL_STORE", url)
+        yield "postgresql"

@@ -57,6 +57,7 @@ SIBLINGS: dict[tuple[str, str], str] = {
     ("events", "audience"): "a hard bounce suppresses the address (audience.privacy)",
     ("automation", "audience"): "enrolment and `if:` steps compile conditions as segments do",
     ("spec", "store"): "`validate` compiles `matches:` with the store's own RE2 compiler",
+    ("export", "delivery"): "a webhook reads its token as the transports do (read_secret)",
     ("clock", "errors"): "a bad CAMPAIGNCTL_NOW is a usage error",
 }
 

@@ -90,7 +90,11 @@ class ImportOptions:
     progress: Callable[[int], None] | None = None  # called with the rows read so far
 
 
-REJECTING = ("missing_key", "duplicate_key")  # problems that reject the row; others drop a value
+REJECTING = (
+    "missing_key",
+    "key_too_long",
+    "duplicate_key",
+)  # problems that reject the row; others drop a value
 SHOWN_PROBLEMS = 10  # the problems an import keeps to show (every one goes to --rejects)
 
 

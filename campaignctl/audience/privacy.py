@@ -1,13 +1,13 @@
 """Privacy and opt-outs: export everything about a record, forget it, suppress addresses.
 
 A suppression is matched by the SHA-256 of the normalised address, so that a
-forgotten address (whose text is erased) still blocks every later message.
+forgotten address (whose text is erased) still blocks every later message. The rule and
+the writer are the store's (`store.suppressions`); this module normalises what people
+type and keeps the commands' vocabulary.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,9 @@ from campaignctl.audience.records import RECORD, find_records
 from campaignctl.audience.values import ValueProblem, normalize_email, normalize_phone
 from campaignctl.enums import Channel, RecordStatus, SuppressionReason
 from campaignctl.errors import InputError, UsageError
+from campaignctl.store import suppressions
 from campaignctl.store.store import Store, utcnow
+from campaignctl.store.suppressions import SuppressionEntry, address_hash
 from campaignctl.store.tables import (
     SUPPRESSION,
     AuditLog,
@@ -26,6 +28,8 @@ from campaignctl.store.tables import (
     Recipient,
     Response,
 )
+
+__all__ = ["SuppressionEntry", "address_hash", "suppress", "suppress_many"]
 
 
 def normalize_address(channel: Channel, address: str, region: str) -> str:
@@ -38,10 +42,6 @@ def normalize_address(channel: Channel, address: str, region: str) -> str:
         raise InputError(
             f"{address!r}: {problem.message}", hint=f"give a valid {channel} address"
         ) from None
-
-
-def address_hash(address: str) -> str:
-    return hashlib.sha256(address.encode()).hexdigest()
 
 
 def guess_channel(address: str) -> Channel:
@@ -86,73 +86,11 @@ def _insert_suppression(
     source: str | None,
 ) -> bool:
     entry = SuppressionEntry(channel, normal, category, reason, source, shown is not None)
-    return bool(suppress_many(conn, [entry]))
+    return bool(suppressions.add(conn, [entry]))
 
 
-@dataclass(frozen=True)
-class SuppressionEntry:
-    """One suppression to add: `normal` is the normalised address (see `normalize_address`),
-    kept beside its hash unless `keep_address` is false (a forgotten record: the hash only)."""
-
-    channel: Channel
-    normal: str
-    category: str | None
-    reason: SuppressionReason
-    source: str | None
-    keep_address: bool = True
-
-    def key(self) -> tuple[str, str, str]:
-        return (str(self.channel), address_hash(self.normal), self.category or "")
-
-
-def suppress_many(
-    conn: sa.Connection, entries: Iterable[SuppressionEntry]
-) -> list[SuppressionEntry]:
-    """Add suppressions in the caller's transaction, set-based (one look-up and one insert per
-    thousand); returns those added, the others existed. Safe when writers overlap: the unique
-    index keeps one of two suppressions added at once (both are then reported added)."""
-    wanted: dict[tuple[str, str, str], SuppressionEntry] = {}
-    for entry in entries:
-        wanted.setdefault(entry.key(), entry)
-    added: list[SuppressionEntry] = []
-    keys = list(wanted)
-    for start in range(0, len(keys), 1000):
-        chunk = keys[start : start + 1000]
-        existing = {
-            tuple(row)
-            for row in conn.execute(
-                sa.select(
-                    SUPPRESSION.c.channel,
-                    SUPPRESSION.c.address_hash,
-                    sa.func.coalesce(SUPPRESSION.c.category, ""),
-                ).where(SUPPRESSION.c.address_hash.in_(sorted({digest for _, digest, _ in chunk})))
-            )
-        }
-        fresh = [wanted[k] for k in chunk if k not in existing]
-        if fresh:
-            now = utcnow()
-            conn.execute(
-                # a writer in another transaction may have added one meanwhile (PostgreSQL)
-                sa.text(
-                    "INSERT INTO suppression (channel, address, address_hash, category, reason,"
-                    " source, created_at) VALUES (:channel, :address, :address_hash, :category,"
-                    " :reason, :source, :created_at) ON CONFLICT DO NOTHING"
-                ).bindparams(sa.bindparam("created_at", type_=SUPPRESSION.c.created_at.type)),
-                [
-                    {
-                        "channel": str(e.channel),
-                        "address": e.normal if e.keep_address else None,
-                        "address_hash": address_hash(e.normal),
-                        "category": e.category,
-                        "reason": str(e.reason),
-                        "source": e.source,
-                        "created_at": now,
-                    }
-                    for e in fresh
-                ],
-            )
-        added.extend(fresh)
-    return added
+# every producer adds its suppressions through the store's one writer
+suppress_many = suppressions.add
 
 
 def remove_suppression(
@@ -160,24 +98,13 @@ def remove_suppression(
 ) -> SuppressionChange:
     normal = normalize_address(channel, address, region)
     with store.transaction() as conn:
-        deleted = conn.execute(
-            sa.delete(SUPPRESSION).where(
-                SUPPRESSION.c.channel == str(channel),
-                SUPPRESSION.c.address_hash == address_hash(normal),
-                sa.func.coalesce(SUPPRESSION.c.category, "") == (category or ""),
-            )
-        ).rowcount
-    return SuppressionChange(str(channel), normal, category, bool(deleted))
+        deleted = suppressions.remove(conn, channel, normal, category)
+    return SuppressionChange(str(channel), normal, category, deleted)
 
 
 def list_suppressions(
     store: Store, *, channel: Channel | None = None, category: str | None = None
 ) -> list[dict[str, Any]]:
-    query = sa.select(SUPPRESSION).order_by(SUPPRESSION.c.channel, SUPPRESSION.c.address_hash)
-    if channel:
-        query = query.where(SUPPRESSION.c.channel == str(channel))
-    if category:
-        query = query.where(SUPPRESSION.c.category == category)
     with store.read() as conn:
         return [
             {
@@ -189,21 +116,14 @@ def list_suppressions(
                 "source": r.source,
                 "created_at": r.created_at.isoformat() if r.created_at else None,
             }
-            for r in conn.execute(query)
+            for r in suppressions.listing(conn, channel, category)
         ]
 
 
 def is_suppressed(conn: sa.Connection, channel: Channel, normal: str, category: str | None) -> bool:
     """Whether a normalised address may not be contacted for that category."""
-    return (
-        conn.execute(
-            sa.select(SUPPRESSION.c.id).where(
-                SUPPRESSION.c.channel == str(channel),
-                SUPPRESSION.c.address_hash == address_hash(normal),
-                sa.or_(SUPPRESSION.c.category.is_(None), SUPPRESSION.c.category == category),
-            )
-        ).first()
-        is not None
+    return bool(
+        conn.execute(sa.select(suppressions.applies(normal, str(channel), category))).scalar()
     )
 
 
@@ -255,11 +175,7 @@ def forget_contact(store: Store, key: str, audience: str | None = None) -> dict[
             ):
                 if address:
                     normal = address.lower() if channel == Channel.EMAIL else address
-                    conn.execute(
-                        sa.update(SUPPRESSION)
-                        .where(SUPPRESSION.c.address_hash == address_hash(normal))
-                        .values(address=None)
-                    )
+                    suppressions.keep_hash_only(conn, normal)
                     _insert_suppression(
                         conn, channel, normal, None, None, SuppressionReason.FORGOTTEN, "forget"
                     )

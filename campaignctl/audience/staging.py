@@ -135,11 +135,11 @@ class Stager:
         problems: list[tuple[Any, ...]] = []
         for line, cells in rows:
             key = cells[key_index].strip()
-            if key:
+            unusable = typer.key_problem(line, key)
+            if unusable is None:
                 keyed.append((line, cells, key))
             else:
-                missing = typer.missing_key(line)
-                problems.append(_problem(line, "", missing))
+                problems.append(_problem(line, "", unusable))
         keys = [key for _line, _cells, key in keyed]
         stored = stored_states(store, self.audience, keys) if self.known and keyed else {}
         kinds: list[str] = []

@@ -160,11 +160,11 @@ class App:
         return Store(url or workspace.config.store, root=workspace.root)
 
     def require_applied(self, store: Store, name: str) -> None:
-        """A CAMPAIGN argument that names a campaign of the store, or the error that says why
-        not (`plan.apply.require_applied`: 64 with "did you mean", 65 when not applied)."""
-        from campaignctl.plan.apply import require_applied
+        """A CAMPAIGN argument that names a campaign of the store, or the one error that says
+        why not (`store.campaigns`: 64 with "did you mean", 65 when not applied)."""
+        from campaignctl.store import campaigns
 
-        require_applied(store, self.workspace(), name)
+        campaigns.require(store, name, defined=self.workspace().campaigns)
 
     def print_json(self, document: dict[str, Any]) -> None:
         import json

@@ -98,12 +98,22 @@ def _run(invoke: Any, debug: bool) -> int:
             _say(error.render())
             return int(error.exit_code)
         _say(
-            f"internal error: {type(exc).__name__}: {exc}\n"
+            f"internal error: {_internal(exc)}\n"
             "  hint: this is a bug in campaignctl. Run the command again with --debug "
             f"(or {EnvVars.DEBUG}=1) to see the traceback, and report it with that output."
         )
         return int(ExitCode.SOFTWARE)
     return result if isinstance(result, int) else 0
+
+
+def _internal(exc: BaseException) -> str:
+    """What went wrong, in one line. A store error says what its driver said, without the
+    SQL and the values bound to it (records' addresses and data; --debug shows them)."""
+    orig = getattr(exc, "orig", None)
+    if orig is not None and hasattr(exc, "statement"):
+        lines = str(orig).strip().splitlines()
+        return f"{type(orig).__name__}: {lines[0] if lines else ''}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _say(text: str) -> None:
@@ -166,6 +176,7 @@ def _register() -> None:
         contacts,
         db,
         events,
+        export,
         lease,
         lists,
         plan,
@@ -180,7 +191,7 @@ def _register() -> None:
 
     for module in (
         workspace, preview, audience, segment, lists, contacts, plan, campaign, send, relaunch,
-        events, report, calendar, scheduler, lease, db,
+        events, export, report, calendar, scheduler, lease, db,
     ):  # fmt: skip
         module.register(app)
 

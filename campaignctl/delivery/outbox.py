@@ -9,8 +9,9 @@ Every function here is one or a few set-based statements; the send engine
 - a suppressed address (or one opted out of the campaign's category) becomes a
   `suppressed` row, checked again when a batch is claimed, so a suppression
   added during the send (a hard bounce, an unsubscribe) still holds;
-- an address that already got `max_messages_per_contact` messages of the
-  campaign in other waves becomes a `skipped` row;
+- an address that already counts `max_messages_per_contact` messages of the
+  campaign in other waves (`store.outbox.toward_cap`, as plan and relaunch count
+  them) becomes a `skipped` row;
 - a claim moves a batch from `queued` to `sending` with an owner (host:pid) and
   a lease expiry in ONE statement (SQLite: inside BEGIN IMMEDIATE; PostgreSQL:
   FOR UPDATE SKIP LOCKED), so two senders never hold the same row;
@@ -26,7 +27,6 @@ Every function here is one or a few set-based statements; the send engine
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,38 +35,29 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from campaignctl.enums import OutboxState, SuppressionReason, WaveKind, WaveStatus
+from campaignctl.enums import OutboxState, WaveKind, WaveStatus
 from campaignctl.errors import StateError
+from campaignctl.events.model import Event, Incoming
+from campaignctl.events.record import record_events
 from campaignctl.plan.lock import active_lock_id, left_out_by_other_campaigns, sendable_campaign
-from campaignctl.store import wave_state
+from campaignctl.spec.models import EventType
+from campaignctl.store import outbox as rules
+from campaignctl.store import suppressions, wave_state
 from campaignctl.store.lease import holder_is_dead
+from campaignctl.store.outbox import ClaimedRow, RowOutcome
 from campaignctl.store.store import Store
 from campaignctl.store.tables import (
     CAMPAIGN,
-    EVENT,
     HANDOVER,
     LOCK,
     OUTBOX,
     RECIPIENT,
     RECORD,
-    SUPPRESSION,
     WAVE,
 )
+from campaignctl.store.upsert import insert
 
-# What counts as "a message the contact got" for max_messages_per_contact.
-DELIVERED_STATES = (
-    OutboxState.SENT.value,
-    OutboxState.SENDING.value,
-    OutboxState.BOUNCED.value,
-    OutboxState.UNCERTAIN.value,
-)
-FINAL_STATES = (
-    OutboxState.SENT,
-    OutboxState.FAILED,
-    OutboxState.BOUNCED,
-    OutboxState.SUPPRESSED,
-    OutboxState.SKIPPED,
-)
+__all__ = ["ClaimedRow", "RowOutcome"]  # defined with the rules they follow, in store.outbox
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -191,42 +182,13 @@ def _wave_ref(conn: sa.Connection, row: Any) -> WaveRef:
     return WaveRef(row.id, row.number, WaveKind(row.kind), WaveStatus(row.status), populated)
 
 
-def _sha256(value: str | None) -> str | None:
-    return hashlib.sha256(value.encode()).hexdigest() if value is not None else None
-
-
-def _hash_sql(conn: sa.Connection, column: Any) -> Any:
-    if conn.dialect.name == "postgresql":
-        return sa.func.encode(sa.func.sha256(sa.func.convert_to(column, "UTF8")), "hex")
-    raw = conn.connection.driver_connection
-    raw.create_function("campaignctl_sha256", 1, _sha256, deterministic=True)  # type: ignore[union-attr]
-    return sa.func.campaignctl_sha256(column)
-
-
 def suppression_reason(conn: sa.Connection, channel: Any, address: Any, category: str | None):
-    """A scalar subquery: the reason the address may not be contacted, or NULL.
-
-    Suppressions keep their address text (matched through the index) unless the
-    contact was forgotten: those match only by hash, computed only if any exist.
-    """
+    """A scalar subquery: the reason the address may not be contacted, or NULL
+    (`store.suppressions.applies`; the hash of every address is computed only when a
+    forgotten contact's suppression exists)."""
     normal = sa.case((channel == "email", sa.func.lower(address)), else_=address)
-    applies = sa.and_(
-        SUPPRESSION.c.channel == channel,
-        sa.or_(SUPPRESSION.c.category.is_(None), SUPPRESSION.c.category == category),
-    )
-    forgotten = conn.execute(
-        sa.select(SUPPRESSION.c.id).where(SUPPRESSION.c.address.is_(None)).limit(1)
-    ).first()
-    match = SUPPRESSION.c.address == normal
-    if forgotten is not None:
-        match = sa.or_(
-            match,
-            sa.and_(
-                SUPPRESSION.c.address.is_(None),
-                SUPPRESSION.c.address_hash == _hash_sql(conn, normal),
-            ),
-        )
-    return sa.select(SUPPRESSION.c.reason).where(applies, match).limit(1).scalar_subquery()
+    hashed = suppressions.present(conn).hashed_only > 0
+    return suppressions.reason(normal, channel, category, hashed=hashed)
 
 
 def candidates(
@@ -249,19 +211,11 @@ def candidates(
         )
     )
     suppressed = suppression_reason(conn, r.c.channel, r.c.address, lock.category)
-    previous = OUTBOX.alias("previous")
     if max_messages is not None:
-        received = (
-            sa.select(sa.func.count())
-            .where(
-                previous.c.channel == r.c.channel,
-                previous.c.address == r.c.address,
-                previous.c.campaign_id == lock.campaign_id,
-                previous.c.wave_id != wave.id,
-                previous.c.state.in_(DELIVERED_STATES),
-            )
-            .scalar_subquery()
-        )
+        received = rules.toward_cap(
+            lock.campaign_id, r.c.channel, r.c.address, other_than_wave=wave.id,
+            outbox=OUTBOX.alias("previous"),
+        )  # fmt: skip
         maxed: Any = received >= max_messages
     else:
         maxed = sa.false()
@@ -315,12 +269,8 @@ def create_outbox(
             stamp,
             stamp,
         ).where(sa.true())  # SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
         inserted = conn.execute(
-            insert(OUTBOX).from_select(columns, source).on_conflict_do_nothing()
+            insert(conn, OUTBOX).from_select(columns, source).on_conflict_do_nothing()
         ).rowcount
         conn.execute(
             WAVE.update()
@@ -340,16 +290,6 @@ def create_outbox(
 
 
 # --------------------------------------------------------------------------- claims
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedRow:
-    id: int
-    channel: str
-    address: str
-    group_key: str | None
-    record_id: int | None
-    attempts: int
 
 
 def defer_quiet_sms(store: Store, wave_id: int, until: datetime) -> int:
@@ -373,38 +313,10 @@ def defer_quiet_sms(store: Store, wave_id: int, until: datetime) -> int:
 def claim_batch(
     store: Store, wave_id: int, holder: str, size: int, now: datetime, lease: timedelta
 ) -> list[ClaimedRow]:
-    """Move up to `size` due rows from queued to sending, owned by `holder`, in one statement."""
-    due = (
-        sa.select(OUTBOX.c.id)
-        .where(
-            OUTBOX.c.wave_id == wave_id,
-            OUTBOX.c.state == OutboxState.QUEUED,
-            sa.or_(OUTBOX.c.next_attempt_at.is_(None), OUTBOX.c.next_attempt_at <= now),
-        )
-        .limit(size)
-    )
+    """Move up to `size` due rows from queued to sending, owned by `holder`, in one statement
+    (`store.outbox.claim`)."""
     with store.transaction(immediate=True) as conn:
-        if conn.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        rows = conn.execute(
-            OUTBOX.update()
-            .where(OUTBOX.c.id.in_(due.scalar_subquery()))
-            .values(
-                state=OutboxState.SENDING,
-                claimed_by=holder,
-                lease_expires_at=now + lease,
-                updated_at=now,
-            )
-            .returning(
-                OUTBOX.c.id,
-                OUTBOX.c.channel,
-                OUTBOX.c.address,
-                OUTBOX.c.group_key,
-                OUTBOX.c.record_id,
-                OUTBOX.c.attempts,
-            )
-        ).all()
-    return sorted((ClaimedRow(*row) for row in rows), key=lambda row: row.id)
+        return rules.claim(conn, wave_id, holder, size, now, lease)
 
 
 def extend_claims(store: Store, holder: str, until: datetime) -> None:
@@ -501,68 +413,17 @@ def suppressed_now(
     if not rows:
         return {}
     normal = {
-        row.id: row.address.lower() if row.channel == "email" else row.address for row in rows
+        row.id: (row.channel, row.address.lower() if row.channel == "email" else row.address)
+        for row in rows
     }
-    hashes = {_sha256(value): row_id for row_id, value in normal.items()}
     with store.read() as conn:
-        found = conn.execute(
-            sa.select(
-                SUPPRESSION.c.address_hash, SUPPRESSION.c.channel, SUPPRESSION.c.reason
-            ).where(
-                SUPPRESSION.c.address_hash.in_(list(hashes)),
-                sa.or_(SUPPRESSION.c.category.is_(None), SUPPRESSION.c.category == category),
-            )
-        ).all()
-    channel_of = {row.id: row.channel for row in rows}
-    result: dict[int, str] = {}
-    for digest, channel, reason in found:
-        row_id = hashes[digest]
-        if channel_of[row_id] == channel:
-            result[row_id] = f"suppressed: {reason}"
-    return result
+        found = suppressions.reasons(conn, normal.values(), category)
+    return {row_id: f"suppressed: {found[key]}" for row_id, key in normal.items() if key in found}
 
 
 # --------------------------------------------------------------------------- outcomes
 
 
-@dataclass(frozen=True, slots=True)
-class RowOutcome:
-    """What to write on one claimed row after its delivery attempt (or render failure)."""
-
-    row: ClaimedRow
-    state: OutboxState
-    message_id: str | None = None
-    provider_id: str | None = None
-    error: str | None = None
-    reason: str | None = None
-    next_attempt_at: datetime | None = None
-    sms_parts: int | None = None
-    attempted: bool = True
-    bounce_code: str | None = None  # set for a hard bounce: suppress and record an event
-
-
-# Built once: a send writes outcomes once per batch, and those that are not `sent` as
-# soon as a slice ends.
-_RECORD = (
-    OUTBOX.update()
-    # the holder still owns it, even if another sender meanwhile marked it uncertain:
-    # what actually happened wins
-    .where(OUTBOX.c.id == sa.bindparam("b_id"), OUTBOX.c.claimed_by == sa.bindparam("b_holder"))
-    .values(
-        state=sa.bindparam("b_state"),
-        message_id=sa.func.coalesce(sa.bindparam("b_mid"), OUTBOX.c.message_id),
-        provider_id=sa.bindparam("b_pid"),
-        error=sa.bindparam("b_error"),
-        reason=sa.bindparam("b_reason"),
-        next_attempt_at=sa.bindparam("b_next", type_=OUTBOX.c.next_attempt_at.type),
-        sms_parts=sa.func.coalesce(sa.bindparam("b_parts"), OUTBOX.c.sms_parts),
-        attempts=sa.bindparam("b_attempts"),
-        sent_at=sa.bindparam("b_sent", type_=OUTBOX.c.sent_at.type),
-        claimed_by=None,
-        lease_expires_at=None,
-        updated_at=sa.bindparam("b_now", type_=OUTBOX.c.updated_at.type),
-    )
-)
 _STILL_OURS = sa.select(OUTBOX.c.id).where(
     OUTBOX.c.id.in_(sa.bindparam("h_ids", expanding=True)),
     OUTBOX.c.claimed_by == sa.bindparam("h_holder"),
@@ -681,73 +542,36 @@ def _write_outcomes(
     campaign: str,
     now: datetime,
 ) -> None:
-    if not outcomes:
-        return
-    params = [
-        {
-            "b_id": o.row.id,
-            "b_holder": holder,
-            "b_state": o.state.value,
-            "b_mid": o.message_id,
-            "b_pid": o.provider_id,
-            "b_error": o.error[:2000] if o.error else None,
-            "b_reason": o.reason,
-            "b_next": o.next_attempt_at,
-            "b_parts": o.sms_parts,
-            "b_attempts": o.row.attempts + (1 if o.attempted else 0),
-            "b_sent": now if o.state == OutboxState.SENT else None,
-            "b_now": now,
-        }
-        for o in outcomes
-    ]
-    conn.execute(_RECORD, params)
-    for o in outcomes:
-        if o.bounce_code is not None:
-            _record_bounce(conn, o, campaign_id=campaign_id, campaign=campaign, now=now)
+    rules.outcome(conn, holder, outcomes, now)
+    bounces = [o for o in outcomes if o.bounce_code is not None]
+    if bounces:
+        _record_bounces(conn, bounces, campaign=campaign, now=now)
 
 
-def _record_bounce(
-    conn: sa.Connection, o: RowOutcome, *, campaign_id: int, campaign: str, now: datetime
+def _record_bounces(
+    conn: sa.Connection, bounces: Sequence[RowOutcome], *, campaign: str, now: datetime
 ) -> None:
-    channel = o.row.channel
-    normal = o.row.address.lower() if channel == "email" else o.row.address
-    digest = _sha256(normal)
-    exists = conn.execute(
-        sa.select(SUPPRESSION.c.id).where(
-            SUPPRESSION.c.channel == channel,
-            SUPPRESSION.c.address_hash == digest,
-            SUPPRESSION.c.category.is_(None),
-        )
-    ).first()
-    if exists is None:
-        conn.execute(
-            SUPPRESSION.insert().values(
-                channel=channel,
-                address=normal,
-                address_hash=digest,
-                category=None,
-                reason=SuppressionReason.BOUNCED,
-                source=f"send {campaign}: {o.bounce_code}",
-                created_at=now,
-            )
-        )
+    """A hard bounce met while sending is a `bounced` event like any other: recorded by the
+    one event writer (linked to its message, record key included; once, by its id), which
+    suppresses the address for every category, as for a bounce `events ingest` reads."""
+    items = []
+    for o in bounces:
+        reply = (o.error or "")[:2000].replace("\x00", "")
+        data = {"kind": "hard", "code": o.bounce_code, "reply": reply}
+        if o.message_id:
+            event = Event(type=EventType.BOUNCED, message_id=o.message_id, at=now, data=data)
+        else:  # never sent with an id: named by its address
+            event = Event(type=EventType.BOUNCED, address=o.row.address, at=now, data=data)
+        items.append(Incoming(event, _bounce_id(o)))
+    record_events(conn, items, now=now)
+
+
+def _bounce_id(o: RowOutcome) -> str:
+    """The event id of a bounce met while sending: one per message, whoever records it."""
     event_id = f"send:{o.message_id or o.row.id}:bounced"
-    if conn.execute(sa.select(EVENT.c.id).where(EVENT.c.id == event_id)).first() is None:
-        conn.execute(
-            EVENT.insert().values(
-                id=event_id,
-                type="bounced",
-                message_id=o.message_id,
-                outbox_id=o.row.id,
-                campaign_id=campaign_id,
-                record_id=o.row.record_id,
-                address=o.row.address,
-                channel=channel,
-                at=now,
-                data={"kind": "hard", "code": o.bounce_code, "reply": o.error},
-                received_at=now,
-            )
-        )
+    if len(event_id) > 64:  # the event table's key
+        event_id = f"send:{o.row.id}:bounced"
+    return event_id
 
 
 # --------------------------------------------------------------------------- uncertain rows
@@ -936,13 +760,7 @@ def due_count(store: Store, wave_id: int, now: datetime) -> int:
     """Queued rows that may be sent now."""
     with store.read() as conn:
         return int(
-            conn.execute(
-                sa.select(sa.func.count()).where(
-                    OUTBOX.c.wave_id == wave_id,
-                    OUTBOX.c.state == OutboxState.QUEUED,
-                    sa.or_(OUTBOX.c.next_attempt_at.is_(None), OUTBOX.c.next_attempt_at <= now),
-                )
-            ).scalar_one()
+            conn.execute(sa.select(sa.func.count()).where(rules.due(wave_id, now))).scalar_one()
         )
 
 

@@ -8,16 +8,16 @@ it classifies what happened (`sent`, `retry`, `failed`) and says why.
 Transports are plugins. The built-in ones (`file` and `smtp` for email, `file`
 and `http` for SMS) are registered by `campaignctl.delivery.builtin:register`,
 loaded exactly like a third-party module named in the `campaignctl.transports`
-entry-point group: each plugin exposes `register(registry: TransportRegistry)`.
+entry-point group: each plugin exposes `register(registry: TransportRegistry)`
+(spec/transports.py holds the registry; README "Writing a transport" has an example).
 """
 
 from __future__ import annotations
 
 import enum
-import importlib
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -27,8 +27,14 @@ from typing import Generic, Protocol, Self, TypeVar, runtime_checkable
 from campaignctl.errors import UsageError
 from campaignctl.spec.models import Channel, Sender, SmsSettings
 
-ENTRY_POINT_GROUP = "campaignctl.transports"
-BUILTIN_PLUGINS = ("campaignctl.delivery.builtin:register",)
+# The registry is in spec/transports.py, so that `validate` checks transport names against
+# it; its names stay importable from here, the module a plugin author reads.
+from campaignctl.spec.transports import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
+from campaignctl.spec.transports import PluginError as PluginError
+from campaignctl.spec.transports import TransportFactory as TransportFactory
+from campaignctl.spec.transports import TransportRegistry as TransportRegistry
+from campaignctl.spec.transports import UnknownTransportError as UnknownTransportError
+from campaignctl.spec.transports import default_registry as default_registry
 
 # --------------------------------------------------------------------------- messages and outcomes
 
@@ -277,65 +283,6 @@ class TransportSettings:
     sender_name: str = "default"
     sms: SmsSettings | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
-
-
-TransportFactory = Callable[[TransportSettings], "Transport"]
-
-
-class UnknownTransportError(UsageError):
-    """No plugin registered a transport of that name for that channel."""
-
-
-class TransportRegistry:
-    """Maps (channel, transport name) to a factory. Plugins fill it through `register`."""
-
-    def __init__(self) -> None:
-        self._factories: dict[tuple[Channel, str], TransportFactory] = {}
-
-    def register(self, channel: Channel, name: str, factory: TransportFactory) -> None:
-        """Make `name` usable as `transport:` of `channel`; a later registration replaces."""
-        self._factories[(Channel(channel), name)] = factory
-
-    def names(self, channel: Channel) -> list[str]:
-        """The transport names available for `channel`, sorted."""
-        return sorted(name for ch, name in self._factories if ch == channel)
-
-    def create(self, channel: Channel, name: str, settings: TransportSettings) -> Transport:
-        """A new, unopened transport."""
-        try:
-            factory = self._factories[(Channel(channel), name)]
-        except KeyError:
-            known = ", ".join(self.names(channel)) or "none"
-            raise UnknownTransportError(
-                f"no {channel} transport named {name!r} (available: {known})",
-                hint=f"install the plugin that provides it (entry point group {ENTRY_POINT_GROUP})",
-            ) from None
-        return factory(settings)
-
-    def load_plugin(self, target: str) -> None:
-        """Import `module:function` and call it with this registry."""
-        module_name, _, attr = target.partition(":")
-        module = importlib.import_module(module_name)
-        register = getattr(module, attr or "register")
-        register(self)
-
-
-_default: TransportRegistry | None = None
-
-
-def default_registry() -> TransportRegistry:
-    """The registry with the built-in plugins and every installed entry-point plugin."""
-    global _default
-    if _default is None:
-        from importlib.metadata import entry_points
-
-        registry = TransportRegistry()
-        for target in BUILTIN_PLUGINS:
-            registry.load_plugin(target)
-        for entry in entry_points(group=ENTRY_POINT_GROUP):
-            entry.load()(registry)
-        _default = registry
-    return _default
 
 
 def create_transport(

@@ -3,8 +3,8 @@
 `events ingest`, the web side (`serve`), delivery receipts and the send engine
 all describe what happened with an `Event` and hand a batch of them to
 `record_events`, inside their own transaction (`record_event` is the same for
-one event). The batch is resolved in the store, set-based, a few statements
-whatever its size:
+one event). The batch is resolved in the store (`store.events`: staged, linked,
+then inserted by `record_once`), set-based, a few statements whatever its size:
 
 - idempotent by event id: an id already recorded (or met earlier in the batch)
   adds nothing;
@@ -39,11 +39,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaignctl import clock
-from campaignctl.audience.privacy import SuppressionEntry, guess_channel, suppress_many
+from campaignctl.audience.privacy import guess_channel
 from campaignctl.audience.values import ValueProblem, normalize_email, normalize_phone
 from campaignctl.enums import Channel, SuppressionReason
 from campaignctl.errors import InputError
@@ -55,8 +54,10 @@ from campaignctl.events.model import (
     read_event,
 )
 from campaignctl.spec.models import EventType
+from campaignctl.store import events as store_events
 from campaignctl.store.store import Store
-from campaignctl.store.tables import JSONType
+from campaignctl.store.suppressions import SuppressionEntry
+from campaignctl.store.suppressions import add as add_suppressions
 
 BATCH_SIZE = 5_000  # lines recorded at once when ingesting a file
 INGEST_CACHE_KIB = 32 * 1024  # SQLite's page cache while ingesting a file (default: 2 MiB)
@@ -69,128 +70,6 @@ SMS_TYPES = frozenset({EventType.SMS_DELIVERED, EventType.SMS_FAILED, EventType.
 EMAIL_TYPES = frozenset(
     {EventType.DELIVERED, EventType.BOUNCED, EventType.OPENED, EventType.COMPLAINED}
 )
-_SENT = "('sent', 'bounced')"
-
-# One row per event of the batch being recorded: a temporary table (per connection), emptied
-# before each batch and, on PostgreSQL, at commit.
-_BATCH = sa.Table(
-    "event_batch",
-    sa.MetaData(),
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("id", sa.String),
-    sa.Column("type", sa.String),
-    sa.Column("message_id", sa.String),
-    sa.Column("campaign", sa.String),
-    sa.Column("record", sa.String),
-    sa.Column("audience", sa.String),  # events about a record alone: its audience, if given
-    sa.Column("address", sa.String),
-    sa.Column("at", sa.DateTime(timezone=True)),
-    sa.Column("data", JSONType),
-    sa.Column("channel", sa.String),  # as far as the event itself tells
-    sa.Column("wanted", sa.String),  # the channel of the message it may be attributed to
-    sa.Column("effect", sa.String),  # the suppression it calls for
-    sa.Column("outbox_id", sa.Integer),
-    sa.Column("campaign_id", sa.Integer),
-    sa.Column("record_id", sa.Integer),
-    prefixes=["TEMPORARY"],
-    postgresql_on_commit="DELETE ROWS",
-)
-_FILLED = [c.name for c in _BATCH.columns][:13]  # the columns written from Python
-
-# Joins of the whole batch, a few statements whatever its size. Each is driven by the batch
-# (SQLite's CROSS JOIN keeps the written order, as its planner knows nothing of the
-# temporary table and would otherwise scan the whole outbox or recipient table for every
-# batch); PostgreSQL, which ANALYZEs the batch, orders them as it likes.
-_RESOLVE = (
-    # the message named by Message-ID, else by the provider's id
-    """UPDATE event_batch SET outbox_id = o.id, campaign_id = o.campaign_id,
-      record_id = o.record_id
-    FROM outbox o WHERE o.message_id = event_batch.message_id""",
-    """UPDATE event_batch SET (outbox_id, campaign_id, record_id) = (
-      SELECT o.id, o.campaign_id, o.record_id FROM outbox o
-      WHERE o.provider_id = event_batch.message_id ORDER BY o.id LIMIT 1)
-    WHERE outbox_id IS NULL AND message_id IS NOT NULL
-      AND EXISTS (SELECT 1 FROM outbox o WHERE o.provider_id = event_batch.message_id)""",
-    # an event about a record alone (document_received…): the only record with that key
-    # (in its audience, when the event names one)
-    """UPDATE event_batch SET record_id = (
-      SELECT MIN(r.id) FROM record r
-      WHERE r.key = event_batch.record
-        AND (event_batch.audience IS NULL OR r.audience = event_batch.audience)
-      GROUP BY r.key HAVING COUNT(*) = 1)
-    WHERE event_batch.campaign IS NULL AND event_batch.record IS NOT NULL
-      AND event_batch.outbox_id IS NULL AND event_batch.message_id IS NULL""",
-    # else the campaign by name, and the record by key: the only record with that key,
-    # else (a key in several audiences) the one the campaign's latest lock reached
-    """UPDATE event_batch SET campaign_id = c.id FROM campaign c
-    WHERE c.name = event_batch.campaign AND event_batch.outbox_id IS NULL
-      AND event_batch.record IS NOT NULL""",
-    """UPDATE event_batch SET record_id = single.id
-    FROM (SELECT r.key, MIN(r.id) AS id FROM record r
-          WHERE r.key IN (SELECT record FROM event_batch
-                          WHERE outbox_id IS NULL AND campaign_id IS NOT NULL)
-          GROUP BY r.key HAVING COUNT(*) = 1) AS single
-    WHERE single.key = event_batch.record
-      AND event_batch.outbox_id IS NULL AND event_batch.campaign_id IS NOT NULL""",
-    """WITH reached AS (
-      SELECT b.seq, r.id,
-        ROW_NUMBER() OVER (PARTITION BY b.seq ORDER BY l.id DESC, r.id) AS n
-      FROM event_batch b CROSS JOIN record r CROSS JOIN recipient rc CROSS JOIN campaign_lock l
-      WHERE r.key = b.record AND rc.record_id = r.id AND l.id = rc.lock_id
-        AND l.campaign_id = b.campaign_id AND b.outbox_id IS NULL AND b.campaign_id IS NOT NULL AND b.record IS NOT NULL
-        AND b.record_id IS NULL
-    )
-    UPDATE event_batch SET record_id = reached.id FROM reached
-    WHERE reached.seq = event_batch.seq AND reached.n = 1""",
-    # a record's latest message of the campaign sent before the event: its own, or the
-    # grouped email that listed it
-    f"""WITH candidate AS (
-      SELECT b.seq, m.id, m.sent_at FROM event_batch b CROSS JOIN outbox m
-      WHERE m.record_id = b.record_id AND m.campaign_id = b.campaign_id AND b.outbox_id IS NULL AND b.record_id IS NOT NULL
-        AND m.state IN {_SENT} AND m.sent_at <= b.at
-        AND (b.wanted IS NULL OR m.channel = b.wanted)
-      UNION ALL
-      SELECT b.seq, m.id, m.sent_at
-      FROM event_batch b CROSS JOIN recipient rc CROSS JOIN wave w CROSS JOIN outbox m
-      WHERE rc.record_id = b.record_id AND rc.group_key IS NOT NULL
-        AND w.lock_id = rc.lock_id AND w.campaign_id = b.campaign_id
-        AND m.campaign_id = b.campaign_id AND m.wave_id = w.id AND m.channel = rc.channel
-        AND m.group_key = rc.group_key AND b.outbox_id IS NULL AND b.record_id IS NOT NULL
-        AND m.state IN {_SENT} AND m.sent_at <= b.at
-        AND (b.wanted IS NULL OR m.channel = b.wanted)
-    ), latest AS (
-      SELECT seq, id, ROW_NUMBER() OVER (PARTITION BY seq ORDER BY sent_at DESC, id DESC) AS n
-      FROM candidate
-    )
-    UPDATE event_batch SET outbox_id = latest.id FROM latest
-    WHERE latest.seq = event_batch.seq AND latest.n = 1""",
-)
-
-# The event row's record key, address and channel: the event's own, else its message's,
-# else its record's.
-_TARGET = """COALESCE(r.key, b.record) AS record_key,
-      COALESCE(b.address, o.address,
-               CASE WHEN b.channel = 'sms' THEN r.phone ELSE r.email_normalized END) AS address,
-      COALESCE(o.channel, b.channel, CASE WHEN b.record_id IS NOT NULL THEN 'email' END)
-        AS channel
-    FROM event_batch b
-      LEFT JOIN outbox o ON o.id = b.outbox_id
-      LEFT JOIN record r ON r.id = b.record_id"""
-
-_INSERT = f"""INSERT INTO event (id, type, message_id, outbox_id, campaign_id, record_id,
-      at, data, received_at, record_key, address, channel)
-    SELECT b.id, b.type, b.message_id, b.outbox_id, b.campaign_id, b.record_id,
-      b.at, b.data, :now, {_TARGET}
-    WHERE true
-    ORDER BY b.outbox_id  -- the indexes on outbox_id, record_id, campaign_id fill in order
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id"""
-
-# The events that count for no message, or call for a suppression: few, read back.
-_NOTABLE = f"""SELECT b.seq, b.id, b.campaign_id, b.record_id, b.outbox_id, c.category, {_TARGET}
-      LEFT JOIN campaign c ON c.id = b.campaign_id
-    WHERE b.outbox_id IS NULL OR b.effect IS NOT NULL
-    ORDER BY b.seq"""
 
 
 @dataclass
@@ -256,8 +135,12 @@ class _Batch:
         dialect = conn.dialect
         self.process = [
             (i, process)
-            for i, name in enumerate(_FILLED)
-            if (process := _BATCH.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for i, name in enumerate(store_events.FILLED)
+            if (
+                process := store_events.BATCH.c[name]
+                .type.dialect_impl(dialect)
+                .bind_processor(dialect)
+            )
         ]
 
     def line(self, seq: int) -> int:
@@ -297,45 +180,20 @@ class _Batch:
             rows.append(tuple(values))
         return rows
 
-    def stage(self, rows: list[tuple[Any, ...]]) -> None:
-        """Empty the batch table (created once per connection), then fill it with one
-        executemany of the driver (the columns' type processors applied above), without
-        SQLAlchemy's per-row machinery."""
-        conn = self.conn
-        conn.execute(sa.schema.CreateTable(_BATCH, if_not_exists=True))
-        conn.execute(sa.delete(_BATCH))
-        marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        conn.exec_driver_sql(
-            f"INSERT INTO event_batch ({', '.join(_FILLED)}) "
-            f"VALUES ({', '.join([marker] * len(_FILLED))})",
-            rows,
-        )
-        if conn.dialect.name == "postgresql":
-            # nothing gathers statistics on a temporary table: without them PostgreSQL
-            # takes the batch for a few rows and joins it by nested loops
-            conn.exec_driver_sql("ANALYZE event_batch")
-
     def refuse_early(self) -> None:
         """Refuse the events more than a day before their campaign's first send (or, never
         sent, its apply). The per-event look-up is skipped when no campaign of the batch
         started after its earliest event."""
         earliest = min(self.at.values())
         bounds = {}
-        for cid, name, first_sent, applied in self.conn.execute(
-            sa.text(
-                "SELECT id, name, first_sent_at, applied_at FROM campaign WHERE id IN "
-                "(SELECT DISTINCT campaign_id FROM event_batch)"
-            )
-        ):
+        for cid, name, first_sent, applied in store_events.batch_campaigns(self.conn):
             since = _aware(first_sent or applied)
             if since - SLACK > earliest:
                 bounds[cid] = (since, name, first_sent is not None)
         if not bounds:
             return
         early = []
-        for seq, cid in self.conn.execute(
-            sa.text("SELECT seq, campaign_id FROM event_batch WHERE campaign_id IS NOT NULL")
-        ):
+        for seq, cid in store_events.batch_campaign_of(self.conn):
             if cid in bounds and self.at[seq] < bounds[cid][0] - SLACK:
                 since, name, sent = bounds[cid]
                 what = "first sent" if sent else "was applied (it has sent nothing yet)"
@@ -348,21 +206,15 @@ class _Batch:
                 )
                 early.append(seq)
                 del self.first[self.items[seq].id]
-        if early:
-            self.conn.execute(
-                sa.text("DELETE FROM event_batch WHERE seq IN :early").bindparams(
-                    sa.bindparam("early", expanding=True)
-                ),
-                {"early": early},
-            )
+        store_events.drop_from_batch(self.conn, early)
 
     def insert(self, listed: int | None, region: str) -> None:
         """Insert the events not recorded before; count them, and add their suppressions."""
-        inserted = set(self.conn.execute(sa.text(_INSERT), {"now": self.now}).scalars().all())
+        inserted = store_events.record_once(self.conn, self.now)
         done = self.done
         done.duplicates += len(self.first) - len(inserted)
         uncounted, suppressions = [], []
-        for row in self.conn.execute(sa.text(_NOTABLE)):
+        for row in store_events.notable(self.conn):
             if self.items[row.seq].id not in inserted:
                 continue  # recorded before
             if row.outbox_id is None:
@@ -378,7 +230,7 @@ class _Batch:
         done.not_counted = [LineProblem(line, why) for line, why in uncounted[:listed]]
         done.suppressions = [
             f"{e.channel} {e.normal} ({e.category or 'all categories'}, {e.reason})"
-            for e in suppress_many(self.conn, suppressions)
+            for e in add_suppressions(self.conn, suppressions)
         ]
 
     def _uncounted(self, row: Any) -> str | None:
@@ -450,9 +302,8 @@ def record_events(
     batch = _Batch(conn, list(events), (now or clock.now()).astimezone(UTC))
     rows = batch.rows()
     if rows:
-        batch.stage(rows)
-        for statement in _RESOLVE:
-            conn.execute(sa.text(statement))
+        store_events.stage(conn, rows)
+        store_events.resolve(conn)
         batch.refuse_early()
         batch.insert(listed, region)
     batch.done.refused.sort(key=lambda p: p.line)

@@ -9,6 +9,7 @@ A campaign whose file disappeared is reported, never deleted:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 
 from campaignctl import clock
 from campaignctl.enums import CampaignState, WaveStatus
-from campaignctl.errors import StateError, UsageError
+from campaignctl.errors import StateError
 from campaignctl.plan.definitions import canonical, diff_definition, git_state
 from campaignctl.plan.plan import (
     PlanOptions,
@@ -28,11 +29,11 @@ from campaignctl.plan.plan import (
     load_plan,
     select_campaigns,
 )
-from campaignctl.plan.targeting import CAMPAIGN
 from campaignctl.spec.models import Campaign
-from campaignctl.spec.workspace import Workspace, unknown_campaign
+from campaignctl.spec.workspace import Workspace
+from campaignctl.store import campaigns
 from campaignctl.store.store import Store
-from campaignctl.store.tables import WAVE, AuditLog
+from campaignctl.store.tables import CAMPAIGN, WAVE, AuditLog
 
 AUDIT = AuditLog.__table__  # type: ignore[attr-defined]
 
@@ -56,16 +57,7 @@ def require_applied(store: Store, workspace: Workspace, name: str) -> None:
     "did you mean") that every command gives; a defined campaign that was never applied is
     a state error (65) that says to apply it.
     """
-    with store.read() as conn:
-        applied = set(conn.execute(sa.select(CAMPAIGN.c.name)).scalars())
-    if name in applied:
-        return
-    if name in workspace.campaigns:
-        raise StateError(
-            f"campaign {name!r} is not applied: the store does not know it yet",
-            hint="run `campaignctl apply` first",
-        )
-    raise unknown_campaign(name, set(workspace.campaigns) | applied)
+    campaigns.require(store, name, defined=workspace.campaigns)
 
 
 def check_plan(store: Store, workspace: Workspace, path: Path) -> list[str]:
@@ -198,9 +190,16 @@ class ArchiveResult:
 
 
 def archive_campaign(
-    store: Store, name: str, *, force: bool = False, now: datetime | None = None
+    store: Store,
+    name: str,
+    *,
+    force: bool = False,
+    now: datetime | None = None,
+    defined: Collection[str] | None = None,
 ) -> ArchiveResult:
     """Retire an applied campaign: state `archived`, audit-logged; its history stays.
+    `defined`: the workspace's campaigns, for the error of a name the store does not know
+    (`store.campaigns.by_name`).
 
     An archived campaign is no longer planned, scheduled or counted as an active
     campaign (`respect_other_campaigns`). Refused while one of its waves is sending,
@@ -208,16 +207,7 @@ def archive_campaign(
     """
     now = now or clock.now()
     with store.transaction(immediate=True) as conn:
-        row = conn.execute(
-            sa.select(CAMPAIGN.c.id, CAMPAIGN.c.state, CAMPAIGN.c.archived_at).where(
-                CAMPAIGN.c.name == name
-            )
-        ).first()
-        if row is None:
-            raise UsageError(
-                f"campaign {name!r} was never applied: there is nothing to archive",
-                hint="`campaignctl report` lists the applied campaigns",
-            )
+        row = campaigns.by_name(conn, name, defined=defined)
         state = str(row.state)
         if state == CampaignState.ARCHIVED.value:
             return ArchiveResult(name, state, None)
@@ -257,6 +247,4 @@ def _day(value: Any) -> str:
 
 def state_of(store: Store, name: str) -> str | None:
     with store.read() as conn:
-        return conn.execute(
-            sa.select(CAMPAIGN.c.state).where(CAMPAIGN.c.name == name)
-        ).scalar_one_or_none()
+        return campaigns.state(conn, name)

@@ -21,12 +21,11 @@ import sqlalchemy as sa
 
 from campaignctl import clock
 from campaignctl.audience.segments import workspace_today
-from campaignctl.enums import CampaignState, OutboxState, WaveStatus
+from campaignctl.enums import OutboxState, WaveStatus
 from campaignctl.errors import StateError, UsageError
 from campaignctl.plan.definitions import git_state
 from campaignctl.plan.plan import NotContactedCount, content_hashes
 from campaignctl.plan.targeting import (
-    CAMPAIGN,
     LOCK,
     OUTBOX,
     RECIPIENT,
@@ -36,6 +35,7 @@ from campaignctl.plan.targeting import (
 )
 from campaignctl.spec.models import Campaign
 from campaignctl.spec.workspace import Workspace
+from campaignctl.store import campaigns
 from campaignctl.store.store import Store
 from campaignctl.store.tables import WAVE, AuditLog
 
@@ -66,49 +66,14 @@ def _campaign(workspace: Workspace, name: str) -> Campaign:
     return campaign
 
 
-def _applied(conn: sa.Connection, name: str) -> Any:
-    row = conn.execute(
-        sa.select(CAMPAIGN.c.id, CAMPAIGN.c.category, CAMPAIGN.c.state).where(
-            CAMPAIGN.c.name == name
-        )
-    ).first()
-    if row is None:
-        raise StateError(
-            f"campaign {name!r} is not applied: the store does not know it yet",
-            hint="run `campaignctl apply` first",
-        )
-    return row
-
-
 def _campaign_id(conn: sa.Connection, name: str) -> int:
-    return int(_applied(conn, name).id)
+    return int(campaigns.by_name(conn, name).id)
 
 
-def sendable_campaign(conn: sa.Connection, name: str) -> Any:
-    """The applied campaign's row (id, category, state) that `lock` and `send` work on;
-    StateError when it was never applied or has been archived."""
-    row = _applied(conn, name)
-    if row.state == CampaignState.ARCHIVED:
-        raise StateError(
-            f"campaign {name!r} is archived: it sends nothing more",
-            hint=f"`campaignctl report {name}` still shows what it sent; "
-            "send again under a new campaign name",
-        )
-    return row
-
-
-def _active_lock(conn: sa.Connection, campaign_id: int) -> Any:
-    return conn.execute(
-        sa.select(LOCK)
-        .where(LOCK.c.campaign_id == campaign_id, LOCK.c.released_at.is_(None))
-        .order_by(LOCK.c.id.desc())
-    ).first()
-
-
-def active_lock_id(conn: sa.Connection, campaign_id: int) -> int | None:
-    """The id of the campaign's lock in force (the latest not released), if any."""
-    row = _active_lock(conn, campaign_id)
-    return int(row.id) if row is not None else None
+# the store's look-ups, under the names the send path has used
+sendable_campaign = campaigns.sendable
+active_lock_id = campaigns.lock_id_in_force
+_active_lock = campaigns.lock_in_force
 
 
 def _view(name: str, row: Any, created: bool = False) -> LockView:
@@ -279,7 +244,7 @@ def unlock_campaign(
             .join(WAVE, WAVE.c.id == OUTBOX.c.wave_id)
             .where(
                 WAVE.c.lock_id == row.id,
-                OUTBOX.c.state.in_([OutboxState.SENT.value, OutboxState.BOUNCED.value]),
+                OUTBOX.c.state.in_(OutboxState.received()),
             )
         ).one()
         waves = conn.execute(

@@ -437,6 +437,10 @@ def _campaign_plan(
             else:
                 reasons[(reason, detail)] = reasons.get((reason, detail), 0) + count
         plan.matrix.sort(key=lambda m: (order.get(m.segment, 99), channel_order.get(m.channel, 9)))
+        # in the campaign's channel order, whatever order the database grouped the rows in
+        by_channel = sorted(plan.messages, key=lambda channel: channel_order.get(channel, 9))
+        plan.messages = {channel: plan.messages[channel] for channel in by_channel}
+        plan.reached_by_channel = {c: plan.reached_by_channel[c] for c in by_channel}
         reason_order = {r.value: i for i, r in enumerate(NotContacted)}
         plan.not_contacted = [
             NotContactedCount(reason, count, detail)

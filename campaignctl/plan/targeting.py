@@ -11,7 +11,6 @@ Records are never loaded into Python to be filtered or counted.
 from __future__ import annotations
 
 import enum
-import hashlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,21 +24,12 @@ from campaignctl.audience.segments import segment_condition
 from campaignctl.enums import CampaignState, Channel, OutboxState
 from campaignctl.spec.models import Campaign, CampaignType
 from campaignctl.spec.workspace import Workspace
-from campaignctl.store.tables import (
-    LOCK,
-    OUTBOX,
-    RECIPIENT,
-    RECORD,
-    SUPPRESSION,
-)
-from campaignctl.store.tables import (
-    Campaign as CampaignRow,
-)
+from campaignctl.store import suppressions
+from campaignctl.store.outbox import capped_addresses
+from campaignctl.store.tables import CAMPAIGN, LOCK, OUTBOX, RECIPIENT, RECORD
 
-CAMPAIGN = CampaignRow.__table__  # type: ignore[attr-defined]
-
-# a message counts as received (exclude_campaigns, max_messages_per_contact)
-RECEIVED_STATES = (OutboxState.SENT.value, OutboxState.BOUNCED.value)
+# a message counts as received (exclude_campaigns, a campaign's latest message)
+RECEIVED_STATES = OutboxState.received()
 # an applied campaign in these states is going to send or has sent (not a draft,
 # completed or archived): with a lock, it asks its recipients (respect_other_campaigns)
 ACTIVE_STATES = (CampaignState.SCHEDULED, CampaignState.ACTIVE)
@@ -82,59 +72,17 @@ class TargetingOptions:
     channels: tuple[Channel, ...] | None = None  # default: the campaign's
 
 
-def _sha256(value: str | None) -> str | None:
-    return hashlib.sha256(value.encode()).hexdigest() if value is not None else None
-
-
-def _hash_sql(dialect: str, column: Any) -> Any:
-    if dialect == "postgresql":
-        return sa.func.encode(sa.func.sha256(sa.func.convert_to(column, "UTF8")), "hex")
-    return sa.func.campaignctl_sha256(column)
-
-
-def prepare_connection(conn: sa.Connection) -> None:
-    """Register the SQL functions the selection needs (SQLite: sha256 of an address)."""
-    if conn.dialect.name == "sqlite":
-        raw = conn.connection.driver_connection
-        raw.create_function("campaignctl_sha256", 1, _sha256, deterministic=True)  # type: ignore[union-attr]
-
-
 def _suppressed(
-    conn: sa.Connection, channel: Channel, column: Any, category: str
+    conn: sa.Connection, channel: Channel, column: Any, category: str | None
 ) -> sa.ColumnElement[bool] | None:
-    """The address in `column` may not be contacted on `channel` for `category`; None
-    when no suppression applies at all (then the selection tests nothing).
-
-    Suppressions keep their address text unless it was forgotten: those match by
-    the address itself (an index lookup); forgotten ones only by hash, and the
-    hash of every address is computed only when such suppressions exist.
-    """
-    applies = sa.and_(
-        SUPPRESSION.c.channel == channel.value,
-        sa.or_(SUPPRESSION.c.category.is_(None), SUPPRESSION.c.category == category),
-    )
-    by_address, hashed_only = conn.execute(
-        sa.select(
-            sa.func.count(SUPPRESSION.c.address),
-            sa.func.count() - sa.func.count(SUPPRESSION.c.address),
-        ).where(applies)
-    ).one()
-    tests = []
-    if by_address:
-        tests.append(
-            column.in_(
-                sa.select(SUPPRESSION.c.address).where(applies, SUPPRESSION.c.address.is_not(None))
-            )
-        )
-    if hashed_only:
-        tests.append(
-            _hash_sql(conn.dialect.name, column).in_(
-                sa.select(SUPPRESSION.c.address_hash).where(
-                    applies, SUPPRESSION.c.address.is_(None)
-                )
-            )
-        )
-    return sa.or_(*tests) if tests else None
+    """The address in `column` may not be contacted on `channel` for `category`
+    (`store.suppressions.applies`); None when no suppression applies at all (then the
+    selection tests nothing), and the hash of every address only when a forgotten
+    contact's suppression may apply."""
+    found = suppressions.present(conn, channel, category)
+    if not found:
+        return None
+    return suppressions.applies(column, channel.value, category, hashed=bool(found.hashed_only))
 
 
 _ADDRESS_COLUMN = {Channel.EMAIL: RECORD.c.email_normalized, Channel.SMS: RECORD.c.phone}
@@ -201,16 +149,12 @@ def _other_campaigns(
 
 
 def _over_max_messages(conn: sa.Connection, campaign: Campaign) -> Any:
-    """(channel, address) pairs that already received `max_messages_per_contact` messages
-    of this campaign, as one aggregate of its outbox; None when there are none (nothing
-    sent yet, the usual case when planning), so the selection skips the test."""
-    over = (
-        sa.select(OUTBOX.c.channel, OUTBOX.c.address)
-        .join(CAMPAIGN, CAMPAIGN.c.id == OUTBOX.c.campaign_id)
-        .where(CAMPAIGN.c.name == campaign.name, OUTBOX.c.state.in_(RECEIVED_STATES))
-        .group_by(OUTBOX.c.channel, OUTBOX.c.address)
-        .having(sa.func.count() >= campaign.options.max_messages_per_contact)
-    )
+    """(channel, address) pairs that already count `max_messages_per_contact` messages of
+    this campaign (`store.outbox.capped_addresses`: the rule send and relaunch follow);
+    None when there are none (nothing sent yet, the usual case when planning), so the
+    selection skips the test."""
+    applied = sa.select(CAMPAIGN.c.id).where(CAMPAIGN.c.name == campaign.name).scalar_subquery()
+    over = capped_addresses(applied, campaign.options.max_messages_per_contact)
     if conn.execute(over.limit(1)).first() is None:
         return None
     return over
@@ -230,7 +174,6 @@ def selection(
     `other_campaign` conflict.
     """
     dialect = conn.dialect.name
-    prepare_connection(conn)
     segments = list(campaign.audience.segments)
     conditions = [segment_condition(workspace, name, today, dialect) for name in segments]
     rank = sa.case(*((cond, index) for index, cond in enumerate(conditions)), else_=None)

@@ -23,7 +23,6 @@ into the report dataclasses. What each figure counts:
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -41,7 +40,6 @@ from campaignctl import clock
 from campaignctl.automation.engine import applied_campaign
 from campaignctl.automation.figures import step_counts
 from campaignctl.enums import ListStatus, OutboxState, ResponseStatus
-from campaignctl.errors import UsageError
 from campaignctl.events.model import soft_bounce
 from campaignctl.plan.lock import not_contacted_counts
 from campaignctl.plan.plan import NotContactedCount
@@ -58,12 +56,13 @@ from campaignctl.report.model import (
     StepFigures,
     WaveReport,
 )
+from campaignctl.store import campaigns
 from campaignctl.store.tables import CAMPAIGN
 from campaignctl.store.wave_state import wave_progress
 
 NEVER_SENT = ListStatus.NEVER_SENT.value
 
-_SENT = (OutboxState.SENT.value, OutboxState.BOUNCED.value)
+_SENT = tuple(state.value for state in OutboxState.received())
 _SET_ASIDE = (OutboxState.SUPPRESSED.value, OutboxState.SKIPPED.value)
 _RECORD_EVENTS = ("form_opened", "form_submitted", "unsubscribed", "complained")
 # The records behind a message: its record, or every record of its group in the wave's lock.
@@ -384,19 +383,8 @@ def _reading(store: Any, use_summary: bool | None) -> Iterator[tuple[Connection,
 
 
 def _campaign_row(conn: Connection, name: str) -> Any:
-    row = conn.execute(
-        sa.text("SELECT id, name, type, category FROM campaign WHERE name = :n"), {"n": name}
-    ).one_or_none()
-    if row is None:
-        known = list(conn.execute(sa.text("SELECT name FROM campaign")).scalars())
-        close = difflib.get_close_matches(name, known, n=1)
-        # a name on the command line that names nothing: a usage error (64), as in `send`
-        raise UsageError(
-            f'campaign "{name}" is not in the store'
-            + (f'; did you mean "{close[0]}"?' if close else ""),
-            hint="`campaignctl report` lists the campaigns; `campaignctl apply` records new ones",
-        )
-    return row
+    # a name the store does not know: the one error every command gives
+    return campaigns.by_name(conn, name)
 
 
 def campaign_report(

@@ -14,14 +14,15 @@ read from the events (DESIGN.md §3):
 
 Each record gets the first of the wave's channels (priority order) for which it
 has an address that is not suppressed; `max_messages_per_contact` (messages of
-this campaign to the record or its address, in any wave) and suppressions
-(every category, or the campaign's) always hold. `options.send_email: false`
+this campaign to the record or its address, in any wave, counted as plan and send
+count them: `store.outbox.toward_cap`) and suppressions (every category, or the
+campaign's: `store.suppressions.applies`) always hold. `options.send_email: false`
 applies to the first send only: relaunches may email (seed 000).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,22 +33,20 @@ from sqlalchemy.engine import Connection
 from campaignctl.enums import Channel, OutboxState, RecordStatus, WaveKind, WaveStatus
 from campaignctl.errors import StateError, UsageError
 from campaignctl.events.model import soft_bounce
-from campaignctl.plan.lock import active_lock_id
 from campaignctl.spec.models import Campaign as CampaignSpec
 from campaignctl.spec.models import CampaignType, EventType, RelaunchTarget
+from campaignctl.store import campaigns, suppressions
+from campaignctl.store.outbox import toward_cap
 from campaignctl.store.store import Store
 from campaignctl.store.tables import (
-    CAMPAIGN,
+    CAMPAIGN,  # noqa: F401 (schedule.scheduler imports it from here)
     EVENT,
     OUTBOX,
     RECIPIENT,
     RECORD,
-    SUPPRESSION,
     WAVE,
 )
 
-# messages that reached (or are about to reach) a transport count towards the cap
-COUNTED_STATES = [OutboxState.QUEUED, OutboxState.SENDING, OutboxState.SENT, OutboxState.BOUNCED]
 RECORD_EVENTS = [str(EventType.FORM_OPENED), str(EventType.FORM_SUBMITTED)]
 OPEN_EVENTS = [
     EventType.OPENED,
@@ -71,14 +70,11 @@ class AppliedCampaign:
         return cls(row.id, row.name, row.category, CampaignSpec.model_validate(row.definition))
 
 
-def load_campaign(conn: Connection, name: str) -> AppliedCampaign:
-    row = conn.execute(sa.select(CAMPAIGN).where(CAMPAIGN.c.name == name)).first()
-    if row is None:
-        raise UsageError(
-            f"campaign {name!r} is not in the store",
-            hint="apply it first: campaignctl apply " + name,
-        )
-    return AppliedCampaign.from_row(row)
+def load_campaign(
+    conn: Connection, name: str, *, defined: Collection[str] | None = None
+) -> AppliedCampaign:
+    """The applied campaign, or the one error (`store.campaigns.by_name`)."""
+    return AppliedCampaign.from_row(campaigns.by_name(conn, name, defined=defined))
 
 
 def previous_wave(conn: Connection, campaign_id: int, before_number: int | None = None) -> Any:
@@ -173,9 +169,11 @@ def _candidates(
     target: RelaunchTarget,
     channels: Sequence[str],
     previous_wave_id: int | None,
-    dialect: str,
+    conn: Connection,
 ) -> sa.CTE:
     """One row per record × channel where it has an address, with the facts that decide."""
+    dialect = conn.dialect.name
+    hashed = suppressions.present(conn).hashed_only > 0  # a forgotten contact's suppression
     reached = (
         sa.select(RECIPIENT.c.record_id, sa.func.min(RECIPIENT.c.segment).label("segment"))
         .where(RECIPIENT.c.lock_id == lock_id)
@@ -185,23 +183,8 @@ def _candidates(
     selects = []
     for index, channel in enumerate(channels):
         address = _address(channel)
-        suppressed = sa.exists().where(
-            SUPPRESSION.c.channel == channel,
-            SUPPRESSION.c.address == address,
-            sa.or_(SUPPRESSION.c.category.is_(None), SUPPRESSION.c.category == campaign.category),
-        )
-        sent = (
-            sa.select(sa.func.count())
-            .where(
-                OUTBOX.c.campaign_id == campaign.id,
-                OUTBOX.c.state.in_(COUNTED_STATES),
-                sa.or_(
-                    OUTBOX.c.record_id == RECORD.c.id,
-                    sa.and_(OUTBOX.c.channel == channel, OUTBOX.c.address == address),
-                ),
-            )
-            .scalar_subquery()
-        )
+        suppressed = suppressions.applies(address, channel, campaign.category, hashed=hashed)
+        sent = toward_cap(campaign.id, channel, address, record_id=RECORD.c.id)
         priority: Any = sa.literal(index)
         if target == RelaunchTarget.FAILED and previous_wave_id is not None:
             failed_here = sa.exists().where(
@@ -247,7 +230,7 @@ def _resolve(
     channels: Sequence[str] | None,
     lock_id: int | None,
 ) -> tuple[int, list[str]]:
-    lock_id = lock_id or active_lock_id(conn, campaign.id)
+    lock_id = lock_id or campaigns.lock_id_in_force(conn, campaign.id)
     if lock_id is None:
         raise StateError(
             f"campaign {campaign.name!r} has no lock: nobody to relaunch yet",
@@ -274,7 +257,7 @@ def relaunch_recipients(
     A query, not rows: the send engine streams it into the outbox in batches.
     """
     lock_id, chosen = _resolve(conn, campaign, channels, lock_id)
-    best = _candidates(campaign, lock_id, target, chosen, previous_wave_id, conn.dialect.name)
+    best = _candidates(campaign, lock_id, target, chosen, previous_wave_id, conn)
     cap = campaign.spec.options.max_messages_per_contact
     group = campaign.spec.options.group_by_email
     group_key: Any = (
@@ -338,7 +321,7 @@ def plan_relaunch(
         conn, campaign, channels, previous.lock_id if previous is not None else None
     )
     prev_id = previous.id if previous is not None else None
-    best = _candidates(campaign, lock_id, target, chosen, prev_id, conn.dialect.name)
+    best = _candidates(campaign, lock_id, target, chosen, prev_id, conn)
     cap = campaign.spec.options.max_messages_per_contact
     capped = sa.and_(best.c.suppressed == 0, best.c.sent >= cap) if cap else sa.false()
     totals = conn.execute(

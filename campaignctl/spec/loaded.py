@@ -3,14 +3,12 @@ diagnostics of every file (built by `spec.workspace.load_workspace`, read by eve
 
 from __future__ import annotations
 
-import difflib
 import typing
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from campaignctl.errors import Diagnostic, Severity, SpecError, UsageError
+from campaignctl.errors import Diagnostic, Severity, SpecError, unknown_campaign
 from campaignctl.spec.files import (
     AUDIENCES_DIR,
     CONFIG_FILE,
@@ -193,14 +191,3 @@ class Workspace:
 
     def counts(self) -> dict[str, int]:
         return {kind: len(self.documents.get(kind, {})) for kind in KINDS}
-
-
-def unknown_campaign(name: str, known: Iterable[str]) -> UsageError:
-    """The one error for a CAMPAIGN argument that names no campaign (defined or applied)."""
-    names = sorted(set(known))
-    close = difflib.get_close_matches(name, names, n=1)
-    listed = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
-    return UsageError(
-        f"campaign {name!r} does not exist",
-        hint=f"did you mean {close[0]!r}?" if close else f"campaigns: {listed or 'none'}",
-    )

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from campaignctl.enums import CampaignType, Channel
+from campaignctl.errors import InvalidValue
 from campaignctl.spec.types import (
     Duration,
     EmailAddress,
@@ -35,6 +36,7 @@ from campaignctl.spec.types import (
     StoreUrl,
     TimeOfDay,
     TimeZoneName,
+    transport_name,
 )
 from campaignctl.store.functions import compile_pattern
 
@@ -66,6 +68,11 @@ class EmailTransportKind(enum.StrEnum):
 class SmsTransportKind(enum.StrEnum):
     FILE = "file"
     HTTP = "http"
+
+
+# the built-in transports above, or one an installed plugin registers (spec/transports.py)
+EmailTransportName = transport_name(tuple(EmailTransportKind))
+SmsTransportName = transport_name(tuple(SmsTransportKind))
 
 
 class ColumnType(enum.StrEnum):
@@ -357,7 +364,7 @@ class DkimSettings(SpecModel):
 class Sender(SpecModel):
     from_: Mailbox = Field(alias="from")
     reply_to: EmailAddress | None = None
-    transport: EmailTransportKind = EmailTransportKind.FILE
+    transport: EmailTransportName = "file"
     smtp: SmtpSettings | None = None
     rate: RateLimit | None = None
     dkim: DkimSettings | None = None
@@ -376,7 +383,7 @@ class SmsHttp(SpecModel):
 
 
 class SmsSettings(SpecModel):
-    transport: SmsTransportKind = SmsTransportKind.FILE
+    transport: SmsTransportName = "file"
     sender_id: str = Field(pattern=r"^[A-Za-z0-9 ]{1,11}$|^\+?\d{3,15}$")
     http: SmsHttp | None = None
     quiet_hours: QuietHours | None = None
@@ -413,8 +420,24 @@ class ExportSystem(SpecModel):
     path: str | None = Field(
         None, description="csv: folder the files are dropped into, inside the workspace."
     )
-    url: str | None = Field(None, pattern=r"^https?://")
-    token_env: EnvName | None = None
+    url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="webhook: the URL badges are POSTed to; https unless it is localhost.",
+    )
+    token_env: EnvName | None = Field(
+        None, description="webhook: the variable holding the bearer token."
+    )
+    batch_size: int = Field(500, ge=1, le=10_000, description="webhook: badges per request.")
+    timeout: Duration = Field(default="30s", validate_default=True)
+    max_attempts: PositiveInt = Field(
+        6, description="webhook: tries of one request on a 5xx or a network error."
+    )
+    backoff: Duration = Field(
+        default="1s",
+        validate_default=True,
+        description="webhook: the wait before the first retry; it doubles at each one.",
+    )
 
     @model_validator(mode="after")
     def _target(self) -> ExportSystem:
@@ -423,6 +446,26 @@ class ExportSystem(SpecModel):
         if self.type == ExportSystemType.WEBHOOK and not self.url:
             raise ValueError("a webhook export system needs `url:`")
         return self
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, url: str | None) -> str | None:
+        if url and url.startswith("http://") and not _local_url(url):
+            raise InvalidValue(
+                f"webhook URL {url!r} is not https: badges and the token would travel in clear",
+                hint="use https://; plain http is accepted only for localhost",
+            )
+        return url
+
+
+def _local_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    return host in ("localhost", "127.0.0.1", "::1") or bool(host and host.startswith("127."))
 
 
 class WorkspaceConfig(SpecModel):

@@ -21,6 +21,9 @@ from campaignctl.errors import InvalidValue
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 _SLUG = re.compile(SLUG_PATTERN)
+# The store keeps names in VARCHAR(100) columns (PostgreSQL enforces it) and wave keys
+# such as `NAME/202703080900/1` in another: 64 leaves room for both.
+SLUG_MAX_LENGTH = 64
 
 # --------------------------------------------------------------------------- slugs
 
@@ -31,12 +34,51 @@ def _check_slug(value: str) -> str:
             f"{value!r} is not a valid name: use lower-case letters, digits, '-' and '_', "
             "starting with a letter or digit (e.g. 'hotels-renewing-soon')"
         )
+    if len(value) > SLUG_MAX_LENGTH:
+        raise ValueError(
+            f"the name {value[:24]!r}… has {len(value)} characters: a name has at most "
+            f"{SLUG_MAX_LENGTH}"
+        )
     return value
 
 
 Slug = Annotated[
-    str, AfterValidator(_check_slug), WithJsonSchema({"type": "string", "pattern": SLUG_PATTERN})
+    str,
+    AfterValidator(_check_slug),
+    WithJsonSchema({"type": "string", "pattern": SLUG_PATTERN, "maxLength": SLUG_MAX_LENGTH}),
 ]
+
+# Transport names: the built-in ones and those installed plugins register (spec/transports.py
+# checks that one is installed; the JSON Schema suggests the built-in ones).
+TRANSPORT_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+_TRANSPORT_NAME = re.compile(TRANSPORT_NAME_PATTERN)
+
+
+def _check_transport_name(value: str) -> str:
+    if not _TRANSPORT_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a transport name: use lower-case letters, digits, '.', '-' "
+            "and '_' (e.g. 'smtp', or the name a transport plugin registers)"
+        )
+    return value
+
+
+def transport_name(builtin: tuple[str, ...]) -> Any:
+    """The type of a `transport:` setting whose built-in transports are `builtin`."""
+    return Annotated[
+        str,
+        AfterValidator(_check_transport_name),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "pattern": TRANSPORT_NAME_PATTERN,
+                "examples": list(builtin),
+                "description": f"{', '.join(builtin)}, or a transport an installed plugin "
+                "registers (entry point group campaignctl.transports)",
+            }
+        ),
+    ]
+
 
 # --------------------------------------------------------------------------- durations
 

@@ -1,4 +1,12 @@
-"""The store: tables, the `Store` connection object, migrations (DESIGN.md §9)."""
+"""The store: tables, the `Store` connection object, migrations (DESIGN.md §9), and the
+domain queries every layer builds on, each rule written once:
+
+- `campaigns`: an applied campaign by name (one error, one exit code), the lock in force;
+- `suppressions`: `applies` (may this address be contacted?) and `add`;
+- `outbox`: the per-contact cap, the claim of due rows, the outcome of a row;
+- `events`: `record_once`, where every producer's events are written;
+- `upsert`: insert-or-ignore / insert-or-update on SQLite and PostgreSQL alike.
+"""
 
 from __future__ import annotations
 

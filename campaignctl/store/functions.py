@@ -12,6 +12,7 @@ not at all (`\\z`, `(?P<name>…)`). `validate` reports both through it, located
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from functools import lru_cache
 from typing import Any
@@ -91,5 +92,12 @@ def regexp(pattern: str | None, value: object) -> bool | None:
     return compile_pattern(pattern).search(str(value)) is not None
 
 
+def sha256(value: str | None) -> str | None:
+    """`campaignctl_sha256(value)`: the hex SHA-256 a suppression keeps of an address
+    (`store.suppressions.sha256_hex`; PostgreSQL computes it with its own functions)."""
+    return hashlib.sha256(value.encode()).hexdigest() if value is not None else None
+
+
 def register(dbapi: sqlite3.Connection) -> None:
     dbapi.create_function("regexp", 2, regexp, deterministic=True)
+    dbapi.create_function("campaignctl_sha256", 1, sha256, deterministic=True)

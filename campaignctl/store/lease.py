@@ -33,6 +33,7 @@ from campaignctl import clock
 from campaignctl.errors import StateError, TemporaryFailure, UsageError
 from campaignctl.store.store import Store
 from campaignctl.store.tables import LEASE
+from campaignctl.store.upsert import upsert
 
 POLL_SECONDS = 0.5  # how often --lock-timeout retries
 BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
@@ -233,18 +234,13 @@ class HeldLease:
 
 
 def _upsert(conn: Connection, values: dict[str, Any], now: datetime) -> bool:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    statement = insert(LEASE).values(**values)
-    statement = statement.on_conflict_do_update(
-        index_elements=["name"],
-        set_={k: statement.excluded[k] for k in values if k != "name"},
-        where=sa.or_(LEASE.c.expires_at <= now, LEASE.c.holder == values["holder"]),
-    )
     # RETURNING, not rowcount: drivers disagree on rowcount for an upsert that did nothing
-    return conn.execute(statement.returning(LEASE.c.name)).first() is not None
+    result = upsert(
+        conn, LEASE, values, key=["name"],
+        where=sa.or_(LEASE.c.expires_at <= now, LEASE.c.holder == values["holder"]),
+        returning=[LEASE.c.name],
+    )  # fmt: skip
+    return result.first() is not None
 
 
 def try_acquire(

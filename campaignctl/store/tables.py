@@ -20,11 +20,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from campaignctl.enums import (
+    BadgeState,
     CampaignState,
     OutboxState,
     RecordStatus,
     ResponseStatus,
     SuppressionReason,
+    TransferAction,
     WaveKind,
     WaveStatus,
 )
@@ -400,6 +402,124 @@ class StepRun(SQLModel, table=True):
     at: datetime
 
 
+# The report's summary (revision 0004): counters `report` keeps up to date itself on
+# SQLite and can rebuild from scratch at any time (report/summary.py says what each
+# holds). Core tables rather than models: only the summary's own SQL reads and writes
+# them. Declared so that the models match the migrations (tests/store/test_migrations.py)
+# and `alembic revision --autogenerate` does not propose to drop them.
+REPORT_MARK = sa.Table(
+    "report_mark",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("event_mark", sa.BigInteger, nullable=False),
+    sa.Column("outbox_mark", sa.BigInteger, nullable=False),
+)
+REPORT_MESSAGE = sa.Table(
+    "report_message",
+    metadata,
+    sa.Column("outbox_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("flags", sa.Integer, nullable=False),
+    sa.Column("counted", sa.Integer, nullable=False),
+)
+REPORT_CELL = sa.Table(
+    "report_cell",
+    metadata,
+    sa.Column("campaign_id", sa.Integer, nullable=False),
+    sa.Column("wave_id", sa.Integer, nullable=False),
+    sa.Column("segment", sa.String, nullable=False),
+    sa.Column("channel", sa.String(8), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("flags", sa.Integer, nullable=False),
+    sa.Column("messages", sa.BigInteger, nullable=False),
+    sa.Column("sms_parts", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("wave_id", "segment", "channel", "state", "flags"),
+    sa.Index("ix_report_cell_campaign", "campaign_id"),
+)
+REPORT_OPEN_WAVE = sa.Table(
+    "report_open_wave",
+    metadata,
+    sa.Column("wave_id", sa.Integer, primary_key=True, autoincrement=False),
+)
+REPORT_SEEN = sa.Table(
+    "report_seen",
+    metadata,
+    sa.Column("campaign_id", sa.Integer, nullable=False),
+    sa.Column("scope", sa.String, nullable=False),
+    sa.Column("record_id", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("campaign_id", "scope", "record_id"),
+    sqlite_with_rowid=False,
+)
+REPORT_COUNT = sa.Table(
+    "report_count",
+    metadata,
+    sa.Column("campaign_id", sa.Integer, nullable=False),
+    sa.Column("scope", sa.String, nullable=False),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("campaign_id", "scope"),
+)
+REPORT_FIRST_ANSWER = sa.Table(
+    "report_first_answer",
+    metadata,
+    sa.Column("campaign_id", sa.Integer, nullable=False),
+    sa.Column("answer_key", sa.String, nullable=False),
+    sa.Column("first_at", sa.DateTime, nullable=False),
+    sa.PrimaryKeyConstraint("campaign_id", "answer_key"),
+)
+REPORT_TABLES = [
+    REPORT_MARK,
+    REPORT_MESSAGE,
+    REPORT_CELL,
+    REPORT_OPEN_WAVE,
+    REPORT_SEEN,
+    REPORT_COUNT,
+    REPORT_FIRST_ANSWER,
+]
+
+
+class ExportTransfer(SQLModel, table=True):
+    """One `export push` or `export withdraw` run: what it selected, when, how it ended."""
+
+    __tablename__ = "export_transfer"
+    __table_args__ = (sa.Index("ix_export_transfer_campaign", "campaign_id", "started_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = _fk("campaign.id")
+    lock_id: int | None = None
+    action: TransferAction = Field(sa_type=_enum(TransferAction))
+    selection: dict[str, Any] | None = _json()  # {segment, channel, system}: null = all
+    holder: str = Field(max_length=200)  # host:pid
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: str | None = Field(default=None, max_length=16)  # done, failed, stopped
+    counts: dict[str, Any] | None = _json()  # per system: sent, failed, already…
+
+
+class ExportBadge(SQLModel, table=True):
+    """One record's badge in one CRM system for one campaign, with the idempotency key it
+    keeps for every retry and resumed push (a new key only after a confirmed withdrawal)."""
+
+    __tablename__ = "export_badge"
+    __table_args__ = (
+        # also the order a push reads its batches in (by record): no other index to keep up
+        sa.UniqueConstraint("campaign_id", "system", "record_id", name="uq_export_badge"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = _fk("campaign.id")
+    system: str = Field(max_length=100)
+    record_id: int = _fk("record.id")
+    segment: str | None = None  # the cell the badge was made for
+    channel: str = Field(max_length=8)
+    state: BadgeState = Field(sa_type=_enum(BadgeState))
+    # unique by construction (the transfer that gave it, the record): no index to keep up
+    idempotency_key: str = Field(max_length=255)
+    fields_hash: str = Field(max_length=16)  # of entity, label and fields when made
+    transfer_id: int  # the push that gave the key
+    attempts: int = 0
+    error: str | None = None
+    pushed_at: datetime | None = None
+    withdraw_transfer_id: int | None = None
+    withdrawn_at: datetime | None = None
+
+
 TABLES = [
     StoreState,
     Record,
@@ -418,6 +538,8 @@ TABLES = [
     Automation,
     Enrolment,
     StepRun,
+    ExportTransfer,
+    ExportBadge,
 ]
 
 
@@ -439,3 +561,5 @@ LIST_MEMBER = ListMember.__table__  # type: ignore[attr-defined]
 AUTOMATION = Automation.__table__  # type: ignore[attr-defined]
 ENROLMENT = Enrolment.__table__  # type: ignore[attr-defined]
 STEP_RUN = StepRun.__table__  # type: ignore[attr-defined]
+EXPORT_TRANSFER = ExportTransfer.__table__  # type: ignore[attr-defined]
+EXPORT_BADGE = ExportBadge.__table__  # type: ignore[attr-defined]

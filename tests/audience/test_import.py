@@ -163,3 +163,25 @@ def test_numbers_json_cannot_hold_are_invalid_values(parse, text: str) -> None: 
     with pytest.raises(ValueProblem) as problem:
         parse(text)
     assert problem.value.reason == "invalid_number"
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_key_longer_than_the_store_keeps_is_a_rejected_row_on_both_stores(
+    scaffold: Path, store: Store, workers: int
+) -> None:
+    """record.key holds 200 characters: PostgreSQL refused a longer one (the import stopped
+    with an internal error) where SQLite kept it; now both leave the row out, counted."""
+    from campaignctl.audience.source import KEY_MAX_LENGTH
+    from campaignctl.store.tables import RECORD
+
+    assert KEY_MAX_LENGTH == RECORD.c.key.type.length == 200
+    longest, too_long = "K" * 200, "L" * 201
+    _write(scaffold, f"{longest};Ok;a@b.fr;;hotel;Val;;;\n{too_long};Trop;c@d.fr;;hotel;Val;;;\n")
+    rejects = scaffold / "rejects.csv"
+    result = _import(scaffold, store, rejects=rejects, workers=workers)
+    assert (result.added, result.rejected, dict(result.problems)) == (1, 1, {"key_too_long": 1})
+    assert rejects.read_text().splitlines()[1] == (
+        f'3,,id,{"L" * 40}…,key_too_long,"the key has 201 characters, more than the 200 a '
+        'record key may have: the row is left out"'
+    )
+    assert [r["key"] for r in find_records(store, longest)] == [longest]

@@ -12,7 +12,7 @@ def _run(root: Path, *args: str) -> object:
     return CliRunner().invoke(app, ["--workspace", str(root), *args])
 
 
-def test_import_then_reimport_says_nothing_changed(scaffold: Path) -> None:
+def test_import_then_reimport_says_nothing_changed(scaffold: Path, backend: str) -> None:
     first = _run(scaffold, "audience", "import", "--json")
     assert first.exit_code == 0, first.output
     document = json.loads(first.stdout)
@@ -24,14 +24,16 @@ def test_import_then_reimport_says_nothing_changed(scaffold: Path) -> None:
     assert again.stderr.startswith("providers: no changes (7 records unchanged) in ")
 
 
-def test_segment_show_counts_in_the_store(scaffold: Path) -> None:
+def test_segment_show_counts_in_the_store(scaffold: Path, backend: str) -> None:
     assert _run(scaffold, "audience", "import").exit_code == 0
     result = _run(scaffold, "segment", "show", "accommodation", "--count")
     assert result.exit_code == 0, result.output
     assert result.stdout == "accommodation: 4 records (audience providers)\n"
 
 
-def test_segment_show_sample_keeps_the_count_and_names_the_columns(scaffold: Path) -> None:
+def test_segment_show_sample_keeps_the_count_and_names_the_columns(
+    scaffold: Path, backend: str
+) -> None:
     assert _run(scaffold, "audience", "import").exit_code == 0
     result = _run(scaffold, "segment", "show", "accommodation", "--sample", "2")
     assert result.exit_code == 0, result.output
@@ -50,7 +52,7 @@ def test_segment_show_sample_keeps_the_count_and_names_the_columns(scaffold: Pat
     assert (document["count"], len(document["sample"])) == (4, 2)
 
 
-def test_unknown_segment_is_a_usage_error(scaffold: Path) -> None:
+def test_unknown_segment_is_a_usage_error(scaffold: Path, backend: str) -> None:
     result = _run(scaffold, "segment", "show", "acommodation")
     assert result.exit_code == 64
     assert result.stderr == (
@@ -58,7 +60,7 @@ def test_unknown_segment_is_a_usage_error(scaffold: Path) -> None:
     )
 
 
-def test_forget_without_a_terminal_needs_yes(scaffold: Path) -> None:
+def test_forget_without_a_terminal_needs_yes(scaffold: Path, backend: str) -> None:
     assert _run(scaffold, "audience", "import").exit_code == 0
     result = _run(scaffold, "contacts", "forget", "H001")
     assert result.exit_code == 64
@@ -73,14 +75,14 @@ def test_forget_without_a_terminal_needs_yes(scaffold: Path) -> None:
     }
 
 
-def test_suppress_add_normalises_the_address(scaffold: Path) -> None:
+def test_suppress_add_normalises_the_address(scaffold: Path, backend: str) -> None:
     result = _run(scaffold, "suppress", "add", "06 12 34 56 78")
     assert result.exit_code == 0, result.output
     assert result.stderr == "+33612345678: suppressed (sms, all)\n"
 
 
 def test_an_import_that_would_remove_most_records_is_refused_without_allow_removals(
-    scaffold: Path,
+    scaffold: Path, backend: str
 ) -> None:
     """A CSV with only its header (a truncated export) used to mark every record removed,
     exit 0. More than half of the active records going needs --allow-removals."""

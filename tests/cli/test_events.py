@@ -118,7 +118,7 @@ def test_reingesting_a_file_adds_nothing_and_says_so(scaffold: Path, events_file
     )
 
 
-def test_a_file_with_no_event_at_all_exits_65(scaffold: Path) -> None:
+def test_a_file_with_no_event_at_all_exits_65(scaffold: Path, backend: str) -> None:
     path = scaffold / "report.csv"
     path.write_text("id;type\n1;opened\n", encoding="utf-8")
     result = ingest(scaffold, str(path))
@@ -130,7 +130,7 @@ def test_a_file_with_no_event_at_all_exits_65(scaffold: Path) -> None:
     ]
 
 
-def test_an_empty_file_is_not_an_error(scaffold: Path) -> None:
+def test_an_empty_file_is_not_an_error(scaffold: Path, backend: str) -> None:
     path = scaffold / "empty.jsonl"
     path.write_text("\n", encoding="utf-8")
     result = ingest(scaffold, str(path))

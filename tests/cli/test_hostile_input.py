@@ -507,3 +507,34 @@ def test_a_list_item_with_only_an_unknown_key_is_reported_not_a_crash(scaffold: 
         "questionnaires/odd.yaml:4:3: error[missing-field]: missing required key 'id' in fields[0]",
         "questionnaires/odd.yaml:4:3: error[unknown-key]: unknown key 'kind' in fields[0]",
     ]
+
+
+def test_a_store_error_is_one_line_without_the_sql_or_the_records_it_carried(
+    scaffold: Path, backend: str
+) -> None:
+    """A bug (here: a store altered by hand) surfacing as a database error prints the
+    driver's one-line message, never the statement and its bound values (records' data)."""
+    from tests.delivery.locking import open_store
+
+    assert (
+        CliRunner().invoke(app, ["--workspace", str(scaffold), "audience", "import"]).exit_code == 0
+    )
+    store = open_store(scaffold)
+    with store.transaction() as conn:
+        conn.exec_driver_sql("ALTER TABLE record RENAME COLUMN phone TO phone_number")
+    store.close()
+
+    result = CliRunner().invoke(app, ["--workspace", str(scaffold), "audience", "show", "H001"])
+
+    assert result.exit_code == 70
+    first, hint = result.stderr.splitlines()
+    assert (
+        first
+        == {
+            "sqlite": "internal error: OperationalError: no such column: record.phone",
+            "postgresql": "internal error: UndefinedColumn: column record.phone does not exist",
+        }[backend]
+    )
+    assert hint.startswith(
+        "  hint: this is a bug in campaignctl. Run the command again with --debug"
+    )

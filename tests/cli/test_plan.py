@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from golden import Goldens
 from typer.testing import CliRunner
 
 from campaignctl.cli.main import app
+from tests.delivery.locking import open_store
 
 GOLDEN = Path(__file__).with_name("golden")
+golden = Goldens(GOLDEN)
 NOW = "2027-01-05T08:00:00+01:00"
 
 
 @pytest.fixture
-def ws(demo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def ws(demo: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> Path:
+    """The demo, imported, on SQLite and on PostgreSQL (`backend`)."""
     monkeypatch.setenv("CAMPAIGNCTL_NOW", NOW)
     monkeypatch.setenv("CI", "1")
     result = run(demo, "audience", "import")
@@ -29,15 +32,9 @@ def run(root: Path, *args: str):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(app, ["--workspace", str(root), *args])
 
 
-def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert text == path.read_text()
-
-
 def store(root: Path) -> sa.Engine:
-    return sa.create_engine(f"sqlite:///{root / '.campaignctl' / 'store.db'}")
+    """The engine of the store the commands use (CAMPAIGNCTL_STORE, else the SQLite file)."""
+    return open_store(root).engine
 
 
 def test_plan_of_every_demo_campaign_matches_the_golden_text_and_json(ws: Path) -> None:
@@ -180,10 +177,9 @@ def test_double_solicitation_names_the_other_active_campaign(ws: Path) -> None:
 def test_suppressed_excluded_and_max_messages_reasons(ws: Path) -> None:
     from campaignctl.audience.privacy import add_suppression
     from campaignctl.enums import Channel
-    from campaignctl.store import Store
 
     assert run(ws, "apply", "--auto-approve").exit_code == 0
-    s = Store(f"sqlite:///{ws / '.campaignctl' / 'store.db'}")
+    s = open_store(ws)
     with s.read() as conn:
         keys = conn.execute(
             sa.text(
@@ -234,11 +230,10 @@ def test_lock_shows_frozen_figures_and_refresh_shows_the_difference(ws: Path) ->
     from campaignctl.errors import StateError
     from campaignctl.plan.lock import check_content
     from campaignctl.spec.workspace import load_workspace
-    from campaignctl.store import Store
 
     template = ws / "templates" / "medias.html.j2"
     template.write_text(template.read_text() + "\n")
-    s = Store(f"sqlite:///{ws / '.campaignctl' / 'store.db'}")
+    s = open_store(ws)
     with pytest.raises(StateError, match=r"templates/medias\.html\.j2"):
         check_content(s, load_workspace(ws), "medias-2027")
     with store(ws).begin() as conn:

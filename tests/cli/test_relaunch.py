@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from campaignctl.cli.main import app
 from campaignctl.enums import OutboxState, WaveKind, WaveStatus
-from campaignctl.store.tables import Outbox, Wave
+from campaignctl.store.tables import Outbox, Record, Wave
 
 runner = CliRunner()
 
@@ -157,3 +157,42 @@ def test_an_unknown_target_is_a_usage_error(answered: Path) -> None:
     assert result.stderr == (
         "error: --to 'sleepers': choose one of non_responders, non_openers, failed, all\n"
     )
+
+
+def test_an_uncertain_message_counts_towards_the_cap_in_the_plan_and_the_send(
+    answered: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R001's wave-2 message is uncertain (maybe delivered before a crash): with wave 1, two
+    messages, the cap. Relaunch counted only queued, sending, sent and bounced messages,
+    so its plan selected R001 and sent it a third, while `send` counted uncertain ones:
+    now the plan's figures are exactly what is sent, by the one rule."""
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2027-03-15T10:00:00+01:00")  # a Monday
+    outbox = Outbox.__table__
+    with open_store(answered).transaction() as conn:
+        wave2, campaign_id = conn.execute(
+            sa.select(Wave.__table__.c.id, Wave.__table__.c.campaign_id).where(
+                Wave.__table__.c.number == 2
+            )
+        ).one()
+        record_id = conn.execute(
+            sa.select(Record.__table__.c.id).where(Record.__table__.c.key == "R001")
+        ).scalar_one()
+        conn.execute(
+            sa.insert(outbox).values(
+                campaign_id=campaign_id, wave_id=wave2, record_id=record_id, channel="email",
+                address="chezlulu@example.fr", state=OutboxState.UNCERTAIN,
+                created_at=T0, updated_at=T0,
+            )
+        )  # fmt: skip
+    planned = relaunch(answered, "--to", "non_openers", "--dry-run", "--json")
+    assert planned.exit_code == 0, planned.output
+    plan = json.loads(planned.stdout)
+    assert (plan["capped"], plan["selected"]) == (2, 2)  # H002 and now R001 at the cap
+    result = relaunch(answered, "--to", "non_openers")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "wave 3 created: sending\nwave 3: 2 sent, 0 failed\n"
+    with open_store(answered).read() as conn:
+        sent = conn.execute(
+            sa.select(outbox.c.address).where(outbox.c.wave_id == 3).order_by(outbox.c.address)
+        ).scalars()
+        assert list(sent) == ["+33612345678", "+33698765432"]  # C001, C002; not R001

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,8 @@ def _run(root: Path, *args: str) -> object:
 
 
 @pytest.fixture
-def locked(demo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def locked(demo: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> Path:
+    """The demo, imported and locked, on SQLite and on PostgreSQL (`backend`)."""
     monkeypatch.setenv("CAMPAIGNCTL_NOW", WEEKDAY_MORNING)
     monkeypatch.delenv("CAMPAIGNCTL_SECRET", raising=False)
     figures = locked_demo(demo, CAMPAIGN)
@@ -120,8 +120,7 @@ def test_a_dry_run_of_a_campaign_not_locked_locks_virtually_and_records_nothing(
     monkeypatch.setenv("CAMPAIGNCTL_NOW", WEEKDAY_MORNING)
     monkeypatch.setenv("CAMPAIGNCTL_SECRET", "a-test-secret")
     import_audience(demo)
-    url = os.environ.get("CAMPAIGNCTL_STORE")  # PostgreSQL with the `backend` fixture
-    store = open_store(demo, url)
+    store = open_store(demo)
     apply_definitions(store, load_workspace(demo), [CAMPAIGN])
     serial = store.serial()
     store.close()
@@ -135,7 +134,7 @@ def test_a_dry_run_of_a_campaign_not_locked_locks_virtually_and_records_nothing(
         "Dry run of mise-a-jour-2027 wave 1: 154 message(s) rendered, 0 failed to render, "
         "0 suppressed, 0 skipped; nothing was sent or recorded.\n"
     )
-    store = open_store(demo, url)
+    store = open_store(demo)
     with store.read() as conn:
         tables = ("campaign_lock", "recipient", "outbox", "wave")
         counts = [conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in tables]
@@ -247,7 +246,9 @@ def test_a_held_send_lease_names_its_holder_and_exits_75(locked: Path) -> None:
 
 
 def test_send_locks_first_when_there_is_no_lock_and_says_so(
-    demo: Path, monkeypatch: pytest.MonkeyPatch
+    demo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    backend: str,
 ) -> None:
     monkeypatch.setenv("CAMPAIGNCTL_NOW", WEEKDAY_MORNING)  # the demo holds SMS at night
     import_audience(demo)
@@ -282,7 +283,7 @@ def test_send_refuses_templates_edited_since_the_lock(locked: Path) -> None:
     )
 
 
-def test_a_campaign_not_applied_says_to_apply_it(demo: Path) -> None:
+def test_a_campaign_not_applied_says_to_apply_it(demo: Path, backend: str) -> None:
     result = _run(demo, "send", CAMPAIGN, "--now")
 
     assert result.exit_code == 65
@@ -304,7 +305,9 @@ def test_test_to_sends_one_message_and_touches_no_state(locked: Path) -> None:
 
 
 def test_send_json_lists_every_uncertain_row_and_the_text_the_first_thousand(
-    demo: Path, monkeypatch: pytest.MonkeyPatch
+    demo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    backend: str,
 ) -> None:
     from tests.delivery.sendkit import write_contacts
 
@@ -347,7 +350,9 @@ def test_send_json_lists_every_uncertain_row_and_the_text_the_first_thousand(
 
 
 def test_a_send_before_its_schedule_needs_now_names_the_schedule_and_shows_done(
-    demo: Path, monkeypatch: pytest.MonkeyPatch
+    demo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    backend: str,
 ) -> None:
     """mise-a-jour-2027 is scheduled for 2027-03-01 09:00: a send by hand three months
     earlier is refused without a terminal unless --now, says what it overtakes, and then

@@ -552,6 +552,7 @@ CODE_CASES = {
     "missing-file": CASES["unknown-template"][:3],
     "schedule": CASES["relaunch-before-send"][:3],
     "channel": CASES["channel-without-sender"][:3],
+    "unknown-transport": ("campaignctl.yaml", "transport: file", "transport: smpt"),
     "template-syntax": (
         "templates/update-request.txt.j2",
         "{{ blocks.outro }}",
@@ -729,3 +730,18 @@ def test_smtp_auth_goes_over_tls_to_this_machine_or_when_allowed(
     result = validate(scaffold)
 
     assert result.exit_code == 0, result.output
+
+
+def test_a_name_longer_than_the_store_keeps_is_refused_at_validate(scaffold: Path) -> None:
+    """`apply` of a 110-character campaign name stopped with an internal error on PostgreSQL
+    (VARCHAR(100)) and went through on SQLite: validate now refuses it on both, located."""
+    name = "update-" + "x" * 103
+    edit(scaffold, "campaigns/update-2027.yaml", "name: update-2027", f"name: {name}")
+    result = validate(scaffold)
+    assert result.exit_code == 65, result.output
+    assert result.stdout.splitlines()[0] == (
+        "campaigns/update-2027.yaml:4:7: error[invalid-value]: name: the name "
+        "'update-xxxxxxxxxxxxxxxxx'… has 110 characters: a name has at most 64"
+    )
+    edit(scaffold, "campaigns/update-2027.yaml", f"name: {name}", f"name: {name[:64]}")
+    assert validate(scaffold).exit_code == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,10 @@ def import_audience(root: Path) -> None:
 
 
 def open_store(root: Path, url: str | None = None) -> Store:
-    return Store(url or "sqlite:///.campaignctl/store.db", root=root)
+    """The store the commands use: `url`, else CAMPAIGNCTL_STORE (PostgreSQL with the
+    `backend` fixture), else the workspace's SQLite file."""
+    url = url or os.environ.get("CAMPAIGNCTL_STORE") or "sqlite:///.campaignctl/store.db"
+    return Store(url, root=root)
 
 
 def lock_campaign(store: Store, workspace: Workspace, name: str) -> dict[str, Any]:

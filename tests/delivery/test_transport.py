@@ -119,7 +119,8 @@ def test_a_third_party_plugin_registers_like_the_builtins(tmp_path: Path) -> Non
 
     assert asyncio.run(run()).provider_id == "coo"
     with pytest.raises(
-        UnknownTransportError, match=r"no email transport named 'pigeon' \(available: file, smtp\)"
+        UnknownTransportError,
+        match=r"no email transport named 'pigeon' is installed \(installed: file, smtp\)",
     ):
         create_transport(Channel.EMAIL, "pigeon", TransportSettings(tmp_path), registry=registry)
 

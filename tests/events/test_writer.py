@@ -164,13 +164,13 @@ def test_resolving_a_batch_never_scans_a_store_table(scaffold: Path) -> None:
     tables through their indexes: its cost follows the batch, not the outbox or recipient
     table (a scan of them for every batch made a big ingest quadratic). SQLite only: its
     planner knows nothing of the temporary batch table."""
-    from campaignctl.events.record import _BATCH, _RESOLVE
+    from campaignctl.store.events import BATCH, RESOLVE
 
     sent = seed(scaffold)  # on SQLite: PostgreSQL ANALYZEs the batch and plans each join
     scanned = []
     with sent.store.transaction() as conn:
-        conn.execute(sa.schema.CreateTable(_BATCH, if_not_exists=True))
-        for statement in _RESOLVE:
+        conn.execute(sa.schema.CreateTable(BATCH, if_not_exists=True))
+        for statement in RESOLVE:
             plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}").all()
             scans = [row[3] for row in plan if row[3].startswith("SCAN ")]
             scanned += [

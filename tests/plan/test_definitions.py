@@ -72,8 +72,9 @@ def test_git_state(tmp_path: Path) -> None:
 
 def test_every_demo_definition_survives_the_round_trip_through_the_store() -> None:
     """The scheduler re-reads applied definitions: canonical JSON must validate again."""
+    from backends import REPO
+
     from campaignctl.spec.models import Campaign
-    from tests.conftest import REPO
 
     for name, campaign in load_workspace(REPO).campaigns.items():
         assert Campaign.model_validate(canonical(campaign)) == campaign, name

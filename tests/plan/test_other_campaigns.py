@@ -39,8 +39,9 @@ def ok(root: Path, *args: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def demo_at(demo: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """The demo, its audience imported; `at(ISO)` moves the clock."""
+def demo_at(demo: Path, monkeypatch: pytest.MonkeyPatch, backend: str):  # type: ignore[no-untyped-def]
+    """The demo, its audience imported (on SQLite and on PostgreSQL); `at(ISO)` moves the
+    clock."""
     monkeypatch.setenv("CI", "1")
     monkeypatch.delenv("CAMPAIGNCTL_SECRET", raising=False)
 

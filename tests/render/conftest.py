@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from golden import Goldens
 
-GOLDEN = Path(__file__).parent / "golden"
-# Regenerate with: CAMPAIGNCTL_UPDATE_GOLDEN=1 pytest tests/render (then review the diff)
-UPDATE = os.environ.get("CAMPAIGNCTL_UPDATE_GOLDEN") == "1"
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=ZoneInfo("Europe/Paris"))
 
 
@@ -26,16 +23,9 @@ def frozen() -> Iterator[datetime]:
 
 
 @pytest.fixture
-def golden() -> Callable[[str, str], None]:
-    def check(name: str, actual: str) -> None:
-        path = GOLDEN / name
-        if UPDATE:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(actual, encoding="utf-8")
-        assert path.is_file(), f"{path} missing: run with CAMPAIGNCTL_UPDATE_GOLDEN=1"
-        assert actual == path.read_text(encoding="utf-8"), f"differs from {path}"
-
-    return check
+def golden() -> Goldens:
+    """Golden files of tests/render/golden (see tests/golden.py)."""
+    return Goldens(Path(__file__).parent / "golden")
 
 
 @pytest.fixture(autouse=True)

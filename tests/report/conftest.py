@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from backends import postgres_store_url
 from typer.testing import CliRunner
 
 from campaignctl.cli.main import app
 from campaignctl.store import tables as t
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = "2027-03-16T07:00:00+00:00"
 
 
@@ -302,18 +302,6 @@ def reported_any(
     if request.param == "sqlite":
         yield _populate(demo, "sqlite:///.campaignctl/store.db", {})
         return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server answers at 127.0.0.1:5432 ({exc.orig})")
-    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-    monkeypatch.setenv("CAMPAIGNCTL_STORE", url)
-    try:
+    with postgres_store_url() as url:
+        monkeypatch.setenv("CAMPAIGNCTL_STORE", url)
         yield _populate(demo, url, {"CAMPAIGNCTL_STORE": url})
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()

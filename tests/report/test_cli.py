@@ -7,32 +7,28 @@ import email
 import email.policy
 import io
 import json
-import os
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from golden import Goldens
 from typer.testing import CliRunner
 
 from campaignctl.cli.main import app
 from tests.report import expected as x
 
-GOLDEN = Path(__file__).with_name("golden")
-UPDATE = os.environ.get("CAMPAIGNCTL_UPDATE_GOLDEN") == "1"
+golden = Goldens(Path(__file__).with_name("golden"))
+
+
+@pytest.fixture
+def reported(reported_any):
+    """The scenario of conftest.py on SQLite (whose report reads its summary tables) and on
+    PostgreSQL (the full aggregation): the same whole outputs from both."""
+    return reported_any
 
 
 def run(root: Path, *args: str):
     return CliRunner().invoke(app, ["--workspace", str(root), "report", *args])
-
-
-def golden(name: str, text: str) -> None:
-    """Compare whole output with tests/report/golden/NAME (CAMPAIGNCTL_UPDATE_GOLDEN=1 rewrites)."""
-    path = GOLDEN / name
-    if UPDATE:
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(text.encode("utf-8"))
-    assert path.exists(), f"{name}: no golden file; run with CAMPAIGNCTL_UPDATE_GOLDEN=1"
-    assert text == path.read_bytes().decode("utf-8"), name
 
 
 def test_list_table_is_printed_whole(reported) -> None:

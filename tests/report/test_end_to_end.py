@@ -53,7 +53,8 @@ def _record_key(sms_text: str, root: Path) -> str:
 
 
 @pytest.fixture
-def sent(demo: Path, monkeypatch: pytest.MonkeyPatch) -> Sent:
+def sent(demo: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> Sent:
+    """The demo's campaign sent through the CLI, on SQLite and on PostgreSQL (`backend`)."""
     monkeypatch.setenv("CAMPAIGNCTL_NOW", NOW)
     monkeypatch.delenv("CAMPAIGNCTL_SECRET", raising=False)
     for args in (

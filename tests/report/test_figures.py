@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from campaignctl.errors import UsageError
+from campaignctl.errors import StateError
 from campaignctl.report.figures import ListFilter, campaign_list, campaign_report
 from campaignctl.report.model import Rate, SentWave
 from campaignctl.store import Store
@@ -106,8 +106,13 @@ def test_campaign_list_filters(reported, filters, names) -> None:
 
 def test_unknown_campaign_suggests_the_close_name(reported) -> None:
     store = Store(reported.store_url, root=reported.root)
-    with pytest.raises(UsageError, match='campaign "mise-a-jour" is not in the store; did you'):
+    # the library has no workspace to tell a typo: the store's one error, with its names
+    with pytest.raises(StateError) as raised:
         campaign_report(store, "mise-a-jour", timezone="Europe/Paris")
+    assert raised.value.render() == (
+        "error: campaign 'mise-a-jour' is not applied: the store does not know it yet\n"
+        "  hint: run `campaignctl apply` first, or did you mean 'mise-a-jour-2027'?"
+    )
     empty = campaign_report(store, "medias-2027", timezone="Europe/Paris")
     store.close()
     assert (empty.status, empty.waves, empty.matrix, empty.answers_per_day) == (

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from campaignctl.cli.main import app
-from campaignctl.store import Store
+from tests.delivery.locking import open_store
 
 runner = CliRunner()
 
@@ -23,7 +23,7 @@ def run(root: Path, *args: str, now: str | None = None, monkeypatch=None, stdin:
 
 
 def test_tick_sends_the_first_wave_then_relaunches_exactly_the_non_responders(
-    demo: Path, monkeypatch
+    demo: Path, monkeypatch, backend: str
 ) -> None:
     run(demo, "audience", "import")
     run(demo, "apply", "mise-a-jour-2027", "--auto-approve")  # the others' waves would be missed
@@ -34,7 +34,7 @@ def test_tick_sends_the_first_wave_then_relaunches_exactly_the_non_responders(
         in first.stderr
     )
 
-    store = Store("sqlite:///.campaignctl/store.db", root=demo)
+    store = open_store(demo)  # SQLite, or PostgreSQL with the `backend` fixture
     with store.read() as conn:
         answered = conn.execute(
             sa.text(

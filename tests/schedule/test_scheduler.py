@@ -196,19 +196,22 @@ def test_a_killed_worker_s_wave_is_finished_by_the_next_tick_and_nothing_is_sent
     late = tick(scaffold, "2027-03-01T09:00:40+01:00")
     _, err = late.communicate(timeout=120)
     assert late.returncode == 1, err  # uncertain messages: a person decides (cron says so)
-    assert err.splitlines()[0] == (
-        "sent: update-2027/0/0 (due 2027-03-01 09:00 +0100, wave 1): 0 sent, 0 failed, "
-        "2 uncertain (maybe delivered before a crash: `campaignctl send update-2027` lists "
-        "them, --retry-uncertain resends them)"
-    )
-    delivered = smtp_server.handler.delivered_ids()
-    assert delivered == before  # nothing more: the last two are in doubt, not re-sent
     outbox = Outbox.__table__
     with store.read() as conn:
         rows = conn.execute(sa.select(outbox.c.message_id, outbox.c.state)).all()
-    # in doubt: the message held in DATA and the next one, already claimed (batch in flight)
-    assert sorted(str(state) for _, state in rows) == ["sent"] * 2 + ["uncertain"] * 2
-    assert {m for m, state in rows if str(state) == "sent"} == set(delivered)
+    sent = {m for m, state in rows if str(state) == "sent"}
+    uncertain = {m for m, state in rows if str(state) == "uncertain"}
+    # in doubt: the message held in DATA, and the next one only if it had been handed to
+    # another connection when the worker died (a claim not handed over went back to the
+    # queue, and the late tick sent it): which of the two depends on that instant
+    assert len(rows) == 4 and len(uncertain) in (1, 2) and len(sent) == 4 - len(uncertain)
+    assert err.splitlines()[0] == (
+        f"sent: update-2027/0/0 (due 2027-03-01 09:00 +0100, wave 1): {2 - len(uncertain)} "
+        f"sent, 0 failed, {len(uncertain)} uncertain (maybe delivered before a crash: "
+        "`campaignctl send update-2027` lists them, --retry-uncertain resends them)"
+    )
+    delivered = smtp_server.handler.delivered_ids()
+    assert set(before) <= sent and sorted(delivered) == sorted(sent)  # each once, none in doubt
     assert [w[2:] for w in waves(open_store(scaffold))] == [("done", "03-01 09:00 +0100", 4)]
 
 

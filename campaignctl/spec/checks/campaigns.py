@@ -52,6 +52,7 @@ class CampaignChecks(CheckerBase):
                         f"export channel {channel!r} is not one of the campaign's channels",
                         f"use one of {', '.join(campaign.channels)}",
                     )
+        self._check_export_overlaps(doc, campaign)
         for i, document in enumerate(campaign.documents):
             self._check_document_file(doc, ("documents", i, "path"), document.path, "document")
         if (
@@ -70,6 +71,26 @@ class CampaignChecks(CheckerBase):
         if campaign.trigger is not None:
             self._check_trigger(doc, campaign, audience_name)
         self._check_steps(doc, ("steps",), campaign.steps, campaign, audience_name)
+
+    def _check_export_overlaps(self, doc: LoadedDocument, campaign: Campaign) -> None:
+        """One badge per cell and system: two exports to one system may not share a cell."""
+        claimed: dict[tuple[str, str, str], int] = {}
+        for i, export in enumerate(campaign.exports):
+            for segment in export.segments or campaign.audience.segments:
+                for channel in export.channels or campaign.channels:
+                    cell = (export.system, segment, str(channel))
+                    if cell in claimed:
+                        self._report(
+                            doc.file,
+                            doc.mark("exports", i),
+                            "invalid-value",
+                            f"exports {claimed[cell] + 1} and {i + 1} both give system "
+                            f"{export.system!r} a badge for the cell {segment} × {channel}",
+                            "a cell has one badge per system: narrow `segments:` or "
+                            "`channels:` of one of them",
+                        )
+                        return
+                    claimed[cell] = i
 
     def _check_campaign_audience(self, doc: LoadedDocument, campaign: Campaign) -> str | None:
         audiences: dict[str, str] = {}

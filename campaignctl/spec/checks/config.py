@@ -12,10 +12,12 @@ from campaignctl.spec.files import (
 )
 from campaignctl.spec.loader import SourceMap
 from campaignctl.spec.models import (
+    Channel,
     EmailTransportKind,
     SmsTransportKind,
     WorkspaceConfig,
 )
+from campaignctl.spec.transports import transport_problem
 
 
 class ConfigChecks(CheckerBase):
@@ -44,6 +46,9 @@ class ConfigChecks(CheckerBase):
                 mark = smap.locate(("systems", name, "path"))
                 self._confined(CONFIG_FILE, mark, system.path, "", f"systems.{name}.path")
         for name, sender in config.senders.items():
+            self._check_transport(
+                smap, ("senders", name, "transport"), Channel.EMAIL, sender.transport
+            )
             if sender.transport == EmailTransportKind.SMTP and sender.smtp is None:
                 self._report(
                     CONFIG_FILE,
@@ -65,6 +70,8 @@ class ConfigChecks(CheckerBase):
                     "to the server is trusted, set `allow_plaintext_auth: true`",
                 )
         sms = config.sms
+        if sms is not None:
+            self._check_transport(smap, ("sms", "transport"), Channel.SMS, sms.transport)
         if sms is not None and sms.transport == SmsTransportKind.HTTP and sms.http is None:
             self._report(
                 CONFIG_FILE,
@@ -73,3 +80,13 @@ class ConfigChecks(CheckerBase):
                 "sms uses transport http but has no `http:` settings",
                 "add `http: {url: ..., token_env: SMS_TOKEN}` or use `transport: file`",
             )
+
+    def _check_transport(
+        self, smap: SourceMap, path: tuple[str, ...], channel: Channel, name: str
+    ) -> None:
+        """A `transport:` names a transport installed for its channel (built in or plugin)."""
+        problem = transport_problem(channel, name)
+        if problem is not None:
+            message, hint = problem
+            where = smap.locate(path)
+            self._report(CONFIG_FILE, where, "unknown-transport", message, hint)

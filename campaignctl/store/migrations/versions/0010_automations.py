@@ -9,7 +9,7 @@ each step a record went through, once (the unique key makes a step never run
 twice for a record, even after a crash mid-pass).
 
 Revision ID: 0010_automations
-Revises: 0006_event_attribution
+Revises: 0009_exports
 Create Date: 2026-12-06 12:00:00
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_automations"
-down_revision = "0006_event_attribution"
+down_revision = "0009_exports"
 branch_labels = None
 depends_on = None
 

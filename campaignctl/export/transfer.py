@@ -1,0 +1,641 @@
+"""`export push` and `export withdraw`: move badges to (or off) the CRM systems.
+
+A push, under the lease `export:CAMPAIGN` (one transfer of a campaign at a time):
+1. records a transfer, then, in the same committed transaction, gives every locked record
+   of the selected cells a badge row per system (`pending`) with its idempotency key
+   (`CAMPAIGN/SYSTEM/tTRANSFER/rRECORD`), set-based, one statement per cell and system;
+   a badge withdrawn before gets a new key (it is a new transfer), no other badge ever
+   does;
+2. sends the `pending` (and `failed`) badges: one CSV file, or webhook batches; a batch
+   is marked `sent` only once the system answered it. A push killed between sending and
+   marking leaves its badges `pending` with their keys: the next push sends them again
+   under the same keys, and the system drops what it already has.
+A withdraw marks the selected badges `withdrawing` first (committed), then sends them
+(the CSV system gets a withdraw file) and marks them `withdrawn`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from campaignctl import clock
+from campaignctl.enums import BadgeState, TransferAction
+from campaignctl.errors import StateError, UsageError
+from campaignctl.export.cells import BadgeSpec, Selection, badge_specs, check_selection
+from campaignctl.export.systems import Badge, CsvDrop, Webhook
+from campaignctl.safecsv import neutralise
+from campaignctl.spec.models import Campaign, ExportSystemType
+from campaignctl.spec.workspace import Workspace
+from campaignctl.store.campaigns import lock_id_in_force as active_lock_id
+from campaignctl.store.lease import HeldLease, acquire, this_holder
+from campaignctl.store.statistics import refresh_statistics
+from campaignctl.store.store import Store
+from campaignctl.store.tables import (
+    CAMPAIGN,
+    EXPORT_BADGE,
+    EXPORT_TRANSFER,
+    RECIPIENT,
+    RECORD,
+)
+
+LEASE_TTL = timedelta(seconds=60)
+RENEW_EVERY = 10.0  # seconds
+MAX_LISTED_FAILURES = 20
+Progress = Callable[[str, int, int], None]  # system, done, total
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    selection: Selection = field(default_factory=Selection)
+    environ: Mapping[str, str] | None = None
+    sleep: Callable[[float], None] = time.sleep
+    progress: Progress | None = None
+    lock_timeout: timedelta | None = None
+
+
+@dataclass
+class SystemResult:
+    """What one transfer did for one system."""
+
+    system: str
+    type: str
+    target: str
+    to_send: int = 0  # badges this run had to send
+    sent: int = 0  # accepted by the system in this run (withdrawn, for a withdraw)
+    failed: int = 0  # refused (4xx) in this run
+    already: int = 0  # push: already transferred, unchanged; withdraw: nothing to undo
+    changed: int = 0  # push: transferred with a badge the definitions changed since
+    not_locked: int = 0  # push: transferred for records the lock in force left out
+    retries: int = 0
+    file: str | None = None
+    failures: list[dict[str, str]] = field(default_factory=list)  # first ones
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class TransferResult:
+    campaign: str
+    action: str
+    transfer_id: int
+    lock_id: int | None
+    selection: Selection
+    systems: list[SystemResult] = field(default_factory=list)
+    elapsed: float = 0.0
+    outcome: str = "done"
+
+    @property
+    def sent(self) -> int:
+        return sum(s.sent for s in self.systems)
+
+    @property
+    def failed(self) -> int:
+        return sum(s.failed for s in self.systems)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not any(s.to_send for s in self.systems)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "format_version": 1,
+            "campaign": self.campaign,
+            "action": self.action,
+            "transfer": self.transfer_id,
+            "lock": self.lock_id,
+            "selection": self.selection.as_json(),
+            "outcome": self.outcome,
+            "sent": self.sent,
+            "failed": self.failed,
+            "nothing_to_do": self.nothing_to_do,
+            "elapsed": round(self.elapsed, 3),
+            "rate": round(self.sent / self.elapsed, 1) if self.elapsed else None,
+            "systems": [s.as_json() for s in self.systems],
+        }
+
+
+# =========================================================================== entry points
+
+
+def push_badges(
+    store: Store, workspace: Workspace, name: str, options: TransferOptions | None = None
+) -> TransferResult:
+    """Transfer the badges of the selected cells of a locked campaign (see the module)."""
+    return _Transfer(store, workspace, name, TransferAction.PUSH, options).run()
+
+
+def withdraw_badges(
+    store: Store, workspace: Workspace, name: str, options: TransferOptions | None = None
+) -> TransferResult:
+    """Undo the transfer of the selected badges (see the module)."""
+    return _Transfer(store, workspace, name, TransferAction.WITHDRAW, options).run()
+
+
+# =========================================================================== the run
+
+
+class _Transfer:
+    def __init__(
+        self,
+        store: Store,
+        workspace: Workspace,
+        name: str,
+        action: TransferAction,
+        options: TransferOptions | None,
+    ) -> None:
+        self.store = store
+        self.workspace = workspace
+        self.campaign: Campaign = workspace.campaign(name)
+        self.action = action
+        self.options = options or TransferOptions()
+        check_selection(self.campaign, self.options.selection)
+        self.specs = badge_specs(self.campaign)
+        self.lease: HeldLease | None = None
+        self._renewed = 0.0
+
+    # ------------------------------------------------------------------ frame
+    def run(self) -> TransferResult:
+        started = time.monotonic()
+        self.lease = acquire(
+            self.store,
+            f"export:{self.campaign.name}",
+            f"export {self.action}",
+            LEASE_TTL,
+            wait=self.options.lock_timeout,
+            sleep=self.options.sleep,
+        )
+        self._renewed = time.monotonic()
+        try:
+            result = self._begin()
+            try:
+                for system in result.systems:
+                    self._system(result, system)
+            except BaseException:
+                result.outcome = "stopped"
+                result.elapsed = time.monotonic() - started
+                self._finish(result)
+                raise
+            result.outcome = "failed" if result.failed else "done"
+            result.elapsed = time.monotonic() - started
+            self._finish(result)
+            return result
+        finally:
+            self.lease.release()
+
+    def _heartbeat(self) -> None:
+        if self.lease is not None and time.monotonic() - self._renewed > RENEW_EVERY:
+            self.lease.renew()
+            self._renewed = time.monotonic()
+
+    def _systems(self) -> list[str]:
+        wanted = self.options.selection.system
+        names = list(dict.fromkeys(spec.system for spec in self.specs.values()))
+        return [n for n in names if wanted in (None, n)]
+
+    def _begin(self) -> TransferResult:
+        now = clock.now()
+        selection = self.options.selection
+        with self.store.transaction(immediate=True) as conn:
+            campaign_id = _campaign_id(conn, self.campaign.name)
+            lock_id = active_lock_id(conn, campaign_id)
+            if lock_id is None and self.action == TransferAction.PUSH:
+                raise StateError(
+                    f"campaign {self.campaign.name!r} is not locked: badges are transferred "
+                    "from a lock, so that the CRM gets the figures that were reviewed",
+                    hint=f"run `campaignctl lock {self.campaign.name}` first "
+                    "(`lock --refresh` recomputes the cells)",
+                )
+            transfer_id = conn.execute(
+                EXPORT_TRANSFER.insert()
+                .values(
+                    campaign_id=campaign_id,
+                    lock_id=lock_id,
+                    action=self.action.value,
+                    selection=selection.as_json(),
+                    holder=this_holder(),
+                    started_at=now,
+                )
+                .returning(EXPORT_TRANSFER.c.id)
+            ).scalar_one()
+            self.campaign_id, self.transfer_id = campaign_id, int(transfer_id)
+            self.lock_id = lock_id
+            result = TransferResult(
+                self.campaign.name, self.action.value, self.transfer_id, lock_id, selection
+            )
+            refresh_statistics(conn, "recipient", "export_badge")
+            for system in self._systems():
+                settings = self._settings(system)
+                webhook = settings.type == ExportSystemType.WEBHOOK
+                target = settings.url if webhook else settings.path
+                result.systems.append(SystemResult(system, settings.type.value, target))
+                if self.action == TransferAction.PUSH:
+                    assert lock_id is not None
+                    states = self._states(conn, system)
+                    self._make_badges(conn, system, lock_id, BadgeState.WITHDRAWN in states)
+                    if BadgeState.FAILED in states:
+                        self._retry_failed(conn, system)
+                else:
+                    self._mark_withdrawing(conn, system)
+            refresh_statistics(conn, "export_badge")  # the badges just made
+            for system_result in result.systems:
+                self._count(conn, system_result)
+        return result
+
+    def _finish(self, result: TransferResult) -> None:
+        with self.store.transaction() as conn:
+            conn.execute(
+                EXPORT_TRANSFER.update()
+                .where(EXPORT_TRANSFER.c.id == self.transfer_id)
+                .values(
+                    finished_at=clock.now(),
+                    outcome=result.outcome,
+                    counts={
+                        s.system: {"sent": s.sent, "failed": s.failed, "already": s.already}
+                        for s in result.systems
+                    },
+                )
+            )
+
+    def _settings(self, system: str) -> Any:
+        config = self.workspace.config
+        assert config is not None
+        settings = config.systems.get(system)
+        if settings is None:
+            raise UsageError(
+                f"export system {system!r} is not in campaignctl.yaml `systems:`",
+                hint="add it back there to reach it",
+            )
+        return settings
+
+    def _folder(self, system: str, settings: Any) -> Any:
+        return self.workspace.confined_file(
+            settings.path, "", "export folder", (None, None, "systems", system, "path")
+        )
+
+    # ------------------------------------------------------------------ selection
+    def _cells(self, system: str) -> list[BadgeSpec]:
+        selection = self.options.selection
+        return [
+            spec
+            for (name, segment, channel), spec in self.specs.items()
+            if name == system and selection.covers(system, segment, channel)
+        ]
+
+    def _where_cells(self, system: str, *, any_cell: bool = False) -> sa.ColumnElement[bool]:
+        """Badges of this campaign and system in the selected cells. A withdraw
+        (`any_cell`) reaches every badge of the selection, whatever exports say now."""
+        badge = EXPORT_BADGE.c
+        base = sa.and_(badge.campaign_id == self.campaign_id, badge.system == system)
+        selection = self.options.selection
+        if any_cell:
+            extra = []
+            if selection.segment is not None:
+                extra.append(badge.segment == selection.segment)
+            if selection.channel is not None:
+                extra.append(badge.channel == selection.channel)
+            return sa.and_(base, *extra)
+        pairs = [
+            sa.and_(badge.segment == spec.segment, badge.channel == spec.channel)
+            for spec in self._cells(system)
+        ]
+        return sa.and_(base, sa.or_(*pairs) if pairs else sa.false())
+
+    # ------------------------------------------------------------------ badges
+    def _states(self, conn: sa.Connection, system: str) -> set[str]:
+        """The states the campaign's badges in `system` are in (to skip needless updates)."""
+        badge = EXPORT_BADGE.c
+        return set(
+            conn.execute(
+                sa.select(badge.state)
+                .where(badge.campaign_id == self.campaign_id, badge.system == system)
+                .distinct()
+            ).scalars()
+        )
+
+    def _make_badges(self, conn: sa.Connection, system: str, lock_id: int, withdrawn: bool) -> None:
+        """Every locked record of the selected cells gets its badge row and key now
+        (`withdrawn`: some badges were withdrawn, and those in the cells get new keys)."""
+        badge = EXPORT_BADGE.c
+        prefix = f"{self.campaign.name}/{system}/t{self.transfer_id}/r"
+        key = sa.literal(prefix, sa.String) + sa.cast(RECIPIENT.c.record_id, sa.String)
+        for spec in self._cells(system):
+            in_cell = sa.and_(
+                RECIPIENT.c.lock_id == lock_id,
+                RECIPIENT.c.segment == spec.segment,
+                RECIPIENT.c.channel == spec.channel,
+            )
+            conn.execute(
+                EXPORT_BADGE.insert().from_select(
+                    [
+                        "campaign_id",
+                        "system",
+                        "record_id",
+                        "segment",
+                        "channel",
+                        "state",
+                        "idempotency_key",
+                        "fields_hash",
+                        "transfer_id",
+                        "attempts",
+                    ],
+                    sa.select(
+                        sa.literal(self.campaign_id),
+                        sa.literal(system),
+                        RECIPIENT.c.record_id,
+                        RECIPIENT.c.segment,
+                        RECIPIENT.c.channel,
+                        sa.literal(BadgeState.PENDING.value),
+                        key,
+                        sa.literal(spec.fields_hash),
+                        sa.literal(self.transfer_id),
+                        sa.literal(0),
+                    ).where(
+                        in_cell,
+                        ~sa.exists().where(
+                            badge.campaign_id == self.campaign_id,
+                            badge.system == system,
+                            badge.record_id == RECIPIENT.c.record_id,
+                        ),
+                    ),
+                )
+            )
+            if not withdrawn:
+                continue
+            # a badge withdrawn before is transferred anew: a new transfer, a new key
+            renewed = sa.literal(prefix, sa.String) + sa.cast(badge.record_id, sa.String)
+            conn.execute(
+                EXPORT_BADGE.update()
+                .where(
+                    badge.campaign_id == self.campaign_id,
+                    badge.system == system,
+                    badge.state == BadgeState.WITHDRAWN.value,
+                    badge.record_id.in_(sa.select(RECIPIENT.c.record_id).where(in_cell)),
+                )
+                .values(
+                    state=BadgeState.PENDING.value,
+                    idempotency_key=renewed,
+                    transfer_id=self.transfer_id,
+                    fields_hash=spec.fields_hash,
+                    segment=spec.segment,
+                    channel=spec.channel,
+                    attempts=0,
+                    error=None,
+                    pushed_at=None,
+                    withdraw_transfer_id=None,
+                    withdrawn_at=None,
+                )
+            )
+
+    def _retry_failed(self, conn: sa.Connection, system: str) -> None:
+        """Badges a system refused go again, under the keys they have."""
+        badge = EXPORT_BADGE.c
+        conn.execute(
+            EXPORT_BADGE.update()
+            .where(self._where_cells(system), badge.state == BadgeState.FAILED.value)
+            .values(state=BadgeState.PENDING.value)
+        )
+
+    def _mark_withdrawing(self, conn: sa.Connection, system: str) -> None:
+        badge = EXPORT_BADGE.c
+        conn.execute(
+            EXPORT_BADGE.update()
+            .where(
+                self._where_cells(system, any_cell=True),
+                badge.state.in_(
+                    [BadgeState.SENT.value, BadgeState.PENDING.value, BadgeState.WITHDRAWING.value]
+                ),
+            )
+            .values(state=BadgeState.WITHDRAWING.value, withdraw_transfer_id=self.transfer_id)
+        )
+
+    def _due_states(self) -> list[str]:
+        """One state, so that the batches are read in id order from the state index."""
+        if self.action == TransferAction.PUSH:
+            return [BadgeState.PENDING.value]
+        return [BadgeState.WITHDRAWING.value]
+
+    def _count(self, conn: sa.Connection, result: SystemResult) -> None:
+        badge = EXPORT_BADGE.c
+        withdraw = self.action == TransferAction.WITHDRAW
+        in_lock: Any = sa.literal(True)
+        if not withdraw:
+            in_lock = sa.exists().where(
+                RECIPIENT.c.lock_id == self.lock_id, RECIPIENT.c.record_id == badge.record_id
+            )
+        rows = conn.execute(
+            sa.select(
+                badge.segment,
+                badge.channel,
+                badge.state,
+                badge.fields_hash,
+                in_lock.label("in_lock"),
+                sa.func.count(),
+            )
+            .where(self._where_cells(result.system, any_cell=withdraw))
+            .group_by(badge.segment, badge.channel, badge.state, badge.fields_hash, "in_lock")
+        ).all()
+        hashes = {(s.segment, s.channel): s.fields_hash for s in self._cells(result.system)}
+        for segment, channel, state, fields_hash, locked, n in rows:
+            if state in self._due_states():
+                result.to_send += n
+            elif withdraw:
+                result.already += n
+            elif state == BadgeState.SENT.value and not locked:
+                result.not_locked += n
+            elif state == BadgeState.SENT.value:
+                if hashes.get((segment, channel)) == fields_hash:
+                    result.already += n
+                else:
+                    result.changed += n
+
+    # ------------------------------------------------------------------ sending
+    def _rows(self, conn: sa.Connection, system: str, after: int, limit: int | None) -> Any:
+        badge = EXPORT_BADGE.c
+        query = (
+            sa.select(
+                badge.id,
+                RECORD.c.key,
+                badge.segment,
+                badge.channel,
+                badge.idempotency_key,
+                badge.record_id,
+            )
+            .join(RECORD, RECORD.c.id == badge.record_id)
+            .where(
+                self._where_cells(system, any_cell=self.action == TransferAction.WITHDRAW),
+                badge.state == self._due_states()[0],
+                badge.record_id > after,
+            )
+            .order_by(badge.record_id)  # the order of the (campaign, system, record) index
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        return conn.execute(query)
+
+    def _badges(self, rows: Any, system: str) -> Iterator[Badge]:
+        for badge_id, key, segment, channel, idempotency_key, record_id in rows:
+            spec = self.specs.get((system, segment, channel))
+            entity, label, fields = (spec.entity, spec.label, spec.fields) if spec else ("", "", {})
+            yield Badge(
+                badge_id, key, segment, channel, idempotency_key, entity, label, fields, record_id
+            )
+
+    def _system(self, result: TransferResult, system: SystemResult) -> None:
+        if not system.to_send:
+            return
+        settings = self._settings(system.system)
+        if settings.type == ExportSystemType.CSV:
+            self._csv(system, settings)
+        else:
+            self._webhook(system, settings)
+
+    def _progress(self, system: str, done: int, total: int) -> None:
+        if self.options.progress is not None:
+            self.options.progress(system, done, total)
+
+    def _csv(self, result: SystemResult, settings: Any) -> None:
+        drop = CsvDrop(result.system, self._folder(result.system, settings))
+        specs = [spec for (s, _, _), spec in self.specs.items() if s == result.system]
+        if self.action == TransferAction.PUSH:
+            specs = self._cells(result.system)
+        names = list(dict.fromkeys(n for spec in specs for n in spec.fields))
+        # the cells' constant columns, made formula-safe once per cell, not per row
+        constant = {
+            (spec.segment, spec.channel): [
+                neutralise(v)
+                for v in (
+                    spec.segment,
+                    spec.channel,
+                    spec.entity,
+                    spec.label,
+                    *(spec.fields.get(n) for n in names),
+                )
+            ]
+            for spec in specs
+        }
+        action, campaign, transfer = self.action.value, self.campaign.name, self.transfer_id
+        last = [0]
+
+        def lines(result_rows: Any) -> Iterator[list[object]]:
+            for partition in result_rows.partitions(5000):
+                for _, key, segment, channel, idempotency_key, record_id in partition:
+                    cell = constant.get((segment, channel))
+                    if cell is None:  # a badge no export covers now (withdraw)
+                        cell = [neutralise(segment), channel, "", ""] + [""] * len(names)
+                    # the key starts with the campaign's slug: nothing a spreadsheet runs
+                    yield [action, neutralise(key), *cell, idempotency_key, campaign, transfer]
+                    last[0] = record_id
+
+        header = ["action", "record", "segment", "channel", "entity", "label", *names]
+        header += ["idempotency_key", "campaign", "transfer"]
+        with self.store.read() as conn:
+            rows = self._rows(
+                conn.execution_options(stream_results=True, max_row_buffer=5000),
+                result.system,
+                0,
+                None,
+            )
+            path, count = drop.write(
+                f"{campaign}.{action}.{transfer:06d}.csv",
+                header,
+                lines(rows),
+                on_row=lambda n: self._progress(result.system, n, result.to_send),
+            )
+        if count:
+            self._mark_done(result.system, 0, last[0])
+            result.file = str(path.relative_to(self.workspace.root))
+        result.sent = count
+        self._progress(result.system, count, result.to_send)
+
+    def _webhook(self, result: SystemResult, settings: Any) -> None:
+        import os
+
+        hook = Webhook(
+            result.system,
+            settings,
+            self.options.environ if self.options.environ is not None else os.environ,
+            self.options.sleep,
+        )
+        hook.open()
+        try:
+            after, done = 0, 0
+            while True:
+                with self.store.read() as conn:
+                    rows = self._rows(conn, result.system, after, settings.batch_size).all()
+                batch = list(self._badges(rows, result.system))
+                if not batch:
+                    break
+                outcome = hook.send(self.action.value, self.campaign.name, self.transfer_id, batch)
+                result.retries += outcome.retries
+                # the batch is every due badge of the selection in this range of records
+                self._mark_done(result.system, after, batch[-1].record_id, outcome.rejected)
+                after = batch[-1].record_id
+                result.sent += len(outcome.accepted)
+                result.failed += len(outcome.rejected)
+                keys = {b.id: b.record for b in batch}
+                for badge_id, why in outcome.rejected.items():
+                    if len(result.failures) < MAX_LISTED_FAILURES:
+                        result.failures.append({"record": keys[badge_id], "error": why})
+                done += len(batch)
+                self._progress(result.system, done, result.to_send)
+                self._heartbeat()
+        finally:
+            hook.close()
+
+    def _mark_done(
+        self, system: str, after: int, up_to: int, rejected: dict[int, str] | None = None
+    ) -> None:
+        """Record what the system confirmed: every due badge of the selection whose record
+        is in (after, up_to] (what was sent: nothing else writes meanwhile, the lease says
+        so), except those `rejected`."""
+        badge = EXPORT_BADGE.c
+        now = clock.now()
+        push = self.action == TransferAction.PUSH
+        values: dict[str, Any] = (
+            {"state": BadgeState.SENT.value, "pushed_at": now, "error": None}
+            if push
+            else {"state": BadgeState.WITHDRAWN.value, "withdrawn_at": now}
+        )
+        values["attempts"] = badge.attempts + 1
+        with self.store.transaction(bump=False) as conn:
+            conn.execute(
+                EXPORT_BADGE.update()
+                .where(
+                    self._where_cells(system, any_cell=not push),
+                    badge.state == self._due_states()[0],
+                    badge.record_id > after,
+                    badge.record_id <= up_to,
+                    ~badge.id.in_(list(rejected)) if rejected else sa.true(),
+                )
+                .values(values)
+            )
+            for badge_id, why in (rejected or {}).items():
+                conn.execute(
+                    EXPORT_BADGE.update()
+                    .where(badge.id == badge_id)
+                    .values(
+                        state=BadgeState.FAILED.value if push else BadgeState.WITHDRAWING.value,
+                        error=why,
+                        attempts=badge.attempts + 1,
+                    )
+                )
+
+
+# =========================================================================== store look-ups
+
+
+def _campaign_id(conn: sa.Connection, name: str) -> int:
+    row = conn.execute(sa.select(CAMPAIGN.c.id).where(CAMPAIGN.c.name == name)).first()
+    if row is None:
+        raise StateError(
+            f"campaign {name!r} is not applied: the store does not know it yet",
+            hint="run `campaignctl apply`, then `campaignctl lock` it",
+        )
+    return int(row.id)

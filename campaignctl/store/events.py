@@ -1,0 +1,215 @@
+"""Events in the store: the one writer every producer's events go through.
+
+`events.record.record_events` (what `events ingest`, the send engine and the web side
+call) reads and checks the events, then stages them here in a temporary batch table;
+`resolve` links each to its message (or its record's latest message), and `record_once`
+inserts those not recorded before, idempotent by event id, whoever wrote them first.
+Each step is a few set-based statements whatever the batch's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from campaignctl.enums import OutboxState
+from campaignctl.store.tables import JSONType
+
+# a message the event may be about: one that went out
+_SENT = "(" + ", ".join(f"'{state.value}'" for state in OutboxState.received()) + ")"
+
+# One row per event of the batch being recorded: a temporary table (per connection), emptied
+# before each batch and, on PostgreSQL, at commit.
+BATCH = sa.Table(
+    "event_batch",
+    sa.MetaData(),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("id", sa.String),
+    sa.Column("type", sa.String),
+    sa.Column("message_id", sa.String),
+    sa.Column("campaign", sa.String),
+    sa.Column("record", sa.String),
+    sa.Column("audience", sa.String),  # events about a record alone: its audience, if given
+    sa.Column("address", sa.String),
+    sa.Column("at", sa.DateTime(timezone=True)),
+    sa.Column("data", JSONType),
+    sa.Column("channel", sa.String),  # as far as the event itself tells
+    sa.Column("wanted", sa.String),  # the channel of the message it may be attributed to
+    sa.Column("effect", sa.String),  # the suppression it calls for
+    sa.Column("outbox_id", sa.Integer),
+    sa.Column("campaign_id", sa.Integer),
+    sa.Column("record_id", sa.Integer),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DELETE ROWS",
+)
+FILLED = [c.name for c in BATCH.columns][:13]  # the columns written from Python
+
+# Joins of the whole batch, a few statements whatever its size. Each is driven by the batch
+# (SQLite's CROSS JOIN keeps the written order, as its planner knows nothing of the
+# temporary table and would otherwise scan the whole outbox or recipient table for every
+# batch); PostgreSQL, which ANALYZEs the batch, orders them as it likes.
+RESOLVE = (
+    # the message named by Message-ID, else by the provider's id
+    """UPDATE event_batch SET outbox_id = o.id, campaign_id = o.campaign_id,
+      record_id = o.record_id
+    FROM outbox o WHERE o.message_id = event_batch.message_id""",
+    """UPDATE event_batch SET (outbox_id, campaign_id, record_id) = (
+      SELECT o.id, o.campaign_id, o.record_id FROM outbox o
+      WHERE o.provider_id = event_batch.message_id ORDER BY o.id LIMIT 1)
+    WHERE outbox_id IS NULL AND message_id IS NOT NULL
+      AND EXISTS (SELECT 1 FROM outbox o WHERE o.provider_id = event_batch.message_id)""",
+    # an event about a record alone (document_received…): the only record with that key
+    # (in its audience, when the event names one)
+    """UPDATE event_batch SET record_id = (
+      SELECT MIN(r.id) FROM record r
+      WHERE r.key = event_batch.record
+        AND (event_batch.audience IS NULL OR r.audience = event_batch.audience)
+      GROUP BY r.key HAVING COUNT(*) = 1)
+    WHERE event_batch.campaign IS NULL AND event_batch.record IS NOT NULL
+      AND event_batch.outbox_id IS NULL AND event_batch.message_id IS NULL""",
+    # else the campaign by name, and the record by key: the only record with that key,
+    # else (a key in several audiences) the one the campaign's latest lock reached
+    """UPDATE event_batch SET campaign_id = c.id FROM campaign c
+    WHERE c.name = event_batch.campaign AND event_batch.outbox_id IS NULL
+      AND event_batch.record IS NOT NULL""",
+    """UPDATE event_batch SET record_id = single.id
+    FROM (SELECT r.key, MIN(r.id) AS id FROM record r
+          WHERE r.key IN (SELECT record FROM event_batch
+                          WHERE outbox_id IS NULL AND campaign_id IS NOT NULL)
+          GROUP BY r.key HAVING COUNT(*) = 1) AS single
+    WHERE single.key = event_batch.record
+      AND event_batch.outbox_id IS NULL AND event_batch.campaign_id IS NOT NULL""",
+    """WITH reached AS (
+      SELECT b.seq, r.id,
+        ROW_NUMBER() OVER (PARTITION BY b.seq ORDER BY l.id DESC, r.id) AS n
+      FROM event_batch b CROSS JOIN record r CROSS JOIN recipient rc CROSS JOIN campaign_lock l
+      WHERE r.key = b.record AND rc.record_id = r.id AND l.id = rc.lock_id
+        AND l.campaign_id = b.campaign_id AND b.outbox_id IS NULL
+        AND b.campaign_id IS NOT NULL AND b.record IS NOT NULL
+        AND b.record_id IS NULL
+    )
+    UPDATE event_batch SET record_id = reached.id FROM reached
+    WHERE reached.seq = event_batch.seq AND reached.n = 1""",
+    # a record's latest message of the campaign sent before the event: its own, or the
+    # grouped email that listed it
+    f"""WITH candidate AS (
+      SELECT b.seq, m.id, m.sent_at FROM event_batch b CROSS JOIN outbox m
+      WHERE m.record_id = b.record_id AND m.campaign_id = b.campaign_id
+        AND b.outbox_id IS NULL AND b.record_id IS NOT NULL
+        AND m.state IN {_SENT} AND m.sent_at <= b.at
+        AND (b.wanted IS NULL OR m.channel = b.wanted)
+      UNION ALL
+      SELECT b.seq, m.id, m.sent_at
+      FROM event_batch b CROSS JOIN recipient rc CROSS JOIN wave w CROSS JOIN outbox m
+      WHERE rc.record_id = b.record_id AND rc.group_key IS NOT NULL
+        AND w.lock_id = rc.lock_id AND w.campaign_id = b.campaign_id
+        AND m.campaign_id = b.campaign_id AND m.wave_id = w.id AND m.channel = rc.channel
+        AND m.group_key = rc.group_key AND b.outbox_id IS NULL AND b.record_id IS NOT NULL
+        AND m.state IN {_SENT} AND m.sent_at <= b.at
+        AND (b.wanted IS NULL OR m.channel = b.wanted)
+    ), latest AS (
+      SELECT seq, id, ROW_NUMBER() OVER (PARTITION BY seq ORDER BY sent_at DESC, id DESC) AS n
+      FROM candidate
+    )
+    UPDATE event_batch SET outbox_id = latest.id FROM latest
+    WHERE latest.seq = event_batch.seq AND latest.n = 1""",
+)
+
+# The event row's record key, address and channel: the event's own, else its message's,
+# else its record's.
+TARGET = """COALESCE(r.key, b.record) AS record_key,
+      COALESCE(b.address, o.address,
+               CASE WHEN b.channel = 'sms' THEN r.phone ELSE r.email_normalized END) AS address,
+      COALESCE(o.channel, b.channel, CASE WHEN b.record_id IS NOT NULL THEN 'email' END)
+        AS channel
+    FROM event_batch b
+      LEFT JOIN outbox o ON o.id = b.outbox_id
+      LEFT JOIN record r ON r.id = b.record_id"""
+
+INSERT = f"""INSERT INTO event (id, type, message_id, outbox_id, campaign_id, record_id,
+      at, data, received_at, record_key, address, channel)
+    SELECT b.id, b.type, b.message_id, b.outbox_id, b.campaign_id, b.record_id,
+      b.at, b.data, :now, {TARGET}
+    WHERE true
+    ORDER BY b.outbox_id  -- the indexes on outbox_id, record_id, campaign_id fill in order
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id"""
+
+# The events that count for no message, or call for a suppression: few, read back.
+NOTABLE = f"""SELECT b.seq, b.id, b.campaign_id, b.record_id, b.outbox_id, c.category, {TARGET}
+      LEFT JOIN campaign c ON c.id = b.campaign_id
+    WHERE b.outbox_id IS NULL OR b.effect IS NOT NULL
+    ORDER BY b.seq"""
+
+
+def bind_processor(column: str, dialect: sa.Dialect) -> Any:
+    """How the driver wants a value of that batch column (None: as it is)."""
+    return BATCH.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def stage(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Empty the batch table (created once per connection), then fill it with one
+    executemany of the driver (`rows` are the FILLED columns, the columns' type processors
+    already applied), without SQLAlchemy's per-row machinery."""
+    conn.execute(sa.schema.CreateTable(BATCH, if_not_exists=True))
+    conn.execute(sa.delete(BATCH))
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    conn.exec_driver_sql(
+        f"INSERT INTO event_batch ({', '.join(FILLED)}) "
+        f"VALUES ({', '.join([marker] * len(FILLED))})",
+        rows,
+    )
+    if conn.dialect.name == "postgresql":
+        # nothing gathers statistics on a temporary table: without them PostgreSQL
+        # takes the batch for a few rows and joins it by nested loops
+        conn.exec_driver_sql("ANALYZE event_batch")
+
+
+def resolve(conn: sa.Connection) -> None:
+    """Link each staged event to its message, campaign and record (see RESOLVE)."""
+    for statement in RESOLVE:
+        conn.execute(sa.text(statement))
+
+
+def batch_campaigns(conn: sa.Connection) -> list[Any]:
+    """(id, name, first_sent_at, applied_at) of the campaigns the staged events name."""
+    return conn.execute(
+        sa.text(
+            "SELECT id, name, first_sent_at, applied_at FROM campaign WHERE id IN "
+            "(SELECT DISTINCT campaign_id FROM event_batch)"
+        )
+    ).all()
+
+
+def batch_campaign_of(conn: sa.Connection) -> list[Any]:
+    """(seq, campaign id) of the staged events linked to a campaign."""
+    return conn.execute(
+        sa.text("SELECT seq, campaign_id FROM event_batch WHERE campaign_id IS NOT NULL")
+    ).all()
+
+
+def drop_from_batch(conn: sa.Connection, seqs: Sequence[int]) -> None:
+    """Leave these staged events out (refused): they will not be recorded."""
+    if seqs:
+        conn.execute(
+            sa.text("DELETE FROM event_batch WHERE seq IN :early").bindparams(
+                sa.bindparam("early", expanding=True)
+            ),
+            {"early": list(seqs)},
+        )
+
+
+def record_once(conn: sa.Connection, now: datetime) -> set[str]:
+    """Insert the staged events not recorded before (INSERT … ON CONFLICT DO NOTHING
+    RETURNING): the ids inserted. Exact when writers overlap: an event counts as recorded
+    only when its row was inserted by this call."""
+    return set(conn.execute(sa.text(INSERT), {"now": now}).scalars().all())
+
+
+def notable(conn: sa.Connection) -> list[Any]:
+    """The staged events that count for no message, or call for a suppression (few), with
+    their record key, address, channel and campaign category."""
+    return conn.execute(sa.text(NOTABLE)).all()
