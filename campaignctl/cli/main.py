@@ -183,15 +183,17 @@ def _register() -> None:
         preview,
         relaunch,
         report,
+        responses,
         scheduler,
         segment,
         send,
+        serve,
         workspace,
     )
 
     for module in (
         workspace, preview, audience, segment, lists, contacts, plan, campaign, send, relaunch,
-        events, export, report, calendar, scheduler, lease, db,
+        events, export, report, responses, calendar, scheduler, lease, db, serve,
     ):  # fmt: skip
         module.register(app)
 

@@ -234,9 +234,10 @@ def send_campaign(
     holder = leases.this_holder()
     lease = None
     if options.hold_lease:
+        zone = workspace.config.timezone if workspace.config else "UTC"
         lease = leases.acquire(
             store, f"send:{campaign}", f"send {campaign}", SEND_LEASE_TTL,
-            wait=options.lease_wait, holder=holder,
+            wait=options.lease_wait, holder=holder, timezone=zone,
         )  # fmt: skip
     try:
         run = _Run(store, workspace, spec, lock, holder, lease, options)

@@ -19,12 +19,14 @@ then inserted by `record_once`), set-based, a few statements whatever its size:
 - its time must be sane: at most a day after now, not before 1970, and not more
   than a day before its campaign's first send (or, never sent, its apply);
   otherwise the event is refused with the reason;
+- a `form_submitted` makes (or, still to process, updates) the record's response to
+  process (events/responses.py);
 - the events that say "never again" add the suppression at once:
   - a hard bounce → the address, every category, reason `bounced` (a soft bounce
     adds nothing: the send engine retries it);
   - a complaint → the address, every category, reason `complained`;
-  - an unsubscribe → the address, the campaign's category (every category when
-    the campaign is unknown), reason `unsubscribed`;
+  - an unsubscribe → the address, the category its `data.category` names, else the
+    campaign's (every category when the campaign is unknown), reason `unsubscribed`;
   - an SMS reply STOP / ARRET / STOP PUB → the phone number, the campaign's
     category (every category when unknown), reason `sms_stop`.
 """
@@ -53,6 +55,7 @@ from campaignctl.events.model import (
     numbered_lines,
     read_event,
 )
+from campaignctl.events.responses import open_responses
 from campaignctl.spec.models import EventType
 from campaignctl.store import events as store_events
 from campaignctl.store.store import Store
@@ -211,6 +214,8 @@ class _Batch:
     def insert(self, listed: int | None, region: str) -> None:
         """Insert the events not recorded before; count them, and add their suppressions."""
         inserted = store_events.record_once(self.conn, self.now)
+        if inserted and any(i.event.type == EventType.FORM_SUBMITTED for i in self.items):
+            self.respond(inserted)
         done = self.done
         done.duplicates += len(self.first) - len(inserted)
         uncounted, suppressions = [], []
@@ -222,7 +227,8 @@ class _Batch:
                 if why is not None:
                     uncounted.append((self.line(row.seq), why))
             if row.seq in self.effects:
-                entry = _suppression(row, self.effects[row.seq], region)
+                chosen = self.items[row.seq].event.data.get("category")
+                entry = _suppression(row, self.effects[row.seq], region, chosen)
                 if entry is not None:
                     suppressions.append(entry)
         done.recorded = len(inserted) - done.unknown - done.unattributed
@@ -232,6 +238,24 @@ class _Batch:
             f"{e.channel} {e.normal} ({e.category or 'all categories'}, {e.reason})"
             for e in add_suppressions(self.conn, suppressions)
         ]
+
+    def respond(self, inserted: set[str]) -> None:
+        """The responses to process of the answers inserted (events/responses.py)."""
+        rows = store_events.staged_answers(self.conn)
+        open_responses(
+            self.conn,
+            [
+                (
+                    r.campaign_id,
+                    r.record_id,
+                    r.outbox_id,
+                    self.items[r.seq].event.data,
+                    self.at[r.seq],
+                )
+                for r in rows
+                if self.items[r.seq].id in inserted
+            ],
+        )
 
     def _uncounted(self, row: Any) -> str | None:
         """Why an event without a message counts for none (None: named by its address)."""
@@ -267,8 +291,12 @@ class _Batch:
         return None
 
 
-def _suppression(row: Any, reason: SuppressionReason, region: str) -> SuppressionEntry | None:
-    """The suppression an event calls for, on its address (normalised); None without one."""
+def _suppression(
+    row: Any, reason: SuppressionReason, region: str, chosen: Any = None
+) -> SuppressionEntry | None:
+    """The suppression an event calls for, on its address (normalised); None without one.
+    An unsubscribe or STOP is for the campaign's category, or the one its `data.category`
+    names (the preference centre's choice)."""
     channel = str(Channel.SMS) if reason == SuppressionReason.SMS_STOP else row.channel
     if not row.address or not channel:
         return None
@@ -280,7 +308,9 @@ def _suppression(row: Any, reason: SuppressionReason, region: str) -> Suppressio
     except ValueProblem:
         return None
     per_category = reason in (SuppressionReason.UNSUBSCRIBED, SuppressionReason.SMS_STOP)
-    category = row.category if per_category else None
+    category = (
+        (chosen if isinstance(chosen, str) and chosen else row.category) if per_category else None
+    )
     return SuppressionEntry(Channel(channel), normal, category, reason, f"event:{row.id}")
 
 

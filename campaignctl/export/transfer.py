@@ -170,6 +170,7 @@ class _Transfer:
             LEASE_TTL,
             wait=self.options.lock_timeout,
             sleep=self.options.sleep,
+            timezone=self.workspace.config.timezone if self.workspace.config else "UTC",
         )
         self._renewed = time.monotonic()
         try:

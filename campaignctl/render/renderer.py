@@ -51,6 +51,7 @@ from campaignctl.render.inlining import OutputCapture, ShapeInliner
 from campaignctl.render.links import LinkPurpose, LinkSigner, resolve_secret
 from campaignctl.render.questionnaire import QuestionnairePlan, QuestionnaireView
 from campaignctl.render.sms import SmsInfo, sms_info
+from campaignctl.render.tracking import EmailTracking
 from campaignctl.spec.files import DOCUMENTS_DIR, TEMPLATE_SUFFIXES
 from campaignctl.spec.models import (
     Campaign,
@@ -232,6 +233,10 @@ class CampaignRenderer:
 
         category = config.categories.get(campaign.category)
         self.unsubscribe_allowed = bool(category and category.unsubscribe)
+        tracking = config.tracking
+        tracked = category is None or category.tracking
+        self.track_opens = bool(tracking and tracking.opens and tracked)
+        self.track_clicks = bool(tracking and tracking.clicks and tracked)
         self.env = make_environment(self.root)
         self._templates: dict[tuple[str, str], jinja2.Template | None] = {}
         self._globals: dict[jinja2.Template, dict[str, Any]] = {}
@@ -239,6 +244,11 @@ class CampaignRenderer:
         self._subject = self._compile_string(self.message.subject or "", "message.subject")
         self.signer = self._link_signer()
         self._links = _Links(self.signer, campaign, self.unsubscribe_allowed)
+        self._tracking = (
+            EmailTracking(self.signer, opens=self.track_opens, clicks=self.track_clicks)
+            if self.signer is not None and (self.track_opens or self.track_clicks)
+            else None
+        )
         questionnaire = (
             workspace.questionnaires.get(campaign.questionnaire.ref)
             if campaign.questionnaire
@@ -277,7 +287,8 @@ class CampaignRenderer:
     def _link_signer(self) -> LinkSigner | None:
         tracking = self.config.tracking
         needed = self.uses.links or (
-            self.unsubscribe_allowed and Channel.EMAIL in self.campaign.channels
+            (self.unsubscribe_allowed or self.track_opens or self.track_clicks)
+            and Channel.EMAIL in self.campaign.channels
         )
         if tracking is None:
             if needed:
@@ -548,10 +559,13 @@ class CampaignRenderer:
         views, questionnaire = self._views(recipient)
         links = LinksView(self._links, recipient, wave)
         whom = _whom(recipient)
+        mid = message_id(self.campaign.name, wave, recipient, "email", self.domain)
         html = text = ""
         if html_template is not None:
             context = self._context(self._html_base, views, questionnaire, links, wave)
             html = self._inline(html_template, context, f"the html part for {whom}")
+            if self._tracking is not None:
+                html = self._tracking.apply(html, mid)
         if text_template is not None:
             context = self._context(self._text_base, views, questionnaire, links, wave)
             text = self._render(text_template, context, f"the text part for {whom}")
@@ -564,7 +578,6 @@ class CampaignRenderer:
             context = self._context(self._text_base, views, questionnaire, links, wave)
             rendered = self._render(self._subject, context, f"the subject for {whom}")
             subject = _WHITESPACE.sub(" ", rendered).strip()
-        mid = message_id(self.campaign.name, wave, recipient, "email", self.domain)
         data = self._assemble(recipient.email, subject, mid, html, text, links)
         return RenderedEmail(
             mid, recipient.email, self.from_address, subject, html, text, data, _used(links)

@@ -36,7 +36,9 @@ def tick(
     """`scheduler tick`: one pass under the scheduler lease, taken first (waiting up to
     `wait` for its holder; TemporaryFailure, exit 75, otherwise) and released after."""
     options = SchedulerOptions.from_workspace(workspace)
-    with acquire(store, LEASE_NAME, "scheduler tick", options.lease_ttl, wait=wait) as lease:
+    with acquire(
+        store, LEASE_NAME, "scheduler tick", options.lease_ttl, wait=wait, timezone=_zone(workspace)
+    ) as lease:
         return scheduler_pass(store, workspace, options, now=clock.now(), lease=lease, log=log)
 
 
@@ -55,7 +57,9 @@ def run_daemon(
     from apscheduler.schedulers.blocking import BlockingScheduler  # only the daemon needs it
 
     options = SchedulerOptions.from_workspace(workspace)
-    lease = acquire(store, LEASE_NAME, "scheduler run", options.lease_ttl, wait=wait)
+    lease = acquire(
+        store, LEASE_NAME, "scheduler run", options.lease_ttl, wait=wait, timezone=_zone(workspace)
+    )
     stop = threading.Event()
     daemon = BlockingScheduler(timezone="UTC")
     failure: list[CampaignctlError] = []
@@ -105,3 +109,8 @@ def run_daemon(
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)  # APScheduler's own wall clock, not the campaign clock
+
+
+def _zone(workspace: Workspace) -> str:
+    """The workspace's time zone, for the times a person reads."""
+    return workspace.config.timezone if workspace.config else "UTC"

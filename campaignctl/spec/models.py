@@ -397,10 +397,23 @@ class Tracking(SpecModel):
     base_url: str = Field(pattern=r"^https?://")
     secret_env: EnvName = "CAMPAIGNCTL_SECRET"
     token_max_age: Duration = Field(default="180d", validate_default=True)
+    opens: bool = Field(
+        True, description="An open pixel in HTML emails (of categories with `tracking`)."
+    )
+    clicks: bool = Field(
+        True,
+        description="Links of HTML emails go through `serve`'s click redirect (of categories "
+        "with `tracking`); form, space, unsubscribe, preference and document links never do.",
+    )
+    api_token_env: EnvName = Field(
+        "CAMPAIGNCTL_API_TOKEN",
+        description="Environment variable holding the bearer token of `POST /api/events`.",
+    )
 
 
 class CategorySettings(SpecModel):
     unsubscribe: bool = True
+    tracking: bool = Field(True, description="Opens and clicks of this category are tracked.")
     label: str | None = None
 
 

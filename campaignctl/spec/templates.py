@@ -246,6 +246,35 @@ class TemplateChecker:
             pending.extend(self.references(current))
         return out
 
+    def shows_link(self, name: str, link: str) -> bool:
+        """Whether template `name`, or a template it extends, includes or imports, prints
+        `links.<link>` (in `{{ … }}` output, not only in a test)."""
+        nodes = self.jinja2.nodes
+        seen: set[str] = set()
+        pending = [name]
+        while pending:
+            current = pending.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            parsed = self.parse(current)
+            if parsed is None or isinstance(parsed, Diagnostic):
+                continue
+            ast, _ = parsed
+            for output in ast.find_all(nodes.Output):
+                for node in output.find_all((nodes.Getattr, nodes.Getitem)):
+                    if isinstance(node, nodes.Getattr):
+                        attr = node.attr
+                    elif isinstance(node.arg, nodes.Const):
+                        attr = node.arg.value
+                    else:
+                        continue
+                    base = node.node
+                    if attr == link and isinstance(base, nodes.Name) and base.name == "links":
+                        return True
+            pending.extend(target for target, _ in self.references(current))
+        return False
+
     def references(self, name: str) -> list[tuple[str, tuple[str, int, int]]]:
         """The constant names template `name` extends, includes or imports, each with
         where it is written (file, line, column)."""
@@ -717,6 +746,9 @@ def analyze_campaign(
         return Analysis([], uses)
     schema = context_schema(_campaign_columns(workspace, campaign), list(message.blocks))
     origin = f"campaign {campaign.name!r}"
+    config = workspace.config
+    category = config.categories.get(campaign.category) if config is not None else None
+    unsubscribe = bool(category and category.unsubscribe)
     out: list[Diagnostic] = []
     seen: set[tuple[str, str]] = set()
     for name, parts in campaign_templates(campaign):
@@ -731,6 +763,8 @@ def analyze_campaign(
                 continue  # reported at the campaign's `template:` by the workspace checks
             if exists:
                 out.extend(checker.check(file, schema, origin, uses))
+                if part in ("html", "text") and unsubscribe:
+                    out.extend(_missing_unsubscribe(checker, file, campaign))
     if message.subject and Channel.EMAIL in campaign.channels:
         doc = workspace.documents["Campaign"].get(campaign.name)
         mark = doc.mark("message", "subject") if doc else None
@@ -756,6 +790,34 @@ def analyze_campaign(
             )
         )
     return Analysis(out, uses)
+
+
+def _missing_unsubscribe(
+    checker: TemplateChecker, file: str, campaign: Campaign
+) -> list[Diagnostic]:
+    """The 2024 Gmail/Yahoo bulk-sender rules and the law ask for a visible unsubscribe link
+    in every part of an email whose category allows unsubscribing, beside the header."""
+    if checker.shows_link(file, "unsubscribe"):
+        return []
+    html = file.endswith(".html.j2")
+    return [
+        Diagnostic(
+            f"{TEMPLATES_DIR}/{file}",
+            1,
+            1,
+            Severity.ERROR,
+            "missing-unsubscribe",
+            f"campaign {campaign.name!r} (category {campaign.category!r}, which allows "
+            f"unsubscribing) sends this {'HTML' if html else 'text'} part without a visible "
+            "unsubscribe link",
+            hint=(
+                'add <a href="{{ links.unsubscribe }}">Se désinscrire</a>'
+                if html
+                else "add a line such as: Se désinscrire : {{ links.unsubscribe }}"
+            )
+            + " to it or to the layout it extends",
+        )
+    ]
 
 
 def check_workspace_templates(workspace: Any) -> list[Diagnostic]:

@@ -213,3 +213,17 @@ def notable(conn: sa.Connection) -> list[Any]:
     """The staged events that count for no message, or call for a suppression (few), with
     their record key, address, channel and campaign category."""
     return conn.execute(sa.text(NOTABLE)).all()
+
+
+def staged_answers(conn: sa.Connection) -> list[Any]:
+    """The staged `form_submitted` events that name their campaign and record: (seq,
+    campaign_id, record_id, outbox_id), for the responses they make."""
+    return list(
+        conn.execute(
+            sa.text(
+                "SELECT seq, campaign_id, record_id, outbox_id FROM event_batch "
+                "WHERE type = 'form_submitted' AND campaign_id IS NOT NULL "
+                "AND record_id IS NOT NULL ORDER BY seq"
+            )
+        )
+    )

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -281,10 +282,13 @@ def acquire(
     wait: timedelta | None = None,
     holder: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    timezone: str = "UTC",
 ) -> HeldLease:
     """Take the lease, waiting up to `wait` (real time) for its holder to let go;
-    TemporaryFailure (exit 75) naming the holder otherwise."""
+    TemporaryFailure (exit 75) naming the holder otherwise, its times in `timezone` (the
+    workspace's: a person reads them)."""
     deadline = time.monotonic() + (wait.total_seconds() if wait else 0)
+    zone = ZoneInfo(timezone)
     while True:
         result = try_acquire(store, name, operation, ttl, holder=holder)
         if isinstance(result, HeldLease):
@@ -293,9 +297,9 @@ def acquire(
             holder_label = Holder.parse(result.holder).label
             raise TemporaryFailure(
                 f"another {_who(name)} holds the lease {name!r} since "
-                f"{_aware(result.since):%Y-%m-%d %H:%M:%S %Z} ({holder_label}, "
-                f"{result.operation}; expires {_aware(result.expires_at):%H:%M:%S %Z} "
-                "unless renewed)",
+                f"{_aware(result.since).astimezone(zone):%Y-%m-%d %H:%M:%S %Z} ({holder_label}, "
+                f"{result.operation}; expires "
+                f"{_aware(result.expires_at).astimezone(zone):%H:%M:%S %Z} unless renewed)",
                 hint="retry later, wait with --lock-timeout DURATION, or if that process is "
                 f"gone: campaignctl lease release {name} --yes",
             )

@@ -236,8 +236,8 @@ def test_a_held_send_lease_names_its_holder_and_exits_75(locked: Path) -> None:
     assert result.exit_code == 75
     assert result.stderr == (
         f"{EARLY}\n"
-        "error: another send holds the lease 'send:mise-a-jour-2027' since 2026-11-23 09:00:00 "
-        "UTC (otherhost:4242, send; expires 09:01:00 UTC unless renewed)\n"
+        "error: another send holds the lease 'send:mise-a-jour-2027' since 2026-11-23 10:00:00 "
+        "CET (otherhost:4242, send; expires 10:01:00 CET unless renewed)\n"
         "  hint: retry later, wait with --lock-timeout DURATION, or if that process is gone: "
         "campaignctl lease release send:mise-a-jour-2027 --yes\n"
     )

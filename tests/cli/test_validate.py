@@ -537,7 +537,18 @@ def _dangling(root: Path) -> None:
 
 
 # One way to cause each diagnostic code: an edit (file, old, new) of CASES' kind, or a function.
+def _marketing_without_visible_unsubscribe(root: Path) -> None:
+    edit(root, "campaigns/update-2027.yaml", "category: administrative", "category: marketing")
+    edit(
+        root,
+        "templates/update-request.txt.j2",
+        "Se désinscrire : {{ links.unsubscribe }}",
+        "Pour vous désinscrire, répondez STOP",
+    )
+
+
 CODE_CASES = {
+    "missing-unsubscribe": _marketing_without_visible_unsubscribe,
     "yaml-syntax": CASES["yaml-syntax"][:3],
     "encoding": _write("campaigns/latin.yaml", "kind: Campaign\nname: é\n".encode("latin-1")),
     "duplicate-key": CASES["duplicate-key"][:3],

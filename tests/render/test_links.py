@@ -142,3 +142,29 @@ def test_short_codes_expire_with_the_tokens_max_age() -> None:
             s.load_short(code)
         assert caught.value.expired
         assert s.load_short(code, max_age=365 * 86400)[1] == SHORT[0][1]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_load_agrees_with_itsdangerous_on_every_altered_character(
+    payload: dict[str, object], frozen: object
+) -> None:
+    from itsdangerous import BadData
+
+    s = signer()
+    reference = URLSafeTimedSerializer(SECRET, salt=f"campaignctl.{LinkPurpose.OPEN}")
+    token = reference.dumps(payload)  # written by itsdangerous itself
+    assert s.load(LinkPurpose.OPEN, token) == payload
+    for i in range(len(token)):
+        for replacement in ("A", "_", ".", "é"):
+            if token[i] == replacement:
+                continue
+            altered = token[:i] + replacement + token[i + 1 :]
+            try:
+                expected = ("ok", reference.loads(altered, max_age=60))
+            except BadData:
+                expected = ("refused", None)
+            try:
+                ours = ("ok", s.load(LinkPurpose.OPEN, altered))
+            except BadData:
+                ours = ("refused", None)
+            assert ours == expected, (i, replacement)

@@ -160,7 +160,7 @@ DAYS = [("2026-11-23", 1, 1), ("2026-11-24", 1, 2), ("2026-11-25", 2, 4)]
 SUMMARY = (
     "mise-a-jour-2027 (questionnaire, administrative): done; 162 records, 154 messages; "
     "answers: 4 / 162 records contacted (2.5%); opens: 6 / 10 delivered (60.0%); "
-    "form opened without answering: 1 / 162 records contacted (0.6%); responses to process: 0"
+    "form opened without answering: 1 / 162 records contacted (0.6%); responses to process: 4"
 )
 
 
@@ -200,7 +200,7 @@ def test_json_holds_every_figure_and_rate_with_its_denominator(reported: Path) -
         "done",
         162,
         154,
-        0,
+        4,  # the four answers: each a response to process (events/responses.py)
     )
     (wave,) = doc["waves"]
     for figures in (wave["figures"], doc["totals"]):
@@ -314,7 +314,7 @@ def test_csv_holds_every_figure_and_rate(reported: Path, tmp_path: Path) -> None
     row = next(r for r in csv.reader(io.StringIO(listing.stdout)) if r[0] == CAMPAIGN)
     # the list's email open rate is the report's: on the 10 emails delivered
     assert row[1:11] == [
-        "questionnaire", "administrative", "done", "162", "154", "0", "2.5%", "0.6%", "60.0%", "0",
+        "questionnaire", "administrative", "done", "162", "154", "0", "2.5%", "0.6%", "60.0%", "4",
     ]  # fmt: skip
 
 
@@ -333,7 +333,7 @@ def test_csv_neutralises_formulas_the_store_holds(reported: Path) -> None:
     rows = list(csv.reader(io.StringIO(listing.stdout)))
     row = next(r for r in rows if r[0] == CAMPAIGN)
     assert row[1:3] == ["'@SUM(A1)", f"'{formula}"]
-    assert row[3:11] == ["done", "162", "154", "0", "2.5%", "0.6%", "60.0%", "0"]  # intact
+    assert row[3:11] == ["done", "162", "154", "0", "2.5%", "0.6%", "60.0%", "4"]  # intact
     for cells in rows:
         assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)
     doc = json.loads(cli(reported, "report", "--format", "json").stdout)

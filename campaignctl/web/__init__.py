@@ -1,0 +1,1 @@
+"""The web side (`campaignctl serve`): see `campaignctl.web.app`."""
