@@ -35,6 +35,7 @@ class WaveKind(enum.StrEnum):
     INITIAL = "initial"
     RELAUNCH = "relaunch"
     RECURRENCE = "recurrence"
+    AUTOMATION = "automation"  # one send step of an automation, for the records at it
 
 
 class WaveStatus(enum.StrEnum):

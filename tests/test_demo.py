@@ -16,7 +16,7 @@ from campaignctl.cli.main import app
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA_LINE = re.compile(r"^# yaml-language-server: \$schema=(?P<path>\S+)$")
-EXPECTED_COUNTS = {"Audience": 1, "Segment": 11, "Questionnaire": 2, "Campaign": 8}
+EXPECTED_COUNTS = {"Audience": 1, "Segment": 11, "Questionnaire": 2, "Campaign": 8, "List": 5}
 
 
 def demo_yaml_files(root: Path) -> list[Path]:
@@ -39,7 +39,7 @@ def test_demo_validates_strictly_with_no_error_and_no_warning(
     assert result.exit_code == 0, result.output
     summary = " ".join(result.output.split())
     assert summary == (
-        "Checked 23 file(s) (1 Audience, 11 Segments, 2 Questionnaires, 8 Campaigns; "
+        "Checked 28 file(s) (1 Audience, 11 Segments, 2 Questionnaires, 8 Campaigns, 5 Lists; "
         "24 template(s)): 0 error(s), 0 warning(s)."
     )
 

@@ -170,6 +170,9 @@ def _run_every_section(root: Path, env: dict[str, str]) -> dict[str, list[dict[s
         run(root, "plan", "--out", str(root / "plan.json"))
         save("show PLANFILE --json", "show", str(root / "plan.json"), "--json")
         save("apply --json", "apply", "--auto-approve", "--json")
+        save("list add|remove --json", "list", "add", "a-appeler", KEY, "--json")
+        save("campaign activate|deactivate --json", "campaign", "activate", "merci-mise-a-jour",
+             "--json")  # fmt: skip
         save("lock --json", "lock", CAMPAIGN, "--json")
         save("send --json", "send", CAMPAIGN, "--now", "--json")
         events = root / "events.jsonl"

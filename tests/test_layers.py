@@ -11,6 +11,9 @@ The layers, top to bottom, and where the packages DESIGN does not name sit:
 - `events/` sits with render and audience: the send engine, `events ingest` and later the
   web side all record events, and `report` and relaunch read them, so it must be below
   every feature; it uses `audience.privacy` to suppress a hard-bounced address.
+- `automation/` (lists, enrolment, step trees, their figures) sits with render and audience:
+  the scheduler runs it, `plan` and `report` count it, and it compiles its conditions with
+  the segment compiler; the send engine and the quiet hours reach it as callables.
 - `waves/` (when each wave is due, and what the store knows of it) is read by `plan` and
   by `schedule`: below both, so neither imports the other's package.
 - The base modules are the vocabulary every layer shares: exit codes and errors, the
@@ -38,7 +41,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
         "features",
         frozenset({"plan", "delivery", "schedule", "report", "web", "export", "scaffold"}),
     ),
-    ("core", frozenset({"render", "audience", "events", "waves"})),
+    ("core", frozenset({"render", "audience", "events", "waves", "automation"})),
     ("definitions", frozenset({"spec", "store"})),
     ("base", frozenset({"clock", "enums", "errors", "safecsv", "lifeline", "campaignctl"})),
 ]
@@ -52,6 +55,7 @@ SIBLINGS: dict[tuple[str, str], str] = {
     ("report", "delivery"): "`report --email` goes through the sender's transport",
     ("render", "audience"): "a preview reads its records from the audience's source file",
     ("events", "audience"): "a hard bounce suppresses the address (audience.privacy)",
+    ("automation", "audience"): "enrolment and `if:` steps compile conditions as segments do",
     ("spec", "store"): "`validate` compiles `matches:` with the store's own RE2 compiler",
     ("export", "delivery"): "a webhook reads its token as the transports do (read_secret)",
     ("clock", "errors"): "a bad CAMPAIGNCTL_NOW is a usage error",

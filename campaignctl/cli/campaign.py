@@ -3,7 +3,7 @@ template; retire an applied campaign."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -139,6 +139,51 @@ def archive(
             else ""
         )
         app.out.print(f"{name}: archived (was {result.previous_state}){forced}")
+
+
+def _switch(ctx: typer.Context, name: str, active: bool, json_output: bool, workspace: Any) -> None:
+    from campaignctl import clock
+    from campaignctl.automation.engine import set_active
+
+    app = get_app(ctx).use(workspace)
+    state = set_active(app.store(), name, active, clock.now())
+    if json_output:
+        app.print_json({"format_version": 1, **state.as_json()})
+    elif active:
+        app.out.print(f"{name}: active (the next scheduler pass enrols and advances records)")
+    else:
+        app.out.print(f"{name}: inactive (enrolled records stay at their step until activated)")
+
+
+@campaign_app.command("activate")
+def activate(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Campaign name (as applied).")],
+    json_output: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Switch an automation on: a `draft: true` campaign, or one deactivated.
+
+    The next scheduler pass enrols what its trigger selects and moves enrolled records on
+    from where they stopped.
+
+    Example: campaignctl campaign activate bienvenue-adherents
+    """
+    _switch(ctx, name, True, json_output, workspace)
+
+
+@campaign_app.command("deactivate")
+def deactivate(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Campaign name (as applied).")],
+    json_output: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Switch an automation off: nobody is enrolled, no step runs; records stay put.
+
+    Example: campaignctl campaign deactivate bienvenue-adherents
+    """
+    _switch(ctx, name, False, json_output, workspace)
 
 
 def register(app: typer.Typer) -> None:

@@ -178,6 +178,7 @@ def _register() -> None:
         events,
         export,
         lease,
+        lists,
         plan,
         preview,
         relaunch,
@@ -191,8 +192,8 @@ def _register() -> None:
     )
 
     for module in (
-        workspace, preview, audience, segment, contacts, plan, campaign, send, relaunch, events,
-        export, report, responses, calendar, scheduler, lease, db, serve,
+        workspace, preview, audience, segment, lists, contacts, plan, campaign, send, relaunch,
+        events, export, report, responses, calendar, scheduler, lease, db, serve,
     ):  # fmt: skip
         module.register(app)
 

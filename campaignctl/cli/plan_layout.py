@@ -74,6 +74,14 @@ def _campaign_panel(app: App, c: CampaignPlan) -> Any:
                 ("  (refused: frozen by the first send)" if refused else "", "bold red"),
             )
         )
+    if c.automation is not None:
+        a = c.automation
+        parts.append(
+            Text(
+                f"automation {a['state']}: trigger {a['trigger']}; {_n(a['affected'])} record(s) "
+                f"affected (the next pass would enrol them), {_n(a['enrolled'])} enrolled"
+            )
+        )
     if c.change == "-":
         parts.append(Text(f"file removed: `campaignctl campaign archive {c.name}` retires it"))
     elif c.archived:
@@ -153,6 +161,8 @@ def _schedule(app: App, c: CampaignPlan) -> Any:
     from rich.text import Text
 
     if not c.schedule:
+        if c.automation is not None and c.channels:
+            return Text("schedule: its steps send on every scheduler pass", style="dim")
         if c.channels:
             return Text("schedule: nothing scheduled (send by hand)", style="dim")
         return Text("")

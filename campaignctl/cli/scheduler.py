@@ -84,7 +84,10 @@ def tick(
     store = app.store()
     wait = parse_lock_timeout(lock_timeout)
     result = one_tick(store, ws, wait=wait, log=_logger(app, log_format))
-    _say(app, log_format, "pass", result.summary(), **{str(t): result.count(t) for t in _types()})
+    counts: dict = {str(t): result.count(t) for t in _types()}
+    if result.automations is not None and result.automations.campaigns:
+        counts["automations"] = result.automations.as_json()
+    _say(app, log_format, "pass", result.summary(), **counts)
     if result.exit_code:
         raise typer.Exit(int(result.exit_code))
 

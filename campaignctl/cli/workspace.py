@@ -106,7 +106,9 @@ def schema(
     ctx: typer.Context,
     kind: Annotated[
         str | None,
-        typer.Argument(help="config, audience, segment, questionnaire or campaign (default: all)."),
+        typer.Argument(
+            help="config, audience, segment, questionnaire, campaign or list (default: all)."
+        ),
     ] = None,
     out: Annotated[
         Path | None,

@@ -143,6 +143,7 @@ class SendOptions:
     registry: TransportRegistry | None = None
     file_fsync: bool = True
     wave_id: int | None = None  # the scheduler's wave; None: the campaign's latest (or a first)
+    spec: Any = None  # an automation's send step: the campaign as that step sends it
 
 
 @dataclass
@@ -220,7 +221,13 @@ def send_campaign(
 ) -> SendSummary:
     """Send the current wave of a locked campaign; resumable, safe to run twice at once."""
     options = options or SendOptions()
-    spec = _campaign(workspace, campaign)
+    spec = options.spec or _campaign(workspace, campaign)
+    if options.spec is None and options.wave_id is None and spec.trigger is not None:
+        raise UsageError(
+            f"campaign {campaign!r} is an automation: its steps send, on every scheduler pass",
+            hint=f"`campaignctl campaign activate {campaign}` switches it on; "
+            "`campaignctl scheduler tick` runs a pass now",
+        )
     if options.dry_run:
         return _dry_run(store, workspace, campaign, options)
     lock = outbox.require_lock(store, campaign, options.wave_id)

@@ -22,7 +22,7 @@ from typing import IO, Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from campaignctl.spec.models import EventType
+from campaignctl.spec.models import RECORD_EVENTS, EventType
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,9 @@ class Event(BaseModel):
     message_id: str | None = Field(None, max_length=LIMITS.message_id)
     campaign: str | None = Field(None, max_length=LIMITS.campaign)
     record: str | None = Field(None, max_length=LIMITS.record)
+    audience: str | None = Field(
+        None, max_length=LIMITS.campaign, description="The record's audience, when several."
+    )
     address: str | None = Field(None, max_length=LIMITS.address)
     at: datetime | None = Field(None, description="Default: the time of ingestion.")
     data: dict[str, Any] = Field(default_factory=dict)
@@ -77,12 +80,14 @@ class Event(BaseModel):
 
     @model_validator(mode="after")
     def _target(self) -> Event:
-        if not (self.message_id or (self.campaign and self.record) or self.address):
+        about_record = self.record and self.type in RECORD_EVENTS
+        if not (self.message_id or (self.campaign and self.record) or self.address or about_record):
             raise ValueError(
-                "an event names its message (message_id), its record (campaign and record), "
-                "or an address"
+                "an event names its message (message_id), its record (campaign and record; "
+                "record alone, with audience when several, for "
+                f"{', '.join(sorted(RECORD_EVENTS))}), or an address"
             )
-        texts = (self.id, self.message_id, self.campaign, self.record, self.address)
+        texts = (self.id, self.message_id, self.campaign, self.record, self.address, self.audience)
         for text in texts:
             if text and ("\x00" in text or not text.isascii()):  # else plainly fine
                 for name, value in zip(_TEXT_FIELDS, texts, strict=True):
@@ -135,7 +140,7 @@ def soft_bounce(dialect: str, alias: str = "e") -> str:
     )
 
 
-_TEXT_FIELDS = ("id", "message_id", "campaign", "record", "address")
+_TEXT_FIELDS = ("id", "message_id", "campaign", "record", "address", "audience")
 
 
 def _check_text(text: str, where: str = "data") -> None:

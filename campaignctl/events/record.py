@@ -174,7 +174,8 @@ class _Batch:
                 channel = str(guess_channel(event.address)) if event.address else None
             values = [
                 seq, item.id, str(event.type), event.message_id, event.campaign, event.record,
-                event.address, at, event.data or None, channel, wanted, effect and str(effect),
+                event.audience, event.address, at, event.data or None, channel, wanted,
+                effect and str(effect),
             ]  # fmt: skip
             for i, process in self.process:
                 if values[i] is not None:
@@ -279,6 +280,14 @@ class _Batch:
         if event.message_id:
             self.done.unknown += 1
             return f"unknown: message {_quoted(event.message_id)} is not in the store"
+        if event.record and row.record_id is None:
+            self.done.unknown += 1
+            if event.audience:
+                return f"unknown: audience {_quoted(event.audience)} has no record {record}"
+            return (
+                f"unknown: no single record has the key {record} "
+                "(none, or one in several audiences: add `audience`)"
+            )
         return None
 
 

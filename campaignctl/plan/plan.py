@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from campaignctl import clock
 from campaignctl.audience.segments import workspace_today
+from campaignctl.automation.figures import automation_plan
 from campaignctl.enums import CampaignState, Channel
 from campaignctl.errors import CampaignctlError, InputError, UsageError, writing
 from campaignctl.plan.definitions import (
@@ -190,6 +191,9 @@ class CampaignPlan:
     sms: SmsFigures | None = None
     schedule: list[WaveTime] = field(default_factory=list)
     sent: bool = False  # the campaign already sent a wave
+    # automations: state (active, inactive, draft…), affected (the trigger would enrol
+    # now), enrolled, trigger (automation.figures.AutomationPlan)
+    automation: dict[str, Any] | None = None
 
     @property
     def will_send(self) -> bool:
@@ -400,6 +404,8 @@ def _campaign_plan(
         grouped=campaign.options.group_by_email,
         sent=bool(applied and applied["first_sent_at"]),
     )
+    if campaign.trigger is not None:
+        plan.automation = automation_plan(conn, workspace, campaign, now).as_json()
     if plan.archived:  # retired by `campaign archive`: nothing to target or schedule
         return plan
     plan.schedule = _schedule(conn, workspace, campaign, now)

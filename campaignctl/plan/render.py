@@ -34,6 +34,12 @@ def campaign_lines(c: CampaignPlan) -> list[str]:
             f"    {'!' if refused else '~'} {f['path']}: {old} → {new}"
             + ("  (refused: frozen by the first send)" if refused else "")
         )
+    if c.automation is not None:
+        a = c.automation
+        lines.append(
+            f"    automation {a['state']}: trigger {a['trigger']}; {_n(a['affected'])} record(s) "
+            f"affected (the next pass would enrol them), {_n(a['enrolled'])} enrolled"
+        )
     if c.change == "-":
         lines.append("    file removed: `campaignctl campaign archive " + c.name + "` retires it")
         return lines
@@ -76,6 +82,8 @@ def campaign_lines(c: CampaignPlan) -> list[str]:
     if c.schedule:
         for wave in c.schedule:
             lines.append(f"    {wave.text}  {wave.describe()}")
+    elif c.automation is not None and c.channels:
+        lines.append("    schedule: its steps send on every scheduler pass (automation)")
     elif c.channels:
         lines.append("    schedule: nothing scheduled (send by hand)")
     if c.not_contacted_records is not None:

@@ -37,6 +37,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from campaignctl import clock
+from campaignctl.automation.engine import applied_campaign
+from campaignctl.automation.figures import step_counts
 from campaignctl.enums import ListStatus, OutboxState, ResponseStatus
 from campaignctl.events.model import soft_bounce
 from campaignctl.plan.lock import not_contacted_counts
@@ -51,9 +53,11 @@ from campaignctl.report.model import (
     MatrixCell,
     Rate,
     SentWave,
+    StepFigures,
     WaveReport,
 )
 from campaignctl.store import campaigns
+from campaignctl.store.tables import CAMPAIGN
 from campaignctl.store.wave_state import wave_progress
 
 NEVER_SENT = ListStatus.NEVER_SENT.value
@@ -398,6 +402,7 @@ def campaign_report(
     with _reading(store, use_summary) as (conn, from_summary):
         campaign = _campaign_row(conn, name)
         cid = campaign.id
+        steps = _steps(conn, cid, campaign)
         waves = conn.execute(
             sa.text(
                 "SELECT id, number, kind, status, scheduled_for, started_at FROM wave "
@@ -484,6 +489,7 @@ def campaign_report(
         answers_per_day=answers,
         generated_at=now,
         not_contacted=not_contacted,
+        steps=steps,
     )
 
 
@@ -680,3 +686,21 @@ def _outbox_per_campaign(conn: Connection, ids: str) -> dict[int, dict[str, int]
         into["records"] = into.get("records", 0) + extra["records"]
         into["contacted"] = into.get("contacted", 0) + extra["contacted"]
     return outbox
+
+
+def _steps(conn: sa.Connection, campaign_id: int, campaign: Any) -> list[StepFigures]:
+    """Automations: per step of the tree, what it did (automation.figures)."""
+    row = conn.execute(sa.select(CAMPAIGN).where(CAMPAIGN.c.id == campaign_id)).first()
+    if row is None or not row.definition or not row.definition.get("trigger"):
+        return []
+    out = []
+    for c in step_counts(conn, campaign_id, applied_campaign(row).spec):
+        not_sent = sum(n for state, n in c.messages.items() if state not in ("sent", "queued"))
+        out.append(
+            StepFigures(
+                c.path, c.affected, c.processed, c.label, c.action, c.waiting,
+                c.messages.get("sent", 0), c.outcomes.get("no_address", 0), not_sent, c.opened,
+                c.clicked, c.outcomes,
+            )
+        )  # fmt: skip
+    return out

@@ -150,9 +150,18 @@ class DailyAnswers:
 class StepFigures:
     """Automation campaigns: records that reached a step vs records it processed."""
 
-    step: str
-    affected: int
-    processed: int
+    step: str  # its path in the tree: 1, 3.then.1…
+    affected: int  # records that reached it
+    processed: int  # records that went through it
+    label: str = ""  # its name, or its action and argument
+    action: str = ""  # send | wait | if | add_to_list | remove_from_list
+    waiting: int = 0  # records at it now
+    sent: int = 0  # send steps: messages sent
+    no_address: int = 0  # send steps: records without an address on the step's channels
+    not_sent: int = 0  # send steps: messages failed, bounced, suppressed or skipped
+    opened: int = 0  # send steps: records that opened / clicked its message
+    clicked: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)  # then/else, added, waited…
 
 
 @dataclass(frozen=True)

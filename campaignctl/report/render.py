@@ -177,8 +177,33 @@ def report_tables(report: CampaignReport | CampaignList) -> list[ReportTable]:
             ReportTable(
                 "steps",
                 f"{report.name}: automation steps",
-                ["step", "affected", "processed"],
-                [[s.step, s.affected, s.processed] for s in report.steps],
+                [
+                    "step",
+                    "",
+                    "affected",
+                    "processed",
+                    "waiting",
+                    "sent",
+                    "no address",
+                    "not sent",
+                    "opened",
+                    "clicked",
+                ],
+                [
+                    [
+                        s.step,
+                        s.label,
+                        s.affected,
+                        s.processed,
+                        s.waiting,
+                        s.sent,
+                        s.no_address,
+                        s.not_sent,
+                        s.opened,
+                        s.clicked,
+                    ]
+                    for s in report.steps
+                ],
             )
         )
     return tables

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from campaignctl.automation.steps import step_spec
 from campaignctl.enums import WaveKind, WaveStatus
 from campaignctl.errors import CampaignctlError, ExitCode, TemporaryFailure
 from campaignctl.plan.lock import active_lock_id, lock_campaign
@@ -89,6 +90,7 @@ class WaveJob:
     campaign: AppliedCampaign
     lock_id: int | None
     recipients: sa.Select[Any] | None  # relaunches: who; None: every recipient of the lock
+    spec: Any = None  # automation waves: the campaign as its send step sends it
 
 
 def lock_for_wave(
@@ -121,7 +123,10 @@ def send_wave(store: Store, workspace: Workspace, job: WaveJob, now: datetime) -
 
     if job.recipients is not None:
         _relaunch_outbox(store, job, now)
-    summary = send_campaign(store, workspace, job.campaign.name, SendOptions(wave_id=job.wave_id))
+    options = SendOptions(
+        wave_id=job.wave_id, spec=job.spec, render_processes=0 if job.spec else None
+    )
+    summary = send_campaign(store, workspace, job.campaign.name, options)
     progress = summary.progress
     waits = progress.due or progress.held or progress.waiting
     failed = summary.sent == 0 and summary.failed and not waits
@@ -191,7 +196,10 @@ def run_wave(store: Store, workspace: Workspace, wave_id: int, *, now: datetime)
                 started_at=sa.func.coalesce(WAVE.c.started_at, now),
             )
         )
-    job = WaveJob(wave_id, wave.number, WaveKind(wave.kind), campaign, lock_id, recipients)
+    spec = None
+    if wave.kind == WaveKind.AUTOMATION:  # rendered as its step sends, from today's templates
+        spec = step_spec(campaign.spec, str(wave.target))
+    job = WaveJob(wave_id, wave.number, WaveKind(wave.kind), campaign, lock_id, recipients, spec)
     result = send_wave(store, workspace, job, now)
     status = finish_wave(store, wave_id, result.status, now, result.note)
     return replace(result, status=status)

@@ -22,10 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from campaignctl.automation.engine import AutomationPass, automation_pass
+from campaignctl.delivery.quiet_hours import next_allowed
 from campaignctl.enums import CampaignState, OutboxState, WaveState, WaveStatus
 from campaignctl.errors import CampaignctlError, ExitCode, TemporaryFailure
 from campaignctl.schedule import runner
@@ -90,6 +93,7 @@ class PassResult:
     now: datetime
     actions: list[Action] = field(default_factory=list)
     interrupted: bool = False  # stopped between waves (SIGTERM)
+    automations: AutomationPass | None = None  # what the automations did (issue 20)
 
     def count(self, kind: ActionType) -> int:
         return sum(1 for a in self.actions if a.type == kind)
@@ -99,11 +103,15 @@ class PassResult:
         """The pass's waves in one code (wave_state): 1 when a wave failed or was missed or
         a message failed or is uncertain; else 75 while messages wait or a wave was
         postponed; else 0."""
-        return combined_exit_code(a.exit_code for a in self.actions)
+        failed = [ExitCode.FAILED] if self.automations and self.automations.failed else []
+        return combined_exit_code([*(a.exit_code for a in self.actions), *failed])
 
     def summary(self) -> str:
         counts = ", ".join(f"{self.count(t)} {t}" for t in ActionType)
-        return f"pass at {self.now:%Y-%m-%d %H:%M:%S %Z}: {counts}"
+        line = f"pass at {self.now:%Y-%m-%d %H:%M:%S %Z}: {counts}"
+        if self.automations is not None and self.automations.campaigns:
+            line += f"; {self.automations.text()}"
+        return line
 
 
 def applied_campaigns(conn: Connection) -> list[AppliedCampaign]:
@@ -232,6 +240,14 @@ def scheduler_pass(
     ids = {c.name: c.id for c in campaigns}
     for action in _create_waves(store, ids, due, options, now):
         emit(action)
+    result.automations = automation_pass(
+        store,
+        workspace,
+        now,
+        lambda wave_id: runner.run_wave(store, workspace, wave_id, now=now),
+        renew=lease.renew if lease is not None else None,
+        wait_end=_quiet_hours_end(workspace),
+    )
     for row in _runnable(store, now):
         if stop is not None and stop.is_set():
             result.interrupted = True
@@ -252,6 +268,15 @@ def scheduler_pass(
         kind = _ACTION_OF_STATE.get(done.state, ActionType.WAITING)
         emit(Action(kind, *base, done.text(row.name, options.timezone), done.exit_code))
     return result
+
+
+def _quiet_hours_end(workspace: Workspace) -> Callable[[datetime], datetime] | None:
+    """An automation's wait that ends in the SMS quiet hours ends when they do."""
+    config = workspace.config
+    if config is None or config.sms is None or config.sms.quiet_hours is None:
+        return None
+    quiet, tz = config.sms.quiet_hours, ZoneInfo(config.timezone)
+    return lambda at: next_allowed(at, quiet, tz)
 
 
 _ACTION_OF_STATE = {

@@ -29,6 +29,9 @@ from campaignctl.spec.models import (
     Segment,
     WorkspaceConfig,
 )
+from campaignctl.spec.models import (
+    List as ListSpec,
+)
 from campaignctl.spec.sources import SourceColumns
 
 # Record attributes that every segment and template may use besides the audience's columns.
@@ -43,6 +46,8 @@ ACTIVITY_ATTRIBUTES = (
     "unsubscribed",
     "bounced",
     "delivered",
+    "answered",
+    "in_list",
 )
 
 D = TypeVar("D", bound=Document)
@@ -91,6 +96,10 @@ class Workspace:
     @property
     def questionnaires(self) -> dict[str, Questionnaire]:
         return self._models("Questionnaire", Questionnaire)
+
+    @property
+    def lists(self) -> dict[str, ListSpec]:
+        return self._models("List", ListSpec)
 
     @property
     def campaigns(self) -> dict[str, Campaign]:

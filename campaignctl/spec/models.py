@@ -147,6 +147,18 @@ class EventType(enum.StrEnum):
     SMS_DELIVERED = "sms_delivered"
     SMS_FAILED = "sms_failed"
     SMS_REPLY = "sms_reply"
+    # about a record, not a message (DESIGN.md §5): named by `record` (+ `audience`)
+    DOCUMENT_RECEIVED = "document_received"
+    SPACE_VISITED = "space_visited"
+    API_CALL = "api_call"
+    SCORE_CHANGED = "score_changed"
+
+
+# Events that name their record alone (no message, no campaign needed).
+RECORD_EVENTS = frozenset(
+    {EventType.DOCUMENT_RECEIVED, EventType.SPACE_VISITED, EventType.API_CALL,
+     EventType.SCORE_CHANGED}
+)  # fmt: skip
 
 
 # Automations (§5) may also start when a record joins or leaves a list or a segment, on an
@@ -158,10 +170,6 @@ TriggerEvent = enum.StrEnum(  # type: ignore[misc]
         ("LIST_ADDED", "list_added"),
         ("LIST_REMOVED", "list_removed"),
         ("SEGMENT_ENTERED", "segment_entered"),
-        ("API_CALL", "api_call"),
-        ("SCORE_CHANGED", "score_changed"),
-        ("DOCUMENT_RECEIVED", "document_received"),
-        ("SPACE_VISITED", "space_visited"),
     ],
     module=__name__,
 )
@@ -542,6 +550,14 @@ class Segment(Document):
     where: Condition
 
 
+class List(Document):
+    """A named list of records of one audience (DESIGN.md §5): its members live in the store,
+    changed by automation steps, `campaignctl list add/remove` and `POST /api/lists/NAME`."""
+
+    kind: Literal["List"]
+    audience: Slug
+
+
 class QuestionField(SpecModel):
     id: Identifier
     label: str | None = None
@@ -825,4 +841,5 @@ KINDS: dict[str, type[Document]] = {
     "Segment": Segment,
     "Questionnaire": Questionnaire,
     "Campaign": Campaign,
+    "List": List,
 }

@@ -36,7 +36,12 @@ class ValidationResult:
 
     def summary(self) -> str:
         counts = self.workspace.counts()
-        kinds = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in counts.items())
+        # lists are optional: named only when the workspace has some
+        kinds = ", ".join(
+            f"{n} {kind}{'s' if n != 1 else ''}"
+            for kind, n in counts.items()
+            if n or kind != "List"
+        )
         templates = len(self.workspace.templates)
         return (
             f"Checked {len(self.files)} file(s) ({kinds}; {templates} template(s)): "

@@ -32,6 +32,7 @@ BATCH = sa.Table(
     sa.Column("message_id", sa.String),
     sa.Column("campaign", sa.String),
     sa.Column("record", sa.String),
+    sa.Column("audience", sa.String),  # events about a record alone: its audience, if given
     sa.Column("address", sa.String),
     sa.Column("at", sa.DateTime(timezone=True)),
     sa.Column("data", JSONType),
@@ -44,7 +45,7 @@ BATCH = sa.Table(
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DELETE ROWS",
 )
-FILLED = [c.name for c in BATCH.columns][:12]  # the columns written from Python
+FILLED = [c.name for c in BATCH.columns][:13]  # the columns written from Python
 
 # Joins of the whole batch, a few statements whatever its size. Each is driven by the batch
 # (SQLite's CROSS JOIN keeps the written order, as its planner knows nothing of the
@@ -60,6 +61,15 @@ RESOLVE = (
       WHERE o.provider_id = event_batch.message_id ORDER BY o.id LIMIT 1)
     WHERE outbox_id IS NULL AND message_id IS NOT NULL
       AND EXISTS (SELECT 1 FROM outbox o WHERE o.provider_id = event_batch.message_id)""",
+    # an event about a record alone (document_received…): the only record with that key
+    # (in its audience, when the event names one)
+    """UPDATE event_batch SET record_id = (
+      SELECT MIN(r.id) FROM record r
+      WHERE r.key = event_batch.record
+        AND (event_batch.audience IS NULL OR r.audience = event_batch.audience)
+      GROUP BY r.key HAVING COUNT(*) = 1)
+    WHERE event_batch.campaign IS NULL AND event_batch.record IS NOT NULL
+      AND event_batch.outbox_id IS NULL AND event_batch.message_id IS NULL""",
     # else the campaign by name, and the record by key: the only record with that key,
     # else (a key in several audiences) the one the campaign's latest lock reached
     """UPDATE event_batch SET campaign_id = c.id FROM campaign c

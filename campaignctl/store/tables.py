@@ -332,6 +332,76 @@ class AuditLog(SQLModel, table=True):
     data: dict[str, Any] | None = _json()
 
 
+class ListMember(SQLModel, table=True):
+    """A record in a `kind: List` (DESIGN.md §5). Removing a member keeps its row with
+    `removed_at` set, so that `list_removed` triggers see it; adding it back clears it."""
+
+    __tablename__ = "list_member"
+    __table_args__ = (
+        sa.UniqueConstraint("list_name", "record_id", name="uq_list_member"),
+        sa.Index("ix_list_member_record", "record_id"),
+        sa.Index("ix_list_member_added", "list_name", "added_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    list_name: str = Field(max_length=100)
+    record_id: int = _fk("record.id")
+    added_at: datetime
+    removed_at: datetime | None = None
+    source: str | None = Field(default=None, max_length=200)  # command, campaign step, api
+
+
+class Automation(SQLModel, table=True):
+    """The run state of a campaign with `trigger:` or `steps:`: whether it is switched on
+    (`campaign activate/deactivate`) and since when it takes events."""
+
+    __tablename__ = "automation"
+    campaign_id: int = Field(
+        sa_column_args=[sa.ForeignKey("campaign.id", ondelete="CASCADE")], primary_key=True
+    )
+    active: bool = True
+    activated_at: datetime
+    deactivated_at: datetime | None = None
+    last_pass_at: datetime | None = None
+
+
+class Enrolment(SQLModel, table=True):
+    """One record in one automation, once per campaign (never twice: the unique key), at the
+    step `step` (a path such as `2.then.0`; NULL when it went through every step)."""
+
+    __tablename__ = "enrolment"
+    __table_args__ = (
+        sa.UniqueConstraint("campaign_id", "record_id", name="uq_enrolment"),
+        sa.Index("ix_enrolment_due", "campaign_id", "step", "due_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = _fk("campaign.id")
+    record_id: int = _fk("record.id")
+    enrolled_at: datetime
+    trigger_event: str | None = Field(default=None, max_length=64)
+    step: str | None = Field(default=None, max_length=200)
+    due_at: datetime | None = None  # when the record may run its step (a wait's end)
+    error: str | None = None  # why its step failed last (it stays at that step)
+    finished_at: datetime | None = None
+
+
+class StepRun(SQLModel, table=True):
+    """A record that went through one step of an automation (once: the unique key), with
+    what the step did: sent (with its wave), waited, branched, listed, no address…"""
+
+    __tablename__ = "step_run"
+    __table_args__ = (
+        sa.UniqueConstraint("campaign_id", "step", "record_id", name="uq_step_run"),
+        sa.Index("ix_step_run_record", "record_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = _fk("campaign.id")
+    step: str = Field(max_length=200)
+    record_id: int = _fk("record.id")
+    outcome: str = Field(max_length=32)
+    wave_id: int | None = _fk("wave.id", ondelete="SET NULL", default=None)
+    at: datetime
+
+
 # The report's summary (revision 0004): counters `report` keeps up to date itself on
 # SQLite and can rebuild from scratch at any time (report/summary.py says what each
 # holds). Core tables rather than models: only the summary's own SQL reads and writes
@@ -464,6 +534,10 @@ TABLES = [
     Suppression,
     Lease,
     AuditLog,
+    ListMember,
+    Automation,
+    Enrolment,
+    StepRun,
     ExportTransfer,
     ExportBadge,
 ]
@@ -483,5 +557,9 @@ RESPONSE = Response.__table__  # type: ignore[attr-defined]
 SUPPRESSION = Suppression.__table__  # type: ignore[attr-defined]
 LEASE = Lease.__table__  # type: ignore[attr-defined]
 AUDIT_LOG = AuditLog.__table__  # type: ignore[attr-defined]
+LIST_MEMBER = ListMember.__table__  # type: ignore[attr-defined]
+AUTOMATION = Automation.__table__  # type: ignore[attr-defined]
+ENROLMENT = Enrolment.__table__  # type: ignore[attr-defined]
+STEP_RUN = StepRun.__table__  # type: ignore[attr-defined]
 EXPORT_TRANSFER = ExportTransfer.__table__  # type: ignore[attr-defined]
 EXPORT_BADGE = ExportBadge.__table__  # type: ignore[attr-defined]

@@ -34,11 +34,14 @@ def test_read_events_reports_bad_lines_and_keeps_good_ones() -> None:
         (
             5,
             "type: Input should be 'delivered', 'bounced', 'opened', 'clicked', 'form_opened', "
-            "'form_submitted', 'unsubscribed', 'complained', 'sms_delivered', 'sms_failed' or 'sms_reply'",
+            "'form_submitted', 'unsubscribed', 'complained', 'sms_delivered', 'sms_failed', 'sms_reply', "
+            "'document_received', 'space_visited', 'api_call' or 'score_changed'",
         ),
         (
             6,
-            "an event names its message (message_id), its record (campaign and record), or an address",
+            "an event names its message (message_id), its record (campaign and record; record "
+            "alone, with audience when several, for api_call, document_received, score_changed, "
+            "space_visited), or an address",
         ),
         (7, "each line must be a JSON object"),
     ]

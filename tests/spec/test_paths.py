@@ -171,7 +171,7 @@ def test_validate_reports_every_unsafe_path_with_its_location(hostile: Path, out
     assert result.exit_code == 65, result.output
     assert result.stdout.splitlines() == expected_diagnostics(outside)
     assert result.stderr == (
-        "Checked 24 file(s) (1 Audience, 11 Segments, 2 Questionnaires, 8 Campaigns; "
+        "Checked 29 file(s) (1 Audience, 11 Segments, 2 Questionnaires, 8 Campaigns, 5 Lists; "
         "26 template(s)): 15 error(s), 0 warning(s).\n"
     )
 

@@ -37,6 +37,8 @@ class WorkspaceChecker(
         self._check_segment_cycles()
         for doc in self.ws.documents["Questionnaire"].values():
             self._check_questionnaire(doc)
+        for doc in self.ws.documents["List"].values():
+            self._check_list(doc)
         for doc in self.ws.documents["Campaign"].values():
             self._check_campaign(doc)
         self._check_templates()

@@ -49,6 +49,7 @@ class CheckerBase:
             "segment": "Segment",
             "questionnaire": "Questionnaire",
             "campaign": "Campaign",
+            "list": "List",
         }.get(what)
         if kind and name in self.ws.broken.get(kind, ()):
             return
