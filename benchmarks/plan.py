@@ -84,7 +84,9 @@ def main() -> None:
     for folder in ("audiences/segments", "campaigns", "templates"):
         (ws / folder).mkdir(parents=True)
     (ws / "campaignctl.yaml").write_text(CONFIG)
-    document = audience(csv_path)[0].replace("source: contacts.csv", "source: audiences/contacts.csv")
+    document = audience(csv_path)[0].replace(
+        "source: contacts.csv", "source: audiences/contacts.csv"
+    )
     (ws / "audiences" / "contacts.audience.yaml").write_text(document)
     for name, where in SEGMENTS.items():
         (ws / "audiences" / "segments" / f"{name}.yaml").write_text(

@@ -71,7 +71,17 @@ def run_send(root: Path, env: dict[str, str]) -> tuple[dict, float, tuple[int, i
     start = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(
-        [sys.executable, "-c", RUN_CLI, "--workspace", str(root), "send", CAMPAIGN, "--now", "--json"],
+        [
+            sys.executable,
+            "-c",
+            RUN_CLI,
+            "--workspace",
+            str(root),
+            "send",
+            CAMPAIGN,
+            "--now",
+            "--json",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -179,9 +179,18 @@ def _run_every_section(root: Path, env: dict[str, str]) -> dict[str, list[dict[s
         lines = [
             {"type": "opened", "campaign": CAMPAIGN, "record": KEY, "at": NOW},
             {"type": "clicked", "message_id": "nobody@example.org", "at": NOW},
-        ]
+            {"type": "form_submitted", "campaign": CAMPAIGN, "record": KEY, "at": NOW,
+             "data": {"answers": {"telephone": "06 11 22 33 44"}}},
+        ]  # fmt: skip
         events.write_text("\n".join(map(json.dumps, lines)) + "\nnot json\n", encoding="utf-8")
         save("events ingest --json", "events", "ingest", str(events), "--json")
+        save("responses list|accept|reject --json", "responses", "list", "--json")
+        save("responses show ID --json", "responses", "show", "1", "--json")
+        save("responses list|accept|reject --json", "responses", "accept", "1", "--yes", "--json")
+        run(root, "lock", "appel-cotisation-2027")
+        push = ("export", "push", "appel-cotisation-2027", "--system", "crm-fichier", "--json")
+        save("export push --json", *push)
+        save("export status --json", "export", "status", "appel-cotisation-2027", "--json")
         save("report --format json", "report", "--format", "json")
         save("report --format json", "report", CAMPAIGN, "--format", "json")
         save("relaunch --json", "relaunch", CAMPAIGN, "--dry-run", "--json")
@@ -196,6 +205,7 @@ def _run_every_section(root: Path, env: dict[str, str]) -> dict[str, list[dict[s
         save("contacts export", "contacts", "export", KEY)
         save("campaign archive --json", "campaign", "archive", "medias-2027", "--json")
         save("contacts forget --json", "contacts", "forget", KEY, "--yes", "--json")
+        save("campaign clone --json", "campaign", "clone", CAMPAIGN, "copie-2027", "--json")
     return {
         heading: [
             json.loads(doc)
