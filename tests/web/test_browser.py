@@ -121,8 +121,8 @@ def test_the_form_can_be_filled_and_sent_with_the_keyboard_only(server: Server, 
             break
     else:
         raise AssertionError("the submit button is not reachable with Tab")
-    page.keyboard.press("Enter")
-    page.wait_for_load_state()
+    with page.expect_navigation():  # a key press, unlike a click, waits for no navigation
+        page.keyboard.press("Enter")
     summary = page.locator("#errors")
     assert "Nom de l'établissement : Ce champ est obligatoire." in summary.inner_text()
     # the summary has the focus; its first link takes the keyboard to the field
@@ -134,8 +134,8 @@ def test_the_form_can_be_filled_and_sent_with_the_keyboard_only(server: Server, 
     assert page.evaluate("document.activeElement.id") == "name"
     assert page.evaluate("document.activeElement.getAttribute('aria-invalid')") == "true"
     page.keyboard.type("Gîte corrigé au clavier")
-    page.keyboard.press("Enter")  # Enter in a text input submits the form
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")  # Enter in a text input submits the form
     assert (
         page.get_by_role("heading", level=1).inner_text() == "Merci, vos réponses sont enregistrées"
     )
