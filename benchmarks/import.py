@@ -17,7 +17,6 @@ Needs sqlite-utils, the reference: `pip install -e '.[bench]'`.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -66,7 +65,7 @@ def audience(csv_path: Path) -> tuple[str, str]:
         for name in header.split(delimiter)
         if name in TYPES
     ]
-    document = "kind: Audience\nname: contacts\nsource: contacts.csv\nkey: id\ncolumns:\n"
+    document = "kind: Audience\nname: contacts\nsource: audiences/contacts.csv\nkey: id\ncolumns:\n"
     return document + "\n".join(columns) + "\n", delimiter
 
 
@@ -120,7 +119,8 @@ def main() -> None:
     document, delimiter = audience(csv_path)
     (ws / "audiences" / "contacts.audience.yaml").write_text(document)
     (ws / "audiences" / "segments" / "renewing.yaml").write_text(SEGMENT)
-    os.symlink(csv_path.resolve(), ws / "contacts.csv")
+    # a copy: a source must lie inside audiences/, and a symlink out of the workspace is refused
+    shutil.copyfile(csv_path, ws / "audiences" / "contacts.csv")
     rows = sum(1 for _ in csv_path.open(encoding="utf-8-sig")) - 1
     print(f"file: {csv_path} ({csv_path.stat().st_size / 1e6:.0f} MB, ~{rows:,} lines)")
 
