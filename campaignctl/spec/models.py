@@ -147,6 +147,8 @@ class EventType(enum.StrEnum):
     SMS_DELIVERED = "sms_delivered"
     SMS_FAILED = "sms_failed"
     SMS_REPLY = "sms_reply"
+    # a `to_sign` document of an information campaign signed in the partner space
+    DOCUMENT_SIGNED = "document_signed"
     # about a record, not a message (DESIGN.md §5): named by `record` (+ `audience`)
     DOCUMENT_RECEIVED = "document_received"
     SPACE_VISITED = "space_visited"
