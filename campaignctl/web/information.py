@@ -27,6 +27,7 @@ from campaignctl.automation.information import SpaceCampaign, signatures, space_
 from campaignctl.errors import SpecError
 from campaignctl.events.model import Event
 from campaignctl.render.links import LinkPurpose
+from campaignctl.render.signing import signed_copy
 from campaignctl.spec.files import DOCUMENTS_DIR
 from campaignctl.spec.models import EventType
 from campaignctl.web import queries
@@ -84,6 +85,9 @@ def _document_path(web: Web, campaign: str, document: str) -> Path:
         raise InvalidToken from exc
     if not path.is_file():
         raise InvalidToken
+    if spec.documents[index].sign and web.config.signing is not None:
+        # the organisation-signed copy /d/ serves: the hash is of what the partner read
+        path = signed_copy(path, web.config.signing, web.workspace.root)
     return path
 
 
@@ -167,7 +171,7 @@ async def sign(request: Request) -> Response:
     if spec_doc is None or not spec_doc.to_sign:
         raise InvalidToken  # not (or no longer) offered to sign in this space
     if (campaign, document) not in signed:
-        path = _document_path(web, campaign, document)
+        path = await run_in_threadpool(_document_path, web, campaign, document)
         digest = await run_in_threadpool(_sha256, path)
         for key in records.keys:
             await web.hit(

@@ -186,3 +186,61 @@ def test_a_partner_signs_the_charter_in_a_real_browser(info_server: Server) -> N
         "SELECT r.key FROM event e JOIN record r ON r.id = e.record_id "
         "WHERE e.type = 'document_signed'"
     ) == [(key,)]
+
+
+@pytest.fixture
+def signing_server(sent: Sent, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """serve on a workspace whose charter is signed by the organisation (`sign: true`),
+    its key and certificate outside the workspace, the password in the environment."""
+    from campaignctl.web.app import create_app
+    from campaignctl.web.settings import ServeSettings
+    from tests.render.test_signing import PASSWORD, make_certificate
+    from tests.web.conftest import run_app
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    key, cert = make_certificate(keys)
+    monkeypatch.setenv("ORG_SIGNING_PASSWORD", PASSWORD)
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", VISIT)
+    config = sent.root / "campaignctl.yaml"
+    config.write_text(
+        config.read_text("utf-8") + f"\nsigning:\n  certificate: {cert}\n  key: {key}\n"
+        "  password_env: ORG_SIGNING_PASSWORD\n",
+        "utf-8",
+    )
+    spec = sent.root / "campaigns" / f"{CHARTE}.yaml"
+    text = spec.read_text("utf-8").replace(
+        "    to_sign: true\n", "    to_sign: true\n    sign: true\n"
+    )
+    spec.write_text(text, "utf-8")
+    result = cli(sent.root, "apply", CHARTE, "--auto-approve")
+    assert result.exit_code == 0, result.output
+    application = create_app(ServeSettings(root=str(sent.root), store_url=sent.store_url))
+    for base in run_app(application):
+        yield Server(base, sent), cert
+
+
+def test_a_sign_true_pdf_is_served_signed_by_the_organisation(signing_server) -> None:  # type: ignore[no-untyped-def]
+    from tests.render.test_signing import validate
+
+    server, cert = signing_server
+    _, path = accommodation_space(server.sent)
+    with server.client() as client:
+        page = client.get(path)
+        links = dict(re.findall(r'<li><a href="(/d/[^"]+)">([^<]+)</a>', page.text))
+        charter = next(link for link, label in links.items() if label.startswith("Charte"))
+        download = client.get(charter)
+        assert download.status_code == 200
+        form = re.search(r'action="([^"]+)" class="sign">\s*<input type="hidden" '
+                         r'name="csrf_token" value="([0-9a-f]+)">', page.text)  # fmt: skip
+        assert form is not None
+        signed = client.post(form.group(1), data={"csrf_token": form.group(2),
+                             "campaign": CHARTE, "document": "charte-qualite-2027.pdf"})  # fmt: skip
+        assert signed.status_code == 200, signed.text
+    copy = server.sent.root / "served.pdf"
+    copy.write_bytes(download.content)
+    assert validate(copy, cert) == (True, True, "Office de tourisme du Val")
+    # the partner's signature holds the hash of the signed copy they downloaded
+    [(data,)] = server.sent.query("SELECT data FROM event WHERE type = 'document_signed'")
+    data = data if isinstance(data, dict) else json.loads(data)
+    assert data["sha256"] == hashlib.sha256(download.content).hexdigest()
