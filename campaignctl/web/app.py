@@ -9,7 +9,8 @@ only (`render.links.LinkSigner`, the signer that made the links):
 - `/f/TOKEN` questionnaire form, `/s/TOKEN` personal space (with its information
   campaigns; `POST /s/TOKEN/sign` signs a `to_sign` document), `/q/CODE` short links;
 - `/d/TOKEN` the documents a campaign offers (a list, or one file);
-- `POST /api/events` JSON lines of `events ingest`, with a bearer token.
+- `POST /api/events` JSON lines of `events ingest`, and `POST /api/lists/NAME` list
+  members to add or remove, with a bearer token.
 
 Every hit is an event stored (web/writer.py) before the answer is sent. A tampered,
 expired or foreign token gets the same 404 page, with no detail.
@@ -197,6 +198,7 @@ def _routes() -> list[Route]:
         Route("/s/{token}/sign", information.sign, methods=["POST"]),
         Route("/d/{token}", documents.documents, methods=["GET"]),
         Route("/api/events", api.events, methods=["POST"]),
+        Route("/api/lists/{name}", api.list_members, methods=["POST"]),
         Route("/assets/{name}", assets, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
     ]
