@@ -319,9 +319,14 @@ def enrol(
             source,
         )
         .on_conflict_do_nothing()
-        .returning(ENROLMENT.c.id)
     )  # fmt: skip
-    return len(conn.execute(statement, {"now": now, "due": due_at or now}).all())
+    params = {"now": now, "due": due_at or now}
+    if conn.dialect.name == "sqlite":  # its rowcount counts the rows inserted
+        return int(conn.execute(statement, params).rowcount)
+    # psycopg reports no rowcount here: count the ids returned, a batch at a time (an
+    # enrolment of 1M records never holds 1M Python rows)
+    result = conn.execute(statement.returning(ENROLMENT.c.id), params)
+    return sum(len(batch) for batch in result.partitions(10_000))
 
 
 # --------------------------------------------------------------------------- steps
