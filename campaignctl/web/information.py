@@ -16,8 +16,10 @@ import base64
 import hashlib
 import mimetypes
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -96,7 +98,13 @@ def _view(
 ) -> tuple[list[SpaceCampaign], dict[tuple[str, str], Any]]:
     with web.store.read() as conn:
         shown = space_view(conn, web.workspace, records.ids, web.now())
-        signed = {(s.campaign, s.document): s.at for s in signatures(conn, records.ids)}
+        zone = ZoneInfo(web.config.timezone)
+        signed = {
+            (s.campaign, s.document): (
+                s.at if s.at.tzinfo else s.at.replace(tzinfo=UTC)
+            ).astimezone(zone)
+            for s in signatures(conn, records.ids)
+        }
     return shown, signed
 
 
