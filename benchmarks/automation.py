@@ -14,7 +14,8 @@ by CAMPAIGNCTL_NOW), and prints wall time and peak RSS of each:
 1. the enrolment tick: every record enrolled and moved to the wait (goal for 1M: ≤ 60 s,
    ≤ 300 MB);
 2. after EVENTS opened events written into the store, a tick with nothing due (goal: ≤ 2 s
-   for the whole command);
+   for the whole command), beside the same tick with the automation deactivated (the
+   command's start-up and an empty pass: what the automation adds is the difference);
 3. thirty days later, the tick where every wait ends: the `if:` on opens, then the send of
    one email per record through the file transport (goal: ≥ 2,000 records/s).
 
@@ -169,6 +170,10 @@ def main() -> None:
         enrol, enrol_rss, enrol_line = run(ws, "scheduler", "tick")
         fill_events(db, args.events)
         idle, idle_rss, idle_line = run(ws, "scheduler", "tick", now="2027-01-05T11:00:00+01:00")
+        # the floor of an idle tick: the same command and pass with the automation switched off
+        run(ws, "campaign", "deactivate", "bench-auto", now="2027-01-05T11:01:00+01:00")
+        floor, _, _ = run(ws, "scheduler", "tick", now="2027-01-05T11:02:00+01:00")
+        run(ws, "campaign", "activate", "bench-auto", now="2027-01-05T11:03:00+01:00")
         bare = reference(db)
         report = {
             "records": args.records,
@@ -176,6 +181,8 @@ def main() -> None:
                                "line": enrol_line},
             "idle_tick_after_events": {"events": args.events, "seconds": round(idle, 2),
                                        "peak_rss_mib": round(idle_rss), "line": idle_line},
+            "reference_tick_without_automation_s": round(floor, 2),
+            "idle_tick_automation_share_s": round(idle - floor, 2),
             "reference_bare_insert_select_s": round(bare, 3),
             "ratio_enrolment_to_reference": round(enrol / bare, 1) if bare else None,
         }  # fmt: skip
