@@ -1,9 +1,9 @@
-"""Information campaigns (seed 003) as the partner space shows them: the campaigns a
-record was enrolled in (by a received document type, or by its visit to its space),
-and the `space_visited` ones it enters by visiting now, whose `active:` window holds
-today, with their dashboard message and documents by typology, and the `to_sign`
-documents it signed already (`document_signed` events). `campaignctl serve` renders
-this; the store is the only source."""
+"""Information campaigns (seed 003) as the partner space shows them: the campaigns (not
+drafts, not deactivated nor archived) a record was enrolled in (by a received document
+type, or by its visit to its space), and the `space_visited` ones it enters by visiting
+now, whose `active:` window holds today, with their dashboard message and documents by
+typology, and the `to_sign` documents it signed already (`document_signed` events).
+`campaignctl serve` renders this; the store is the only source."""
 
 from __future__ import annotations
 
@@ -15,11 +15,17 @@ import sqlalchemy as sa
 
 from campaignctl.audience.segments import workspace_today
 from campaignctl.automation.conditions import record_condition
-from campaignctl.automation.engine import active_automations, audience_of, eligible, unset_nulls
+from campaignctl.automation.engine import (
+    OFF_STATES,
+    active_automations,
+    audience_of,
+    eligible,
+    unset_nulls,
+)
 from campaignctl.enums import CampaignType
 from campaignctl.spec.models import Campaign, EventType, TriggerEvent
 from campaignctl.spec.workspace import Workspace
-from campaignctl.store.tables import CAMPAIGN, ENROLMENT, EVENT, RECORD
+from campaignctl.store.tables import AUTOMATION, CAMPAIGN, ENROLMENT, EVENT, RECORD
 
 
 @dataclass(frozen=True)
@@ -60,11 +66,14 @@ def space_campaigns(
     """The information campaigns to show in the space of these records, by name: those
     they were enrolled in, and the campaigns named in `also` (see `visit_campaigns`)."""
     enrolled = sa.select(ENROLMENT.c.campaign_id).where(ENROLMENT.c.record_id.in_(record_ids))
+    # a campaign `campaign deactivate`d is closed: the space no longer shows it
+    closed = sa.select(AUTOMATION.c.campaign_id).where(AUTOMATION.c.active.is_(False))
     rows = conn.execute(
         sa.select(CAMPAIGN.c.name, CAMPAIGN.c.definition)
         .where(
             CAMPAIGN.c.type == CampaignType.INFORMATION.value,
-            CAMPAIGN.c.state != "archived",
+            CAMPAIGN.c.state.not_in(OFF_STATES),
+            CAMPAIGN.c.id.not_in(closed),
             sa.or_(CAMPAIGN.c.id.in_(enrolled), CAMPAIGN.c.name.in_(list(also))),
         )
         .order_by(CAMPAIGN.c.name)

@@ -228,6 +228,15 @@ def test_a_space_visit_enrols_its_record_in_the_information_campaign_once(
     finally:
         store.close()
     assert shown == {"HOT-003": ["charte-qualite-2027"], "RES-001": [], "HOT-004": []}
+    # closed by hand before its end date: the space shows it no more
+    ok(ws, "campaign", "deactivate", "charte-qualite-2027", now=LATER)
+    store = Store(os.environ.get("CAMPAIGNCTL_STORE") or "sqlite:///.campaignctl/store.db",
+                  root=ws)  # fmt: skip
+    try:
+        with store.read() as conn:
+            assert space_campaigns(conn, [ids["HOT-003"]], date(2027, 1, 8)) == []
+    finally:
+        store.close()
 
 
 def test_a_space_visit_sends_the_information_campaign_s_notice(demo: Path, backend: str) -> None:
