@@ -157,21 +157,26 @@ NOTABLE = f"""SELECT b.seq, b.line, b.id, b.type, b.message_id, b.campaign AS ca
 
 def stage(conn: sa.Connection, rows: Sequence[tuple[Any, ...]], *, fresh: bool = True) -> None:
     """Add rows to the batch table (created once per connection; emptied first when
-    `fresh`) with one executemany of the driver (`rows` are the FILLED columns, the
-    columns' type processors already applied), without SQLAlchemy's per-row machinery."""
+    `fresh`) with one executemany (SQLite) or COPY (PostgreSQL) of the driver (`rows` are
+    the FILLED columns, the columns' type processors already applied), without
+    SQLAlchemy's per-row machinery."""
     conn.execute(sa.schema.CreateTable(BATCH, if_not_exists=True))
     if fresh:
         conn.execute(sa.delete(BATCH))
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    conn.exec_driver_sql(
-        f"INSERT INTO event_batch ({', '.join(FILLED)}) "
-        f"VALUES ({', '.join([marker] * len(FILLED))})",
-        rows,
-    )
     if conn.dialect.name == "postgresql":
+        # COPY: an INSERT per row costs PostgreSQL ten times as much
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY event_batch ({', '.join(FILLED)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
         # nothing gathers statistics on a temporary table: without them PostgreSQL
         # takes the batch for a few rows and joins it by nested loops
         conn.exec_driver_sql("ANALYZE event_batch")
+        return
+    conn.exec_driver_sql(
+        f"INSERT INTO event_batch ({', '.join(FILLED)}) VALUES ({', '.join(['?'] * len(FILLED))})",
+        rows,
+    )
 
 
 def resolve(conn: sa.Connection, since: int = 0) -> None:

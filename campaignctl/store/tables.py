@@ -186,7 +186,8 @@ class Outbox(SQLModel, table=True):
         sa.Index("ix_outbox_campaign_state", "campaign_id", "state"),
         sa.Index("ix_outbox_record", "record_id"),
         sa.Index("ix_outbox_address", "channel", "address"),
-        sa.Index("ix_outbox_provider", "provider_id"),
+        # the first message with a provider's id, in id order (revision 0014)
+        sa.Index("ix_outbox_provider", "provider_id", "id"),
         # report: distinct records per campaign by one ordered, covering scan (revision 0003)
         sa.Index("ix_outbox_campaign_record", "campaign_id", "record_id", "state", "channel"),
         sa.Index(
