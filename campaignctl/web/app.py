@@ -28,6 +28,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from campaignctl.errors import SpecError, UsageError
+from campaignctl.events.model import Event
 from campaignctl.render.links import LinkPurpose, LinkSigner, ShortLinkError
 from campaignctl.spec.models import EventType
 from campaignctl.spec.workspace import load_workspace
@@ -55,11 +56,26 @@ async def refused_hit(request: Request) -> Response:
 
 
 async def short_link(request: Request) -> Response:
+    """An SMS short link: a `clicked` event per record it names (the SMS of the campaign
+    that reached the record, found as for `events ingest`), then the redirect."""
     web = _web(request)
     try:
-        target = web.signer.resolve_short(request.path_params["code"])
+        purpose, payload = web.signer.load_short(request.path_params["code"])
     except ShortLinkError as exc:
         raise InvalidToken from exc
+    target = web.signer.url(purpose, payload)
+    keys = payload["r"] if isinstance(payload["r"], list) else [payload["r"]]
+    at = web.now()
+    await web.hits(
+        Event(
+            type=EventType.CLICKED,
+            campaign=payload["c"],
+            record=key,
+            at=at,
+            data={"link": str(purpose), "short": True},
+        )
+        for key in keys
+    )
     return RedirectResponse(target, status_code=302, headers=NO_STORE)
 
 

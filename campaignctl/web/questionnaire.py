@@ -132,6 +132,18 @@ async def space(request: Request) -> Response:
     records = await run_in_threadpool(queries.records_by_keys, web.store, keys, asked.audience)
     if not records:
         raise InvalidToken
+    # a visit of each record's space (DESIGN.md §5: named by record and audience)
+    at = web.now()
+    await web.hits(
+        Event(
+            type=EventType.SPACE_VISITED,
+            record=r.key,
+            audience=r.audience,
+            at=at,
+            data={"campaign": asked.campaign.name},
+        )
+        for r in records
+    )
     done = await run_in_threadpool(
         queries.answered, web.store, asked.campaign.name, [r.id for r in records]
     )
