@@ -9,10 +9,11 @@ concurrent hits, so that the store's commit rate does not bound the request rate
 Opens and clicks, most of the traffic, are inserted by one prepared statement from their
 messages' outbox rows (`store.events.record_hits`); every other event, and a hit whose
 Message-ID the outbox does not hold, goes through `campaignctl.events.record.
-record_events`, in the same transaction. On SQLite a transaction is written in the event
-loop's own thread (it is CPU work: in WAL mode a commit does not wait for the disk, and a
-thread would only fight the requests for the GIL); on PostgreSQL, in a worker thread
-(it waits for the server). The workers of `serve --workers N` take turns on a lock file;
+record_events`, in the same transaction. On SQLite a transaction of opens and clicks
+alone is written in the event loop's own thread (it is short CPU work: in WAL mode a
+commit does not wait for the disk, and a thread would only fight the requests for the
+GIL); any other, and every one on PostgreSQL (it waits for the server), in a worker
+thread. The workers of `serve --workers N` take turns on a lock file;
 while another command holds SQLite's write lock (a long `events ingest`), the loop waits
 for it as every hit would. This module is the web side's only caller of the event writer.
 """
@@ -143,7 +144,10 @@ class EventWriter:
 
     async def _write_pending(self) -> None:
         while self._pending or self._hits:
-            in_loop = self._sqlite
+            # opens and clicks alone: one short statement, written right here; other events
+            # (forms, unsubscribes: the full event writer) in a thread, the loop answering
+            # the other requests meanwhile
+            in_loop = self._sqlite and not self._pending
             if in_loop and not self._try_turn():
                 # another worker writes: wait for its turn in a thread (the loop goes
                 # on taking requests, which join this batch), then write here
@@ -160,7 +164,9 @@ class EventWriter:
                     finally:
                         self._end_turn()
                 else:
-                    await anyio.to_thread.run_sync(self._write, hits, [p.item for p in batch])
+                    await anyio.to_thread.run_sync(
+                        self._write_in_turn, hits, [p.item for p in batch]
+                    )
             except Exception as exc:  # each waiting request answers 503 on its own
                 for pending in waiting:
                     if not pending.done.done():
