@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
+import sqlalchemy as sa
 
 from campaignctl import clock
 from campaignctl.events.model import Event, Incoming
@@ -36,6 +37,14 @@ from campaignctl.events.record import Recording, record_events
 from campaignctl.spec.models import EventType
 from campaignctl.store import events as store_events
 from campaignctl.store.store import Store
+
+RETRIES = 3  # a transaction PostgreSQL rolled back to break a deadlock is written again
+RETRIED_STATES = ("40P01", "40001")  # deadlock detected, serialization failure
+ADVISORY_LOCK = 0x63_61_6D_70  # "camp": serve's writers take turns on it (PostgreSQL)
+
+
+def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
 
 
 @dataclass
@@ -179,8 +188,26 @@ class EventWriter:
             await asyncio.sleep(0)  # let the requests that came meanwhile join the next
 
     def _write(self, hits: list[_Hit], items: list[Incoming]) -> Recording:
+        """One transaction of the batch; again, up to RETRIES times, when PostgreSQL
+        chose it as the victim of a deadlock (or a serialization failure) with another
+        writer (`events ingest`, another program): it was rolled back whole, and every
+        event id is fixed, so the retry records each event once."""
+        for attempt in range(RETRIES + 1):
+            try:
+                return self._write_once(hits, items)
+            except sa.exc.OperationalError as exc:
+                if attempt == RETRIES or _sqlstate(exc) not in RETRIED_STATES:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _write_once(self, hits: list[_Hit], items: list[Incoming]) -> Recording:
         now = clock.now().astimezone(UTC)
         with self.store.transaction(immediate=True) as conn:
+            if items and not self._sqlite:
+                # the workers of `serve --workers N` take turns for any other event than
+                # opens and clicks (responses are updated in the order events come: two
+                # batches could lock two of them in opposite orders), as on SQLite
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK,))
             if hits:
                 rows = [(h.id, str(h.type), h.message_id, h.at, h.data) for h in hits]
                 unknown = store_events.record_hits(conn, rows, now)
