@@ -13,9 +13,9 @@ record_events`, in the same transaction. On SQLite a transaction of opens and cl
 alone is written in the event loop's own thread (it is short CPU work: in WAL mode a
 commit does not wait for the disk, and a thread would only fight the requests for the
 GIL); any other, and every one on PostgreSQL (it waits for the server), in a worker
-thread. The workers of `serve --workers N` take turns on a lock file;
-while another command holds SQLite's write lock (a long `events ingest`), the loop waits
-for it as every hit would. This module is the web side's only caller of the event writer.
+thread. The workers of `serve --workers N` take turns on a lock file; while another
+program holds SQLite's write lock (`send`, a long `events ingest`), the batch waits for it
+in a thread: the loop goes on answering. This module is the web side's only caller of the event writer.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from campaignctl.events.model import Event, Incoming
 from campaignctl.events.record import Recording, record_events
 from campaignctl.spec.models import EventType
 from campaignctl.store import events as store_events
-from campaignctl.store.store import Store
+from campaignctl.store.store import Store, sqlite_busy
 
 RETRIES = 3  # a transaction PostgreSQL rolled back to break a deadlock is written again
 RETRIED_STATES = ("40P01", "40001")  # deadlock detected, serialization failure
@@ -169,9 +169,13 @@ class EventWriter:
             try:
                 if in_loop:
                     try:
-                        self._write(hits, [p.item for p in batch])
+                        written = self._write_now(hits, [p.item for p in batch])
                     finally:
                         self._end_turn()
+                    if not written:  # another program writes: wait for it in a thread
+                        await anyio.to_thread.run_sync(
+                            self._write_in_turn, hits, [p.item for p in batch]
+                        )
                 else:
                     await anyio.to_thread.run_sync(
                         self._write_in_turn, hits, [p.item for p in batch]
@@ -200,9 +204,22 @@ class EventWriter:
                     raise
         raise AssertionError("unreachable")
 
-    def _write_once(self, hits: list[_Hit], items: list[Incoming]) -> Recording:
+    def _write_now(self, hits: list[_Hit], items: list[Incoming]) -> bool:
+        """SQLite, in the event loop: write the batch if the write lock is free (True),
+        else leave it (False) rather than sleep in SQLite's busy handler, the loop held."""
+        try:
+            self._write_once(hits, items, wait=False)
+        except sa.exc.OperationalError as exc:
+            if sqlite_busy(exc):
+                return False
+            raise
+        return True
+
+    def _write_once(
+        self, hits: list[_Hit], items: list[Incoming], *, wait: bool = True
+    ) -> Recording:
         now = clock.now().astimezone(UTC)
-        with self.store.transaction(immediate=True) as conn:
+        with self.store.transaction(immediate=True, wait=wait) as conn:
             if items and not self._sqlite:
                 # the workers of `serve --workers N` take turns for any other event than
                 # opens and clicks (responses are updated in the order events come: two

@@ -122,6 +122,45 @@ def test_an_open_of_a_message_the_outbox_does_not_hold_is_stored_without_one(
     )
 
 
+def test_while_another_program_holds_the_write_lock_a_hit_waits_and_the_rest_answers(
+    server: Server,
+) -> None:
+    """An open arriving while `send` (here: a connection of the test) holds the store's
+    write lock waits for it, and is stored once it is free; meanwhile serve answers."""
+    import threading
+
+    import sqlalchemy as sa
+
+    message = server.sent.messages[MARKETING][4]
+    store = server.sent.store()
+    holder = store.engine.connect()
+    answers: list[int] = []
+    try:
+        holder.begin()
+        if store.dialect == "sqlite":
+            holder.exec_driver_sql("DELETE FROM event WHERE id = 'none'")  # the write lock
+        else:
+            holder.execute(sa.text("LOCK TABLE event IN EXCLUSIVE MODE"))
+
+        def open_it() -> None:
+            with server.client() as client:
+                answers.append(client.get(server.sent.local(message.link("o"))).status_code)
+
+        thread = threading.Thread(target=open_it)
+        thread.start()
+        thread.join(1.0)  # the open waits for the lock (not an assertion: a head start)
+        assert answers == []
+        with server.client() as client:  # the event loop is not held by the wait
+            assert client.get("/healthz", timeout=8).status_code == 200
+        holder.rollback()
+    finally:
+        holder.close()
+        store.close()
+    thread.join(30)
+    assert answers == [200]
+    assert events(server, "opened") == [(message.message_id, message.message_id, None)]
+
+
 @pytest.mark.parametrize(
     "forge",
     [
