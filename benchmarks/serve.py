@@ -1,7 +1,7 @@
 """Drive `wrk` against `campaignctl serve`'s open pixel and click redirect (goal ≥ 3,000
 requests/s with p99 ≤ 50 ms, every answered hit stored).
 
-Usage: python benchmarks/serve.py [--workers 1 2] [--duration 10] [--connections 64]
+Usage: python benchmarks/serve.py [--workers 1 2] [--duration 10] [--connections 64] [--no-forms]
                                   [--store URL] [--keep DIR]
 
 Builds a copy of the demo workspace, imports its audience and sends the marketing
