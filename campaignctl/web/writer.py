@@ -15,7 +15,8 @@ commit does not wait for the disk, and a thread would only fight the requests fo
 GIL); any other, and every one on PostgreSQL (it waits for the server), in a worker
 thread. The workers of `serve --workers N` take turns on a lock file; while another
 program holds SQLite's write lock (`send`, a long `events ingest`), the batch waits for it
-in a thread: the loop goes on answering. This module is the web side's only caller of the event writer.
+in a thread: the loop goes on answering. This module is the web side's only caller of
+the event writer.
 """
 
 from __future__ import annotations
