@@ -27,6 +27,8 @@ from sqlalchemy.engine import Connection
 from campaignctl.enums import ResponseStatus
 from campaignctl.store.tables import RECORD, RESPONSE
 
+CHUNK = 1_000  # records read back at once
+
 
 @dataclass(frozen=True)
 class Accepted:
@@ -99,11 +101,19 @@ def keep_accepted(
     if not watched:
         return []
     kept: list[dict[str, Any]] = []
-    rows = conn.execute(
-        sa.select(RECORD.c.id, RECORD.c.key, RECORD.c.attributes)
-        .where(RECORD.c.id.in_(list(watched)))
-        .order_by(RECORD.c.key)
-    ).all()
+    ids = sorted(watched)
+    rows = sorted(
+        (
+            row
+            for start in range(0, len(ids), CHUNK)  # SQLite takes 32,766 parameters at most
+            for row in conn.execute(
+                sa.select(RECORD.c.id, RECORD.c.key, RECORD.c.attributes).where(
+                    RECORD.c.id.in_(ids[start : start + CHUNK])
+                )
+            )
+        ),
+        key=lambda row: row.key,
+    )
     for record_id, key, raw in rows:
         attributes = dict(_json(raw) or {})
         values: dict[str, Any] = {}
