@@ -257,3 +257,24 @@ def test_a_short_link_hit_is_a_click_on_the_sms_that_carried_it(server: Server) 
     ]
     data = rows[0][4] if isinstance(rows[0][4], dict) else json.loads(rows[0][4])
     assert data == {"link": str(purpose), "short": True}
+
+
+def test_a_client_leaving_in_the_middle_of_a_post_leaves_no_traceback(
+    server: Server, caplog
+) -> None:
+    import logging
+    import socket
+    from urllib.parse import urlsplit
+
+    path = next(iter(forms(server.sent).values()))
+    address = urlsplit(server.base)
+    caplog.set_level(logging.ERROR)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            "Content-Length: 5000\r\n\r\nname=half".encode()
+        )
+    with server.client() as client:  # the server goes on, and answers the next one
+        assert client.get(path).status_code == 200
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
