@@ -278,3 +278,20 @@ def test_a_client_leaving_in_the_middle_of_a_post_leaves_no_traceback(
     with server.client() as client:  # the server goes on, and answers the next one
         assert client.get(path).status_code == 200
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_a_space_visit_through_serve_is_the_trigger_of_an_information_campaign(
+    server: Server, monkeypatch
+) -> None:
+    """charte-qualite-2027 (seed 003) starts at a partner's next visit to the space."""
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2027-01-10T10:00:00+01:00")  # its active window
+    applied = cli(server.sent.root, "apply", "charte-qualite-2027", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    keys, path = next((k, p) for k, p in sorted(spaces(server.sent).items()) if len(k) == 3)
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2027-01-11T10:00:00+01:00")
+    with server.client() as client:
+        assert client.get(path).status_code == 200
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2027-01-12T10:00:00+01:00")
+    plan = cli(server.sent.root, "plan", "charte-qualite-2027")
+    assert plan.exit_code == 0, plan.output
+    assert f"trigger space_visited; {len(keys)} record(s) affected" in plan.output
