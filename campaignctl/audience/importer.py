@@ -40,6 +40,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from campaignctl.audience.accepted import accepted_values, keep_accepted
 from campaignctl.audience.segments import index_statements, tested_attributes
 from campaignctl.audience.source import (
     RowTyper,
@@ -66,7 +67,7 @@ from campaignctl.audience.staging import (
 from campaignctl.enums import RecordStatus
 from campaignctl.errors import InputError, UsageError
 from campaignctl.safecsv import FormulaSafeWriter
-from campaignctl.spec.models import Audience
+from campaignctl.spec.models import Audience, ColumnType
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store, utcnow
 from campaignctl.store.tables import AuditLog
@@ -109,6 +110,8 @@ class ImportResult:
     removed: int = 0
     pruned: int = 0
     rejected: int = 0  # rows
+    # values an accepted response wrote that the import row would have reverted (kept)
+    kept_accepted: list[dict[str, Any]] = field(default_factory=list)
     problems: Counter[str] = field(default_factory=Counter)  # reason -> count
     first_problems: list[tuple[Any, ...]] = field(default_factory=list)  # in file order
     dry_run: bool = False
@@ -135,6 +138,17 @@ class ImportResult:
             f"updated, {self.unchanged} unchanged, {self.removed} removed"
             + (f", {self.pruned} pruned" if self.pruned else "")
             + f" in {self.elapsed:.1f}s"
+            + (f"; {self.kept_summary()}" if self.kept_accepted else "")
+        )
+
+    def kept_summary(self) -> str:
+        """`kept 2 values changed by accepted responses (HOT-002 capacity, …)`."""
+        n = len(self.kept_accepted)
+        shown = ", ".join(f"{k['record']} {k['field']}" for k in self.kept_accepted[:5])
+        more = f", {n - 5} more" if n > 5 else ""
+        return (
+            f"{'would keep' if self.dry_run else 'kept'} {n} value{'s' if n != 1 else ''} "
+            f"changed by accepted responses ({shown}{more})"
         )
 
     def problems_summary(self) -> str:
@@ -174,6 +188,7 @@ class ImportResult:
             "pruned": self.pruned,
             "rejected": self.rejected,
             "dropped": self.dropped,
+            "kept_accepted": len(self.kept_accepted),
             "problems": dict(sorted(self.problems.items())),
             "elapsed_seconds": round(self.elapsed, 3),
         }
@@ -435,11 +450,19 @@ def import_audience(
                     if store.dialect == "sqlite" and not known and _bulk_load(conn, layout)
                     else []
                 )
+                watched = accepted_values(conn, audience.name) if known else {}
                 mover = _Mover(conn, store.dialect, audience.name, now)
                 cleanup.callback(mover.close)  # after the transaction: detaching needs that
                 for move in collector.moves:
                     mover.move(*move)
                 _build_indexes(conn, store.dialect, deferred)
+                result.kept_accepted = keep_accepted(
+                    conn,
+                    watched,
+                    email_field=audience.first_column(ColumnType.EMAIL),
+                    phone_field=audience.first_column(ColumnType.PHONE),
+                    now=now,
+                )
                 if known:
                     keys = _seen_table(conn, mover, seen)
                     _mark_removed(conn, now, audience.name, keys, result, options.prune)
@@ -674,7 +697,7 @@ def _audit(conn: Connection, result: ImportResult) -> None:
             "actor": _actor(),
             "action": "audience.import",
             "object": result.audience,
-            "data": result.as_json(),
+            "data": {**result.as_json(), "kept_accepted_values": result.kept_accepted},
         },
     )
 

@@ -40,6 +40,11 @@ def print_import_result(app: App, result: ImportResult, *, listed: bool) -> None
         for line in result.problem_lines():
             app.err.print(line)
     app.err.print(result.summary())
+    if result.kept_accepted:
+        app.err.print(
+            "  hint: the source still holds the values these responses replaced; update it "
+            "from `campaignctl responses export --format csv` (the audit log lists each one)"
+        )
     if result.problems:
         app.err.print(result.problems_summary())
         if not listed:

@@ -14,7 +14,16 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Worker processes. The POST rate limits are per worker: with N workers a "
+            "client may get up to N times them (a strict limit belongs in the reverse proxy).",
+        ),
+    ] = 1,
     dev: Annotated[
         bool,
         typer.Option(

@@ -152,7 +152,7 @@ def _processors(dialect: Any) -> list[tuple[int, Any]]:
     return [
         (i - 1, _json_text if name == "data" else process)
         for i, name in enumerate(store_events.FILLED)
-        if (process := _bind(name, dialect))
+        if (process := store_events.bind_processor(name, dialect))
     ]
 
 
@@ -161,10 +161,6 @@ def _json_text(data: Any) -> str:
         return orjson.dumps(data).decode()
     except TypeError:  # an integer past 64 bits
         return json.dumps(data, ensure_ascii=False)
-
-
-def _bind(column: str, dialect: Any) -> Any:
-    return store_events.BATCH.c[column].type.dialect_impl(dialect).bind_processor(dialect)
 
 
 def _prepare(items: Sequence[Incoming], now: datetime, dialect: Any) -> list[_Prepared]:

@@ -155,6 +155,11 @@ NOTABLE = f"""SELECT b.seq, b.line, b.id, b.type, b.message_id, b.campaign AS ca
     ORDER BY b.seq"""
 
 
+def bind_processor(column: str, dialect: sa.Dialect) -> Any:
+    """How the driver wants a value of that batch column (None: as it is)."""
+    return BATCH.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+
+
 def stage(conn: sa.Connection, rows: Sequence[tuple[Any, ...]], *, fresh: bool = True) -> None:
     """Add rows to the batch table (created once per connection; emptied first when
     `fresh`) with one executemany (SQLite) or COPY (PostgreSQL) of the driver (`rows` are
@@ -245,3 +250,55 @@ def staged_answers(conn: sa.Connection) -> list[Any]:
             )
         )
     )
+
+
+# The web side's opens and clicks (serve's `/o/` and `/c/`): each names a Message-ID its
+# signed link carried, so it is inserted straight from that outbox row, one prepared
+# statement for the whole batch, as `record_events` would have recorded it (record key,
+# address and channel of the message; no suppression, no response). A hit whose
+# Message-ID matches no outbox row inserts nothing here: the caller records it through
+# `record_events`, which says why it counts for no message.
+HIT = """INSERT INTO event (id, type, message_id, outbox_id, campaign_id, record_id,
+      at, data, received_at, record_key, address, channel)
+    SELECT {p}, {p}, o.message_id, o.id, o.campaign_id, o.record_id, {p}, {p}, {p},
+      r.key, o.address, o.channel
+    FROM outbox o LEFT JOIN record r ON r.id = o.record_id
+    WHERE o.message_id = {p}
+    ON CONFLICT (id) DO NOTHING"""
+
+
+def record_hits(conn: sa.Connection, hits: Sequence[tuple[Any, ...]], now: datetime) -> set[str]:
+    """Insert `hits`, (id, type, message_id, at, data) each, from their messages' outbox
+    rows (one executemany of the driver); the ids that found no message (not inserted)."""
+    dialect = conn.dialect
+    at = bind_processor("at", dialect)
+    data = bind_processor("data", dialect)
+    received = at(now) if at else now  # as every writer stores a time (text on SQLite)
+    rows = [
+        (
+            id_,
+            type_,
+            at(when) if at else when,
+            (data(value) if data else value) if value else None,
+            received,
+            message_id,
+        )
+        for id_, type_, message_id, when, value in hits
+    ]
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(HIT.format(p=marker), rows)
+        inserted = cursor.rowcount
+    finally:
+        cursor.close()
+    if inserted == len(rows):
+        return set()
+    ids = [h[0] for h in hits]
+    found = conn.execute(
+        sa.text("SELECT id FROM event WHERE id IN :ids").bindparams(
+            sa.bindparam("ids", expanding=True)
+        ),
+        {"ids": ids},
+    )
+    return set(ids) - set(found.scalars())

@@ -152,21 +152,34 @@ class Store:
                 raise
 
     @contextmanager
-    def transaction(self, *, immediate: bool = False, bump: bool = True) -> Iterator[Connection]:
+    def transaction(
+        self, *, immediate: bool = False, bump: bool = True, wait: bool = True
+    ) -> Iterator[Connection]:
         """A write transaction; commits on success, bumps the store serial, rolls back on error.
 
         `immediate=True` takes SQLite's write lock at BEGIN (claims, leases), so two
         writers never both read then fail to upgrade their lock. `bump=False` is for
         writes that change nothing a plan depends on (the report's own summary).
+        `wait=False` (SQLite, with `immediate`): fail at once (OperationalError, see
+        `sqlite_busy`) when another connection holds the write lock, instead of waiting
+        up to SQLITE_BUSY_TIMEOUT_MS for it (serve's event loop must not sleep there).
         """
         self.ensure_schema()
         with self._connect() as conn:
+            raw = None
             if immediate and self.dialect == "sqlite":
                 conn.info["begin_mode"] = "IMMEDIATE"
-            with conn.begin():
-                yield conn
-                if bump:
-                    bump_serial(conn)
+                if not wait:
+                    raw = conn.connection.driver_connection
+                    raw.execute("PRAGMA busy_timeout = 0")  # type: ignore[union-attr]
+            try:
+                with conn.begin():
+                    yield conn
+                    if bump:
+                        bump_serial(conn)
+            finally:
+                if raw is not None:
+                    raw.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")  # type: ignore[union-attr]
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -242,6 +255,15 @@ class Store:
             command.upgrade(config, revision)
         self._ready = True
         return self.schema_status()
+
+
+def sqlite_busy(exc: BaseException) -> bool:
+    """Whether SQLite refused for a lock another connection holds (SQLITE_BUSY)."""
+    orig = getattr(exc, "orig", exc)
+    return isinstance(orig, sqlite3.OperationalError) and (
+        getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+        or "database is locked" in str(orig)
+    )
 
 
 def bump_serial(conn: Connection) -> None:

@@ -4,6 +4,8 @@ import it."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +54,10 @@ class Web:
     async def hit(self, event: Event) -> None:
         """Store the event of a hit; the answer waits for its commit."""
         await self.writer.record(event)
+
+    async def hits(self, events: Iterable[Event]) -> None:
+        """Store the events of one hit (in one transaction); the answer waits for it."""
+        await asyncio.gather(*(self.writer.record(event) for event in events))
 
     def now(self) -> Any:
         return clock.now()

@@ -47,6 +47,7 @@ class Pages:
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # the package's templates do not change while serving
         )
         self.env.globals["organization"] = config.organization
         self._assets: dict[str, bytes] = {}

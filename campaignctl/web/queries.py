@@ -33,6 +33,13 @@ def records_by_keys(
     the one of `audience` when given, else the first imported)."""
     if not keys:
         return []
+    with store.read() as conn:
+        return _records_by_keys(conn, keys, audience)
+
+
+def _records_by_keys(
+    conn: sa.Connection, keys: Sequence[str], audience: str | None
+) -> list[LinkedRecord]:
     query = (
         sa.select(
             RECORD.c.id,
@@ -49,21 +56,32 @@ def records_by_keys(
     if audience:
         query = query.where(RECORD.c.audience == audience)
     found: dict[str, LinkedRecord] = {}
-    with store.read() as conn:
-        for row in conn.execute(query):
-            found.setdefault(
+    for row in conn.execute(query):
+        found.setdefault(
+            row.key,
+            LinkedRecord(
+                row.id,
                 row.key,
-                LinkedRecord(
-                    row.id,
-                    row.key,
-                    row.audience,
-                    row.email_normalized,
-                    row.phone,
-                    row.category,
-                    dict(row.attributes or {}),
-                ),
-            )
+                row.audience,
+                row.email_normalized,
+                row.phone,
+                row.category,
+                dict(row.attributes or {}),
+            ),
+        )
     return [found[k] for k in keys if k in found]
+
+
+def form_record(
+    store: Store, key: str, audience: str | None, campaign: str
+) -> tuple[LinkedRecord, tuple[str, dict[str, Any]] | None] | None:
+    """The record a form link names and its latest response to `campaign` (status,
+    answers), in one read; None when the record is gone."""
+    with store.read() as conn:
+        records = _records_by_keys(conn, [key], audience)
+        if not records:
+            return None
+        return records[0], _latest_response(conn, campaign, records[0].id)
 
 
 def suppressed_categories(store: Store, address: str) -> tuple[set[str], str | None]:
@@ -115,13 +133,19 @@ def latest_response(
 ) -> tuple[str, dict[str, Any]] | None:
     """(status, answers) of the record's latest response to `campaign`, None before any."""
     with store.read() as conn:
-        row = conn.execute(
-            sa.select(RESPONSE.c.status, RESPONSE.c.data)
-            .select_from(RESPONSE.join(CAMPAIGN, CAMPAIGN.c.id == RESPONSE.c.campaign_id))
-            .where(CAMPAIGN.c.name == campaign, RESPONSE.c.record_id == record_id)
-            .order_by(RESPONSE.c.id.desc())
-            .limit(1)
-        ).first()
+        return _latest_response(conn, campaign, record_id)
+
+
+def _latest_response(
+    conn: sa.Connection, campaign: str, record_id: int
+) -> tuple[str, dict[str, Any]] | None:
+    row = conn.execute(
+        sa.select(RESPONSE.c.status, RESPONSE.c.data)
+        .select_from(RESPONSE.join(CAMPAIGN, CAMPAIGN.c.id == RESPONSE.c.campaign_id))
+        .where(CAMPAIGN.c.name == campaign, RESPONSE.c.record_id == record_id)
+        .order_by(RESPONSE.c.id.desc())
+        .limit(1)
+    ).first()
     if row is None:
         return None
     return str(row.status), dict(row.data or {})

@@ -77,14 +77,13 @@ async def form(request: Request) -> Response:
         raise InvalidToken
     asked = _asked(web, payload.get("c"))
     key = payload["r"]
-    records = await run_in_threadpool(queries.records_by_keys, web.store, [key], asked.audience)
-    if not records:
-        raise InvalidToken  # the record is gone (forgotten): nothing to show
-    record = records[0]
-    fields: list[QuestionField] = asked.plan.fields_for(record.category, record.attributes)
-    latest = await run_in_threadpool(
-        queries.latest_response, web.store, asked.campaign.name, record.id
+    found = await run_in_threadpool(
+        queries.form_record, web.store, key, asked.audience, asked.campaign.name
     )
+    if found is None:
+        raise InvalidToken  # the record is gone (forgotten): nothing to show
+    record, latest = found
+    fields: list[QuestionField] = asked.plan.fields_for(record.category, record.attributes)
     if latest is not None and latest[0] in PROCESSED:
         return web.pages.error(409)
     event = {"campaign": asked.campaign.name, "record": key, "at": web.now()}
@@ -138,6 +137,18 @@ async def space(request: Request) -> Response:
     records = await run_in_threadpool(queries.records_by_keys, web.store, keys, audience)
     if not records:
         raise InvalidToken
+    # a visit of each record's space (DESIGN.md §5: named by record and audience)
+    at = web.now()
+    await web.hits(
+        Event(
+            type=EventType.SPACE_VISITED,
+            record=r.key,
+            audience=r.audience,
+            at=at,
+            data={"campaign": linked.name},
+        )
+        for r in records
+    )
     done = (
         await run_in_threadpool(queries.answered, web.store, linked.name, [r.id for r in records])
         if asked

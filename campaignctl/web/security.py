@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = (
@@ -80,6 +81,8 @@ class SecurityMiddleware:
             await self.app(scope, limited_receive, secured_send)
         except BodyTooLarge:
             await _plain(send, 413, b"Request body too large")
+        except ClientDisconnect:
+            pass  # the client left before sending its whole request: nobody to answer
 
 
 class BodyTooLarge(Exception):

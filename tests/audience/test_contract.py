@@ -178,7 +178,7 @@ def test_the_import_json_counts_values_dropped_apart_from_rows_rejected(scaffold
     assert document | {"elapsed_seconds": 0} == {
         "audience": "providers", "source": "audiences/contacts.csv", "dry_run": False,
         "changed": True, "rows": 9, "added": 8, "updated": 0, "unchanged": 0, "removed": 0,
-        "pruned": 0, "rejected": 1, "dropped": 2,
+        "pruned": 0, "rejected": 1, "dropped": 2, "kept_accepted": 0,
         "problems": {"invalid_email": 1, "invalid_phone": 1, "missing_key": 1},
         "elapsed_seconds": 0,
     }  # fmt: skip

@@ -215,3 +215,83 @@ def test_documents_are_listed_and_downloaded_only_as_the_campaign_offers_them(
     assert server.sent.query("SELECT record_key, type FROM event WHERE type = 'clicked'") == [
         ("HOT-001", "clicked")
     ]
+
+
+def test_a_space_visit_is_a_space_visited_event_of_each_of_its_records(server: Server) -> None:
+    keys, path = next((k, p) for k, p in sorted(spaces(server.sent).items()) if len(k) == 3)
+    with server.client() as client:
+        assert client.get(path).status_code == 200
+        assert client.get(path[:-3] + "AAA").status_code == 404  # tampered: no visit
+    rows = server.sent.query(
+        "SELECT r.key, e.record_key, e.campaign_id, e.outbox_id, e.data FROM event e "
+        "JOIN record r ON r.id = e.record_id WHERE e.type = 'space_visited' ORDER BY r.key"
+    )
+    assert [row[:4] for row in rows] == [(key, key, None, None) for key in sorted(keys)]
+    assert {json.dumps(r[4]) if isinstance(r[4], dict) else r[4] for r in rows} == {
+        json.dumps({"campaign": QUESTIONNAIRE})
+    }
+    [(count,)] = server.sent.query("SELECT COUNT(*) FROM event WHERE type = 'space_visited'")
+    assert count == 3
+
+
+def test_a_short_link_hit_is_a_click_on_the_sms_that_carried_it(server: Server) -> None:
+    sms = [
+        json.loads(line)
+        for line in (server.sent.root / ".campaignctl/outbox" / QUESTIONNAIRE / "sms.jsonl")
+        .read_text()
+        .splitlines()
+    ]
+    code = sms[1]["text"].split("/q/", 1)[1].split()[0]
+    purpose, payload = SIGNER.load_short(code)
+    keys = payload["r"] if isinstance(payload["r"], list) else [payload["r"]]
+    with server.client() as client:
+        assert client.get(f"/q/{code}").status_code == 302
+        assert client.get(f"/q/{code[:-2]}AA").status_code == 404  # tampered: no click
+    rows = server.sent.query(
+        "SELECT e.record_key, o.message_id, o.channel, c.name, e.data FROM event e "
+        "JOIN outbox o ON o.id = e.outbox_id JOIN campaign c ON c.id = e.campaign_id "
+        "WHERE e.type = 'clicked' ORDER BY e.record_key"
+    )
+    assert [row[:4] for row in rows] == [
+        (key, sms[1]["client_ref"], "sms", QUESTIONNAIRE) for key in sorted(keys)
+    ]
+    data = rows[0][4] if isinstance(rows[0][4], dict) else json.loads(rows[0][4])
+    assert data == {"link": str(purpose), "short": True}
+
+
+def test_a_client_leaving_in_the_middle_of_a_post_leaves_no_traceback(
+    server: Server, caplog
+) -> None:
+    import logging
+    import socket
+    from urllib.parse import urlsplit
+
+    path = next(iter(forms(server.sent).values()))
+    address = urlsplit(server.base)
+    caplog.set_level(logging.ERROR)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            "Content-Length: 5000\r\n\r\nname=half".encode()
+        )
+    with server.client() as client:  # the server goes on, and answers the next one
+        assert client.get(path).status_code == 200
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_a_space_visit_through_serve_is_the_trigger_of_an_information_campaign(
+    server: Server, monkeypatch
+) -> None:
+    """charte-qualite-2027 (seed 003) starts at a partner's next visit to the space."""
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2027-01-10T10:00:00+01:00")  # its active window
+    applied = cli(server.sent.root, "apply", "charte-qualite-2027", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    keys, path = next((k, p) for k, p in sorted(spaces(server.sent).items()) if len(k) == 3)
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2027-01-11T10:00:00+01:00")
+    with server.client() as client:
+        assert client.get(path).status_code == 200
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2027-01-12T10:00:00+01:00")
+    plan = cli(server.sent.root, "plan", "charte-qualite-2027")
+    assert plan.exit_code == 0, plan.output
+    assert f"trigger space_visited; {len(keys)} record(s) affected" in plan.output

@@ -139,3 +139,66 @@ def test_the_events_api_is_rate_limited(limited_server: Server) -> None:
         answers = [client.post(url, content=b"\n", headers=headers) for _ in range(4)]
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert answers[3].headers["retry-after"] == "20"
+
+
+def test_a_later_import_keeps_the_values_accepted_responses_wrote_and_says_so(
+    sent: Sent,
+) -> None:
+    path = sent.root / "answers.jsonl"
+    answer = answer_line("HOT-002", capacity=24, email="reservation@le-fenil.example")
+    path.write_text(json.dumps(answer) + "\n", encoding="utf-8")
+    assert cli(sent.root, "events", "ingest", str(path)).exit_code == 0
+    assert cli(sent.root, "responses", "accept", "--all", "--yes").exit_code == 0
+    source = sent.root / "audiences" / "contacts.csv"
+    original = source.read_text(encoding="utf-8")
+    old_row = "HOT-002;Hôtel-Restaurant Le Fenil;"
+    assert old_row in original and ";20;4;https://www.hotel-restaurant-le-fenil" in original
+    # the office renames the hotel in its own system, which still holds the old capacity
+    # and email: the row changed, and its import would write them back
+    source.write_text(original.replace(old_row, "HOT-002;Le Fenil;"), encoding="utf-8")
+
+    result = cli(sent.root, "audience", "import", "--json")
+    assert result.exit_code == 0, result.output
+    assert (
+        "kept 2 values changed by accepted responses (HOT-002 capacity, HOT-002 email)"
+        in result.output
+    )
+    assert "update it from `campaignctl responses export --format csv`" in result.output
+    document = json.loads(result.stdout)
+    assert [(i["updated"], i["kept_accepted"]) for i in document["imports"]] == [(1, 2)]
+    email, _phone, attributes = record(sent, "HOT-002")
+    assert (email, attributes["capacity"], attributes["email"], attributes["name"]) == (
+        "reservation@le-fenil.example",
+        24,
+        "reservation@le-fenil.example",
+        "Le Fenil",
+    )
+    [(data,)] = sent.query(
+        "SELECT data FROM audit_log WHERE action = 'audience.import' ORDER BY id DESC LIMIT 1"
+    )
+    data = json.loads(data) if isinstance(data, str) else data
+    assert [
+        (k["record"], k["field"], k["kept"], k["source"]) for k in data["kept_accepted_values"]
+    ] == [
+        ("HOT-002", "capacity", 24, 20),
+        (
+            "HOT-002",
+            "email",
+            "reservation@le-fenil.example",
+            "info@hotel-restaurant-le-fenil.example",
+        ),
+    ]
+
+    # the same file again: nothing to keep, nothing said
+    again = cli(sent.root, "audience", "import")
+    assert again.exit_code == 0 and "accepted responses" not in again.output
+    # a value typed in the source since (neither the old nor the accepted one) is imported
+    edited = source.read_text(encoding="utf-8").replace(
+        ";20;4;https://www.hotel-restaurant-le-fenil", ";30;4;https://www.hotel-restaurant-le-fenil"
+    )
+    source.write_text(edited, encoding="utf-8")
+    third = cli(sent.root, "audience", "import")
+    assert third.exit_code == 0, third.output
+    assert "kept 1 value changed by accepted responses (HOT-002 email)" in third.output
+    email, _phone, attributes = record(sent, "HOT-002")
+    assert (email, attributes["capacity"]) == ("reservation@le-fenil.example", 30)

@@ -9,7 +9,7 @@ import time_machine
 
 from campaignctl.render.links import LinkPurpose, LinkSigner
 from campaignctl.spec.models import Tracking
-from tests.web.conftest import MARKETING, QUESTIONNAIRE, SECRET, Server
+from tests.web.conftest import MARKETING, QUESTIONNAIRE, SECRET, Server, cli
 
 BASE = "https://campagnes.val-des-aiguilles.example"
 
@@ -67,6 +67,98 @@ def test_a_click_redirects_to_the_url_the_message_held_and_is_stored(server: Ser
     assert events(server, "clicked") == [
         (message.message_id, message.message_id, {"url": "https://www.val-des-aiguilles.example"})
     ]
+
+
+def test_an_open_and_a_click_are_stored_as_events_ingest_stores_the_same_events(
+    server: Server, tmp_path
+) -> None:
+    """serve inserts opens and clicks straight from their outbox rows: the rows are those
+    `events ingest` makes of the same events (message, campaign, record, key, address,
+    channel, time, data)."""
+    message = server.sent.messages[MARKETING][3]
+    with server.client() as client:
+        assert client.get(server.sent.local(message.link("o"))).status_code == 200
+        assert client.get(server.sent.local(message.link("c"))).status_code == 302
+    lines = [
+        {"id": "ingested-open", "type": "opened", "message_id": message.message_id},
+        {
+            "id": "ingested-click",
+            "type": "clicked",
+            "message_id": message.message_id,
+            "data": {"url": "https://www.val-des-aiguilles.example"},
+        },
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    result = cli(server.sent.root, "events", "ingest", str(path))
+    assert result.exit_code == 0, result.output
+    rows = server.sent.query(
+        "SELECT type, id LIKE 'web-%', message_id, outbox_id, campaign_id, record_id, "
+        "record_key, address, channel, at, data, received_at FROM event "
+        "WHERE type IN ('opened', 'clicked') ORDER BY type, id"
+    )
+    assert len(rows) == 4
+    by_origin = {(r[0], r[1]): r[2:] for r in rows}
+    for type_ in ("clicked", "opened"):
+        served, ingested = by_origin[(type_, True)], by_origin[(type_, False)]
+        assert served == ingested
+        assert served[1] is not None and served[5] == message.to.split("<")[-1].rstrip(">")
+
+
+def test_an_open_of_a_message_the_outbox_does_not_hold_is_stored_without_one(
+    server: Server,
+) -> None:
+    token = signer().token(LinkPurpose.OPEN, {"m": "gone@val-des-aiguilles.example"})
+    known = server.sent.messages[MARKETING][0]
+    with server.client() as client:
+        assert client.get(f"/o/{token}").status_code == 200
+        assert client.get(server.sent.local(known.link("o"))).status_code == 200
+    assert sorted(events(server, "opened"), key=str) == sorted(
+        [
+            ("gone@val-des-aiguilles.example", None, None),
+            (known.message_id, known.message_id, None),
+        ],
+        key=str,
+    )
+
+
+def test_while_another_program_holds_the_write_lock_a_hit_waits_and_the_rest_answers(
+    server: Server,
+) -> None:
+    """An open arriving while `send` (here: a connection of the test) holds the store's
+    write lock waits for it, and is stored once it is free; meanwhile serve answers."""
+    import threading
+
+    import sqlalchemy as sa
+
+    message = server.sent.messages[MARKETING][4]
+    store = server.sent.store()
+    holder = store.engine.connect()
+    answers: list[int] = []
+    try:
+        holder.begin()
+        if store.dialect == "sqlite":
+            holder.exec_driver_sql("DELETE FROM event WHERE id = 'none'")  # the write lock
+        else:
+            holder.execute(sa.text("LOCK TABLE event IN EXCLUSIVE MODE"))
+
+        def open_it() -> None:
+            with server.client() as client:
+                answers.append(client.get(server.sent.local(message.link("o"))).status_code)
+
+        thread = threading.Thread(target=open_it)
+        thread.start()
+        thread.join(1.0)  # the open waits for the lock (not an assertion: a head start)
+        assert answers == []
+        with server.client() as client:  # the event loop is not held by the wait
+            assert client.get("/healthz", timeout=8).status_code == 200
+        holder.rollback()
+    finally:
+        holder.close()
+        store.close()
+    thread.join(30)
+    assert answers == [200]
+    assert events(server, "opened") == [(message.message_id, message.message_id, None)]
 
 
 @pytest.mark.parametrize(
