@@ -452,49 +452,75 @@ class _Transfer:
         badge = EXPORT_BADGE.c
         prefix = f"{self.campaign.name}/{system}/t{self.transfer_id}/r"
         key = sa.literal(prefix, sa.String) + sa.cast(RECIPIENT.c.record_id, sa.String)
-        for spec in self._cells(system):
-            in_cell = sa.and_(
-                RECIPIENT.c.lock_id == lock_id,
-                RECIPIENT.c.segment == spec.segment,
-                RECIPIENT.c.channel == spec.channel,
-            )
-            conn.execute(
-                EXPORT_BADGE.insert().from_select(
-                    [
-                        "campaign_id",
-                        "system",
-                        "record_id",
-                        "segment",
-                        "channel",
-                        "state",
-                        "idempotency_key",
-                        "fields_hash",
-                        "transfer_id",
-                        "attempts",
-                    ],
-                    sa.select(
-                        sa.literal(self.campaign_id),
-                        sa.literal(system),
-                        RECIPIENT.c.record_id,
-                        RECIPIENT.c.segment,
-                        RECIPIENT.c.channel,
-                        sa.literal(BadgeState.PENDING.value),
-                        key,
-                        sa.literal(spec.fields_hash),
-                        sa.literal(self.transfer_id),
-                        sa.literal(0),
-                    ).where(
-                        in_cell,
-                        ~sa.exists().where(
-                            badge.campaign_id == self.campaign_id,
-                            badge.system == system,
-                            badge.record_id == RECIPIENT.c.record_id,
-                        ),
+        cells = self._cells(system)
+        if not cells:
+            return
+        recipient = RECIPIENT.c
+        # one pass over the lock's recipients for every selected cell (a statement per cell
+        # would read them once per cell); the cell's badge hash by a CASE over the cells
+        conn.execute(
+            EXPORT_BADGE.insert().from_select(
+                [
+                    "campaign_id",
+                    "system",
+                    "record_id",
+                    "segment",
+                    "channel",
+                    "state",
+                    "idempotency_key",
+                    "fields_hash",
+                    "transfer_id",
+                    "attempts",
+                ],
+                sa.select(
+                    sa.literal(self.campaign_id),
+                    sa.literal(system),
+                    recipient.record_id,
+                    recipient.segment,
+                    recipient.channel,
+                    sa.literal(BadgeState.PENDING.value),
+                    key,
+                    sa.case(
+                        *[
+                            (
+                                sa.and_(
+                                    recipient.segment == spec.segment,
+                                    recipient.channel == spec.channel,
+                                ),
+                                sa.literal(spec.fields_hash),
+                            )
+                            for spec in cells
+                        ]
                     ),
-                )
+                    sa.literal(self.transfer_id),
+                    sa.literal(0),
+                ).where(
+                    recipient.lock_id == lock_id,
+                    sa.or_(
+                        *[
+                            sa.and_(
+                                recipient.segment == spec.segment,
+                                recipient.channel == spec.channel,
+                            )
+                            for spec in cells
+                        ]
+                    ),
+                    ~sa.exists().where(
+                        badge.campaign_id == self.campaign_id,
+                        badge.system == system,
+                        badge.record_id == recipient.record_id,
+                    ),
+                ),
             )
-            if not withdrawn:
-                continue
+        )
+        if not withdrawn:
+            return
+        for spec in cells:
+            in_cell = sa.and_(
+                recipient.lock_id == lock_id,
+                recipient.segment == spec.segment,
+                recipient.channel == spec.channel,
+            )
             # a badge withdrawn before is transferred anew: a new transfer, a new key
             renewed = sa.literal(prefix, sa.String) + sa.cast(badge.record_id, sa.String)
             conn.execute(
@@ -567,25 +593,36 @@ class _Transfer:
         return _Due(system, TransferAction.WITHDRAW, state, where)
 
     def _count(self, conn: sa.Connection, result: SystemResult) -> None:
+        """to_send, already, changed: sums over one pass of the badges, no grouping (a
+        GROUP BY over 100,000 badges sorts them)."""
         badge = EXPORT_BADGE.c
         withdraw = self.action == TransferAction.WITHDRAW
-        result.to_send = result.already = result.changed = 0
-        rows = conn.execute(
-            sa.select(badge.segment, badge.channel, badge.state, badge.fields_hash, sa.func.count())
-            .where(self._where_cells(result.system, any_cell=withdraw))
-            .group_by(badge.segment, badge.channel, badge.state, badge.fields_hash)
-        ).all()
-        hashes = {(s.segment, s.channel): s.fields_hash for s in self._cells(result.system)}
-        for segment, channel, state, fields_hash, n in rows:
-            if state == self._due(result.system).state:
-                result.to_send += n
-            elif withdraw:
-                result.already += n
-            elif state == BadgeState.SENT.value:
-                if hashes.get((segment, channel)) == fields_hash:
-                    result.already += n
-                else:
-                    result.changed += n
+
+        def count(condition: Any) -> Any:
+            return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+        same = [
+            sa.and_(
+                badge.segment == spec.segment,
+                badge.channel == spec.channel,
+                badge.fields_hash == spec.fields_hash,
+            )
+            for spec in self._cells(result.system)
+        ]
+        sent = badge.state == BadgeState.SENT.value
+        due, unchanged, transferred, total = conn.execute(
+            sa.select(
+                count(badge.state == self._due(result.system).state),
+                count(sa.and_(sent, sa.or_(*same) if same else sa.false())),
+                count(sent),
+                sa.func.count(),
+            ).where(self._where_cells(result.system, any_cell=withdraw))
+        ).one()
+        result.to_send = int(due)
+        if withdraw:
+            result.already, result.changed = int(total) - int(due), 0
+        else:
+            result.already, result.changed = int(unchanged), int(transferred) - int(unchanged)
 
     # ------------------------------------------------------------------ sending
     def _rows(self, conn: sa.Connection, due: _Due, after: int, limit: int | None) -> Any:
