@@ -345,3 +345,32 @@ def test_push_names_a_selector_the_campaign_does_not_have(
 
     assert (result.exit_code, result.stderr) == (code, message)
     assert receiver.requests == []
+
+
+def test_after_a_refresh_a_selected_push_withdraws_the_badges_of_its_cells_only(
+    locked: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push(locked, "--system", "crm-fichier")
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2026-12-20T10:00:00+01:00")
+    assert run(locked, "lock", CAMPAIGN, "--refresh").exit_code == 0
+    drop = locked / "exports" / "crm"
+
+    # members-new: the badges whose old cell it is go; their new cell waits for its push
+    first = push(locked, "--system", "crm-fichier", "--segment", "members-new")["systems"][0]
+    assert (first["to_withdraw"], first["withdrawn"], first["moved"], first["sent"]) == (2, 2, 2, 0)
+    assert {r["record"] for r in read_csv(drop / f"{CAMPAIGN}.withdraw.000002.csv")} == {
+        record for record, cells in MOVED.items() if cells[0] == "members-new"
+    }
+
+    # renewing-soon: the records it lost, and those moved into it, then its new badges
+    second = push(locked, "--system", "crm-fichier", "--segment", "renewing-soon")["systems"][0]
+    moved_in = {r for r, cells in MOVED.items() if cells[0] != "members-new"}
+    assert (second["left_out"], second["moved"]) == (len(LEFT_OUT), len(moved_in))
+    assert {r["record"] for r in read_csv(drop / f"{CAMPAIGN}.withdraw.000003.csv")} == (
+        LEFT_OUT | moved_in
+    )
+    assert {r["record"] for r in read_csv(drop / f"{CAMPAIGN}.push.000003.csv")} == {
+        "HOT-020",
+        *MOVED,
+    }
+    assert receiver.requests == []  # the webhook was not selected
