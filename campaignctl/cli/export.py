@@ -242,6 +242,8 @@ def status(
             app.out.print("  no export gives this cell a badge")
         for s in cell.systems:
             figures = [f"{s.sent} sent", f"{s.to_transfer} to transfer"]
+            if s.to_withdraw:
+                figures.append(f"{s.to_withdraw} to withdraw (left out or moved by the lock)")
             for word, n in (
                 ("pending", s.pending),
                 ("failed", s.failed),

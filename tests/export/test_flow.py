@@ -253,6 +253,11 @@ def test_lock_refresh_then_push_withdraws_what_the_lock_left_out_or_moved(
     assert refreshed.exit_code == 0, refreshed.output
     assert "since the previous lock: +1 -8 recipient(s)" in refreshed.stdout
     receiver.reject = {"RES-034": "constituent locked"}  # its old badge cannot go yet
+    before = json.loads(run(locked, "export", "status", CAMPAIGN, "--json").stdout)
+    for system in ("crm-fichier", "crm-adherents"):
+        entries = [s for c in before["cells"] for s in c["systems"] if s["system"] == system]
+        assert sum(e["to_withdraw"] for e in entries) == len(LEFT_OUT) + len(MOVED)
+        assert sum(e["to_transfer"] for e in entries) == 1 + len(MOVED)
 
     result = run(locked, "export", "push", CAMPAIGN)
 
@@ -306,6 +311,8 @@ def test_lock_refresh_then_push_withdraws_what_the_lock_left_out_or_moved(
         0,
         "Nothing to transfer: 160 badge(s) already transferred.\n",
     )
+    after = json.loads(run(locked, "export", "status", CAMPAIGN, "--json").stdout)
+    assert not [s for c in after["cells"] for s in c["systems"] if s["to_withdraw"]]
 
 
 @pytest.mark.parametrize(
