@@ -28,9 +28,6 @@ from campaignctl.store.functions import register as register_functions
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-# the page cache of one connection (KiB; the default is 2 MiB): a push or a lock of 100,000
-# rows otherwise reads its pages back from the OS many times over; allocated as used
-SQLITE_CACHE_KIB = 65_536
 
 
 def utcnow() -> datetime:
@@ -76,7 +73,6 @@ def create_engine(url: str) -> Engine:
             dbapi.execute("PRAGMA journal_mode = WAL")
             dbapi.execute("PRAGMA synchronous = NORMAL")
             dbapi.execute("PRAGMA foreign_keys = ON")
-            dbapi.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
             register_functions(dbapi)
 
         @sa.event.listens_for(engine, "begin")
