@@ -18,10 +18,10 @@ lines as delivery receipts, webhooks and the web side produce them:
 Then runs `campaignctl events ingest FILE` as a user does (a subprocess), and prints
 its rate, CPU time and peak RSS beside the reference: the same rows (those the ingest
 recorded, already resolved to their message, campaign and record) written into the same
-emptied event table by a bare `executemany` of the database driver, in batches of the
-same size, committed as often, with the same SQLite page cache: what storing the rows
-costs with nothing else done. The machine is shared: compare the ratios, and the rates
-per CPU second.
+emptied event table by a bare `executemany` of the database driver, in batches of as
+many rows as the ingest records at once (in the file's order), committed as often, with
+the same SQLite page cache: what storing the rows costs with nothing else done. The
+machine is shared: compare the ratios, and the rates per CPU second.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import sqlalchemy as sa
 
 from campaignctl.events.model import line_hash
-from campaignctl.events.record import BATCH_SIZE, INGEST_CACHE_KIB, TRANSACTION_SECONDS
+from campaignctl.events.record import FLUSH_ROWS, INGEST_CACHE_KIB, TRANSACTION_SECONDS
 from campaignctl.scaffold import create_workspace
 from campaignctl.store import Store
 
@@ -232,7 +232,8 @@ def _row(line: dict, raw: bytes, i: int, sms: bool, unresolved: bool, at: dateti
 
 
 def _reference_rows(lines: int, records: int, dialect: str) -> Iterator[list[tuple]]:
-    """The rows the ingest should store, once each, in batches of BATCH_SIZE."""
+    """The rows the ingest should store, once each, in batches of FLUSH_ROWS (as many as
+    the ingest records at once), in the order of the file."""
     seen: set[str] = set()
     batch: list[tuple] = []
     for _, row in events(lines, records):
@@ -242,7 +243,7 @@ def _reference_rows(lines: int, records: int, dialect: str) -> Iterator[list[tup
         row["at"] = _stamp(row["at"], dialect)
         row["received_at"] = _stamp(row["received_at"], dialect)
         batch.append(tuple(row[c] for c in EVENT_COLUMNS))
-        if len(batch) == BATCH_SIZE:
+        if len(batch) == FLUSH_ROWS:
             yield batch
             batch = []
     if batch:
@@ -250,7 +251,7 @@ def _reference_rows(lines: int, records: int, dialect: str) -> Iterator[list[tup
 
 
 def reference(store: Store, lines: int, records: int) -> tuple[float, float, int]:
-    """Bare executemany of the rows into the emptied event table, BATCH_SIZE rows per call,
+    """Bare executemany of the rows into the emptied event table, FLUSH_ROWS rows per call,
     committed as the ingest commits (about every TRANSACTION_SECONDS): (seconds, CPU s, rows)."""
     d = store.dialect
     with store.transaction() as conn:

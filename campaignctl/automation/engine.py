@@ -179,7 +179,7 @@ def _ensure_automation(
 # --------------------------------------------------------------------------- enrolment
 
 
-def _audience(workspace: Workspace, spec: Campaign) -> Any:
+def audience_of(workspace: Workspace, spec: Campaign) -> Any:
     first = workspace.segments.get(spec.audience.segments[0])
     if first is None:
         raise UsageError(f"segment {spec.audience.segments[0]!r} of {spec.name!r} is not defined")
@@ -216,7 +216,7 @@ def trigger_selection(
     assert trigger is not None
     dialect = conn.dialect.name
     today = workspace_today(workspace, now)
-    audience = _audience(workspace, spec)
+    audience = audience_of(workspace, spec)
     where = [eligible(workspace, spec, dialect, today)]
     event = str(trigger.event)
     if event == "segment_entered":
@@ -314,9 +314,14 @@ def enrol(
             source,
         )
         .on_conflict_do_nothing()
-        .returning(ENROLMENT.c.id)
     )  # fmt: skip
-    return len(conn.execute(statement, {"now": now, "due": due_at or now}).all())
+    params = {"now": now, "due": due_at or now}
+    if conn.dialect.name == "sqlite":  # its rowcount counts the rows inserted
+        return int(conn.execute(statement, params).rowcount)
+    # psycopg reports no rowcount here: count the ids returned, a batch at a time (an
+    # enrolment of 1M records never holds 1M Python rows)
+    result = conn.execute(statement.returning(ENROLMENT.c.id), params)
+    return sum(len(batch) for batch in result.partitions(10_000))
 
 
 # --------------------------------------------------------------------------- steps
@@ -466,7 +471,7 @@ class _Runner:
                 self._move(conn, where, node.next)
                 return count
             if node.step.if_ is not None:
-                audience = _audience(self.workspace, self.campaign.spec)
+                audience = audience_of(self.workspace, self.campaign.spec)
                 condition = step_condition(
                     self.workspace, audience, conn.dialect.name,
                     workspace_today(self.workspace, self.now), node.step.if_,

@@ -67,7 +67,10 @@ def step_counts(conn: sa.Connection, campaign_id: int, spec: Campaign) -> list[S
     for step, kind, count in conn.execute(
         sa.select(step_waves.c.step, EVENT.c.type, sa.func.count(sa.distinct(EVENT.c.record_id)))
         .join(OUTBOX, OUTBOX.c.wave_id == step_waves.c.wave_id)
-        .join(EVENT, EVENT.c.outbox_id == OUTBOX.c.id)
+        .join(
+            EVENT,
+            sa.and_(EVENT.c.campaign_id == OUTBOX.c.campaign_id, EVENT.c.outbox_id == OUTBOX.c.id),
+        )
         .where(EVENT.c.type.in_(["opened", "clicked"]))
         .group_by(step_waves.c.step, EVENT.c.type)
     ):

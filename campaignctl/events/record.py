@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
+import orjson
 from sqlalchemy.engine import Connection
 
 from campaignctl import clock
@@ -62,7 +63,8 @@ from campaignctl.store.store import Store
 from campaignctl.store.suppressions import SuppressionEntry
 from campaignctl.store.suppressions import add as add_suppressions
 
-BATCH_SIZE = 5_000  # lines recorded at once when ingesting a file
+BATCH_SIZE = 5_000  # lines read, staged and resolved at once when ingesting a file
+FLUSH_ROWS = 50_000  # then recorded at once (sorted), when so many are staged
 INGEST_CACHE_KIB = 32 * 1024  # SQLite's page cache while ingesting a file (default: 2 MiB)
 TRANSACTION_SECONDS = 2.0  # then committed, when a transaction has lasted this long
 LISTED = 1_000  # problems, uncounted events and suppressions listed one by one (all counted)
@@ -126,142 +128,189 @@ def _aware(value: datetime | str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class _Batch:
-    """One call of `record_events`: the events, where each stands, and what came of them."""
+def _json(value: Any) -> Any:
+    """A JSON column read through a text() query: text on SQLite, decoded on PostgreSQL."""
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
 
-    def __init__(self, conn: Connection, items: list[Incoming], now: datetime) -> None:
-        self.conn, self.items, self.now = conn, items, now
+
+@dataclass(frozen=True)
+class _Prepared:
+    """An event read and checked, ready for the batch table (`row`: the FILLED columns
+    after `seq`), or refused for its time (`problem`)."""
+
+    id: str
+    line: int
+    at: datetime
+    row: tuple[Any, ...] = ()
+    problem: str | None = None
+
+
+def _processors(dialect: Any) -> list[tuple[int, Any]]:
+    """(index in a row without `seq`, bind processor) of the batch columns that have one;
+    `data` as JSON text by orjson, several times faster than the standard library (the
+    database reads the text as JSON on both stores)."""
+    return [
+        (i - 1, _json_text if name == "data" else process)
+        for i, name in enumerate(store_events.FILLED)
+        if (process := _bind(name, dialect))
+    ]
+
+
+def _json_text(data: Any) -> str:
+    try:
+        return orjson.dumps(data).decode()
+    except TypeError:  # an integer past 64 bits
+        return json.dumps(data, ensure_ascii=False)
+
+
+def _bind(column: str, dialect: Any) -> Any:
+    return store_events.BATCH.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _prepare(items: Sequence[Incoming], now: datetime, dialect: Any) -> list[_Prepared]:
+    """The batch table rows of the events (Python only, no store: `events ingest` prepares
+    the next batch in its reading thread while the store records this one)."""
+    processors = _processors(dialect)
+    prepared = []
+    for place, item in enumerate(items, start=1):
+        event = item.event
+        at = event.at or now
+        line = item.line or place
+        problem = _time_problem(at, now)
+        if problem:
+            prepared.append(_Prepared(item.id, line, at, problem=problem))
+            continue
+        effect = _effect(event)
+        wanted = _wanted(event)
+        if wanted == Channel.SMS:
+            channel = wanted
+        else:
+            channel = str(guess_channel(event.address)) if event.address else None
+        values = [
+            line, item.id, str(event.type), event.message_id, event.campaign, event.record,
+            event.audience, event.address, at, event.data or None, channel, wanted,
+            effect and str(effect),
+        ]  # fmt: skip
+        for i, process in processors:
+            if values[i] is not None:
+                values[i] = process(values[i])
+        prepared.append(_Prepared(item.id, line, at, tuple(values)))
+    return prepared
+
+
+class _Recorder:
+    """Events staged in the store's batch table (`stage`, any number of times), then
+    recorded at once (`flush`), in the caller's transaction; `done` says what came of them."""
+
+    def __init__(self, conn: Connection, now: datetime) -> None:
+        self.conn, self.now = conn, now
         self.done = Recording()
-        self.at: dict[int, datetime] = {}  # batch place -> time, of the events to store
-        self.first: dict[str, int] = {}  # event id -> batch place of its first event
-        self.effects: dict[int, SuppressionReason] = {}
-        dialect = conn.dialect
-        self.process = [
-            (i, process)
-            for i, name in enumerate(store_events.FILLED)
-            if (
-                process := store_events.BATCH.c[name]
-                .type.dialect_impl(dialect)
-                .bind_processor(dialect)
-            )
-        ]
+        self.staged = 0  # places taken in the batch table (its `seq`)
+        self.pending = 0  # staged rows still to record
+        self.ids: set[str] = set()  # of the staged events: a second one is a duplicate
 
-    def line(self, seq: int) -> int:
-        return self.items[seq].line or seq + 1
-
-    def rows(self) -> list[tuple[Any, ...]]:
-        """The rows of the batch table (before resolution); the others are counted."""
-        rows = []
-        for seq, item in enumerate(self.items):
-            event = item.event
-            at = event.at or self.now
-            problem = _time_problem(at, self.now)
-            if problem:
-                self.done.refused.append(LineProblem(self.line(seq), problem))
+    def stage(self, prepared: Sequence[_Prepared]) -> None:
+        """Stage the events, each linked to its message, campaign and record; refuse those
+        out of their time window, count those met before in this recording."""
+        rows, at = [], {}
+        for event in prepared:
+            if event.problem:
+                self.done.refused.append(LineProblem(event.line, event.problem))
                 continue
-            if item.id in self.first:
-                self.done.duplicates += 1  # twice in the batch
+            if event.id in self.ids:
+                self.done.duplicates += 1
                 continue
-            self.first[item.id] = seq
-            self.at[seq] = at
-            effect = _effect(event)
-            if effect is not None:
-                self.effects[seq] = effect
-            wanted = _wanted(event)
-            if wanted == Channel.SMS:
-                channel = wanted
-            else:
-                channel = str(guess_channel(event.address)) if event.address else None
-            values = [
-                seq, item.id, str(event.type), event.message_id, event.campaign, event.record,
-                event.audience, event.address, at, event.data or None, channel, wanted,
-                effect and str(effect),
-            ]  # fmt: skip
-            for i, process in self.process:
-                if values[i] is not None:
-                    values[i] = process(values[i])
-            rows.append(tuple(values))
-        return rows
-
-    def refuse_early(self) -> None:
-        """Refuse the events more than a day before their campaign's first send (or, never
-        sent, its apply). The per-event look-up is skipped when no campaign of the batch
-        started after its earliest event."""
-        earliest = min(self.at.values())
-        bounds = {}
-        for cid, name, first_sent, applied in store_events.batch_campaigns(self.conn):
-            since = _aware(first_sent or applied)
-            if since - SLACK > earliest:
-                bounds[cid] = (since, name, first_sent is not None)
-        if not bounds:
+            self.ids.add(event.id)
+            seq = self.staged + len(rows)
+            at[seq] = event
+            rows.append((seq, *event.row))
+        if not rows:
             return
+        since, fresh = self.staged, self.staged == 0
+        store_events.stage(self.conn, rows, fresh=fresh)
+        store_events.resolve(self.conn, since)
+        self.staged += len(rows)
+        self.pending += len(rows) - self._refuse_early(since, at)
+
+    def _refuse_early(self, since: int, staged: dict[int, _Prepared]) -> int:
+        """Refuse the events more than a day before their campaign's first send (or, never
+        sent, its apply): how many. The per-event look-up is skipped when no campaign of
+        the batch started after its earliest event."""
+        earliest = min(event.at for event in staged.values())
+        bounds = {}
+        for cid, name, first_sent, applied in store_events.batch_campaigns(self.conn, since):
+            start = _aware(first_sent or applied)
+            if start - SLACK > earliest:
+                bounds[cid] = (start, name, first_sent is not None)
+        if not bounds:
+            return 0
         early = []
-        for seq, cid in store_events.batch_campaign_of(self.conn):
-            if cid in bounds and self.at[seq] < bounds[cid][0] - SLACK:
-                since, name, sent = bounds[cid]
+        for seq, cid in store_events.batch_campaign_of(self.conn, since):
+            event = staged[seq]
+            if cid in bounds and event.at < bounds[cid][0] - SLACK:
+                start, name, sent = bounds[cid]
                 what = "first sent" if sent else "was applied (it has sent nothing yet)"
                 self.done.refused.append(
                     LineProblem(
-                        self.line(seq),
-                        f"at: {self.at[seq].isoformat()} is more than a day before campaign "
-                        f"{_quoted(name)} {what}, at {since.isoformat()}",
+                        event.line,
+                        f"at: {event.at.isoformat()} is more than a day before campaign "
+                        f"{_quoted(name)} {what}, at {start.isoformat()}",
                     )
                 )
                 early.append(seq)
-                del self.first[self.items[seq].id]
+                self.ids.discard(event.id)
         store_events.drop_from_batch(self.conn, early)
+        return len(early)
 
-    def insert(self, listed: int | None, region: str) -> None:
-        """Insert the events not recorded before; count them, and add their suppressions."""
-        inserted = store_events.record_once(self.conn, self.now)
-        if inserted and any(i.event.type == EventType.FORM_SUBMITTED for i in self.items):
-            self.respond(inserted)
+    def flush(self, listed: int | None, region: str) -> Recording:
+        """Record the staged events not recorded before; count them, open the responses of
+        the answers, add the suppressions. Then the next `stage` starts afresh."""
         done = self.done
-        done.duplicates += len(self.first) - len(inserted)
-        uncounted, suppressions = [], []
-        for row in store_events.notable(self.conn):
-            if self.items[row.seq].id not in inserted:
-                continue  # recorded before
-            if row.outbox_id is None:
-                why = self._uncounted(row)
-                if why is not None:
-                    uncounted.append((self.line(row.seq), why))
-            if row.seq in self.effects:
-                chosen = self.items[row.seq].event.data.get("category")
-                entry = _suppression(row, self.effects[row.seq], region, chosen)
-                if entry is not None:
-                    suppressions.append(entry)
-        done.recorded = len(inserted) - done.unknown - done.unattributed
-        uncounted.sort()
-        done.not_counted = [LineProblem(line, why) for line, why in uncounted[:listed]]
-        done.suppressions = [
-            f"{e.channel} {e.normal} ({e.category or 'all categories'}, {e.reason})"
-            for e in add_suppressions(self.conn, suppressions)
-        ]
+        if self.pending:
+            inserted = store_events.record_once(self.conn, self.now)
+            done.duplicates += self.pending - len(inserted)
+            if inserted:
+                self._respond(inserted)
+            uncounted, suppressions = [], []
+            for row in store_events.notable(self.conn):
+                if row.id not in inserted:
+                    continue  # recorded before
+                if row.outbox_id is None:
+                    why = self._uncounted(row)
+                    if why is not None:
+                        uncounted.append((row.line, why))
+                if row.effect is not None:
+                    chosen = (_json(row.data) or {}).get("category")
+                    entry = _suppression(row, SuppressionReason(row.effect), region, chosen)
+                    if entry is not None:
+                        suppressions.append(entry)
+            done.recorded += len(inserted) - done.unknown - done.unattributed
+            uncounted.sort()
+            done.not_counted = [LineProblem(line, why) for line, why in uncounted[:listed]]
+            done.suppressions = [
+                f"{e.channel} {e.normal} ({e.category or 'all categories'}, {e.reason})"
+                for e in add_suppressions(self.conn, suppressions)
+            ]
+        done.refused.sort(key=lambda p: p.line)
+        self.done, self.staged, self.pending = Recording(), 0, 0
+        self.ids.clear()
+        return done
 
-    def respond(self, inserted: set[str]) -> None:
+    def _respond(self, inserted: set[str]) -> None:
         """The responses to process of the answers inserted (events/responses.py)."""
-        rows = store_events.staged_answers(self.conn)
         open_responses(
             self.conn,
             [
-                (
-                    r.campaign_id,
-                    r.record_id,
-                    r.outbox_id,
-                    self.items[r.seq].event.data,
-                    self.at[r.seq],
-                )
-                for r in rows
-                if self.items[r.seq].id in inserted
+                (r.campaign_id, r.record_id, r.outbox_id, _json(r.data), _aware(r.at))
+                for r in store_events.staged_answers(self.conn)
+                if r.id in inserted
             ],
         )
 
     def _uncounted(self, row: Any) -> str | None:
         """Why an event without a message counts for none (None: named by its address)."""
-        event = self.items[row.seq].event
-        campaign, record = _quoted(event.campaign), _quoted(event.record)
-        if event.campaign and event.record:
+        campaign, record = _quoted(row.campaign_name), _quoted(row.record_name)
+        if row.campaign_name and row.record_name:
             if row.campaign_id is None:
                 self.done.unknown += 1
                 return f"unknown: campaign {campaign} is not in the store"
@@ -272,18 +321,18 @@ class _Batch:
                     "and no single record has that key"
                 )
             self.done.unattributed += 1
-            message = {"email": "email", "sms": "SMS"}.get(_wanted(event) or "", "message")
+            message = {"email": "email", "sms": "SMS"}.get(row.wanted or "", "message")
             return (
                 f"not attributable: no {message} of campaign {campaign} was sent to record "
-                f"{record} before {self.at[row.seq].isoformat()}"
+                f"{record} before {_aware(row.at).isoformat()}"
             )
-        if event.message_id:
+        if row.message_id:
             self.done.unknown += 1
-            return f"unknown: message {_quoted(event.message_id)} is not in the store"
-        if event.record and row.record_id is None:
+            return f"unknown: message {_quoted(row.message_id)} is not in the store"
+        if row.record_name and row.record_id is None:
             self.done.unknown += 1
-            if event.audience:
-                return f"unknown: audience {_quoted(event.audience)} has no record {record}"
+            if row.audience:
+                return f"unknown: audience {_quoted(row.audience)} has no record {record}"
             return (
                 f"unknown: no single record has the key {record} "
                 "(none, or one in several audiences: add `audience`)"
@@ -329,15 +378,10 @@ def record_events(
     writers overlap: an event counts as recorded only when its row was inserted
     (INSERT … ON CONFLICT DO NOTHING RETURNING).
     """
-    batch = _Batch(conn, list(events), (now or clock.now()).astimezone(UTC))
-    rows = batch.rows()
-    if rows:
-        store_events.stage(conn, rows)
-        store_events.resolve(conn)
-        batch.refuse_early()
-        batch.insert(listed, region)
-    batch.done.refused.sort(key=lambda p: p.line)
-    return batch.done
+    now = (now or clock.now()).astimezone(UTC)
+    recorder = _Recorder(conn, now)
+    recorder.stage(_prepare(list(events), now, conn.dialect))
+    return recorder.flush(listed, region)
 
 
 def record_event(
@@ -432,14 +476,15 @@ def _extend(into: list, more: Sequence) -> None:
 
 @dataclass
 class _Read:
-    """A batch of events read from the stream, with the lines read and refused on the way."""
+    """A batch of events read from the stream and prepared, with the lines read and refused
+    on the way."""
 
-    events: list[Incoming]
+    events: list[_Prepared]
     read: int
     refused: list[LineProblem]
 
 
-def _batches(stream: IO[bytes]) -> Iterator[_Read]:
+def _batches(stream: IO[bytes], now: datetime, dialect: Any) -> Iterator[_Read]:
     """The stream's events, BATCH_SIZE at a time, each with the bad lines met before it."""
     batch: list[Incoming] = []
     read, refused = 0, []
@@ -453,15 +498,15 @@ def _batches(stream: IO[bytes]) -> Iterator[_Read]:
             continue
         batch.append(item)
         if len(batch) >= BATCH_SIZE:
-            yield _Read(batch, read, refused)
+            yield _Read(_prepare(batch, now, dialect), read, refused)
             batch, read, refused = [], 0, []
     if batch or read:
-        yield _Read(batch, read, refused)
+        yield _Read(_prepare(batch, now, dialect), read, refused)
 
 
 def _read_ahead(items: Iterator[_Read]) -> Iterator[_Read]:
     """The items, each read in a thread while the caller stores the one before. SQLite and
-    the PostgreSQL driver let go of the GIL while they work, so parsing the next batch
+    the PostgreSQL driver let go of the GIL while they work, so reading the next batch
     (Python) overlaps storing this one (the database): on two cores, about the time of
     the slower of the two instead of their sum. One batch at most is read ahead."""
     with ThreadPoolExecutor(1, thread_name_prefix="events-read") as pool:
@@ -474,34 +519,38 @@ def _read_ahead(items: Iterator[_Read]) -> Iterator[_Read]:
 def ingest_events(
     store: Store, stream: IO[bytes], *, region: str = "FR", now: datetime | None = None
 ) -> IngestSummary:
-    """Record every event of a JSON-lines byte stream, BATCH_SIZE lines at a time; bad lines
-    are counted (the first LISTED kept) and skipped. A transaction holds batches for about
-    TRANSACTION_SECONDS: fewer commits write each index page fewer times, and a sender
-    waiting for SQLite's write lock (10 s at most) is never kept out for long.
+    """Record every event of a JSON-lines byte stream; bad lines are counted (the first
+    LISTED kept) and skipped. BATCH_SIZE lines at a time are read, then staged and
+    resolved; a transaction records what it staged (FLUSH_ROWS events, or what came in
+    TRANSACTION_SECONDS) at once, in one sorted pass over the event table's indexes, then
+    commits. A sender waiting for SQLite's write lock (10 s at most) is never kept out for
+    long.
 
     Never raises for bad lines: `summary.check()` does, when none could be read.
     """
     summary = IngestSummary()
-    batches = _read_ahead(_batches(stream))
+    now = (now or clock.now()).astimezone(UTC)
+    batches = _read_ahead(_batches(stream, now, store.engine.dialect))
     batch = next(batches, None)
     while batch is not None:
         with store.transaction(immediate=True) as conn:
             if store.dialect == "sqlite":
-                # each event adds an entry to five indexes: with SQLite's default 2 MiB page
-                # cache their pages are written out and read back again and again (a third
-                # of a big ingest's time); the connection keeps the larger cache afterwards
+                # each event adds an entry to three indexes: with SQLite's default 2 MiB page
+                # cache their pages are written out and read back again and again; the
+                # connection keeps the larger cache afterwards
                 conn.exec_driver_sql(f"PRAGMA cache_size = -{INGEST_CACHE_KIB}")
+            recorder = _Recorder(conn, now)
             started = time.monotonic()
             while batch is not None:
                 summary.read += batch.read
                 for problem in batch.refused:
                     summary.refuse(problem)
-                if batch.events:
-                    listed = LISTED - len(summary.not_counted)
-                    summary.add(
-                        record_events(conn, batch.events, now=now, region=region, listed=listed)
-                    )
+                recorder.stage(batch.events)
                 batch = next(batches, None)
-                if time.monotonic() - started >= TRANSACTION_SECONDS:
+                if (
+                    recorder.staged >= FLUSH_ROWS
+                    or time.monotonic() - started >= TRANSACTION_SECONDS
+                ):
                     break
+            summary.add(recorder.flush(LISTED - len(summary.not_counted), region))
     return summary

@@ -11,6 +11,7 @@ submission for a record whose response is still to process replaces its answers
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,43 +59,67 @@ def open_responses(
     conn: Connection, submissions: Iterable[tuple[int, int, int | None, Any, datetime]]
 ) -> int:
     """Make or update the responses of `(campaign_id, record_id, outbox_id, data, at)`
-    submissions, in the caller's transaction; the number of responses written."""
-    written = 0
+    submissions, in the caller's transaction, in a few statements whatever their number
+    (the last submission of a record counts, as it replaces the earlier ones); the number
+    of responses written."""
+    latest: dict[tuple[int, int], tuple[int | None, dict[str, Any], datetime]] = {}
     for campaign_id, record_id, outbox_id, data, at in submissions:
         if isinstance(data, str):  # SQLite, through a text() query
-            import json
-
             data = json.loads(data)
-        answers = answers_of(data)
-        attributes = conn.execute(
-            sa.select(RECORD.c.attributes).where(RECORD.c.id == record_id)
-        ).scalar_one_or_none()
-        changes = changes_of(dict(attributes or {}), answers)
-        open_id = conn.execute(
-            sa.select(RESPONSE.c.id)
-            .where(
-                RESPONSE.c.campaign_id == campaign_id,
-                RESPONSE.c.record_id == record_id,
-                RESPONSE.c.status == ResponseStatus.TO_PROCESS,
+        latest[(campaign_id, record_id)] = (outbox_id, answers_of(data), at)
+    record_ids = sorted({record_id for _, record_id in latest})
+    attributes: dict[int, Any] = {}
+    still_open: dict[tuple[int, int], int] = {}
+    for start in range(0, len(record_ids), _CHUNK):
+        chunk = record_ids[start : start + _CHUNK]
+        attributes.update(
+            (record_id, values)
+            for record_id, values in conn.execute(
+                sa.select(RECORD.c.id, RECORD.c.attributes).where(RECORD.c.id.in_(chunk))
             )
-            .order_by(RESPONSE.c.id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        values = {"data": answers, "changes": changes, "submitted_at": at}
-        if open_id is not None:
-            conn.execute(sa.update(RESPONSE).where(RESPONSE.c.id == open_id).values(**values))
+        )
+        for campaign_id, record_id, response_id in conn.execute(
+            sa.select(RESPONSE.c.campaign_id, RESPONSE.c.record_id, sa.func.max(RESPONSE.c.id))
+            .where(RESPONSE.c.record_id.in_(chunk), RESPONSE.c.status == ResponseStatus.TO_PROCESS)
+            .group_by(RESPONSE.c.campaign_id, RESPONSE.c.record_id)
+        ):
+            still_open[(campaign_id, record_id)] = response_id
+    updates, inserts = [], []
+    for (campaign_id, record_id), (outbox_id, answers, at) in latest.items():
+        values = {
+            "data": answers,
+            "changes": changes_of(dict(attributes.get(record_id) or {}), answers),
+            "submitted_at": at,
+        }
+        if (campaign_id, record_id) in still_open:
+            updates.append({"response_id": still_open[(campaign_id, record_id)], **values})
         else:
-            conn.execute(
-                sa.insert(RESPONSE).values(
-                    campaign_id=campaign_id,
-                    record_id=record_id,
-                    outbox_id=outbox_id,
-                    status=ResponseStatus.TO_PROCESS,
+            inserts.append(
+                {
+                    "campaign_id": campaign_id,
+                    "record_id": record_id,
+                    "outbox_id": outbox_id,
+                    "status": ResponseStatus.TO_PROCESS,
                     **values,
-                )
+                }
             )
-        written += 1
-    return written
+    if updates:
+        conn.execute(
+            sa.update(RESPONSE)
+            .where(RESPONSE.c.id == sa.bindparam("response_id"))
+            .values(
+                data=sa.bindparam("data"),
+                changes=sa.bindparam("changes"),
+                submitted_at=sa.bindparam("submitted_at"),
+            ),
+            updates,
+        )
+    if inserts:
+        conn.execute(sa.insert(RESPONSE), inserts)
+    return len(latest)
+
+
+_CHUNK = 5_000  # records looked up per statement (a bound on its parameters)
 
 
 # ---------------------------------------------------------------------- review

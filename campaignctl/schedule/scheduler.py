@@ -231,7 +231,8 @@ def scheduler_pass(
     log: Callable[[Action], None] | None = None,
     stop: threading.Event | None = None,
 ) -> PassResult:
-    """One pass: create the due waves, then run every wave whose time has come."""
+    """One pass: create the due waves, run every wave whose time has come, then advance
+    the active automations."""
     result = PassResult(now)
 
     def emit(action: Action) -> None:
@@ -245,14 +246,6 @@ def scheduler_pass(
     ids = {c.name: c.id for c in campaigns}
     for action in _create_waves(store, ids, due, options, now):
         emit(action)
-    result.automations = automation_pass(
-        store,
-        workspace,
-        now,
-        lambda wave_id: runner.run_wave(store, workspace, wave_id, now=now),
-        renew=lease.renew if lease is not None else None,
-        wait_end=_quiet_hours_end(workspace),
-    )
     for row in _runnable(store, now):
         if stop is not None and stop.is_set():
             result.interrupted = True
@@ -272,6 +265,18 @@ def scheduler_pass(
             continue
         kind = _ACTION_OF_STATE.get(done.state, ActionType.WAITING)
         emit(Action(kind, *base, done.text(row.name, options.timezone), done.exit_code))
+    if result.interrupted:
+        return result
+    # after the due waves: an automation step's wave that a killed pass left half sent has
+    # just been finished above, so its records go on in this pass (none waits a pass more)
+    result.automations = automation_pass(
+        store,
+        workspace,
+        now,
+        lambda wave_id: runner.run_wave(store, workspace, wave_id, now=now),
+        renew=lease.renew if lease is not None else None,
+        wait_end=_quiet_hours_end(workspace),
+    )
     return result
 
 

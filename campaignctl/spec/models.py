@@ -147,6 +147,8 @@ class EventType(enum.StrEnum):
     SMS_DELIVERED = "sms_delivered"
     SMS_FAILED = "sms_failed"
     SMS_REPLY = "sms_reply"
+    # a `to_sign` document of an information campaign signed in the partner space
+    DOCUMENT_SIGNED = "document_signed"
     # about a record, not a message (DESIGN.md §5): named by `record` (+ `audience`)
     DOCUMENT_RECEIVED = "document_received"
     SPACE_VISITED = "space_visited"
@@ -486,6 +488,20 @@ def _local_url(url: str) -> bool:
     return host in ("localhost", "127.0.0.1", "::1") or bool(host and host.startswith("127."))
 
 
+class SigningSettings(SpecModel):
+    """The organisation's certificate for documents with `sign: true` (PAdES, pyHanko)."""
+
+    certificate: str = Field(
+        description="PEM certificate (chain after it): a path relative to the workspace, or "
+        "absolute (keep keys out of the repository)."
+    )
+    key: str = Field(description="PEM private key, relative to the workspace or absolute.")
+    password_env: EnvName | None = Field(
+        None, description="Environment variable holding the key's password, if it has one."
+    )
+    reason: str = "Document certifié par l'organisation"
+
+
 class WorkspaceConfig(SpecModel):
     """`campaignctl.yaml`: one per workspace."""
 
@@ -507,6 +523,7 @@ class WorkspaceConfig(SpecModel):
     systems: dict[Slug, ExportSystem] = Field(
         {}, description="CRM systems that campaign `exports:` transfer to."
     )
+    signing: SigningSettings | None = None
 
 
 # =========================================================================== documents
@@ -692,7 +709,12 @@ class ExportSpec(SpecModel):
 class DocumentSpec(SpecModel):
     path: str = Field(description="Path under documents/.")
     typology: str
-    to_sign: bool = False
+    to_sign: bool = Field(False, description="The recipient signs it in their space.")
+    sign: bool = Field(
+        False,
+        description="A PDF served signed with the organisation's certificate (PAdES, "
+        "`signing:` in campaignctl.yaml).",
+    )
     label: str | None = None
 
 

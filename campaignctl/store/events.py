@@ -2,9 +2,12 @@
 
 `events.record.record_events` (what `events ingest`, the send engine and the web side
 call) reads and checks the events, then stages them here in a temporary batch table;
-`resolve` links each to its message (or its record's latest message), and `record_once`
-inserts those not recorded before, idempotent by event id, whoever wrote them first.
-Each step is a few set-based statements whatever the batch's size.
+`resolve` links each newly staged one to its message (or its record's latest message),
+and `record_once` inserts those staged not recorded before, idempotent by event id,
+whoever wrote them first. Each step is a few set-based statements whatever the batch's
+size. A big ingest stages several batches (resolving each as it comes) before one
+`record_once`: the event table's indexes then take the rows in one sorted pass, which
+costs far less than one pass per small batch.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ BATCH = sa.Table(
     "event_batch",
     sa.MetaData(),
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("line", sa.Integer),  # in the file, or the place in the batch from 1
     sa.Column("id", sa.String),
     sa.Column("type", sa.String),
     sa.Column("message_id", sa.String),
@@ -45,21 +49,21 @@ BATCH = sa.Table(
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DELETE ROWS",
 )
-FILLED = [c.name for c in BATCH.columns][:13]  # the columns written from Python
+FILLED = [c.name for c in BATCH.columns][:14]  # the columns written from Python
 
-# Joins of the whole batch, a few statements whatever its size. Each is driven by the batch
-# (SQLite's CROSS JOIN keeps the written order, as its planner knows nothing of the
-# temporary table and would otherwise scan the whole outbox or recipient table for every
-# batch); PostgreSQL, which ANALYZEs the batch, orders them as it likes.
+# Joins of the rows staged since :since, a few statements whatever their number. Each is
+# driven by the batch (SQLite's CROSS JOIN keeps the written order, as its planner knows
+# nothing of the temporary table and would otherwise scan the whole outbox or recipient
+# table for every batch); PostgreSQL, which ANALYZEs the batch, orders them as it likes.
 RESOLVE = (
     # the message named by Message-ID, else by the provider's id
     """UPDATE event_batch SET outbox_id = o.id, campaign_id = o.campaign_id,
       record_id = o.record_id
-    FROM outbox o WHERE o.message_id = event_batch.message_id""",
+    FROM outbox o WHERE o.message_id = event_batch.message_id AND event_batch.seq >= :since""",
     """UPDATE event_batch SET (outbox_id, campaign_id, record_id) = (
       SELECT o.id, o.campaign_id, o.record_id FROM outbox o
       WHERE o.provider_id = event_batch.message_id ORDER BY o.id LIMIT 1)
-    WHERE outbox_id IS NULL AND message_id IS NOT NULL
+    WHERE seq >= :since AND outbox_id IS NULL AND message_id IS NOT NULL
       AND EXISTS (SELECT 1 FROM outbox o WHERE o.provider_id = event_batch.message_id)""",
     # an event about a record alone (document_received…): the only record with that key
     # (in its audience, when the event names one)
@@ -68,26 +72,27 @@ RESOLVE = (
       WHERE r.key = event_batch.record
         AND (event_batch.audience IS NULL OR r.audience = event_batch.audience)
       GROUP BY r.key HAVING COUNT(*) = 1)
-    WHERE event_batch.campaign IS NULL AND event_batch.record IS NOT NULL
+    WHERE event_batch.seq >= :since
+      AND event_batch.campaign IS NULL AND event_batch.record IS NOT NULL
       AND event_batch.outbox_id IS NULL AND event_batch.message_id IS NULL""",
     # else the campaign by name, and the record by key: the only record with that key,
     # else (a key in several audiences) the one the campaign's latest lock reached
     """UPDATE event_batch SET campaign_id = c.id FROM campaign c
-    WHERE c.name = event_batch.campaign AND event_batch.outbox_id IS NULL
-      AND event_batch.record IS NOT NULL""",
+    WHERE c.name = event_batch.campaign AND event_batch.seq >= :since
+      AND event_batch.outbox_id IS NULL AND event_batch.record IS NOT NULL""",
     """UPDATE event_batch SET record_id = single.id
     FROM (SELECT r.key, MIN(r.id) AS id FROM record r
-          WHERE r.key IN (SELECT record FROM event_batch
-                          WHERE outbox_id IS NULL AND campaign_id IS NOT NULL)
+          WHERE r.key IN (SELECT record FROM event_batch WHERE seq >= :since
+                          AND outbox_id IS NULL AND campaign_id IS NOT NULL)
           GROUP BY r.key HAVING COUNT(*) = 1) AS single
-    WHERE single.key = event_batch.record
+    WHERE single.key = event_batch.record AND event_batch.seq >= :since
       AND event_batch.outbox_id IS NULL AND event_batch.campaign_id IS NOT NULL""",
     """WITH reached AS (
       SELECT b.seq, r.id,
         ROW_NUMBER() OVER (PARTITION BY b.seq ORDER BY l.id DESC, r.id) AS n
       FROM event_batch b CROSS JOIN record r CROSS JOIN recipient rc CROSS JOIN campaign_lock l
       WHERE r.key = b.record AND rc.record_id = r.id AND l.id = rc.lock_id
-        AND l.campaign_id = b.campaign_id AND b.outbox_id IS NULL
+        AND l.campaign_id = b.campaign_id AND b.seq >= :since AND b.outbox_id IS NULL
         AND b.campaign_id IS NOT NULL AND b.record IS NOT NULL
         AND b.record_id IS NULL
     )
@@ -98,7 +103,8 @@ RESOLVE = (
     f"""WITH candidate AS (
       SELECT b.seq, m.id, m.sent_at FROM event_batch b CROSS JOIN outbox m
       WHERE m.record_id = b.record_id AND m.campaign_id = b.campaign_id
-        AND b.outbox_id IS NULL AND b.record_id IS NOT NULL
+        AND b.seq >= :since AND b.outbox_id IS NULL
+        AND b.record_id IS NOT NULL
         AND m.state IN {_SENT} AND m.sent_at <= b.at
         AND (b.wanted IS NULL OR m.channel = b.wanted)
       UNION ALL
@@ -107,7 +113,8 @@ RESOLVE = (
       WHERE rc.record_id = b.record_id AND rc.group_key IS NOT NULL
         AND w.lock_id = rc.lock_id AND w.campaign_id = b.campaign_id
         AND m.campaign_id = b.campaign_id AND m.wave_id = w.id AND m.channel = rc.channel
-        AND m.group_key = rc.group_key AND b.outbox_id IS NULL AND b.record_id IS NOT NULL
+        AND m.group_key = rc.group_key AND b.seq >= :since AND b.outbox_id IS NULL
+        AND b.record_id IS NOT NULL
         AND m.state IN {_SENT} AND m.sent_at <= b.at
         AND (b.wanted IS NULL OR m.channel = b.wanted)
     ), latest AS (
@@ -138,24 +145,23 @@ INSERT = f"""INSERT INTO event (id, type, message_id, outbox_id, campaign_id, re
     ON CONFLICT (id) DO NOTHING
     RETURNING id"""
 
-# The events that count for no message, or call for a suppression: few, read back.
-NOTABLE = f"""SELECT b.seq, b.id, b.campaign_id, b.record_id, b.outbox_id, c.category, {TARGET}
+# The events that count for no message, or call for a suppression: few, read back, with
+# what the event itself said (to tell why it counts for none).
+NOTABLE = f"""SELECT b.seq, b.line, b.id, b.type, b.message_id, b.campaign AS campaign_name,
+      b.record AS record_name, b.audience, b.wanted, b.effect, b.at, b.data,
+      b.campaign_id, b.record_id, b.outbox_id, c.category, {TARGET}
       LEFT JOIN campaign c ON c.id = b.campaign_id
     WHERE b.outbox_id IS NULL OR b.effect IS NOT NULL
     ORDER BY b.seq"""
 
 
-def bind_processor(column: str, dialect: sa.Dialect) -> Any:
-    """How the driver wants a value of that batch column (None: as it is)."""
-    return BATCH.c[column].type.dialect_impl(dialect).bind_processor(dialect)
-
-
-def stage(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Empty the batch table (created once per connection), then fill it with one
-    executemany of the driver (`rows` are the FILLED columns, the columns' type processors
-    already applied), without SQLAlchemy's per-row machinery."""
+def stage(conn: sa.Connection, rows: Sequence[tuple[Any, ...]], *, fresh: bool = True) -> None:
+    """Add rows to the batch table (created once per connection; emptied first when
+    `fresh`) with one executemany of the driver (`rows` are the FILLED columns, the
+    columns' type processors already applied), without SQLAlchemy's per-row machinery."""
     conn.execute(sa.schema.CreateTable(BATCH, if_not_exists=True))
-    conn.execute(sa.delete(BATCH))
+    if fresh:
+        conn.execute(sa.delete(BATCH))
     marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     conn.exec_driver_sql(
         f"INSERT INTO event_batch ({', '.join(FILLED)}) "
@@ -168,26 +174,33 @@ def stage(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         conn.exec_driver_sql("ANALYZE event_batch")
 
 
-def resolve(conn: sa.Connection) -> None:
-    """Link each staged event to its message, campaign and record (see RESOLVE)."""
+def resolve(conn: sa.Connection, since: int = 0) -> None:
+    """Link each event staged from place `since` on to its message, campaign and record
+    (see RESOLVE)."""
     for statement in RESOLVE:
-        conn.execute(sa.text(statement))
+        conn.execute(sa.text(statement), {"since": since})
 
 
-def batch_campaigns(conn: sa.Connection) -> list[Any]:
-    """(id, name, first_sent_at, applied_at) of the campaigns the staged events name."""
+def batch_campaigns(conn: sa.Connection, since: int = 0) -> list[Any]:
+    """(id, name, first_sent_at, applied_at) of the campaigns the events staged from place
+    `since` on name."""
     return conn.execute(
         sa.text(
             "SELECT id, name, first_sent_at, applied_at FROM campaign WHERE id IN "
-            "(SELECT DISTINCT campaign_id FROM event_batch)"
-        )
+            "(SELECT DISTINCT campaign_id FROM event_batch WHERE seq >= :since)"
+        ),
+        {"since": since},
     ).all()
 
 
-def batch_campaign_of(conn: sa.Connection) -> list[Any]:
-    """(seq, campaign id) of the staged events linked to a campaign."""
+def batch_campaign_of(conn: sa.Connection, since: int = 0) -> list[Any]:
+    """(seq, campaign id) of the events staged from place `since` on, linked to a campaign."""
     return conn.execute(
-        sa.text("SELECT seq, campaign_id FROM event_batch WHERE campaign_id IS NOT NULL")
+        sa.text(
+            "SELECT seq, campaign_id FROM event_batch "
+            "WHERE seq >= :since AND campaign_id IS NOT NULL"
+        ),
+        {"since": since},
     ).all()
 
 
@@ -216,12 +229,12 @@ def notable(conn: sa.Connection) -> list[Any]:
 
 
 def staged_answers(conn: sa.Connection) -> list[Any]:
-    """The staged `form_submitted` events that name their campaign and record: (seq,
-    campaign_id, record_id, outbox_id), for the responses they make."""
+    """The staged `form_submitted` events that name their campaign and record: (id,
+    campaign_id, record_id, outbox_id, data, at), for the responses they make."""
     return list(
         conn.execute(
             sa.text(
-                "SELECT seq, campaign_id, record_id, outbox_id FROM event_batch "
+                "SELECT id, campaign_id, record_id, outbox_id, data, at FROM event_batch "
                 "WHERE type = 'form_submitted' AND campaign_id IS NOT NULL "
                 "AND record_id IS NOT NULL ORDER BY seq"
             )

@@ -244,11 +244,10 @@ class Event(SQLModel, table=True):
 
     __tablename__ = "event"
     __table_args__ = (
-        sa.Index("ix_event_campaign_type", "campaign_id", "type", "at"),
+        # per campaign and type: the report's counts of distinct messages and records, the
+        # answers' times, and (with the campaign) a message's events (revision 0014)
+        sa.Index("ix_event_campaign", "campaign_id", "type", "outbox_id", "record_id", "at"),
         sa.Index("ix_event_record", "record_id", "type"),
-        sa.Index("ix_event_outbox", "outbox_id", "type"),
-        # report: distinct messages and records per campaign and type (revision 0003)
-        sa.Index("ix_event_campaign_type_target", "campaign_id", "type", "outbox_id", "record_id"),
     )
     id: str = Field(primary_key=True, max_length=64)  # given id, or a hash of the line
     type: str = Field(max_length=32)

@@ -6,9 +6,11 @@ only (`render.links.LinkSigner`, the signer that made the links):
 - `/o/TOKEN` open pixel, `/c/TOKEN` click redirect to the URL the message held;
 - `/u/TOKEN` unsubscribe (GET asks, POST opts out; RFC 8058 one-click POST at once);
 - `/p/TOKEN` preference centre, per category;
-- `/f/TOKEN` questionnaire form, `/s/TOKEN` personal space, `/q/CODE` short links;
+- `/f/TOKEN` questionnaire form, `/s/TOKEN` personal space (with its information
+  campaigns; `POST /s/TOKEN/sign` signs a `to_sign` document), `/q/CODE` short links;
 - `/d/TOKEN` the documents a campaign offers (a list, or one file);
-- `POST /api/events` JSON lines of `events ingest`, with a bearer token.
+- `POST /api/events` JSON lines of `events ingest`, and `POST /api/lists/NAME` list
+  members to add or remove, with a bearer token.
 
 Every hit is an event stored (web/writer.py) before the answer is sent. A tampered,
 expired or foreign token gets the same 404 page, with no detail.
@@ -33,7 +35,7 @@ from campaignctl.render.links import LinkPurpose, LinkSigner, ShortLinkError
 from campaignctl.spec.models import EventType
 from campaignctl.spec.workspace import load_workspace
 from campaignctl.store.store import Store
-from campaignctl.web import api, documents, questionnaire, unsubscribe
+from campaignctl.web import api, documents, information, questionnaire, unsubscribe
 from campaignctl.web.context import InvalidToken, PostRefused, Web, _web
 from campaignctl.web.pages import Pages
 from campaignctl.web.security import Csrf, RateLimiter, SecurityMiddleware
@@ -193,8 +195,10 @@ def _routes() -> list[Route]:
         Route("/p/{token}", unsubscribe.preferences, methods=["GET", "POST"]),
         Route("/f/{token}", questionnaire.form, methods=["GET", "POST"]),
         Route("/s/{token}", questionnaire.space, methods=["GET"]),
+        Route("/s/{token}/sign", information.sign, methods=["POST"]),
         Route("/d/{token}", documents.documents, methods=["GET"]),
         Route("/api/events", api.events, methods=["POST"]),
+        Route("/api/lists/{name}", api.list_members, methods=["POST"]),
         Route("/assets/{name}", assets, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
     ]

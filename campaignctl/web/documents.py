@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from campaignctl.errors import SpecError
 from campaignctl.events.model import Event
 from campaignctl.render.links import LinkPurpose
+from campaignctl.render.signing import signed_copy
 from campaignctl.spec.files import DOCUMENTS_DIR
 from campaignctl.spec.models import EventType
 from campaignctl.web.context import InvalidToken, _web
@@ -65,6 +67,8 @@ async def documents(request: Request) -> Response:
         raise InvalidToken from exc
     if not path.is_file():
         raise InvalidToken
+    if campaign.documents[index].sign and web.config.signing is not None:  # seed 003
+        path = await run_in_threadpool(signed_copy, path, web.config.signing, web.workspace.root)
     await web.hit(
         Event(
             type=EventType.CLICKED,

@@ -23,7 +23,7 @@ from campaignctl.render.links import LinkPurpose
 from campaignctl.render.questionnaire import QuestionField, QuestionnairePlan
 from campaignctl.spec.models import Campaign, EventType
 from campaignctl.web import answers as form_answers
-from campaignctl.web import queries
+from campaignctl.web import information, queries
 from campaignctl.web.context import InvalidToken, Web, _web
 from campaignctl.web.security import CSRF_FIELD
 
@@ -128,12 +128,20 @@ async def space(request: Request) -> Response:
     keys = payload.get("r") if isinstance(payload, dict) else None
     if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
         raise InvalidToken
-    asked = _asked(web, payload.get("c"))
-    records = await run_in_threadpool(queries.records_by_keys, web.store, keys, asked.audience)
+    linked = web.workspace.campaigns.get(payload.get("c"))
+    if linked is None:
+        raise InvalidToken
+    # a questionnaire campaign's link lists the forms; another's (an information notice)
+    # shows the records and their information campaigns only
+    asked = _asked(web, linked.name) if linked.questionnaire is not None else None
+    audience = asked.audience if asked else information.campaign_audience(web, linked.name)
+    records = await run_in_threadpool(queries.records_by_keys, web.store, keys, audience)
     if not records:
         raise InvalidToken
-    done = await run_in_threadpool(
-        queries.answered, web.store, asked.campaign.name, [r.id for r in records]
+    done = (
+        await run_in_threadpool(queries.answered, web.store, linked.name, [r.id for r in records])
+        if asked
+        else set()
     )
     wave = payload.get("w", 1)
     rows = [
@@ -142,9 +150,16 @@ async def space(request: Request) -> Response:
             "place": r.attributes.get("commune") or "",
             "answered": r.id in done,
             "link": web.signer.url(
-                LinkPurpose.FORM, {"c": asked.campaign.name, "r": r.key, "w": wave}
-            ).removeprefix(web.signer.base_url),
+                LinkPurpose.FORM, {"c": linked.name, "r": r.key, "w": wave}
+            ).removeprefix(web.signer.base_url)
+            if asked
+            else None,
         }
         for r in records
     ]
-    return web.pages.html("space.html", title="Mon espace", rows=rows, campaign=_title(asked))
+    shown = information.SpaceRecords([r.key for r in records], [r.id for r in records])
+    info = await information.section(web, request, shown)
+    cookie, new = info.pop("_csrf_cookie")
+    title = _title(asked) if asked else (linked.description or linked.name)
+    response = web.pages.html("space.html", title="Mon espace", rows=rows, campaign=title, **info)
+    return web.with_csrf_cookie(request, response, cookie, new)

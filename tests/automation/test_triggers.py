@@ -5,6 +5,7 @@ segment_entered with a `where:`, a space visit, and a send that fails at send ti
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -176,3 +177,81 @@ def test_two_schedulers_at_once_never_advance_a_record_twice(demo: Path, backend
         "automations: 1 active, 3 enrolled, 3 step(s) run, 3 waiting, 0 failed",
     ]
     assert sent_to(ws, "bienvenue-adherents") == 3
+
+
+def visit(key: str, at: str = NOW) -> str:
+    return json.dumps({"type": "space_visited", "record": key, "audience": "providers", "at": at})
+
+
+def test_a_space_visit_enrols_its_record_in_the_information_campaign_once(
+    demo: Path, backend: str
+) -> None:
+    """Seed 003 by partner type: the `space_visited` events that `serve` stores (ingested
+    here) enrol, at the next pass, the records the campaign targets, inside its window."""
+    from datetime import date
+
+    import sqlalchemy as sa
+
+    from campaignctl.automation.information import space_campaigns
+    from campaignctl.store import Store
+
+    ws = keep(demo, "charte-qualite-2027")
+    ok(ws, "apply", "--auto-approve")
+    visits = [
+        visit("HOT-003"),  # a hotel: targeted
+        visit("RES-001"),  # a restaurant: not among the partner types
+        visit("HOT-004", "2027-01-03T10:00:00+01:00"),  # before the window (and activation)
+    ]
+    ok(ws, "events", "ingest", "-", stdin="\n".join(visits) + "\n")
+    plan = json.loads(ok(ws, "plan", "charte-qualite-2027", "--json"))["campaigns"][0]
+    assert plan["automation"] == {"state": "active", "affected": 1, "enrolled": 0,
+                                  "trigger": "space_visited"}  # fmt: skip
+    tick = run(ws, "scheduler", "tick")
+    assert automation_line(tick) == (
+        "automations: 1 active, 1 enrolled, 0 step(s) run, 0 waiting, 0 failed"
+    )
+    # a second visit, later: enrolled once per campaign
+    ok(ws, "events", "ingest", "-", now=LATER, stdin=visit("HOT-003", LATER) + "\n")
+    assert automation_line(run(ws, "scheduler", "tick", now=LATER)) == (
+        "automations: 1 active, 0 enrolled, 0 step(s) run, 0 waiting, 0 failed"
+    )
+    store = Store(os.environ.get("CAMPAIGNCTL_STORE") or "sqlite:///.campaignctl/store.db",
+                  root=ws)  # fmt: skip
+    try:
+        with store.read() as conn:
+            ids = dict(conn.execute(sa.text("SELECT key, id FROM record WHERE key IN "
+                                            "('HOT-003', 'RES-001', 'HOT-004')")).all())  # fmt: skip
+            shown = {
+                key: [c.campaign for c in space_campaigns(conn, [ids[key]], date(2027, 1, 8))]
+                for key in ids
+            }
+    finally:
+        store.close()
+    assert shown == {"HOT-003": ["charte-qualite-2027"], "RES-001": [], "HOT-004": []}
+    # closed by hand before its end date: the space shows it no more
+    ok(ws, "campaign", "deactivate", "charte-qualite-2027", now=LATER)
+    store = Store(os.environ.get("CAMPAIGNCTL_STORE") or "sqlite:///.campaignctl/store.db",
+                  root=ws)  # fmt: skip
+    try:
+        with store.read() as conn:
+            assert space_campaigns(conn, [ids["HOT-003"]], date(2027, 1, 8)) == []
+    finally:
+        store.close()
+
+
+def test_a_space_visit_sends_the_information_campaign_s_notice(demo: Path, backend: str) -> None:
+    ws = keep(demo, "charte-qualite-2027")
+    spec = ws / "campaigns" / "charte-qualite-2027.yaml"
+    spec.write_text(spec.read_text().replace(
+        "channels: []                                  # shown in the partner space only\n",
+        "channels: [email]\nmessage:\n  subject: La charte qualité 2027 est à signer\n"
+        "  template: documents-disponibles\n  blocks: {intro: La charte 2027 vous attend.}\n",
+    ))  # fmt: skip
+    ok(ws, "validate")
+    ok(ws, "apply", "--auto-approve")
+    ok(ws, "events", "ingest", "-", stdin=visit("HOT-003") + "\n")
+    assert automation_line(run(ws, "scheduler", "tick")) == (
+        "automations: 1 active, 1 enrolled, 1 step(s) run, 0 waiting, 0 failed"
+    )
+    [notice] = (ws / ".campaignctl" / "outbox" / "charte-qualite-2027").glob("*.eml")
+    assert "La charte 2027 vous attend." in notice.read_text(encoding="utf-8", errors="replace")

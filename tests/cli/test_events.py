@@ -61,8 +61,8 @@ def test_ingest_records_links_and_suppresses(scaffold: Path, events_file: Path) 
         "column 1 (char 0)",
         f"{events_file}:10: skipped: type: Input should be 'delivered', 'bounced', 'opened', "
         "'clicked', 'form_opened', 'form_submitted', 'unsubscribed', 'complained', "
-        "'sms_delivered', 'sms_failed', 'sms_reply', 'document_received', 'space_visited', "
-        "'api_call' or 'score_changed'",
+        "'sms_delivered', 'sms_failed', 'sms_reply', 'document_signed', 'document_received', "
+        "'space_visited', 'api_call' or 'score_changed'",
         f'{events_file}:8: recorded, unknown: message "nobody@example.org" is not in the store',
         "suppressed email contact@cimes.example (all categories, bounced)",
         "suppressed sms +33698765432 (administrative, sms_stop)",

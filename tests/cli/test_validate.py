@@ -561,6 +561,11 @@ CODE_CASES = {
     "unknown-reference": CASES["unknown-segment"][:3],
     "reference-cycle": CASES["segment-cycle"][:3],
     "missing-file": CASES["unknown-template"][:3],
+    "missing-signing": (
+        "campaigns/charter-2027.yaml",
+        "typology: charte, to_sign: true,",
+        "typology: charte, to_sign: true, sign: true,",
+    ),
     "schedule": CASES["relaunch-before-send"][:3],
     "channel": CASES["channel-without-sender"][:3],
     "unknown-transport": ("campaignctl.yaml", "transport: file", "transport: smpt"),

@@ -35,7 +35,7 @@ def test_read_events_reports_bad_lines_and_keeps_good_ones() -> None:
             5,
             "type: Input should be 'delivered', 'bounced', 'opened', 'clicked', 'form_opened', "
             "'form_submitted', 'unsubscribed', 'complained', 'sms_delivered', 'sms_failed', 'sms_reply', "
-            "'document_received', 'space_visited', 'api_call' or 'score_changed'",
+            "'document_signed', 'document_received', 'space_visited', 'api_call' or 'score_changed'",
         ),
         (
             6,

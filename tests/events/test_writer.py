@@ -18,6 +18,7 @@ from storerows import Seeded, open_store, seed
 
 from campaignctl.events.model import Event, Incoming
 from campaignctl.events.record import ingest_events, record_event, record_events
+from campaignctl.events.responses import list_responses
 
 NOW = datetime(2027, 3, 2, 8, 0, tzinfo=UTC)
 AT = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
@@ -121,15 +122,24 @@ def test_ingests_running_at_once_record_each_event_once(scaffold: Path, sent: Se
 def test_an_ingest_in_many_batches_counts_as_one_batch(
     sent: Seeded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Batches are read ahead (in a thread) while the one before is stored: the figures, the
-    bad lines (with their numbers) and the rows are those of one batch holding everything,
-    with duplicates and bad lines on both sides of every batch boundary."""
+    """Batches are read ahead (in a thread) while the one before is stored, and several are
+    staged before they are recorded at once: the figures, the bad lines (with their
+    numbers), the rows and the responses are those of one batch holding everything, with
+    duplicates, answers and bad lines on both sides of every batch and flush boundary."""
     from campaignctl.events import record
 
     good = [
         {"type": "opened", "message_id": "H001.1@example.org", "at": AT.isoformat(), "id": f"o{n}"}
         for n in range(30)
     ]
+    for n in (3, 11, 24):  # the recipient corrects the form twice: the last answers count
+        good[n] = {
+            "type": "form_submitted",
+            "message_id": "H001.1@example.org",
+            "at": AT.isoformat(),
+            "id": f"f{n}",
+            "data": {"stars": n},
+        }
     lines: list[bytes] = []
     for n, event in enumerate(good):
         lines.append(json.dumps(event).encode())
@@ -142,21 +152,26 @@ def test_an_ingest_in_many_batches_counts_as_one_batch(
     lines.append(json.dumps({"type": "opened", "message_id": "nobody@example.org"}).encode())
     data = b"\n".join(lines) + b"\n"
 
-    def ingest(batch_size: int) -> tuple[dict, int]:
+    def ingest(batch_size: int, flush_rows: int) -> tuple[dict, int, list]:
         monkeypatch.setattr(record, "BATCH_SIZE", batch_size)
+        monkeypatch.setattr(record, "FLUSH_ROWS", flush_rows)
         with sent.store.transaction() as conn:
             conn.execute(sa.text("DELETE FROM event"))
+            conn.execute(sa.text("DELETE FROM response"))
         summary = ingest_events(sent.store, io.BytesIO(data), now=NOW)
         with sent.store.read() as conn:
             stored = conn.execute(sa.text("SELECT COUNT(*) FROM event")).scalar_one()
-        return summary.as_json(), stored
+        answers = [(r.record, r.answers) for r in list_responses(sent.store)]
+        return summary.as_json(), stored, answers
 
-    whole, stored = ingest(10_000)
+    whole, stored, answers = ingest(10_000, 10_000)
     assert (whole["recorded"], whole["duplicates"], whole["unknown"]) == (30, 8, 1)
     assert whole["bad_lines"] == 6 and stored == 31
     assert [p["line"] for p in whole["problems"]] == sorted(p["line"] for p in whole["problems"])
+    assert answers == [("H001", {"stars": 24})]
     for size in (1, 3, 7):
-        assert ingest(size) == (whole, stored)
+        for flush in (1, 5, 10_000):
+            assert ingest(size, flush) == (whole, stored, answers)
 
 
 def test_resolving_a_batch_never_scans_a_store_table(scaffold: Path) -> None:
@@ -171,7 +186,7 @@ def test_resolving_a_batch_never_scans_a_store_table(scaffold: Path) -> None:
     with sent.store.transaction() as conn:
         conn.execute(sa.schema.CreateTable(BATCH, if_not_exists=True))
         for statement in RESOLVE:
-            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}").all()
+            plan = conn.execute(sa.text(f"EXPLAIN QUERY PLAN {statement}"), {"since": 0}).all()
             scans = [row[3] for row in plan if row[3].startswith("SCAN ")]
             scanned += [
                 s for s in scans if s.split()[1] not in ("event_batch", "b", "reached", "latest")

@@ -56,6 +56,19 @@ class CampaignChecks(CheckerBase):
         self._check_export_fields(doc, campaign)
         for i, document in enumerate(campaign.documents):
             self._check_document_file(doc, ("documents", i, "path"), document.path, "document")
+            if document.sign and not document.path.lower().endswith(".pdf"):
+                self._report(
+                    doc.file, doc.mark("documents", i, "sign"), "invalid-value",
+                    f"document {document.path!r}: only a PDF is signed (`sign: true`)",
+                    "remove `sign: true`, or offer the document as a PDF",
+                )  # fmt: skip
+            if document.sign and self.config is not None and self.config.signing is None:
+                self._report(
+                    doc.file, doc.mark("documents", i, "sign"), "missing-signing",
+                    f"document {document.path!r} is to be signed by the organisation, but "
+                    "campaignctl.yaml has no `signing:`",
+                    "add `signing: {certificate: PATH, key: PATH, password_env: NAME}`",
+                )  # fmt: skip
         if (
             campaign.type == "information"
             and not campaign.documents
