@@ -155,6 +155,17 @@ def timed(root: Path, *args: str, env: dict[str, str]) -> tuple[float, float, fl
     return wall, rss / 1024, cpu, result.stdout
 
 
+def import_cpu() -> float:
+    """CPU seconds of a bare Python importing what `export push` imports (the floor of its
+    fixed cost, besides reading the workspace and the store)."""
+    result = subprocess.run(
+        ["/usr/bin/time", "-f", "%U %S", sys.executable, "-c",
+         "import campaignctl.cli.main, campaignctl.export.transfer"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return sum(float(x) for x in result.stderr.split()[-2:])
+
+
 def rows(store: Store) -> list[tuple]:
     with store.read() as conn:
         return conn.execute(
@@ -245,6 +256,10 @@ def main() -> None:
         print(f"  the CSV drop less that fixed cost (start-up, workspace, checks): "
               f"{n / max(csv_wall - wall, 1e-9):,.0f} badges/s, "
               f"{n / max(csv_cpu - cpu, 1e-9):,.0f} badges per CPU s")  # fmt: skip
+        imports = import_cpu()
+        print(f"  of which importing the modules a push loads: {imports:.2f} CPU s "
+              "(a bare python importing campaignctl.cli.main and export.transfer)")  # fmt: skip
+        print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         store.close()
     finally:
         receiver.server.shutdown()

@@ -93,8 +93,12 @@ def main() -> None:
             f"kind: Segment\nname: {name}\naudience: contacts\nwhere:\n  {where}\n"
         )
     (ws / "campaigns" / "bench.yaml").write_text(CAMPAIGN)
-    (ws / "templates" / "bench.html.j2").write_text("<p>Bonjour {{ record.nom }}</p>\n")
-    (ws / "templates" / "bench.txt.j2").write_text("Bonjour {{ record.nom }}\n")
+    (ws / "templates" / "bench.html.j2").write_text(
+        '<p>Bonjour {{ record.nom }}</p>\n<a href="{{ links.unsubscribe }}">Se désinscrire</a>\n'
+    )
+    (ws / "templates" / "bench.txt.j2").write_text(
+        "Bonjour {{ record.nom }}\nSe désinscrire : {{ links.unsubscribe }}\n"
+    )
     (ws / "templates" / "bench.sms.j2").write_text("Bonjour {{ record.nom }}\n")
     try:  # a source stays inside audiences/ (no link from outside): a hard link, else a copy
         os.link(csv_path, ws / "audiences" / "contacts.csv")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, date, datetime
+from typing import overload
 from zoneinfo import ZoneInfo
 
 from campaignctl.errors import UsageError
@@ -39,6 +40,20 @@ def now() -> datetime:
             )
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return datetime.now(UTC)
+
+
+@overload
+def aware(value: None) -> None: ...
+@overload
+def aware(value: datetime | str) -> datetime: ...
+def aware(value: datetime | str | None) -> datetime | None:
+    """An instant read from the store, as an aware UTC datetime: SQLite gives naive UTC
+    ones back (and text through a `text()` query), PostgreSQL aware ones; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 RANGE_TEXT = f"campaignctl works with dates from {FIRST_DAY} to {LAST_DAY}"

@@ -48,6 +48,7 @@ from campaignctl.automation.steps import (
     flatten,
     step_paths,
 )
+from campaignctl.clock import aware
 from campaignctl.enums import CampaignState, OutboxState, RecordStatus, WaveKind, WaveStatus
 from campaignctl.errors import CampaignctlError, TemporaryFailure, UsageError
 from campaignctl.spec.models import Campaign, Channel
@@ -87,12 +88,6 @@ def is_automation(spec: Campaign) -> bool:
     return spec.trigger is not None
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 # --------------------------------------------------------------------------- activation
 
 
@@ -126,8 +121,8 @@ def activation_state(conn: sa.Connection, name: str) -> ActivationState:
     if row.state in OFF_STATES:
         return ActivationState(name, str(row.state))
     if row.active is None or row.active:
-        return ActivationState(name, "active", _aware(row.activated_at))
-    return ActivationState(name, "inactive", _aware(row.activated_at), _aware(row.deactivated_at))
+        return ActivationState(name, "active", aware(row.activated_at))
+    return ActivationState(name, "inactive", aware(row.activated_at), aware(row.deactivated_at))
 
 
 def _applied(conn: sa.Connection, name: str) -> Any:
@@ -716,7 +711,7 @@ def active_automations(conn: sa.Connection) -> list[tuple[AppliedAutomation, dat
             continue
         if row.active is False:
             continue
-        found.append((applied_campaign(row), _aware(row.activated_at)))
+        found.append((applied_campaign(row), aware(row.activated_at)))
     return found
 
 
@@ -750,7 +745,7 @@ def automation_pass(
                     applied = conn.execute(
                         sa.select(CAMPAIGN.c.applied_at).where(CAMPAIGN.c.id == campaign.id)
                     ).scalar_one()
-                    activated_at = min(_aware(applied) or now, now)
+                    activated_at = min(aware(applied) or now, now)
                     _ensure_automation(conn, campaign.id, now, activated_at)
                 since = activated_at if _event_trigger(campaign.spec) else None
                 runner = _Runner(store, workspace, campaign, now, run_wave, wait_end)

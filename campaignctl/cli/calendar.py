@@ -41,7 +41,7 @@ def calendar(
     Example: campaignctl calendar --from 2027-03-01 --to 2027-03-31 --ics campagnes.ics
     """
     from campaignctl import clock
-    from campaignctl.waves.known import known_waves
+    from campaignctl.waves.known import read_known_waves
     from campaignctl.waves.timeline import day_bounds, workspace_timeline
 
     app = get_app(ctx).use(workspace)
@@ -53,8 +53,8 @@ def calendar(
         raise UsageError(f"--to ({last}) is before --from ({first})")
     lo, hi = day_bounds(first, last, tz)
     waves = workspace_timeline(list(ws.campaigns.values()), tz, lo, hi, include_drafts=drafts)
-    with app.store().read() as conn:  # a wave sent by hand before its time is done already
-        known = {key: str(state) for key, state in known_waves(conn).items()}
+    # a wave sent by hand before its time is done already
+    known = {key: str(state) for key, state in read_known_waves(app.store()).items()}
     if ics is not None:
         from campaignctl.schedule.ical import calendar_ics
 

@@ -97,20 +97,21 @@ def _print_result(app: App, result: TransferResult, json_output: bool) -> None:
             app.out.print(f"Nothing to {'transfer' if push else 'withdraw'}: {what}.")
             if changed:
                 app.err.print(_changed_note(result.campaign, changed))
-            if sum(s.not_locked for s in result.systems):
-                app.err.print(_not_locked_note(sum(s.not_locked for s in result.systems)))
         for s in result.systems:
             if result.nothing_to_do:
                 break
             line = f"{s.system} ({s.type}, {s.target}): {s.sent} {done_word}"
+            if s.to_withdraw:
+                line += f", {_stale(s)}"
             if s.failed:
                 line += f", {s.failed} failed"
             if push:
                 line += f", {s.already} already transferred"
             if s.retries:
                 line += f", {s.retries} retried request(s)"
-            if s.file:
-                line += f" → {s.file}"
+            files = [f for f in (s.withdraw_file, s.file) if f]
+            if files:
+                line += f" → {', '.join(files)}"
             app.out.print(line)
             for failure in s.failures:
                 app.out.print(f"  failed: {failure['record']}: {failure['error']}")
@@ -118,8 +119,6 @@ def _print_result(app: App, result: TransferResult, json_output: bool) -> None:
                 app.out.print(f"  … and {s.failed - len(s.failures)} more (see --json)")
             if s.changed:
                 app.err.print(_changed_note(result.campaign, s.changed, s.system))
-            if s.not_locked:
-                app.err.print(_not_locked_note(s.not_locked, s.system))
     if result.failed:
         app.err.print(
             f"error: {result.failed} badge(s) were refused; fix them, then "
@@ -129,12 +128,17 @@ def _print_result(app: App, result: TransferResult, json_output: bool) -> None:
         raise typer.Exit(1)
 
 
-def _not_locked_note(count: int, system: str | None = None) -> str:
-    where = f" in {system}" if system else ""
-    return (
-        f"note: {count} badge(s){where} were transferred for records the lock in force "
-        "left out (`lock --refresh`); they stay in the CRM until withdrawn"
-    )
+def _stale(s: Any) -> str:
+    """What a push withdrew because the lock in force changed (`lock --refresh`)."""
+    why = []
+    if s.left_out:
+        why.append(f"{s.left_out} left out of the lock")
+    if s.moved:
+        why.append(f"{s.moved} moved to another cell")
+    text = f"{s.withdrawn} withdrawn ({', '.join(why)})"
+    if s.withdrawn < s.to_withdraw:
+        text += f", {s.to_withdraw - s.withdrawn} still to withdraw"
+    return text
 
 
 def _changed_note(campaign: str, changed: int, system: str | None = None) -> str:
@@ -162,7 +166,9 @@ def push(
 
     Each badge keeps one idempotency key for every retry and resumed push; a push
     interrupted (Ctrl-C, crash, kill -9) resumes with the next one, and a push of what is
-    done transfers nothing and says so. Refused (exit 65) until `campaignctl lock`.
+    done transfers nothing and says so. Refused (exit 65) until `campaignctl lock`. After
+    `lock --refresh`, it first withdraws the badges of records the lock left out or moved
+    to another cell (a moved record then gets its new cell's badge).
 
     Example: campaignctl export push appel-cotisation-2027 --segment renewing-soon
     """
@@ -236,6 +242,8 @@ def status(
             app.out.print("  no export gives this cell a badge")
         for s in cell.systems:
             figures = [f"{s.sent} sent", f"{s.to_transfer} to transfer"]
+            if s.to_withdraw:
+                figures.append(f"{s.to_withdraw} to withdraw (left out or moved by the lock)")
             for word, n in (
                 ("pending", s.pending),
                 ("failed", s.failed),

@@ -122,13 +122,11 @@ def _before_its_schedule(store: Any, ws: Any, campaign: str, now: bool) -> str |
     """A campaign whose first send is scheduled later goes now only when the person says so
     (--now, or yes at the prompt); then the note that names the schedule it overtakes."""
     from campaignctl import clock
-    from campaignctl.plan.lock import sendable_campaign
     from campaignctl.schedule.scheduler import scheduled_first_send
 
     tz = ws.config.timezone
-    with store.read() as conn:
-        sendable_campaign(conn, campaign)  # an archived campaign is refused as such first
-        at = scheduled_first_send(conn, ws.campaign(campaign), tz, clock.now())
+    # an archived campaign is refused as such first
+    at = scheduled_first_send(store, ws.campaign(campaign), tz, clock.now())
     if at is None:
         return None
     when = clock.local_text(at, tz)

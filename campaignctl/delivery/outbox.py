@@ -30,11 +30,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from campaignctl.clock import aware
 from campaignctl.enums import OutboxState, WaveKind, WaveStatus
 from campaignctl.errors import StateError
 from campaignctl.events.model import Event, Incoming
@@ -58,13 +59,6 @@ from campaignctl.store.tables import (
 from campaignctl.store.upsert import insert
 
 __all__ = ["ClaimedRow", "RowOutcome"]  # defined with the rules they follow, in store.outbox
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite gives naive datetimes back; the store keeps UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- lock and wave

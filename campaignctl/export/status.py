@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from campaignctl.enums import BadgeState
 from campaignctl.export.cells import badge_specs, cells, systems_of
+from campaignctl.export.transfer import STALE_STATES
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.campaigns import lock_id_in_force as active_lock_id
 from campaignctl.store.statistics import refresh_statistics
@@ -33,7 +34,10 @@ class CellSystem:
     system: str
     entity: str | None
     label: str | None
-    to_transfer: int = 0  # locked records without a live badge in this system
+    to_transfer: int = 0  # locked records without a live badge in this system and cell
+    # badges the next push withdraws: their record left out of the lock in force, or in
+    # another cell now (`lock --refresh`)
+    to_withdraw: int = 0
     pending: int = 0
     sent: int = 0
     failed: int = 0
@@ -108,6 +112,7 @@ def export_status(store: Store, workspace: Workspace, name: str) -> ExportStatus
             else []
         )
         missing = _to_transfer(conn, campaign_id, lock_id, systems)
+        stale = _to_withdraw(conn, campaign_id, lock_id)
         transfers = (
             conn.execute(
                 sa.select(EXPORT_TRANSFER)
@@ -134,6 +139,7 @@ def export_status(store: Store, workspace: Workspace, name: str) -> ExportStatus
                 continue
             entry = CellSystem(system, spec.entity if spec else None, spec.label if spec else None)
             entry.to_transfer = missing.get((system, segment, channel), 0) if spec else 0
+            entry.to_withdraw = stale.get((system, segment, channel), 0)
             cell.systems.append(entry)
             index[(system, segment, channel)] = entry  # type: ignore[index]
         found.append(cell)
@@ -179,7 +185,8 @@ def _locked(conn: sa.Connection, lock_id: int | None) -> dict[tuple[str, str], i
 def _to_transfer(
     conn: sa.Connection, campaign_id: int | None, lock_id: int | None, systems: list[str]
 ) -> dict[tuple[str, str, str], int]:
-    """Locked records per system and cell with no badge, or a withdrawn one."""
+    """Locked records per system and cell with no badge in that cell, or a withdrawn one (a
+    record a `lock --refresh` moved here is transferred here by the next push)."""
     if campaign_id is None or lock_id is None:
         return {}
     badge = EXPORT_BADGE.c
@@ -193,6 +200,8 @@ def _to_transfer(
                     badge.campaign_id == campaign_id,
                     badge.system == system,
                     badge.record_id == RECIPIENT.c.record_id,
+                    badge.segment.is_not_distinct_from(RECIPIENT.c.segment),
+                    badge.channel == RECIPIENT.c.channel,
                     badge.state != BadgeState.WITHDRAWN.value,
                 ),
             )
@@ -201,3 +210,28 @@ def _to_transfer(
         for segment, channel, n in rows:
             found[(system, segment, channel)] = int(n)
     return found
+
+
+def _to_withdraw(
+    conn: sa.Connection, campaign_id: int | None, lock_id: int | None
+) -> dict[tuple[str, str, str], int]:
+    """Badges per system and cell that the next push withdraws: transferred (or on their
+    way, refused, being withdrawn) for records the lock in force does not put in that cell."""
+    if campaign_id is None or lock_id is None:
+        return {}
+    badge = EXPORT_BADGE.c
+    rows = conn.execute(
+        sa.select(badge.system, badge.segment, badge.channel, sa.func.count())
+        .where(
+            badge.campaign_id == campaign_id,
+            badge.state.in_(STALE_STATES),
+            ~sa.exists().where(
+                RECIPIENT.c.lock_id == lock_id,
+                RECIPIENT.c.record_id == badge.record_id,
+                RECIPIENT.c.segment.is_not_distinct_from(badge.segment),
+                RECIPIENT.c.channel == badge.channel,
+            ),
+        )
+        .group_by(badge.system, badge.segment, badge.channel)
+    )
+    return {(system, segment, channel): int(n) for system, segment, channel, n in rows}

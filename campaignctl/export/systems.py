@@ -19,7 +19,7 @@ import csv
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -95,12 +95,12 @@ class CsvDrop:
         self,
         name: str,
         header: list[str],
-        rows: Iterable[list[object]],
+        chunks: Iterable[Iterable[Sequence[object]]],
         on_row: Callable[[int], None] | None = None,
     ) -> tuple[Path, int]:
-        """Write the file `name` (nothing when there are no rows); return its path and how
-        many rows it holds. The caller makes the cells formula-safe (`safecsv.neutralise`),
-        once per cell where they repeat."""
+        """Write the file `name` from `chunks` of rows (nothing when there are none), each
+        by one `writerows`; return its path and how many rows it holds. The caller makes
+        the cells formula-safe (`safecsv.neutralise`)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / name
         partial = self.folder / f".{name}.partial"
@@ -108,10 +108,11 @@ class CsvDrop:
         with writing(path), partial.open("w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
-            for row in rows:
-                writer.writerow(row)
-                count += 1
-                if on_row is not None and count % 5000 == 0:
+            for chunk in chunks:
+                rows = chunk if isinstance(chunk, list) else list(chunk)
+                writer.writerows(rows)
+                count += len(rows)
+                if on_row is not None:
                     on_row(count)
             handle.flush()
             os.fsync(handle.fileno())

@@ -12,6 +12,11 @@ A push, under the lease `export:CAMPAIGN` (one transfer of a campaign at a time)
    under the same keys, and the system drops what it already has.
 A withdraw marks the selected badges `withdrawing` first (committed), then sends them
 (the CSV system gets a withdraw file) and marks them `withdrawn`.
+
+After a `lock --refresh` (a push ran from another lock), a push also marks `withdrawing`,
+in step 1, the badges whose record the lock in force left out or put in another cell, and
+withdraws them first, as a withdraw does; a moved record's badge, once withdrawn, is made
+anew for its new cell (a new key) and sent with the others.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from campaignctl.enums import BadgeState, TransferAction
 from campaignctl.errors import StateError, UsageError
 from campaignctl.export.cells import BadgeSpec, Selection, badge_specs, check_selection
 from campaignctl.export.systems import Badge, CsvDrop, Webhook
-from campaignctl.safecsv import neutralise
+from campaignctl.safecsv import FORMULA_START, neutralise
 from campaignctl.spec.models import Campaign, ExportSystemType
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.campaigns import lock_id_in_force as active_lock_id
@@ -45,9 +50,27 @@ from campaignctl.store.tables import (
 )
 
 LEASE_TTL = timedelta(seconds=60)
+# a badge in these states may be in the CRM: a push withdraws it when the lock in force
+# no longer puts its record in its cell
+STALE_STATES = [
+    BadgeState.SENT.value,
+    BadgeState.PENDING.value,
+    BadgeState.FAILED.value,
+    BadgeState.WITHDRAWING.value,
+]
 RENEW_EVERY = 10.0  # seconds
 MAX_LISTED_FAILURES = 20
 Progress = Callable[[str, int, int], None]  # system, done, total
+
+
+@dataclass(frozen=True)
+class _Due:
+    """The badges one pass sends to one system: all in `state`, matched by `where`."""
+
+    system: str
+    action: TransferAction
+    state: str
+    where: Any
 
 
 @dataclass(frozen=True)
@@ -71,9 +94,15 @@ class SystemResult:
     failed: int = 0  # refused (4xx) in this run
     already: int = 0  # push: already transferred, unchanged; withdraw: nothing to undo
     changed: int = 0  # push: transferred with a badge the definitions changed since
-    not_locked: int = 0  # push: transferred for records the lock in force left out
+    # push: badges of records a `lock --refresh` left out or moved to another cell, which
+    # this push withdraws first (a moved record then gets its new cell's badge)
+    to_withdraw: int = 0
+    withdrawn: int = 0  # of them, withdrawn in this run
+    left_out: int = 0  # of `to_withdraw`: the record is no longer in the lock
+    moved: int = 0  # of `to_withdraw`: the record is in another cell now
     retries: int = 0
     file: str | None = None
+    withdraw_file: str | None = None  # push, csv: the file withdrawing those badges
     failures: list[dict[str, str]] = field(default_factory=list)  # first ones
 
     def as_json(self) -> dict[str, Any]:
@@ -100,8 +129,14 @@ class TransferResult:
         return sum(s.failed for s in self.systems)
 
     @property
+    def withdrawn(self) -> int:
+        """Push: badges withdrawn because the lock in force left their record out or moved
+        it to another cell."""
+        return sum(s.withdrawn for s in self.systems)
+
+    @property
     def nothing_to_do(self) -> bool:
-        return not any(s.to_send for s in self.systems)
+        return not any(s.to_send or s.to_withdraw for s in self.systems)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -114,6 +149,7 @@ class TransferResult:
             "outcome": self.outcome,
             "sent": self.sent,
             "failed": self.failed,
+            "withdrawn": self.withdrawn,
             "nothing_to_do": self.nothing_to_do,
             "elapsed": round(self.elapsed, 3),
             "rate": round(self.sent / self.elapsed, 1) if self.elapsed else None,
@@ -159,6 +195,7 @@ class _Transfer:
         self.specs = badge_specs(self.campaign)
         self.lease: HeldLease | None = None
         self._renewed = 0.0
+        self._changed: bool | None = None  # see _lock_changed
 
     # ------------------------------------------------------------------ frame
     def run(self) -> TransferResult:
@@ -251,6 +288,8 @@ class _Transfer:
                 result.systems.append(SystemResult(system, settings.type.value, target))
                 if self.action == TransferAction.PUSH:
                     assert lock_id is not None
+                    if self._lock_changed(conn, lock_id):
+                        self._mark_stale(conn, result.systems[-1], lock_id)
                     states = self._states(conn, system)
                     self._make_badges(conn, system, lock_id, BadgeState.WITHDRAWN in states)
                     if BadgeState.FAILED in states:
@@ -262,6 +301,75 @@ class _Transfer:
                 self._count(conn, system_result)
         return result
 
+    def _lock_changed(self, conn: sa.Connection, lock_id: int) -> bool:
+        """Whether an earlier push ran from another lock (before a `lock --refresh`): only
+        then can a badge sit in a cell the lock in force does not give its record."""
+        if self._changed is None:
+            transfer = EXPORT_TRANSFER.c
+            self._changed = (
+                conn.execute(
+                    sa.select(sa.literal(1))
+                    .where(
+                        transfer.campaign_id == self.campaign_id,
+                        transfer.action == TransferAction.PUSH.value,
+                        transfer.id != self.transfer_id,
+                        sa.or_(transfer.lock_id.is_(None), transfer.lock_id != lock_id),
+                    )
+                    .limit(1)
+                ).first()
+                is not None
+            )
+        return self._changed
+
+    def _mark_stale(self, conn: sa.Connection, result: SystemResult, lock_id: int) -> None:
+        """Badges (transferred, on their way, refused or being withdrawn) whose record the
+        lock in force left out, or put in another cell, are marked `withdrawing` by this
+        transfer, counted: the push withdraws them before it sends anything (a moved
+        record then gets its new cell's badge). In the selection: the badge's cell, or the
+        record's new one, is selected."""
+        badge = EXPORT_BADGE.c
+        system = result.system
+        recipient = RECIPIENT.c
+        in_lock = sa.and_(recipient.lock_id == lock_id, recipient.record_id == badge.record_id)
+        same_cell = sa.exists().where(
+            in_lock,
+            recipient.segment.is_not_distinct_from(badge.segment),
+            recipient.channel == badge.channel,
+        )
+        selection = self.options.selection
+        scope: Any = sa.true()
+        if selection.segment is not None or selection.channel is not None:
+            pairs = [
+                sa.and_(recipient.segment == spec.segment, recipient.channel == spec.channel)
+                for spec in self._cells(system)
+            ]
+            scope = sa.or_(
+                self._where_cells(system, any_cell=True),
+                sa.exists().where(in_lock, sa.or_(*pairs) if pairs else sa.false()),
+            )
+        stale = sa.and_(
+            badge.campaign_id == self.campaign_id,
+            badge.system == system,
+            badge.state.in_(STALE_STATES),
+            ~same_cell,
+            scope,
+        )
+        moved = sa.exists().where(in_lock).label("moved")
+        for is_moved, n in conn.execute(
+            sa.select(moved, sa.func.count()).where(stale).group_by(moved)
+        ):
+            if is_moved:
+                result.moved += int(n)
+            else:
+                result.left_out += int(n)
+        result.to_withdraw = result.moved + result.left_out
+        if result.to_withdraw:
+            conn.execute(
+                EXPORT_BADGE.update()
+                .where(stale)
+                .values(state=BadgeState.WITHDRAWING.value, withdraw_transfer_id=self.transfer_id)
+            )
+
     def _finish(self, result: TransferResult) -> None:
         with self.store.transaction() as conn:
             conn.execute(
@@ -271,7 +379,12 @@ class _Transfer:
                     finished_at=clock.now(),
                     outcome=result.outcome,
                     counts={
-                        s.system: {"sent": s.sent, "failed": s.failed, "already": s.already}
+                        s.system: {
+                            "sent": s.sent,
+                            "failed": s.failed,
+                            "already": s.already,
+                            **({"withdrawn": s.withdrawn} if s.to_withdraw else {}),
+                        }
                         for s in result.systems
                     },
                 )
@@ -339,49 +452,75 @@ class _Transfer:
         badge = EXPORT_BADGE.c
         prefix = f"{self.campaign.name}/{system}/t{self.transfer_id}/r"
         key = sa.literal(prefix, sa.String) + sa.cast(RECIPIENT.c.record_id, sa.String)
-        for spec in self._cells(system):
-            in_cell = sa.and_(
-                RECIPIENT.c.lock_id == lock_id,
-                RECIPIENT.c.segment == spec.segment,
-                RECIPIENT.c.channel == spec.channel,
-            )
-            conn.execute(
-                EXPORT_BADGE.insert().from_select(
-                    [
-                        "campaign_id",
-                        "system",
-                        "record_id",
-                        "segment",
-                        "channel",
-                        "state",
-                        "idempotency_key",
-                        "fields_hash",
-                        "transfer_id",
-                        "attempts",
-                    ],
-                    sa.select(
-                        sa.literal(self.campaign_id),
-                        sa.literal(system),
-                        RECIPIENT.c.record_id,
-                        RECIPIENT.c.segment,
-                        RECIPIENT.c.channel,
-                        sa.literal(BadgeState.PENDING.value),
-                        key,
-                        sa.literal(spec.fields_hash),
-                        sa.literal(self.transfer_id),
-                        sa.literal(0),
-                    ).where(
-                        in_cell,
-                        ~sa.exists().where(
-                            badge.campaign_id == self.campaign_id,
-                            badge.system == system,
-                            badge.record_id == RECIPIENT.c.record_id,
-                        ),
+        cells = self._cells(system)
+        if not cells:
+            return
+        recipient = RECIPIENT.c
+        # one pass over the lock's recipients for every selected cell (a statement per cell
+        # would read them once per cell); the cell's badge hash by a CASE over the cells
+        conn.execute(
+            EXPORT_BADGE.insert().from_select(
+                [
+                    "campaign_id",
+                    "system",
+                    "record_id",
+                    "segment",
+                    "channel",
+                    "state",
+                    "idempotency_key",
+                    "fields_hash",
+                    "transfer_id",
+                    "attempts",
+                ],
+                sa.select(
+                    sa.literal(self.campaign_id),
+                    sa.literal(system),
+                    recipient.record_id,
+                    recipient.segment,
+                    recipient.channel,
+                    sa.literal(BadgeState.PENDING.value),
+                    key,
+                    sa.case(
+                        *[
+                            (
+                                sa.and_(
+                                    recipient.segment == spec.segment,
+                                    recipient.channel == spec.channel,
+                                ),
+                                sa.literal(spec.fields_hash),
+                            )
+                            for spec in cells
+                        ]
                     ),
-                )
+                    sa.literal(self.transfer_id),
+                    sa.literal(0),
+                ).where(
+                    recipient.lock_id == lock_id,
+                    sa.or_(
+                        *[
+                            sa.and_(
+                                recipient.segment == spec.segment,
+                                recipient.channel == spec.channel,
+                            )
+                            for spec in cells
+                        ]
+                    ),
+                    ~sa.exists().where(
+                        badge.campaign_id == self.campaign_id,
+                        badge.system == system,
+                        badge.record_id == recipient.record_id,
+                    ),
+                ),
             )
-            if not withdrawn:
-                continue
+        )
+        if not withdrawn:
+            return
+        for spec in cells:
+            in_cell = sa.and_(
+                recipient.lock_id == lock_id,
+                recipient.segment == spec.segment,
+                recipient.channel == spec.channel,
+            )
             # a badge withdrawn before is transferred anew: a new transfer, a new key
             renewed = sa.literal(prefix, sa.String) + sa.cast(badge.record_id, sa.String)
             conn.execute(
@@ -429,48 +568,64 @@ class _Transfer:
             .values(state=BadgeState.WITHDRAWING.value, withdraw_transfer_id=self.transfer_id)
         )
 
-    def _due_states(self) -> list[str]:
-        """One state, so that the batches are read in id order from the state index."""
+    def _due(self, system: str) -> _Due:
+        """The badges this transfer sends to `system`: the push's pending ones in the
+        selected cells; the withdraw's `withdrawing` ones in the selection."""
+        badge = EXPORT_BADGE.c
         if self.action == TransferAction.PUSH:
-            return [BadgeState.PENDING.value]
-        return [BadgeState.WITHDRAWING.value]
+            state = BadgeState.PENDING.value
+            where = self._where_cells(system)
+        else:
+            state = BadgeState.WITHDRAWING.value
+            where = self._where_cells(system, any_cell=True)
+        return _Due(system, self.action, state, sa.and_(where, badge.state == state))
+
+    def _stale_due(self, system: str) -> _Due:
+        """The badges a push withdraws first (see `_mark_stale`)."""
+        badge = EXPORT_BADGE.c
+        state = BadgeState.WITHDRAWING.value
+        where = sa.and_(
+            badge.campaign_id == self.campaign_id,
+            badge.system == system,
+            badge.state == state,
+            badge.withdraw_transfer_id == self.transfer_id,
+        )
+        return _Due(system, TransferAction.WITHDRAW, state, where)
 
     def _count(self, conn: sa.Connection, result: SystemResult) -> None:
+        """to_send, already, changed: sums over one pass of the badges, no grouping (a
+        GROUP BY over 100,000 badges sorts them)."""
         badge = EXPORT_BADGE.c
         withdraw = self.action == TransferAction.WITHDRAW
-        in_lock: Any = sa.literal(True)
-        if not withdraw:
-            in_lock = sa.exists().where(
-                RECIPIENT.c.lock_id == self.lock_id, RECIPIENT.c.record_id == badge.record_id
+
+        def count(condition: Any) -> Any:
+            return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+        same = [
+            sa.and_(
+                badge.segment == spec.segment,
+                badge.channel == spec.channel,
+                badge.fields_hash == spec.fields_hash,
             )
-        rows = conn.execute(
+            for spec in self._cells(result.system)
+        ]
+        sent = badge.state == BadgeState.SENT.value
+        due, unchanged, transferred, total = conn.execute(
             sa.select(
-                badge.segment,
-                badge.channel,
-                badge.state,
-                badge.fields_hash,
-                in_lock.label("in_lock"),
+                count(badge.state == self._due(result.system).state),
+                count(sa.and_(sent, sa.or_(*same) if same else sa.false())),
+                count(sent),
                 sa.func.count(),
-            )
-            .where(self._where_cells(result.system, any_cell=withdraw))
-            .group_by(badge.segment, badge.channel, badge.state, badge.fields_hash, "in_lock")
-        ).all()
-        hashes = {(s.segment, s.channel): s.fields_hash for s in self._cells(result.system)}
-        for segment, channel, state, fields_hash, locked, n in rows:
-            if state in self._due_states():
-                result.to_send += n
-            elif withdraw:
-                result.already += n
-            elif state == BadgeState.SENT.value and not locked:
-                result.not_locked += n
-            elif state == BadgeState.SENT.value:
-                if hashes.get((segment, channel)) == fields_hash:
-                    result.already += n
-                else:
-                    result.changed += n
+            ).where(self._where_cells(result.system, any_cell=withdraw))
+        ).one()
+        result.to_send = int(due)
+        if withdraw:
+            result.already, result.changed = int(total) - int(due), 0
+        else:
+            result.already, result.changed = int(unchanged), int(transferred) - int(unchanged)
 
     # ------------------------------------------------------------------ sending
-    def _rows(self, conn: sa.Connection, system: str, after: int, limit: int | None) -> Any:
+    def _rows(self, conn: sa.Connection, due: _Due, after: int, limit: int | None) -> Any:
         badge = EXPORT_BADGE.c
         query = (
             sa.select(
@@ -482,11 +637,7 @@ class _Transfer:
                 badge.record_id,
             )
             .join(RECORD, RECORD.c.id == badge.record_id)
-            .where(
-                self._where_cells(system, any_cell=self.action == TransferAction.WITHDRAW),
-                badge.state == self._due_states()[0],
-                badge.record_id > after,
-            )
+            .where(due.where, badge.record_id > after)
             .order_by(badge.record_id)  # the order of the (campaign, system, record) index
         )
         if limit is not None:
@@ -502,73 +653,74 @@ class _Transfer:
             )
 
     def _system(self, result: TransferResult, system: SystemResult) -> None:
-        if not system.to_send:
+        if not system.to_send and not system.to_withdraw:
             return
         settings = self._settings(system.system)
-        if settings.type == ExportSystemType.CSV:
-            self._csv(system, settings)
-        else:
-            self._webhook(system, settings)
+        send = self._csv if settings.type == ExportSystemType.CSV else self._webhook
+        if system.to_withdraw:
+            # first withdraw what the lock in force left out or moved: a moved record's
+            # old badge goes before its new one is made
+            done = SystemResult(system.system, system.type, system.target)
+            done.to_send = system.to_withdraw
+            send(done, settings, self._stale_due(system.system))
+            system.withdrawn, system.withdraw_file = done.sent, done.file
+            system.failed += done.failed
+            system.retries += done.retries
+            system.failures.extend(done.failures)
+            if system.withdrawn:
+                with self.store.transaction() as conn:
+                    assert self.lock_id is not None
+                    self._make_badges(conn, system.system, self.lock_id, withdrawn=True)
+                    self._count(conn, system)
+        if system.to_send:
+            send(system, settings, self._due(system.system))
 
     def _progress(self, system: str, done: int, total: int) -> None:
         if self.options.progress is not None:
             self.options.progress(system, done, total)
 
-    def _csv(self, result: SystemResult, settings: Any) -> None:
+    def _csv(self, result: SystemResult, settings: Any, due: _Due) -> None:
+        """One file, its rows made whole by one SELECT (the cells' constant columns as SQL
+        literals, the record key made formula-safe in SQL) and written by `writerows`
+        straight from the cursor: no Python per badge."""
         drop = CsvDrop(result.system, self._folder(result.system, settings))
         specs = [spec for (s, _, _), spec in self.specs.items() if s == result.system]
-        if self.action == TransferAction.PUSH:
+        if due.action == TransferAction.PUSH:
             specs = self._cells(result.system)
         names = list(dict.fromkeys(n for spec in specs for n in spec.fields))
-        # the cells' constant columns, made formula-safe once per cell, not per row
-        constant = {
-            (spec.segment, spec.channel): [
-                neutralise(v)
-                for v in (
-                    spec.segment,
-                    spec.channel,
-                    spec.entity,
-                    spec.label,
-                    *(spec.fields.get(n) for n in names),
-                )
-            ]
-            for spec in specs
-        }
-        action, campaign, transfer = self.action.value, self.campaign.name, self.transfer_id
-        last = [0]
-
-        def lines(result_rows: Any) -> Iterator[list[object]]:
-            for partition in result_rows.partitions(5000):
-                for _, key, segment, channel, idempotency_key, record_id in partition:
-                    cell = constant.get((segment, channel))
-                    if cell is None:  # a badge no export covers now (withdraw)
-                        cell = [neutralise(segment), channel, "", ""] + [""] * len(names)
-                    # the key starts with the campaign's slug: nothing a spreadsheet runs
-                    yield [action, neutralise(key), *cell, idempotency_key, campaign, transfer]
-                    last[0] = record_id
-
+        action, campaign, transfer = due.action.value, self.campaign.name, self.transfer_id
         header = ["action", "record", "segment", "channel", "entity", "label", *names]
         header += ["idempotency_key", "campaign", "transfer"]
-        with self.store.read() as conn:
-            rows = self._rows(
-                conn.execution_options(stream_results=True, max_row_buffer=5000),
-                result.system,
-                0,
-                None,
+        badge = EXPORT_BADGE.c
+        query = (
+            sa.select(
+                sa.literal(action, sa.String),
+                _formula_safe(RECORD.c.key),
+                *_cell_columns(specs, names, badge.segment, badge.channel),
+                badge.idempotency_key,
+                sa.literal(campaign, sa.String),
+                sa.literal(str(transfer), sa.String),
             )
+            .join_from(EXPORT_BADGE, RECORD, RECORD.c.id == badge.record_id)
+            .where(due.where)
+            .order_by(badge.record_id)  # the order of the (campaign, system, record) index
+        )
+        with self.store.read() as conn:
+            last = conn.execute(sa.select(sa.func.max(badge.record_id)).where(due.where)).scalar()
+            rows = conn.execution_options(stream_results=True, max_row_buffer=5000).execute(query)
             path, count = drop.write(
                 f"{campaign}.{action}.{transfer:06d}.csv",
                 header,
-                lines(rows),
+                rows.partitions(5000),
                 on_row=lambda n: self._progress(result.system, n, result.to_send),
             )
         if count:
-            self._mark_done(result.system, 0, last[0])
+            self._mark_done(due, 0, int(last))
             result.file = str(path.relative_to(self.workspace.root))
         result.sent = count
         self._progress(result.system, count, result.to_send)
 
-    def _webhook(self, result: SystemResult, settings: Any) -> None:
+    def _webhook(self, result: SystemResult, settings: Any, due: _Due) -> None:
         import os
 
         hook = Webhook(
@@ -582,14 +734,14 @@ class _Transfer:
             after, done = 0, 0
             while True:
                 with self.store.read() as conn:
-                    rows = self._rows(conn, result.system, after, settings.batch_size).all()
+                    rows = self._rows(conn, due, after, settings.batch_size).all()
                 batch = list(self._badges(rows, result.system))
                 if not batch:
                     break
-                outcome = hook.send(self.action.value, self.campaign.name, self.transfer_id, batch)
+                outcome = hook.send(due.action.value, self.campaign.name, self.transfer_id, batch)
                 result.retries += outcome.retries
                 # the batch is every due badge of the selection in this range of records
-                self._mark_done(result.system, after, batch[-1].record_id, outcome.rejected)
+                self._mark_done(due, after, batch[-1].record_id, outcome.rejected)
                 after = batch[-1].record_id
                 result.sent += len(outcome.accepted)
                 result.failed += len(outcome.rejected)
@@ -604,14 +756,14 @@ class _Transfer:
             hook.close()
 
     def _mark_done(
-        self, system: str, after: int, up_to: int, rejected: dict[int, str] | None = None
+        self, due: _Due, after: int, up_to: int, rejected: dict[int, str] | None = None
     ) -> None:
         """Record what the system confirmed: every due badge of the selection whose record
         is in (after, up_to] (what was sent: nothing else writes meanwhile, the lease says
         so), except those `rejected`."""
         badge = EXPORT_BADGE.c
         now = clock.now()
-        push = self.action == TransferAction.PUSH
+        push = due.action == TransferAction.PUSH
         values: dict[str, Any] = (
             {"state": BadgeState.SENT.value, "pushed_at": now, "error": None}
             if push
@@ -622,8 +774,7 @@ class _Transfer:
             conn.execute(
                 EXPORT_BADGE.update()
                 .where(
-                    self._where_cells(system, any_cell=not push),
-                    badge.state == self._due_states()[0],
+                    due.where,
                     badge.record_id > after,
                     badge.record_id <= up_to,
                     ~badge.id.in_(list(rejected)) if rejected else sa.true(),
@@ -640,6 +791,48 @@ class _Transfer:
                         attempts=badge.attempts + 1,
                     )
                 )
+
+
+# =========================================================================== CSV columns
+
+
+def _csv_text(value: object) -> str:
+    """A constant cell as `csv.writer` writes it, formula-safe (`safecsv.neutralise`)."""
+    safe = neutralise(value)
+    return safe if isinstance(safe, str) else str(safe)
+
+
+def _formula_safe(column: Any) -> Any:
+    """`safecsv.neutralise` in SQL: a text a spreadsheet would run gets an apostrophe."""
+    first = sa.func.substr(column, 1, 1)
+    return sa.case(
+        (first.in_([sa.literal(c, sa.String) for c in FORMULA_START]), sa.literal("'") + column),
+        else_=sa.func.coalesce(column, ""),
+    )
+
+
+def _cell_columns(
+    specs: list[BadgeSpec], names: list[str], segment: Any, channel: Any
+) -> list[Any]:
+    """segment, channel, entity, label and each field, as the cell of the row says: CASE over
+    the cells (a handful), formula-safe text made once per cell; a badge no export covers
+    now (a withdraw) gets its segment and channel and empty cells."""
+    columns: list[Any] = [_formula_safe(segment), channel]
+    values = [[spec.entity, spec.label, *(spec.fields.get(n) for n in names)] for spec in specs]
+    for i in range(2 + len(names)):
+        whens = [
+            (
+                sa.and_(segment == spec.segment, channel == spec.channel)
+                if spec.segment is not None
+                else sa.and_(segment.is_(None), channel == spec.channel),
+                sa.literal(_csv_text(row[i]), sa.String),
+            )
+            for spec, row in zip(specs, values, strict=True)
+        ]
+        columns.append(
+            sa.case(*whens, else_=sa.literal("", sa.String)) if whens else sa.literal("")
+        )
+    return columns
 
 
 # =========================================================================== store look-ups

@@ -39,6 +39,7 @@ from sqlalchemy.exc import OperationalError
 from campaignctl import clock
 from campaignctl.automation.engine import applied_campaign
 from campaignctl.automation.figures import step_counts
+from campaignctl.clock import aware
 from campaignctl.enums import ListStatus, OutboxState, ResponseStatus
 from campaignctl.events.model import soft_bounce
 from campaignctl.plan.lock import not_contacted_counts
@@ -269,15 +270,6 @@ def _figures(key: tuple, *parts: dict[tuple, dict]) -> Figures:
 # ----------------------------------------------------------------------------- time
 
 
-def _aware(value: datetime | str | None) -> datetime | None:
-    """Instants come back naive from SQLite (stored in UTC): make them aware."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 SERIES_DAYS = 3660  # the answers series never spans more than ten years of days
 # Instants a day's arithmetic in any time zone cannot overflow.
 _FIRST_INSTANT = datetime(1, 1, 3, tzinfo=UTC)
@@ -327,7 +319,7 @@ def _answers_per_day(
     slack, span = timedelta(days=1), timedelta(days=SERIES_DAYS - 1)
     end = min(latest, _within(now) + slack) if now else latest
     if first_send is None:  # no wave started: the campaign's first send, or its apply
-        first_send = _aware(
+        first_send = aware(
             conn.execute(
                 sa.text("SELECT COALESCE(first_sent_at, applied_at) FROM campaign WHERE id = :c"),
                 {"c": campaign_id},
@@ -445,7 +437,7 @@ def campaign_report(
             {"c": cid, "s": ResponseStatus.TO_PROCESS.value},
         ).scalar_one()
         not_contacted = _not_contacted(conn, cid)
-        started = [_aware(w.started_at) for w in waves if w.started_at is not None]
+        started = [aware(w.started_at) for w in waves if w.started_at is not None]
         first_send = min(started) if started else None  # type: ignore[type-var]
         answers = _answers_per_day(conn, cid, timezone, first_send, from_summary, now)
 
@@ -457,8 +449,8 @@ def campaign_report(
             number=w.number,
             kind=str(w.kind),
             status=str(progress[w.id].state),
-            scheduled_for=_aware(w.scheduled_for),
-            started_at=_aware(w.started_at),
+            scheduled_for=aware(w.scheduled_for),
+            started_at=aware(w.started_at),
             figures=_figures((w.id,), *parts(("wave_id",))),
             skipped_reasons=reasons.get(w.id, {}),
             held=progress[w.id].held,
@@ -552,9 +544,9 @@ def campaign_list(
         cw = waves.get(c.id, [])
         status = str(progress[cw[-1].id].state) if cw else NEVER_SENT
         held = [progress[w.id] for w in cw if progress[w.id].held]
-        sent = [(_aware(w.started_at), str(w.kind)) for w in cw if w.started_at is not None]
-        moments = [m for w in cw for m in (_aware(w.started_at), _aware(w.scheduled_for)) if m]
-        latest = max(moments) if moments else _aware(c.applied_at)
+        sent = [(aware(w.started_at), str(w.kind)) for w in cw if w.started_at is not None]
+        moments = [m for w in cw for m in (aware(w.started_at), aware(w.scheduled_for)) if m]
+        latest = max(moments) if moments else aware(c.applied_at)
         if filters.status and status != filters.status:
             continue
         if filters.since and (latest is None or latest.astimezone(zone).date() < filters.since):

@@ -28,9 +28,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaignctl.automation.engine import AutomationPass, automation_pass
+from campaignctl.clock import aware
 from campaignctl.delivery.quiet_hours import next_allowed
 from campaignctl.enums import CampaignState, OutboxState, WaveState, WaveStatus
 from campaignctl.errors import CampaignctlError, ExitCode, TemporaryFailure
+from campaignctl.plan.lock import sendable_campaign
 from campaignctl.schedule import runner
 from campaignctl.schedule.relaunch import CAMPAIGN, WAVE, AppliedCampaign
 from campaignctl.store.lease import get_lease
@@ -39,7 +41,7 @@ from campaignctl.store.tables import OUTBOX
 from campaignctl.store.wave_state import exit_code as combined_exit_code
 from campaignctl.store.wave_state import wave_progress
 from campaignctl.waves.due import DueWave
-from campaignctl.waves.known import SchedulerOptions, aware, known_waves, pending_waves
+from campaignctl.waves.known import SchedulerOptions, known_waves, pending_waves
 from campaignctl.waves.timeline import PlannedWave, first_send_at, workspace_timeline
 
 if TYPE_CHECKING:
@@ -122,14 +124,17 @@ def applied_campaigns(conn: Connection) -> list[AppliedCampaign]:
 
 
 def scheduled_first_send(
-    conn: Connection, campaign: Campaign, timezone: str, now: datetime
+    store: Store, campaign: Campaign, timezone: str, now: datetime
 ) -> datetime | None:
     """When the campaign's first send is scheduled, if that is after `now` and it was not
     sent yet: a `send` by hand now sends it early (it creates that wave, which the
-    scheduler then never creates again). None without `send_at` or once the wave exists."""
-    at = first_send_at(campaign, timezone)
-    if at is None or at <= now or f"{campaign.name}/0/0" in known_waves(conn):
-        return None
+    scheduler then never creates again). None without `send_at` or once the wave exists.
+    An archived campaign is refused as such first (StateError), before anything is asked."""
+    with store.read() as conn:
+        sendable_campaign(conn, campaign.name)
+        at = first_send_at(campaign, timezone)
+        if at is None or at <= now or f"{campaign.name}/0/0" in known_waves(conn):
+            return None
     return at
 
 

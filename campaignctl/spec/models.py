@@ -453,6 +453,11 @@ class ExportSystem(SpecModel):
         validate_default=True,
         description="webhook: the wait before the first retry; it doubles at each one.",
     )
+    required_fields: list[str] = Field(
+        default_factory=list,
+        description="Badge fields every export to this system must give (Raiser's Edge NXT: "
+        "appeal and package); `validate` reports an export without one.",
+    )
 
     @model_validator(mode="after")
     def _target(self) -> ExportSystem:

@@ -22,7 +22,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaignctl import clock
+from campaignctl.clock import aware
 from campaignctl.errors import StateError, TemporaryFailure, UsageError
 from campaignctl.store.store import Store
 from campaignctl.store.tables import LEASE
@@ -161,7 +162,7 @@ class LeaseInfo:
     def state(self, now: datetime) -> LeaseState:
         """Held, expired (the next run takes it over), or stale: not expired yet, but its
         holder is provably gone (`holder_is_dead`), so nothing keeps it alive."""
-        if _aware(self.expires_at) <= now:
+        if aware(self.expires_at) <= now:
             return LeaseState.EXPIRED
         if holder_is_dead(self.holder):
             return LeaseState.STALE
@@ -181,16 +182,12 @@ class LeaseInfo:
             "pid_namespace": who.pid_namespace,
             "where": who.whereabouts().value,
             "operation": self.operation,
-            "since": _aware(self.since).isoformat(),
-            "heartbeat_at": _aware(self.heartbeat_at).isoformat(),
-            "expires_at": _aware(self.expires_at).isoformat(),
+            "since": aware(self.since).isoformat(),
+            "heartbeat_at": aware(self.heartbeat_at).isoformat(),
+            "expires_at": aware(self.expires_at).isoformat(),
             "state": self.state(now).value,
             "held": self.held(now),
         }
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 class HeldLease:
@@ -297,9 +294,9 @@ def acquire(
             holder_label = Holder.parse(result.holder).label
             raise TemporaryFailure(
                 f"another {_who(name)} holds the lease {name!r} since "
-                f"{_aware(result.since).astimezone(zone):%Y-%m-%d %H:%M:%S %Z} ({holder_label}, "
+                f"{aware(result.since).astimezone(zone):%Y-%m-%d %H:%M:%S %Z} ({holder_label}, "
                 f"{result.operation}; expires "
-                f"{_aware(result.expires_at).astimezone(zone):%H:%M:%S %Z} unless renewed)",
+                f"{aware(result.expires_at).astimezone(zone):%H:%M:%S %Z} unless renewed)",
                 hint="retry later, wait with --lock-timeout DURATION, or if that process is "
                 f"gone: campaignctl lease release {name} --yes",
             )

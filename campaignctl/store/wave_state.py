@@ -21,15 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from campaignctl.clock import weekday_text
+from campaignctl.clock import aware, weekday_text
 from campaignctl.enums import OutboxState, WaveState, WaveStatus
 from campaignctl.errors import ExitCode
-from campaignctl.store.tables import OUTBOX, WAVE
+from campaignctl.store.tables import CAMPAIGN, OUTBOX, WAVE
 
 # The `reason` of a queued SMS pushed past quiet hours (cleared when its outcome is written).
 HELD_REASON = "quiet hours"
@@ -83,7 +83,7 @@ class WaveProgress:
 
     def as_json(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:
-            return _aware(value).isoformat() if value is not None else None
+            return aware(value).isoformat() if value is not None else None
 
         return {
             "state": str(self.state),
@@ -100,10 +100,6 @@ def exit_code(codes: Iterable[ExitCode]) -> ExitCode:
     order = (ExitCode.FAILED, ExitCode.TEMPFAIL)
     found = set(codes)
     return next((code for code in order if code in found), ExitCode.OK)
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def wave_progress(
@@ -152,14 +148,14 @@ def wave_progress(
         for row in conn.execute(query.where(WAVE.c.id.in_(ids[start : start + 500]))):
             wave_id, status, n_due, n_held, until, n_waiting, retry, n_uncertain = row
             progress[wave_id] = WaveProgress(
-                WaveStatus(status), int(n_due or 0), int(n_held or 0), _maybe_aware(until),
-                int(n_waiting or 0), _maybe_aware(retry), int(n_uncertain or 0),
+                WaveStatus(status), int(n_due or 0), int(n_held or 0), _maybeaware(until),
+                int(n_waiting or 0), _maybeaware(retry), int(n_uncertain or 0),
             )  # fmt: skip
     return progress
 
 
-def _maybe_aware(value: datetime | None) -> datetime | None:
-    return _aware(value) if value is not None else None
+def _maybeaware(value: datetime | None) -> datetime | None:
+    return aware(value) if value is not None else None
 
 
 def finish_wave(
@@ -196,3 +192,21 @@ def finish_wave(
         update = update.where(WAVE.c.status != status)
     conn.execute(update.values(**values))
     return status
+
+
+def wave_statuses(conn: sa.Connection) -> dict[str, WaveStatus]:
+    """The status of every wave the store has, by occurrence key (`waves.known` says what
+    each means for the plan and the scheduler)."""
+    rows = conn.execute(sa.select(WAVE.c.occurrence_key, WAVE.c.status))
+    return {key: WaveStatus(status) for key, status in rows}
+
+
+def latest_wave_times(conn: sa.Connection) -> dict[str, datetime]:
+    """Each campaign's latest wave time (aware, UTC), by campaign name; campaigns without a
+    wave are left out."""
+    rows = conn.execute(
+        sa.select(CAMPAIGN.c.name, sa.func.max(WAVE.c.scheduled_for))
+        .join(WAVE, WAVE.c.campaign_id == CAMPAIGN.c.id)
+        .group_by(CAMPAIGN.c.name)
+    )
+    return {name: aware(at) for name, at in rows if at is not None}

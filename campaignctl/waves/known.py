@@ -7,14 +7,14 @@ them, so both ask the same two questions here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaignctl.enums import WaveStatus
-from campaignctl.store.tables import CAMPAIGN, WAVE
+from campaignctl.store.store import Store
+from campaignctl.store.wave_state import latest_wave_times, wave_statuses
 from campaignctl.waves.due import DueWave, KnownState, due_waves
 
 if TYPE_CHECKING:
@@ -45,8 +45,14 @@ class SchedulerOptions:
 
 
 def known_waves(conn: Connection) -> dict[str, KnownState]:
-    rows = conn.execute(sa.select(WAVE.c.occurrence_key, WAVE.c.status))
-    return {key: _KNOWN[WaveStatus(status)] for key, status in rows}
+    return {key: _KNOWN[status] for key, status in wave_statuses(conn).items()}
+
+
+def read_known_waves(store: Store) -> dict[str, KnownState]:
+    """`known_waves` in a read of its own (`calendar`: a wave sent by hand before its time is
+    done already)."""
+    with store.read() as conn:
+        return known_waves(conn)
 
 
 def pending_waves(
@@ -54,20 +60,11 @@ def pending_waves(
 ) -> list[DueWave]:
     """The waves of `campaigns` due by `now` that the store has no row for, each with what the
     scheduler's next pass does with it (run, missed, wait): its pass, and what `plan` says."""
-    latest = {
-        name: aware(at)
-        for name, at in conn.execute(
-            sa.select(CAMPAIGN.c.name, sa.func.max(WAVE.c.scheduled_for))
-            .join(WAVE, WAVE.c.campaign_id == CAMPAIGN.c.id)
-            .group_by(CAMPAIGN.c.name)
-        )
-        if at is not None
-    }
     return due_waves(
-        campaigns, options.timezone, now, options.max_lateness, known_waves(conn), latest
+        campaigns,
+        options.timezone,
+        now,
+        options.max_lateness,
+        known_waves(conn),
+        latest_wave_times(conn),
     )
-
-
-def aware(value: datetime) -> datetime:
-    """`value` as an aware datetime: SQLite gives back naive UTC ones."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -231,32 +231,88 @@ def test_a_badge_refused_is_reported_and_retried_under_its_key(
     assert all(len(k) == 1 for k in receiver.keys_by_record().values())
 
 
-def test_lock_refresh_then_push_transfers_only_the_difference(
+# the demo's lock on 2026-12-20 against the one of 2026-12-06 (renewing-soon moved on):
+LEFT_OUT = {"CAM-013", "CHH-007", "GIT-007", "GIT-011", "HOT-006", "HOT-032", "RES-015",
+            "RES-030"}  # fmt: skip
+MOVED = {  # record: (cell in the first lock, cell in the refreshed one)
+    "CAM-005": ("members-new", "renewing-soon"),
+    "CAM-017": ("members-new", "renewing-soon"),
+    "ACT-019": ("members-loyal", "renewing-soon"),
+    "RES-034": ("members-loyal", "renewing-soon"),
+    "RES-043": ("members-loyal", "renewing-soon"),
+}
+
+
+def test_lock_refresh_then_push_withdraws_what_the_lock_left_out_or_moved(
     locked: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     push(locked)
+    first_keys = receiver.keys_by_record()
     monkeypatch.setenv("CAMPAIGNCTL_NOW", "2026-12-20T10:00:00+01:00")  # renewing-soon moved
     refreshed = run(locked, "lock", CAMPAIGN, "--refresh")
     assert refreshed.exit_code == 0, refreshed.output
     assert "since the previous lock: +1 -8 recipient(s)" in refreshed.stdout
+    receiver.reject = {"RES-034": "constituent locked"}  # its old badge cannot go yet
+    before = json.loads(run(locked, "export", "status", CAMPAIGN, "--json").stdout)
+    for system in ("crm-fichier", "crm-adherents"):
+        entries = [s for c in before["cells"] for s in c["systems"] if s["system"] == system]
+        assert sum(e["to_withdraw"] for e in entries) == len(LEFT_OUT) + len(MOVED)
+        assert sum(e["to_transfer"] for e in entries) == 1 + len(MOVED)
 
     result = run(locked, "export", "push", CAMPAIGN)
 
-    assert result.exit_code == 0, result.output
-    assert result.stdout == (
-        "crm-fichier (csv, exports/crm): 1 transferred, 79 already transferred → "
-        f"exports/crm/{CAMPAIGN}.push.000002.csv\n"
-        f"crm-adherents (webhook, {receiver.url}): 1 transferred, 79 already transferred\n"  # type: ignore[attr-defined]
+    assert result.exit_code == 1, result.output
+    drop = locked / "exports" / "crm"
+    assert result.stdout.splitlines()[:2] == [
+        "crm-fichier (csv, exports/crm): 6 transferred, 13 withdrawn (8 left out of the lock, "
+        f"5 moved to another cell), 74 already transferred → exports/crm/{CAMPAIGN}.withdraw."
+        f"000002.csv, exports/crm/{CAMPAIGN}.push.000002.csv",
+        f"crm-adherents (webhook, {receiver.url}): 5 transferred, 12 withdrawn (8 left out of "  # type: ignore[attr-defined]
+        "the lock, 5 moved to another cell), 1 still to withdraw, 1 failed, 74 already "
+        "transferred",
+    ]
+    assert "  failed: RES-034: constituent locked" in result.stdout
+    # the CSV drop: the old badges withdrawn under their keys, the moved records pushed anew
+    withdrawn = read_csv(drop / f"{CAMPAIGN}.withdraw.000002.csv")
+    assert {r["record"] for r in withdrawn} == LEFT_OUT | set(MOVED)
+    assert {r["action"] for r in withdrawn} == {"withdraw"}
+    assert all("/t1/" in r["idempotency_key"] for r in withdrawn)
+    assert {r["record"]: r["segment"] for r in withdrawn if r["record"] in MOVED} == {
+        record: cells[0] for record, cells in MOVED.items()
+    }
+    pushed = read_csv(drop / f"{CAMPAIGN}.push.000002.csv")
+    assert {r["record"]: r["segment"] for r in pushed} == {
+        "HOT-020": "renewing-soon",
+        **{record: cells[1] for record, cells in MOVED.items()},
+    }
+    assert all("/t2/" in r["idempotency_key"] for r in pushed)
+    # the webhook: the same, except RES-034, whose old badge the CRM refused to withdraw:
+    # its new one waits
+    assert {record: keys for record, keys in receiver.keys_by_record("withdraw").items()} == {
+        record: first_keys[record] for record in (LEFT_OUT | set(MOVED)) - {"RES-034"}
+    }
+    second = {k: b for k, b in receiver.pushed.items() if "/t2/" in k}
+    assert {b["record"]: b["segment"] for b in second.values()} == {
+        "HOT-020": "renewing-soon",
+        **{record: cells[1] for record, cells in MOVED.items() if record != "RES-034"},
+    }
+
+    receiver.reject = {}
+    again = push(locked)
+    hook = next(s for s in again["systems"] if s["system"] == "crm-adherents")
+    assert (hook["to_withdraw"], hook["withdrawn"], hook["moved"], hook["sent"]) == (1, 1, 1, 1)
+    assert receiver.keys_by_record("withdraw")["RES-034"] == first_keys["RES-034"]
+    assert len(receiver.keys_by_record()["RES-034"]) == 2  # the old cell's key, the new one's
+    files = next(s for s in again["systems"] if s["system"] == "crm-fichier")
+    assert (files["to_withdraw"], files["to_send"]) == (0, 0)
+
+    last = run(locked, "export", "push", CAMPAIGN)
+    assert (last.exit_code, last.stdout) == (
+        0,
+        "Nothing to transfer: 160 badge(s) already transferred.\n",
     )
-    assert result.stderr == (
-        "note: 8 badge(s) in crm-fichier were transferred for records the lock in force left "
-        "out (`lock --refresh`); they stay in the CRM until withdrawn\n"
-        "note: 8 badge(s) in crm-adherents were transferred for records the lock in force "
-        "left out (`lock --refresh`); they stay in the CRM until withdrawn\n"
-    )
-    assert [
-        r["record"] for r in read_csv(locked / "exports" / "crm" / f"{CAMPAIGN}.push.000002.csv")
-    ] == ["HOT-020"]
+    after = json.loads(run(locked, "export", "status", CAMPAIGN, "--json").stdout)
+    assert not [s for c in after["cells"] for s in c["systems"] if s["to_withdraw"]]
 
 
 @pytest.mark.parametrize(
@@ -296,3 +352,32 @@ def test_push_names_a_selector_the_campaign_does_not_have(
 
     assert (result.exit_code, result.stderr) == (code, message)
     assert receiver.requests == []
+
+
+def test_after_a_refresh_a_selected_push_withdraws_the_badges_of_its_cells_only(
+    locked: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push(locked, "--system", "crm-fichier")
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", "2026-12-20T10:00:00+01:00")
+    assert run(locked, "lock", CAMPAIGN, "--refresh").exit_code == 0
+    drop = locked / "exports" / "crm"
+
+    # members-new: the badges whose old cell it is go; their new cell waits for its push
+    first = push(locked, "--system", "crm-fichier", "--segment", "members-new")["systems"][0]
+    assert (first["to_withdraw"], first["withdrawn"], first["moved"], first["sent"]) == (2, 2, 2, 0)
+    assert {r["record"] for r in read_csv(drop / f"{CAMPAIGN}.withdraw.000002.csv")} == {
+        record for record, cells in MOVED.items() if cells[0] == "members-new"
+    }
+
+    # renewing-soon: the records it lost, and those moved into it, then its new badges
+    second = push(locked, "--system", "crm-fichier", "--segment", "renewing-soon")["systems"][0]
+    moved_in = {r for r, cells in MOVED.items() if cells[0] != "members-new"}
+    assert (second["left_out"], second["moved"]) == (len(LEFT_OUT), len(moved_in))
+    assert {r["record"] for r in read_csv(drop / f"{CAMPAIGN}.withdraw.000003.csv")} == (
+        LEFT_OUT | moved_in
+    )
+    assert {r["record"] for r in read_csv(drop / f"{CAMPAIGN}.push.000003.csv")} == {
+        "HOT-020",
+        *MOVED,
+    }
+    assert receiver.requests == []  # the webhook was not selected

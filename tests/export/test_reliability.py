@@ -242,3 +242,43 @@ def test_two_exports_giving_one_system_a_badge_for_the_same_cell_are_refused(dem
         "  hint: a cell has one badge per system: narrow `segments:` or `channels:` of one of "
         "them\n"
     ) in result.stdout
+
+
+def test_an_export_lacking_a_field_its_system_requires_is_refused_where_it_is(
+    demo: Path,
+) -> None:
+    config = demo / "campaignctl.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "    path: exports/crm ",
+            "    required_fields: [appeal, package]\n    path: exports/crm ",
+        )
+    )
+    campaign = demo / "campaigns" / f"{CAMPAIGN}.yaml"
+    text = campaign.read_text()
+    assert text.count("package: COT27-SMS, ") == 1
+    campaign.write_text(text.replace("package: COT27-SMS, ", "").replace("COT27-EMAIL", "''"))
+    lines = campaign.read_text().splitlines()
+    sms = next(i for i, t in enumerate(lines, 1) if "COT27, date" in t)
+    email = next(i for i, t in enumerate(lines, 1) if "package: ''" in t)
+
+    result = run(demo, "validate")
+
+    assert result.exit_code == 65, result.output
+    column = lines[email - 1].index("''") + 1
+    assert (
+        f"campaigns/{CAMPAIGN}.yaml:{email}:{column}: error[missing-field]: export 1 gives "
+        "system 'crm-fichier' no 'package' value; that system requires 'appeal', 'package' "
+        "(`required_fields:` in campaignctl.yaml)\n"
+        "  hint: add `package: ...` to the export's `fields:`\n"
+    ) in result.stdout
+    assert (
+        f"campaigns/{CAMPAIGN}.yaml:{sms}:13: error[missing-field]: export 2 gives system "
+        "'crm-fichier' no 'package' field; that system requires 'appeal', 'package' "
+        "(`required_fields:` in campaignctl.yaml)\n"
+    ) in result.stdout
+    assert "export 3" not in result.stdout  # crm-adherents requires nothing
+
+    pushed = run(demo, "export", "push", CAMPAIGN)
+    assert pushed.exit_code == 65
+    assert "error[missing-field]: export 2 gives system 'crm-fichier'" in pushed.stderr

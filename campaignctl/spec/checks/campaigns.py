@@ -53,6 +53,7 @@ class CampaignChecks(CheckerBase):
                         f"use one of {', '.join(campaign.channels)}",
                     )
         self._check_export_overlaps(doc, campaign)
+        self._check_export_fields(doc, campaign)
         for i, document in enumerate(campaign.documents):
             self._check_document_file(doc, ("documents", i, "path"), document.path, "document")
             if document.sign and not document.path.lower().endswith(".pdf"):
@@ -84,6 +85,35 @@ class CampaignChecks(CheckerBase):
         if campaign.trigger is not None:
             self._check_trigger(doc, campaign, audience_name)
         self._check_steps(doc, ("steps",), campaign.steps, campaign, audience_name)
+
+    def _check_export_fields(self, doc: LoadedDocument, campaign: Campaign) -> None:
+        """Each export gives the badge fields its system requires (`required_fields:`),
+        with a value: the CRM refuses a badge without them (seed 001: an Appeal and a
+        Package for Raiser's Edge NXT)."""
+        systems = self.config.systems if self.config is not None else {}
+        for i, export in enumerate(campaign.exports):
+            system = systems.get(export.system)
+            if system is None:
+                continue  # reported as an unknown system
+            for name in system.required_fields:
+                value = export.fields.get(name)
+                if value is not None and str(value).strip():
+                    continue
+                present = name in export.fields
+                self._report(
+                    doc.file,
+                    doc.mark("exports", i, "fields", name)
+                    if present
+                    else doc.mark("exports", i, "fields")
+                    if "fields" in export.model_fields_set
+                    else doc.mark("exports", i),
+                    "missing-field",
+                    f"export {i + 1} gives system {export.system!r} no {name!r} "
+                    f"{'value' if present else 'field'}; that system requires "
+                    f"{', '.join(repr(n) for n in system.required_fields)} "
+                    "(`required_fields:` in campaignctl.yaml)",
+                    f"add `{name}: ...` to the export's `fields:`",
+                )
 
     def _check_export_overlaps(self, doc: LoadedDocument, campaign: Campaign) -> None:
         """One badge per cell and system: two exports to one system may not share a cell."""
