@@ -122,12 +122,6 @@ def _quoted(text: str | None) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _aware(value: datetime | str) -> datetime:
-    if isinstance(value, str):  # SQLite, through a text() query
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _json(value: Any) -> Any:
     """A JSON column read through a text() query: text on SQLite, decoded on PostgreSQL."""
     return orjson.loads(value) if isinstance(value, (str, bytes)) else value
@@ -235,7 +229,7 @@ class _Recorder:
         earliest = min(event.at for event in staged.values())
         bounds = {}
         for cid, name, first_sent, applied in store_events.batch_campaigns(self.conn, since):
-            start = _aware(first_sent or applied)
+            start = clock.aware(first_sent or applied)
             if start - SLACK > earliest:
                 bounds[cid] = (start, name, first_sent is not None)
         if not bounds:
@@ -297,7 +291,7 @@ class _Recorder:
         open_responses(
             self.conn,
             [
-                (r.campaign_id, r.record_id, r.outbox_id, _json(r.data), _aware(r.at))
+                (r.campaign_id, r.record_id, r.outbox_id, _json(r.data), clock.aware(r.at))
                 for r in store_events.staged_answers(self.conn)
                 if r.id in inserted
             ],
@@ -320,7 +314,7 @@ class _Recorder:
             message = {"email": "email", "sms": "SMS"}.get(row.wanted or "", "message")
             return (
                 f"not attributable: no {message} of campaign {campaign} was sent to record "
-                f"{record} before {_aware(row.at).isoformat()}"
+                f"{record} before {clock.aware(row.at).isoformat()}"
             )
         if row.message_id:
             self.done.unknown += 1
