@@ -186,7 +186,7 @@ class Outbox(SQLModel, table=True):
         sa.Index("ix_outbox_campaign_state", "campaign_id", "state"),
         sa.Index("ix_outbox_record", "record_id"),
         sa.Index("ix_outbox_address", "channel", "address"),
-        # the first message with a provider's id, in id order (revision 0014)
+        # the first message with a provider's id, in id order (revision 0011)
         sa.Index("ix_outbox_provider", "provider_id", "id"),
         # report: distinct records per campaign by one ordered, covering scan (revision 0003)
         sa.Index("ix_outbox_campaign_record", "campaign_id", "record_id", "state", "channel"),
@@ -246,7 +246,7 @@ class Event(SQLModel, table=True):
     __tablename__ = "event"
     __table_args__ = (
         # per campaign and type: the report's counts of distinct messages and records, the
-        # answers' times, and (with the campaign) a message's events (revision 0014)
+        # answers' times, and (with the campaign) a message's events (revision 0011)
         sa.Index("ix_event_campaign", "campaign_id", "type", "outbox_id", "record_id", "at"),
         sa.Index("ix_event_record", "record_id", "type"),
     )

@@ -17,7 +17,7 @@ id is linked to the first message with that id, which PostgreSQL found by walkin
 whole outbox in id order (SQLite's index holds the id already): 200,000 events took
 two minutes there.
 
-Revision ID: 0014_event_indexes
+Revision ID: 0011_event_indexes
 Revises: 0010_automations
 Create Date: 2026-12-06 14:30:00
 """
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0014_event_indexes"
+revision = "0011_event_indexes"
 down_revision = "0010_automations"
 branch_labels = None
 depends_on = None
