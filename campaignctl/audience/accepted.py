@@ -40,7 +40,8 @@ class Accepted:
 
 
 def same(old: Any, new: Any) -> bool:
-    """The comparison `responses` makes changes with: empty is empty, 20 is "20"."""
+    """Whether an answer leaves a value as it was (the one comparison `responses` makes
+    changes with, and the import keeps accepted values by): empty is empty, 20 is "20"."""
     if old == new:
         return True
     empty = (None, "", [])

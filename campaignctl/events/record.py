@@ -140,21 +140,12 @@ class _Prepared:
 
 
 def _processors(dialect: Any) -> list[tuple[int, Any]]:
-    """(index in a row without `seq`, bind processor) of the batch columns that have one;
-    `data` as JSON text by orjson, several times faster than the standard library (the
-    database reads the text as JSON on both stores)."""
+    """(index in a row without `seq`, bind processor) of the batch columns that have one."""
     return [
-        (i - 1, _json_text if name == "data" else process)
+        (i - 1, process)
         for i, name in enumerate(store_events.FILLED)
         if (process := store_events.bind_processor(name, dialect))
     ]
-
-
-def _json_text(data: Any) -> str:
-    try:
-        return orjson.dumps(data).decode()
-    except TypeError:  # an integer past 64 bits
-        return json.dumps(data, ensure_ascii=False)
 
 
 def _prepare(items: Sequence[Incoming], now: datetime, dialect: Any) -> list[_Prepared]:

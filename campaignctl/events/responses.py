@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from campaignctl.audience.accepted import same
 from campaignctl.enums import ResponseStatus
 from campaignctl.errors import StateError, UsageError
 from campaignctl.store.audit import audit
@@ -40,19 +41,10 @@ def changes_of(attributes: dict[str, Any], answers: dict[str, Any]) -> dict[str,
     changes = {}
     for name, new in answers.items():
         old = attributes.get(name)
-        if _same(old, new):
+        if same(old, new):
             continue
         changes[name] = {"old": old, "new": new}
     return changes
-
-
-def _same(old: Any, new: Any) -> bool:
-    if old == new:
-        return True
-    empty = (None, "", [])
-    if old in empty and new in empty:
-        return True
-    return isinstance(old, (int, float)) and isinstance(new, str) and str(old) == new
 
 
 def open_responses(

@@ -12,10 +12,12 @@ costs far less than one pass per small batch.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from campaignctl.enums import OutboxState
@@ -156,8 +158,19 @@ NOTABLE = f"""SELECT b.seq, b.line, b.id, b.type, b.message_id, b.campaign AS ca
 
 
 def bind_processor(column: str, dialect: sa.Dialect) -> Any:
-    """How the driver wants a value of that batch column (None: as it is)."""
+    """How the driver wants a value of that batch column (None: as it is). On SQLite,
+    `data` is JSON text written by orjson, several times faster than the standard library,
+    the same text whoever writes the event (PostgreSQL keeps jsonb in a form of its own)."""
+    if column == "data" and dialect.name == "sqlite":
+        return json_text
     return BATCH.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def json_text(data: Any) -> str:
+    try:
+        return orjson.dumps(data).decode()
+    except TypeError:  # an integer past 64 bits
+        return json.dumps(data, ensure_ascii=False)
 
 
 def stage(conn: sa.Connection, rows: Sequence[tuple[Any, ...]], *, fresh: bool = True) -> None:
@@ -229,7 +242,8 @@ def record_once(conn: sa.Connection, now: datetime) -> set[str]:
     """Insert the staged events not recorded before (INSERT … ON CONFLICT DO NOTHING
     RETURNING): the ids inserted. Exact when writers overlap: an event counts as recorded
     only when its row was inserted by this call."""
-    return set(conn.execute(sa.text(INSERT), {"now": now}).scalars().all())
+    insert = sa.text(INSERT).bindparams(sa.bindparam("now", type_=BATCH.c.at.type))
+    return set(conn.execute(insert, {"now": now}).scalars().all())
 
 
 def notable(conn: sa.Connection) -> list[Any]:
