@@ -34,7 +34,12 @@ then inserted by `record_once`), set-based, a few statements whatever its size:
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import signal
+import sys
 import time
+import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -57,6 +62,7 @@ from campaignctl.events.model import (
     read_event,
 )
 from campaignctl.events.responses import open_responses
+from campaignctl.lifeline import bind_to_parent
 from campaignctl.spec.models import EventType
 from campaignctl.store import events as store_events
 from campaignctl.store.store import Store
@@ -127,16 +133,16 @@ def _json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, (str, bytes)) else value
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Prepared:
-    """An event read and checked, ready for the batch table (`row`: the FILLED columns
-    after `seq`), or refused for its time (`problem`)."""
+    """Events read and checked, ready for the batch table: `rows` (the FILLED columns after
+    `seq`: the line, then the id…), the earliest of their times, and the events refused for
+    their time. Plain tuples: batches of them go from the reading process to the recording
+    one, and tuples cross fastest."""
 
-    id: str
-    line: int
-    at: datetime
-    row: tuple[Any, ...] = ()
-    problem: str | None = None
+    rows: list[tuple[Any, ...]]
+    earliest: datetime | None
+    refused: list[LineProblem]
 
 
 def _processors(dialect: Any) -> list[tuple[int, Any]]:
@@ -148,19 +154,21 @@ def _processors(dialect: Any) -> list[tuple[int, Any]]:
     ]
 
 
-def _prepare(items: Sequence[Incoming], now: datetime, dialect: Any) -> list[_Prepared]:
+def _prepare(items: Sequence[Incoming], now: datetime, dialect: Any) -> _Prepared:
     """The batch table rows of the events (Python only, no store: `events ingest` prepares
-    the next batch in its reading thread while the store records this one)."""
+    the next batch in its reading process while the store records this one)."""
     processors = _processors(dialect)
-    prepared = []
+    rows, refused, earliest = [], [], None
     for place, item in enumerate(items, start=1):
         event = item.event
         at = event.at or now
         line = item.line or place
         problem = _time_problem(at, now)
         if problem:
-            prepared.append(_Prepared(item.id, line, at, problem=problem))
+            refused.append(LineProblem(line, problem))
             continue
+        if earliest is None or at < earliest:
+            earliest = at
         effect = _effect(event)
         wanted = _wanted(event)
         if wanted == Channel.SMS:
@@ -175,8 +183,8 @@ def _prepare(items: Sequence[Incoming], now: datetime, dialect: Any) -> list[_Pr
         for i, process in processors:
             if values[i] is not None:
                 values[i] = process(values[i])
-        prepared.append(_Prepared(item.id, line, at, tuple(values)))
-    return prepared
+        rows.append(tuple(values))
+    return _Prepared(rows, earliest, refused)
 
 
 class _Recorder:
@@ -190,56 +198,51 @@ class _Recorder:
         self.pending = 0  # staged rows still to record
         self.ids: set[str] = set()  # of the staged events: a second one is a duplicate
 
-    def stage(self, prepared: Sequence[_Prepared]) -> None:
+    def stage(self, prepared: _Prepared) -> None:
         """Stage the events, each linked to its message, campaign and record; refuse those
         out of their time window, count those met before in this recording."""
-        rows, at = [], {}
-        for event in prepared:
-            if event.problem:
-                self.done.refused.append(LineProblem(event.line, event.problem))
-                continue
-            if event.id in self.ids:
+        self.done.refused.extend(prepared.refused)
+        rows, ids = [], self.ids
+        for row in prepared.rows:
+            if row[1] in ids:
                 self.done.duplicates += 1
                 continue
-            self.ids.add(event.id)
-            seq = self.staged + len(rows)
-            at[seq] = event
-            rows.append((seq, *event.row))
+            ids.add(row[1])
+            rows.append((self.staged + len(rows), *row))
         if not rows:
             return
         since, fresh = self.staged, self.staged == 0
         store_events.stage(self.conn, rows, fresh=fresh)
         store_events.resolve(self.conn, since)
         self.staged += len(rows)
-        self.pending += len(rows) - self._refuse_early(since, at)
+        self.pending += len(rows) - self._refuse_early(since, prepared.earliest)
 
-    def _refuse_early(self, since: int, staged: dict[int, _Prepared]) -> int:
-        """Refuse the events more than a day before their campaign's first send (or, never
-        sent, its apply): how many. The per-event look-up is skipped when no campaign of
-        the batch started after its earliest event."""
-        earliest = min(event.at for event in staged.values())
+    def _refuse_early(self, since: int, earliest: datetime | None) -> int:
+        """Refuse the events staged from place `since` on that are more than a day before
+        their campaign's first send (or, never sent, its apply): how many. The per-event
+        look-up is skipped when no campaign of the batch started after its earliest event."""
         bounds = {}
         for cid, name, first_sent, applied in store_events.batch_campaigns(self.conn, since):
             start = clock.aware(first_sent or applied)
-            if start - SLACK > earliest:
+            if earliest is not None and start - SLACK > earliest:
                 bounds[cid] = (start, name, first_sent is not None)
         if not bounds:
             return 0
         early = []
-        for seq, cid in store_events.batch_campaign_of(self.conn, since):
-            event = staged[seq]
-            if cid in bounds and event.at < bounds[cid][0] - SLACK:
+        for seq, cid, line, event_id, at in store_events.batch_campaign_of(self.conn, since):
+            at = clock.aware(at)
+            if cid in bounds and at < bounds[cid][0] - SLACK:
                 start, name, sent = bounds[cid]
                 what = "first sent" if sent else "was applied (it has sent nothing yet)"
                 self.done.refused.append(
                     LineProblem(
-                        event.line,
-                        f"at: {event.at.isoformat()} is more than a day before campaign "
+                        line,
+                        f"at: {at.isoformat()} is more than a day before campaign "
                         f"{_quoted(name)} {what}, at {start.isoformat()}",
                     )
                 )
                 early.append(seq)
-                self.ids.discard(event.id)
+                self.ids.discard(event_id)
         store_events.drop_from_batch(self.conn, early)
         return len(early)
 
@@ -460,7 +463,7 @@ class _Read:
     """A batch of events read from the stream and prepared, with the lines read and refused
     on the way."""
 
-    events: list[_Prepared]
+    events: _Prepared
     read: int
     refused: list[LineProblem]
 
@@ -486,15 +489,70 @@ def _batches(stream: IO[bytes], now: datetime, dialect: Any) -> Iterator[_Read]:
 
 
 def _read_ahead(items: Iterator[_Read]) -> Iterator[_Read]:
-    """The items, each read in a thread while the caller stores the one before. SQLite and
-    the PostgreSQL driver let go of the GIL while they work, so reading the next batch
-    (Python) overlaps storing this one (the database): on two cores, about the time of
-    the slower of the two instead of their sum. One batch at most is read ahead."""
+    """The items, each read while the caller stores the one before: by a child process on
+    Linux when there are more than two batches (a thread would share the interpreter's
+    lock with the caller: the store's work, which lets go of it row by row, and the
+    reading, Python through and through, would take turns instead of running side by
+    side), else in a thread. One batch at most is read ahead (the pipe holds it)."""
+    first = next(items, None)
+    second = next(items, None) if first is not None else None
+    for item in (first, second):
+        if item is not None:
+            yield item
+    if second is None:
+        return
+    if sys.platform.startswith("linux"):
+        yield from _from_child(items)
+        return
     with ThreadPoolExecutor(1, thread_name_prefix="events-read") as pool:
         pending = pool.submit(next, items, None)
         while (item := pending.result()) is not None:
             pending = pool.submit(next, items, None)
             yield item
+
+
+def _from_child(items: Iterator[_Read]) -> Iterator[_Read]:
+    """The rest of `items`, read by a forked child (it goes on with its copy of the
+    iterator, stream included; this process never reads it again)."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_read_in_child, args=(items, sender, os.getpid()), name="events-read", daemon=True
+    )
+    child.start()
+    sender.close()
+    try:
+        while True:
+            try:
+                message = receiver.recv()
+            except EOFError:
+                raise RuntimeError(f"the events reading process ended ({child.exitcode})") from None
+            if message is None:
+                return
+            if isinstance(message, str):  # what went wrong there
+                raise RuntimeError(f"the events reading process failed:\n{message}")
+            yield message
+    finally:
+        receiver.close()
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+
+
+def _read_in_child(items: Iterator[_Read], sender: Any, parent: int) -> None:
+    """In the forked child: send each batch, then None (or the traceback, a str)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    bind_to_parent(parent)
+    try:
+        for item in items:
+            sender.send(item)
+        sender.send(None)
+    except BrokenPipeError:  # the parent stopped listening
+        pass
+    except BaseException:
+        sender.send(traceback.format_exc())
+    finally:
+        sender.close()
 
 
 def ingest_events(

@@ -217,10 +217,11 @@ def batch_campaigns(conn: sa.Connection, since: int = 0) -> list[Any]:
 
 
 def batch_campaign_of(conn: sa.Connection, since: int = 0) -> list[Any]:
-    """(seq, campaign id) of the events staged from place `since` on, linked to a campaign."""
+    """(seq, campaign id, line, id, at) of the events staged from place `since` on, linked
+    to a campaign."""
     return conn.execute(
         sa.text(
-            "SELECT seq, campaign_id FROM event_batch "
+            "SELECT seq, campaign_id, line, id, at FROM event_batch "
             "WHERE seq >= :since AND campaign_id IS NOT NULL"
         ),
         {"since": since},

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -193,3 +197,72 @@ def test_resolving_a_batch_never_scans_a_store_table(scaffold: Path) -> None:
                 and not s.startswith("SCAN (subquery")
             ]  # fmt: skip
     assert scanned == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
+def test_a_killed_ingest_takes_its_reading_process_along_and_loses_nothing(
+    scaffold: Path,
+) -> None:
+    """A big ingest reads in a child process (Linux). A kill -9 of the command ends that
+    child too (it would keep reading and holding memory), and what the killed run
+    committed stays recorded once: the next ingest of the same file records the rest."""
+    seed(scaffold)
+    count = 60_000  # a dozen batches: the child reads from the third on
+    path = scaffold / "big.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        for n in range(count):
+            line = {"type": "opened", "message_id": "H001.1@example.org", "id": f"o{n}"}
+            out.write(json.dumps({**line, "at": AT.isoformat()}) + "\n")
+    command = [sys.executable, "-c", "from campaignctl.cli.entry import main; main()"]
+    env = {**os.environ, "CAMPAIGNCTL_NOW": NOW.isoformat()}
+    killed = subprocess.Popen(
+        [*command, "-w", str(scaffold), "events", "ingest", str(path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not (readers := _children(killed.pid)) and killed.poll() is None:
+        assert time.monotonic() < deadline, "the ingest never started its reading process"
+        time.sleep(0.02)
+    assert readers, "the ingest ended before its reading process was seen"
+    killed.kill()
+    killed.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in readers):
+        assert time.monotonic() < deadline, "the reading process outlived the killed command"
+        time.sleep(0.05)
+    done = subprocess.run(
+        [*command, "-w", str(scaffold), "events", "ingest", str(path), "--json"],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["read"] == count
+    assert summary["recorded"] + summary["duplicates"] == count
+    with open_store(scaffold).read() as conn:
+        stored = conn.execute(sa.text("SELECT COUNT(*) FROM event")).scalar_one()
+    assert stored == count
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Not a zombie (a killed child waits for its new parent, init, to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
