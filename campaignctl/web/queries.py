@@ -128,17 +128,10 @@ def resubscribe(store: Store, address: str, categories: Sequence[str], by: str) 
     return int(lifted or 0)
 
 
-def latest_response(
-    store: Store, campaign: str, record_id: int
-) -> tuple[str, dict[str, Any]] | None:
-    """(status, answers) of the record's latest response to `campaign`, None before any."""
-    with store.read() as conn:
-        return _latest_response(conn, campaign, record_id)
-
-
 def _latest_response(
     conn: sa.Connection, campaign: str, record_id: int
 ) -> tuple[str, dict[str, Any]] | None:
+    """(status, answers) of the record's latest response to `campaign`, None before any."""
     row = conn.execute(
         sa.select(RESPONSE.c.status, RESPONSE.c.data)
         .select_from(RESPONSE.join(CAMPAIGN, CAMPAIGN.c.id == RESPONSE.c.campaign_id))
