@@ -496,14 +496,18 @@ def _read_ahead(items: Iterator[_Read]) -> Iterator[_Read]:
     side), else in a thread. One batch at most is read ahead (the pipe holds it)."""
     first = next(items, None)
     second = next(items, None) if first is not None else None
-    for item in (first, second):
-        if item is not None:
-            yield item
     if second is None:
+        yield from [first] if first is not None else []
         return
     if sys.platform.startswith("linux"):
-        yield from _from_child(items)
+        # forked before the caller's first transaction: the child holds no lock of it
+        rest = _from_child(items)
+        yield first
+        yield second
+        yield from rest
         return
+    yield first
+    yield second
     with ThreadPoolExecutor(1, thread_name_prefix="events-read") as pool:
         pending = pool.submit(next, items, None)
         while (item := pending.result()) is not None:
@@ -512,8 +516,8 @@ def _read_ahead(items: Iterator[_Read]) -> Iterator[_Read]:
 
 
 def _from_child(items: Iterator[_Read]) -> Iterator[_Read]:
-    """The rest of `items`, read by a forked child (it goes on with its copy of the
-    iterator, stream included; this process never reads it again)."""
+    """The rest of `items`, read by a child forked at once (it goes on with its copy of
+    the iterator, stream included; this process never reads it again)."""
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(
@@ -521,6 +525,11 @@ def _from_child(items: Iterator[_Read]) -> Iterator[_Read]:
     )
     child.start()
     sender.close()
+    return _received(child, receiver)
+
+
+def _received(child: Any, receiver: Any) -> Iterator[_Read]:
+    """What the child sends, until its None."""
     try:
         while True:
             try:
