@@ -24,6 +24,7 @@ from campaignctl.audience.importer import (
 )
 from campaignctl.spec.workspace import load_workspace
 from campaignctl.store import Store
+from tests.processes import running
 
 HEADER = "id;nom;email;telephone;category;commune;tags;contract_end;opening_periods\n"
 RUN_CLI = "import sys; from campaignctl.cli.main import main; sys.argv[0] = 'campaignctl'; main()"
@@ -56,15 +57,6 @@ def _workers(pid: int) -> list[int]:
     return found
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan's zombie waits for a reaper that may not come)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def _poll(condition, what: str):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + DEADLINE
     while not (value := condition()):
@@ -93,7 +85,7 @@ def test_the_workers_of_an_import_killed_with_sigkill_exit_and_its_folder_goes_n
     finally:
         process.send_signal(signal.SIGKILL)  # the importer alone, as `timeout -s KILL` does
         process.wait()
-    _poll(lambda: not any(_running(pid) for pid in children), f"still running: {children}")
+    _poll(lambda: not any(running(pid) for pid in children), f"still running: {children}")
 
     state = scaffold / ".campaignctl"
     left = [p.name for p in state.iterdir() if p.name.startswith(STAGING_PREFIX)]

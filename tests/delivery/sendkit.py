@@ -57,17 +57,3 @@ def cli(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess
         text=True,
         env={**os.environ, **(env or {})},
     )
-
-
-def child_pids(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (the send's render processes), read from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found

@@ -25,7 +25,8 @@ from campaignctl.cli.main import app
 from campaignctl.spec.workspace import load_workspace
 from tests.delivery.conftest import SmsProvider, SmtpServer
 from tests.delivery.locking import lock_campaign, locked_demo, open_store
-from tests.delivery.sendkit import HEADER, child_pids, cli, use_smtp, write_contacts
+from tests.delivery.sendkit import HEADER, cli, use_smtp, write_contacts
+from tests.processes import child_pids, running
 
 CAMPAIGN = "mise-a-jour-2027"
 MORNING = "2026-11-23T10:00:00+01:00"
@@ -575,15 +576,6 @@ def test_a_render_process_killed_mid_send_leaves_no_uncertain_row(
     assert len(copies) == 2_400 and set(copies.values()) == {1}
 
 
-def _running(pid: int) -> bool:
-    """The process exists and is not a zombie waiting for whoever adopted it to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the render processes in /proc")
 def test_a_kill_9_of_send_alone_ends_its_render_processes_and_resource_tracker(
     demo: Path, smtp_server: SmtpServer, env: dict[str, str]
@@ -605,7 +597,7 @@ def test_a_kill_9_of_send_alone_ends_its_render_processes_and_resource_tracker(
     process.send_signal(signal.SIGKILL)  # the main process only, as `timeout` does
     process.wait()
     deadline = time.monotonic() + 30
-    while (alive := [pid for pid in children if _running(pid)]) and time.monotonic() < deadline:
+    while (alive := [pid for pid in children if running(pid)]) and time.monotonic() < deadline:
         time.sleep(0.1)
     for pid in alive:  # a failing run must not leave them behind either
         os.kill(pid, signal.SIGKILL)

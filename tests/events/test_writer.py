@@ -23,6 +23,7 @@ from storerows import Seeded, open_store, seed
 from campaignctl.events.model import Event, Incoming
 from campaignctl.events.record import ingest_events, record_event, record_events
 from campaignctl.events.responses import list_responses
+from tests.processes import child_pids, running
 
 NOW = datetime(2027, 3, 2, 8, 0, tzinfo=UTC)
 AT = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
@@ -222,14 +223,14 @@ def test_a_killed_ingest_takes_its_reading_process_along_and_loses_nothing(
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
-    while not (readers := _children(killed.pid)) and killed.poll() is None:
+    while not (readers := child_pids(killed.pid)) and killed.poll() is None:
         assert time.monotonic() < deadline, "the ingest never started its reading process"
         time.sleep(0.02)
     assert readers, "the ingest ended before its reading process was seen"
     killed.kill()
     killed.wait()
     deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in readers):
+    while any(running(pid) for pid in readers):
         assert time.monotonic() < deadline, "the reading process outlived the killed command"
         time.sleep(0.05)
     done = subprocess.run(
@@ -245,24 +246,3 @@ def test_a_killed_ingest_takes_its_reading_process_along_and_loses_nothing(
     with open_store(scaffold).read() as conn:
         stored = conn.execute(sa.text("SELECT COUNT(*) FROM event")).scalar_one()
     assert stored == count
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    """Not a zombie (a killed child waits for its new parent, init, to reap it)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
