@@ -47,8 +47,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_a_served_hit_is_stored_and_no_token_reaches_the_logs(sent: Sent) -> None:
-    port = free_port()
+def start_serve(sent: Sent, port: int, workers: int, output: int) -> subprocess.Popen:
+    """`campaignctl serve` on `port` as a real process group (its output to `output`),
+    once /healthz answers."""
     process = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("campaignctl")),
@@ -58,24 +59,31 @@ def test_a_served_hit_is_stored_and_no_token_reaches_the_logs(sent: Sent) -> Non
             "--port",
             str(port),
             "--workers",
-            "2",
+            str(workers),
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=output,
+        stderr=output,
         env=os.environ.copy(),
+        start_new_session=True,
     )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            raise AssertionError(f"serve ended: {process.communicate()}")
+        assert time.monotonic() < deadline, "serve did not start"
+        time.sleep(0.2)
+
+
+def test_a_served_hit_is_stored_and_no_token_reaches_the_logs(sent: Sent) -> None:
+    port = free_port()
+    process = start_serve(sent, port, 2, subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.2)
         messages = sent.messages[MARKETING][:5]
         answers = [httpx.get(base + sent.local(m.link("o"))) for m in messages]
         answers.append(httpx.get(base + "/o/tampered.token.value"))
@@ -99,32 +107,9 @@ def test_after_a_kill_9_every_hit_answered_before_it_is_stored(sent: Sent, worke
     import threading
 
     port = free_port()
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("campaignctl")),
-            "--workspace",
-            str(sent.root),
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=os.environ.copy(),
-        start_new_session=True,  # its own process group: the workers die with it
-    )
+    # its own process group (start_new_session): the workers die with it
+    process = start_serve(sent, port, workers, subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
-        time.sleep(0.2)
     messages = sent.messages[MARKETING]
     paths = [sent.local(m.link(kind)) for m in messages for kind in ("o", "c")]
     answered = [0] * 4
