@@ -67,6 +67,18 @@ class CampaignctlGroup(TyperGroup):
             sys.exit(code)
         return code
 
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if _interrupted(exc):
+                # what failed is the clean-up after a Ctrl-C (a PostgreSQL connection still
+                # busy with the interrupted query cannot be reset): the interrupt it is
+                raise typer.Abort() from exc
+            raise
+        except KeyboardInterrupt as exc:  # typer would make it a silent exit 130
+            raise typer.Abort() from exc
+
 
 def _run(invoke: Any, debug: bool) -> int:
     try:
@@ -104,6 +116,21 @@ def _run(invoke: Any, debug: bool) -> int:
         )
         return int(ExitCode.SOFTWARE)
     return result if isinstance(result, int) else 0
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether `exc` is, or was raised while handling, a Ctrl-C."""
+    seen: set[int] = set()
+    chain: list[BaseException | None] = [exc]
+    while chain:
+        cause = chain.pop()
+        if cause is None or id(cause) in seen:
+            continue
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        chain += [cause.__cause__, cause.__context__]
+    return False
 
 
 def _internal(exc: BaseException) -> str:
