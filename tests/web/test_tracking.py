@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import time_machine
@@ -148,7 +149,10 @@ def test_while_another_program_holds_the_write_lock_a_hit_waits_and_the_rest_ans
 
         thread = threading.Thread(target=open_it)
         thread.start()
-        thread.join(1.0)  # the open waits for the lock (not an assertion: a head start)
+        # a head start for the open, which waits for the lock (time.sleep: libfaketime,
+        # which the tests run under to pin the day, makes a thread.join(timeout) wait
+        # far longer, past the store's 10 s busy timeout)
+        time.sleep(1.0)
         assert answers == []
         with server.client() as client:  # the event loop is not held by the wait
             assert client.get("/healthz", timeout=8).status_code == 200
