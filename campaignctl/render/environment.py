@@ -7,6 +7,7 @@ so layouts and includes work, and compiled templates cached by Jinja.
 
 from __future__ import annotations
 
+from collections import Counter
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -174,15 +175,23 @@ class TemplateProblem(SpecError):
 
 
 def _template_frame(exc: BaseException) -> tuple[str | None, int]:
-    """The innermost template file and line in a (Jinja-rewritten) traceback."""
-    found: tuple[str | None, int] = (None, 0)
+    """The template file and line in a (Jinja-rewritten) traceback where it failed: the
+    innermost; for templates that include or call one another without end, the outermost
+    place that comes back again (where the loop is entered: the innermost would name one
+    template of the loop or another, by where the stack happened to run out)."""
+    frames: list[tuple[str | None, int]] = []
     tb = exc.__traceback__
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
         if filename.endswith(".j2") or filename == "<template>":
-            found = (filename, tb.tb_lineno)
+            frames.append((filename, tb.tb_lineno))
         tb = tb.tb_next
-    return found
+    if isinstance(exc, RecursionError):
+        counts = Counter(frames)
+        repeated = next((frame for frame in frames if counts[frame] > 1), None)
+        if repeated:
+            return repeated
+    return frames[-1] if frames else (None, 0)
 
 
 def template_error(
