@@ -41,12 +41,14 @@ class SpaceCampaign:
     description: str | None
     dashboard_message: str | None
     documents: dict[str, list[SpaceDocument]] = field(default_factory=dict)  # by typology
+    logo: str | None = None  # under documents/
 
     def as_json(self) -> dict[str, Any]:
         return {
             "campaign": self.campaign,
             "description": self.description,
             "dashboard_message": self.dashboard_message,
+            "logo": self.logo,
             "documents": {
                 typology: [d.__dict__ for d in docs] for typology, docs in self.documents.items()
             },
@@ -88,7 +90,9 @@ def space_campaigns(
             documents.setdefault(doc.typology, []).append(
                 SpaceDocument(doc.path, doc.label or doc.path, doc.to_sign)
             )
-        shown.append(SpaceCampaign(name, spec.description, spec.dashboard_message, documents))
+        shown.append(
+            SpaceCampaign(name, spec.description, spec.dashboard_message, documents, spec.logo)
+        )
     return shown
 
 

@@ -18,10 +18,20 @@ from typing import Any
 
 from campaignctl.spec.models import Campaign, Options
 
+# Fields campaigns gained after definitions were first applied: left out of the canonical
+# form while unset, so that an upgrade changes no applied campaign's hash (which would show
+# every campaign as changed in `plan`, and make every lock stale).
+ADDED_LATER = ("logo",)
+
 
 def canonical(campaign: Campaign) -> dict[str, Any]:
-    """The definition as JSON-ready data with YAML key names and every default filled in."""
-    return campaign.model_dump(mode="json", by_alias=True)
+    """The definition as JSON-ready data with YAML key names and every default filled in
+    (but the unset ADDED_LATER fields)."""
+    data = campaign.model_dump(mode="json", by_alias=True)
+    for name in ADDED_LATER:
+        if data.get(name) is None:
+            del data[name]
+    return data
 
 
 def content_hash(data: Any) -> str:

@@ -20,6 +20,7 @@ AUDIENCES_DIR = "audiences"
 TEMPLATES_DIR = "templates"
 TEMPLATE_SUFFIXES = {"html": ".html.j2", "text": ".txt.j2", "sms": ".sms.j2"}
 DOCUMENTS_DIR = "documents"
+LOGO_MAX_BYTES = 256 * 1024  # a logo the partner space embeds (its CSP: img-src 'self' data:)
 STATE_DIR = ".campaignctl"
 
 

@@ -819,6 +819,12 @@ class Campaign(Document):
     documents: list[DocumentSpec] = []
     active: ActiveWindow | None = None
     dashboard_message: str | None = None
+    logo: str | None = Field(
+        None,
+        description="Information campaigns: the picture shown with the campaign in the partner "
+        "space (seed 003's \"logo d'illustration\"), an image under documents/ (PNG, JPEG, GIF, "
+        "WebP or SVG, at most 256 KiB), the path relative to documents/ as `documents:` paths.",
+    )
     partner_types: list[str] = []
     trigger: Trigger | None = None
     steps: list[Step] = []

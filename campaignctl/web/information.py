@@ -3,11 +3,12 @@ the signing form of their `to_sign` documents (`POST /s/TOKEN/sign`).
 
 The space shows, for the records of its link, the information campaigns they were
 enrolled in and the `space_visited` ones they enter by this visit
-(`automation.information.space_view`): the organisation's logo, the dashboard message,
-the documents by typology, each downloaded through `/d/` (confined to documents/), and
-for a `to_sign` document either the date it was signed or a form to sign it. Signing is
-a `document_signed` event per record of the link, stored before the answer, with the
-SHA-256 of the file signed (who: the record; when: the event's time; what: the hash).
+(`automation.information.space_view`): the organisation's logo, each campaign's own logo
+(`logo:`), its dashboard message, its documents by typology, each downloaded through `/d/`
+(confined to documents/), and for a `to_sign` document either the date it was signed or a
+form to sign it. Signing is a `document_signed` event per record of the link, stored before
+the answer, with the SHA-256 of the file signed (who: the record; when: the event's time;
+what: the hash).
 """
 
 from __future__ import annotations
@@ -30,13 +31,11 @@ from campaignctl.errors import SpecError
 from campaignctl.events.model import Event
 from campaignctl.render.links import LinkPurpose
 from campaignctl.render.signing import signed_copy
-from campaignctl.spec.files import DOCUMENTS_DIR
+from campaignctl.spec.files import DOCUMENTS_DIR, LOGO_MAX_BYTES
 from campaignctl.spec.models import EventType
 from campaignctl.web import queries
 from campaignctl.web.context import InvalidToken, Web, _web
 from campaignctl.web.security import CSRF_FIELD
-
-LOGO_MAX_BYTES = 256 * 1024  # embedded in the page (CSP: img-src 'self' data:)
 
 
 @dataclass(frozen=True)
@@ -45,28 +44,34 @@ class SpaceRecords:
     ids: list[int]
 
 
-def logo_src(web: Web) -> str | None:
-    """The organisation's logo as the page shows it: its https:// URL, or the file under
-    documents/ as a data: URI (read once per worker)."""
+def logo_src(web: Web, campaign: SpaceCampaign | None = None) -> str | None:
+    """A logo as the page shows it (read once per worker): the organisation's (its https://
+    URL, or its file under documents/), or with `campaign`, that campaign's applied `logo:`
+    (a file under documents/, named from there), the files as data: URIs."""
     cache = web.__dict__.setdefault("_logo", {})
-    if "src" in cache:
-        return cache["src"]  # type: ignore[no-any-return]
-    logo = web.config.organization.logo
+    key = (campaign.campaign, campaign.logo) if campaign else None
+    if key in cache:
+        return cache[key]  # type: ignore[no-any-return]
+    if campaign is None:
+        logo = web.config.organization.logo
+        at: tuple[Any, ...] = (None, None, "organization", "logo")
+        base = ""
+    else:
+        logo = campaign.logo
+        at, base = ("Campaign", campaign.campaign, "logo"), DOCUMENTS_DIR
     src = None
-    if logo and logo.startswith("https://"):
+    if logo and logo.startswith("https://") and campaign is None:
         src = logo
     elif logo:
         try:
-            path = web.workspace.confined_file(
-                logo, DOCUMENTS_DIR, "logo", (None, None, "organization", "logo")
-            )
+            path = web.workspace.confined_file(logo, DOCUMENTS_DIR, "logo", at, base=base)
             data = path.read_bytes() if path.is_file() else b""
         except (SpecError, OSError):
             data = b""
         kind = mimetypes.guess_type(logo)[0] or ""
         if data and len(data) <= LOGO_MAX_BYTES and kind.startswith("image/"):
             src = f"data:{kind};base64,{base64.b64encode(data).decode()}"
-    cache["src"] = src
+    cache[key] = src
     return src
 
 
@@ -136,6 +141,7 @@ async def section(web: Web, request: Request, records: SpaceRecords) -> dict[str
                 "name": campaign.campaign,
                 "title": campaign.description or campaign.campaign,
                 "message": campaign.dashboard_message,
+                "logo": logo_src(web, campaign) if campaign.logo else None,
                 "typologies": typologies,
             }
         )

@@ -104,6 +104,7 @@ def test_a_received_document_enrols_its_record_and_sends_the_notice(ws: Path) ->
         "description": "Fiche pratique jointe à chaque relevé de taxe de séjour",
         "dashboard_message": "Nouveau : une fiche pratique pour comprendre votre relevé de "
                              "taxe de séjour.",
+        "logo": None,
         "documents": {
             "fiche-pratique": [{"path": "lire-releve-taxe-sejour.pdf", "to_sign": False,
                                 "label": "Comment lire votre relevé de taxe de séjour"}],

@@ -159,6 +159,27 @@ CASES = {
         "campaigns/charter-2027.yaml:11:12: error[missing-file]: document 'charte.pdf' not found "
         "under documents/",
     ),
+    "logo-outside-documents": (
+        "campaigns/charter-2027.yaml",
+        "dashboard_message:",
+        "logo: ../campaignctl.yaml\ndashboard_message:",
+        "campaigns/charter-2027.yaml:13:7: error[unsafe-path]: logo '../campaignctl.yaml' climbs "
+        "out of documents/",
+    ),
+    "logo-missing": (
+        "campaigns/charter-2027.yaml",
+        "dashboard_message:",
+        "logo: charte.png\ndashboard_message:",
+        "campaigns/charter-2027.yaml:13:7: error[missing-file]: logo 'charte.png' not found under "
+        "documents/",
+    ),
+    "logo-not-an-image": (
+        "campaigns/charter-2027.yaml",
+        "dashboard_message:",
+        "logo: charte-qualite.txt\ndashboard_message:",
+        "campaigns/charter-2027.yaml:13:7: error[invalid-value]: logo 'charte-qualite.txt' is not "
+        "an image (by its name: text/plain)",
+    ),
     "unknown-column": (
         "audiences/segments/accommodation.yaml",
         "tags: {contains",
@@ -212,6 +233,20 @@ def test_each_error_class_is_located_exactly(scaffold: Path, case: str) -> None:
     lines = [line for line in result.stdout.splitlines() if not line.startswith("  hint:")]
     assert expected in lines, result.stdout
     assert "Traceback" not in result.output
+
+
+def test_a_logo_too_big_for_the_partner_space_is_an_error(scaffold: Path) -> None:
+    """The space embeds a campaign's logo (256 KiB at most): a bigger one would show nothing."""
+    (scaffold / "documents" / "charte.png").write_bytes(b"\x89PNG" + bytes(300 * 1024))
+    edit(scaffold, "campaigns/charter-2027.yaml", "dashboard_message:",
+         "logo: charte.png\ndashboard_message:")  # fmt: skip
+    result = validate(scaffold)
+    assert result.exit_code == 65, result.output
+    assert result.stdout.splitlines()[:2] == [
+        "campaigns/charter-2027.yaml:13:7: error[invalid-value]: logo 'charte.png' is 300 KiB; "
+        "the partner space embeds a logo of at most 256 KiB",
+        "  hint: make the picture smaller (a 128-pixel-high PNG is a few KiB)",
+    ]
 
 
 def test_every_problem_is_reported_in_one_pass(scaffold: Path) -> None:

@@ -30,6 +30,18 @@ def test_canonical_definitions_hash_stably(scaffold: Path) -> None:
     assert content_hash({"a": 1, "b": 2}) == content_hash({"b": 2, "a": 1})
 
 
+def test_a_field_added_later_moves_no_applied_campaign_s_hash(scaffold: Path) -> None:
+    """`logo:` came after campaigns were applied: unset, it is left out of the canonical form,
+    so every hash stays what the previous version stored (no campaign shows as changed, no
+    lock goes stale); set, it counts like any field."""
+    campaign = load_workspace(scaffold).campaigns["update-2027"]
+    every_field = campaign.model_dump(mode="json", by_alias=True)
+    assert every_field.pop("logo") is None
+    assert canonical(campaign) == every_field
+    with_logo = canonical(campaign.model_copy(update={"logo": "logo-2027.png"}))
+    assert with_logo == {**every_field, "logo": "logo-2027.png"}
+
+
 def test_new_changed_and_removed(scaffold: Path) -> None:
     before = canonical(load_workspace(scaffold).campaigns["update-2027"])
     path = scaffold / "campaigns" / "update-2027.yaml"

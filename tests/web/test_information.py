@@ -7,6 +7,7 @@ a notice's space link opens the space."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -71,6 +72,10 @@ def test_the_space_shows_information_campaigns_and_signs_a_to_sign_document(
             "La charte qualité 2027 est disponible : merci de la lire et de la signer" in page.text
         )
         assert re.search(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]+" alt="Logo', page.text)
+        # the campaign's own logo (`logo:`), embedded as the file under documents/ is
+        logo = (sent.root / "documents" / "charte-qualite-2027.png").read_bytes()
+        inline = base64.b64encode(logo).decode()
+        assert f'<h3><img class="campaign-logo" src="data:image/png;base64,{inline}"' in page.text
         assert "<h4>Charte</h4>" in page.text and "<h4>Guide</h4>" in page.text
         links = dict(re.findall(r'<li><a href="(/d/[^"]+)">([^<]+)</a>', page.text))
         assert sorted(links.values()) == [

@@ -69,6 +69,8 @@ class CampaignChecks(CheckerBase):
                     "campaignctl.yaml has no `signing:`",
                     "add `signing: {certificate: PATH, key: PATH, password_env: NAME}`",
                 )  # fmt: skip
+        if campaign.logo:
+            self._check_logo(doc, campaign.logo)
         if (
             campaign.type == "information"
             and not campaign.documents
