@@ -38,7 +38,7 @@ from campaignctl.store.store import Store
 from campaignctl.web import api, documents, information, questionnaire, unsubscribe
 from campaignctl.web.context import InvalidToken, PostRefused, Web, _web
 from campaignctl.web.pages import Pages
-from campaignctl.web.security import Csrf, RateLimiter, SecurityMiddleware
+from campaignctl.web.security import Csrf, RateLimiter, SecurityMiddleware, image_origins
 from campaignctl.web.settings import ServeSettings, serve_secret
 from campaignctl.web.writer import EventWriter
 
@@ -266,6 +266,7 @@ def create_app(settings: ServeSettings) -> ASGIApp:
         SecurityMiddleware,
         max_body=settings.max_body_bytes,
         api_max_body=settings.api_max_body_bytes,
+        images=image_origins(web.config.organization.logo),
     )
     return TrackingFastPath(app, web)  # type: ignore[return-value]
 

@@ -18,15 +18,24 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
+
+def content_security_policy(images: Sequence[str] = ()) -> str:
+    """The pages' CSP: nothing but their own style sheet, images and forms; `images` are
+    the other origins an image may come from (an organisation's logo given by URL)."""
+    sources = " ".join(("'self'", "data:", *images))
+    return (
+        f"default-src 'none'; style-src 'self'; img-src {sources}; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+
+
 COMMON_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -35,13 +44,28 @@ CSRF_COOKIE = "campaignctl_csrf"
 CSRF_FIELD = "csrf_token"
 
 
+def image_origins(logo: str | None) -> tuple[str, ...]:
+    """The origin of an organisation's logo given by an https:// URL (the space shows it),
+    for the CSP; none for a file (embedded as a data: URI)."""
+    if not logo or not logo.startswith("https://"):
+        return ()
+    parts = urlsplit(logo)
+    host = parts.netloc.rpartition("@")[2]
+    if not host or not all(c.isalnum() or c in ".-:[]" for c in host):
+        return ()  # not an origin a CSP can name: the logo is not shown
+    return (f"https://{host}",)
+
+
 class SecurityMiddleware:
     """Adds the security headers and enforces the body size limit (pure ASGI: cheap)."""
 
-    def __init__(self, app: ASGIApp, *, max_body: int, api_max_body: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body: int, api_max_body: int, images: Sequence[str] = ()
+    ) -> None:
         self.app = app
         self.max_body = max_body
         self.api_max_body = api_max_body
+        self.csp = content_security_policy(images).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,7 +98,7 @@ class SecurityMiddleware:
                 for name, value in COMMON_HEADERS:
                     headers.raw.append((name, value))
                 if headers.get("content-type", "").startswith("text/html"):
-                    headers.raw.append((b"content-security-policy", CSP.encode()))
+                    headers.raw.append((b"content-security-policy", self.csp))
             await send(message)
 
         try:

@@ -139,6 +139,31 @@ def test_the_space_shows_information_campaigns_and_signs_a_to_sign_document(
     assert "document_signed" in exported.stdout
 
 
+def test_an_organisation_logo_given_by_url_is_shown_and_allowed_by_the_pages_csp(
+    sent: Sent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A logo by https:// URL is linked, not embedded: the pages' CSP names its origin (it
+    allowed only their own images and data: URIs, so the browser showed no logo)."""
+    from campaignctl.web.app import create_app
+    from campaignctl.web.settings import ServeSettings
+    from tests.web.conftest import run_app
+
+    monkeypatch.setenv("CAMPAIGNCTL_NOW", VISIT)
+    config = sent.root / "campaignctl.yaml"
+    url = "https://cdn.example.org/office/logo.png"
+    config.write_text(config.read_text().replace("logo: documents/logo.png", f"logo: {url}"))
+    assert cli(sent.root, "apply", CHARTE, "--auto-approve").exit_code == 0
+    application = create_app(ServeSettings(root=str(sent.root), store_url=sent.store_url))
+    for base in run_app(application):
+        with httpx.Client(base_url=base, timeout=30) as client:
+            page = client.get(accommodation_space(sent)[1])
+    assert page.status_code == 200, page.text
+    assert f'<img src="{url}" alt="Logo' in page.text
+    policy = page.headers["content-security-policy"]
+    assert "img-src 'self' data: https://cdn.example.org;" in policy
+    assert "default-src 'none'" in policy
+
+
 def test_a_restaurant_s_space_shows_no_information_campaign(info_server: Server) -> None:
     with info_server.client() as client:
         page = client.get(space_path("RES-001"))
