@@ -11,11 +11,11 @@ then inserted by `record_once`), set-based, a few statements whatever its size:
 - the event is linked to its message: `message_id` (the Message-ID, or the SMS
   provider's id) → outbox row → campaign, record; or `campaign` + `record` key →
   that record's latest message of the campaign sent before the event (an email
-  for delivered, bounced, opened, complained; an SMS for sms_*; either for
-  clicked, form_*, unsubscribed), so that it counts in reports and relaunches
-  exactly as an event naming that message. When no such message was sent before
-  it, the event is kept (a record event still counts in its campaign's totals)
-  and said "not attributable", with the reason;
+  for delivered, bounced, opened, complained; an SMS for sms_* and for a click on
+  a short link, `data.short`; either for other clicks, form_*, unsubscribed), so
+  that it counts in reports and relaunches exactly as an event naming that message.
+  When no such message was sent before it, the event is kept (a record event still
+  counts in its campaign's totals) and said "not attributable", with the reason;
 - its time must be sane: at most a day after now, not before 1970, and not more
   than a day before its campaign's first send (or, never sent, its apply);
   otherwise the event is refused with the reason;
@@ -110,8 +110,8 @@ def _effect(event: Event) -> SuppressionReason | None:
 
 
 def _wanted(event: Event) -> str | None:
-    if event.type in SMS_TYPES:
-        return str(Channel.SMS)
+    if event.type in SMS_TYPES or (event.type == EventType.CLICKED and event.data.get("short")):
+        return str(Channel.SMS)  # a short link (`/q/`, data.short) is only ever in an SMS
     return str(Channel.EMAIL) if event.type in EMAIL_TYPES else None
 
 

@@ -151,6 +151,36 @@ def test_an_event_counts_for_the_last_message_sent_before_it(
     assert [(w["opened"], w["clicked"]) for w in waves] == [(1, 0), (0, 1)]
 
 
+def test_a_short_link_click_by_record_counts_for_its_sms_even_after_an_email(
+    scaffold: Path, sent: Seeded
+) -> None:
+    """C002 got the SMS (prov-C002) then, later, an email: a click on the SMS's short link
+    (`/q/`, `data.short`) is the SMS's, where another click by record is the email's."""
+    with sent.store.transaction() as conn:
+        conn.execute(
+            sa.insert(Outbox.__table__).values(
+                campaign_id=sent.campaign_id, wave_id=sent.wave_id, record_id=sent.records["C002"],
+                segment="accommodation", channel="email", address="contact@camping.example",
+                state=OutboxState.SENT, attempts=1, message_id="C002.2@example.org",
+                created_at=T0, updated_at=T0, sent_at=T0.replace(minute=30),
+            )
+        )  # fmt: skip
+    click = {"type": "clicked", "campaign": CAMPAIGN, "record": "C002", "at": AT}
+    ingest(
+        scaffold, {**click, "data": {"short": True}}, {**click, "data": {"url": "https://x.org"}}
+    )
+    with sent.store.read() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT e.data, o.channel FROM event e JOIN outbox o ON o.id = e.outbox_id "
+                "WHERE e.type = 'clicked'"
+            )
+        ).all()
+    channels = {json.dumps(data if isinstance(data, dict) else json.loads(data)): channel
+                for data, channel in rows}  # fmt: skip
+    assert channels == {'{"short": true}': "sms", '{"url": "https://x.org"}': "email"}
+
+
 def test_an_open_by_a_grouped_record_is_the_open_of_the_email_it_shared(
     scaffold: Path, sent: Seeded
 ) -> None:
