@@ -115,8 +115,8 @@ class EmailFileTransport(TransportBase[OutgoingEmail]):
         tag = f"{os.getpid()}.{threading.get_ident()}"
         problems: dict[int, OSError] = {}
         staged: list[tuple[int, int, Path, Path]] = []  # index, fd, temp, final
-        for index, message in enumerate(messages):
-            final = self.path_for(message.message_id)
+        finals = [self.path_for(message.message_id) for message in messages]
+        for index, (message, final) in enumerate(zip(messages, finals, strict=True)):
             temp = final.with_name(f".{final.name}.{tag}.{index}.tmp")
             fd = -1
             try:
@@ -146,8 +146,7 @@ class EmailFileTransport(TransportBase[OutgoingEmail]):
                     problems[index] = exc
             temp.unlink(missing_ok=True)
         outcomes = []
-        for index, message in enumerate(messages):
-            final = self.path_for(message.message_id)
+        for index, (message, final) in enumerate(zip(messages, finals, strict=True)):
             problem = problems.get(index)
             if problem is None:
                 outcomes.append(
