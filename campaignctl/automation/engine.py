@@ -315,12 +315,16 @@ def enrol(
         )
         .on_conflict_do_nothing()
     )  # fmt: skip
-    params = {"now": now, "due": due_at or now}
+    return _inserted(conn, statement, ENROLMENT.c.id, {"now": now, "due": due_at or now})
+
+
+def _inserted(conn: sa.Connection, statement: Any, id_column: Any, params: dict[str, Any]) -> int:
+    """Run an INSERT … SELECT … ON CONFLICT DO NOTHING; how many rows it inserted."""
     if conn.dialect.name == "sqlite":  # its rowcount counts the rows inserted
         return int(conn.execute(statement, params).rowcount)
     # psycopg reports no rowcount here: count the ids returned, a batch at a time (an
     # enrolment of 1M records never holds 1M Python rows)
-    result = conn.execute(statement.returning(ENROLMENT.c.id), params)
+    result = conn.execute(statement.returning(id_column), params)
     return sum(len(batch) for batch in result.partitions(10_000))
 
 
@@ -443,9 +447,8 @@ class _Runner:
             _insert(conn)(STEP_RUN)
             .from_select(["campaign_id", "step", "record_id", "outcome", "wave_id", "at"], source)
             .on_conflict_do_nothing()
-            .returning(STEP_RUN.c.id)
         )
-        return len(conn.execute(statement, {"now": self.now}).all())
+        return _inserted(conn, statement, STEP_RUN.c.id, {"now": self.now})
 
     def run(self) -> bool:
         """One sweep over the tree; True when a record moved."""

@@ -668,7 +668,7 @@ class _Run:
         if self.processes:
             self.pool = render_pool(
                 self.workspace.root,
-                self.spec.name,
+                self.spec,
                 RenderOptions(),
                 wave.number,
                 wave.kind,

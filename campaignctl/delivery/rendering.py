@@ -20,6 +20,7 @@ from typing import Any
 from campaignctl.lifeline import bind_to_parent
 from campaignctl.render import CampaignRenderer, Recipient, RecordData, RenderOptions, Wave
 from campaignctl.render.context import WaveKind
+from campaignctl.spec.models import Campaign
 from campaignctl.spec.workspace import load_workspace
 
 
@@ -88,7 +89,7 @@ _worker: BatchRenderer | None = None
 
 
 def _init_worker(
-    parent: int, root: str, campaign: str, options: RenderOptions, number: int, kind: str
+    parent: int, root: str, campaign: Campaign, options: RenderOptions, number: int, kind: str
 ) -> None:
     global _worker
 
@@ -105,7 +106,7 @@ def _render_in_worker(jobs: list[RenderJob]) -> list[RenderResult]:
 
 def render_pool(
     root: Path,
-    campaign: str,
+    campaign: Campaign,
     options: RenderOptions,
     number: int,
     kind: WaveKind,
@@ -113,7 +114,9 @@ def render_pool(
     processes: int = 1,
 ) -> ProcessPoolExecutor:
     """Render processes (spawned, so they share no connection or loop with their parent),
-    which end when this process does, however it ends."""
+    which end when this process does, however it ends. They get the campaign as the parent
+    sends it (an automation's send step: its template over the campaign's `message:`),
+    not its name, so that they render exactly what the parent checked."""
     import multiprocessing
 
     return ProcessPoolExecutor(

@@ -123,9 +123,9 @@ def send_wave(store: Store, workspace: Workspace, job: WaveJob, now: datetime) -
 
     if job.recipients is not None:
         _relaunch_outbox(store, job, now)
-    options = SendOptions(
-        wave_id=job.wave_id, spec=job.spec, render_processes=0 if job.spec else None
-    )
+    # an automation step's wave renders in render processes too when it is large: they are
+    # given the step's spec (delivery.rendering.render_pool)
+    options = SendOptions(wave_id=job.wave_id, spec=job.spec)
     summary = send_campaign(store, workspace, job.campaign.name, options)
     progress = summary.progress
     waits = progress.due or progress.held or progress.waiting

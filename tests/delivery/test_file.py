@@ -7,7 +7,12 @@ import json
 from pathlib import Path
 
 from campaignctl.delivery.file import EmailFileTransport, SmsFileTransport, capture_name
-from campaignctl.delivery.transport import DeliveryOutcome, OutgoingEmail, OutgoingSms
+from campaignctl.delivery.transport import (
+    DeliveryOutcome,
+    DeliveryStatus,
+    OutgoingEmail,
+    OutgoingSms,
+)
 
 from .conftest import build_email
 
@@ -54,6 +59,25 @@ def test_resending_an_email_overwrites_its_capture_and_leaves_no_temp_file(
 
     assert [p.name for p in tmp_path.iterdir()] == ["m1.test@example.org.eml"]
     assert (tmp_path / "m1.test@example.org.eml").read_bytes() == second.message
+
+
+def test_a_batch_written_by_several_threads_answers_each_message_in_order(
+    tmp_path: Path,
+) -> None:
+    # one message cannot be written (its name is taken by a folder): it alone is retried,
+    # and the outcomes follow the messages whatever thread wrote them
+    messages = [build_email(i, f"u{i}@example.net") for i in range(50)]
+    (tmp_path / f"{capture_name(messages[7].message_id)}.eml").mkdir()
+    outcomes = send_emails(tmp_path, messages)
+
+    assert [o.message_id for o in outcomes] == [m.message_id for m in messages]
+    assert [o.status for o in outcomes] == [
+        DeliveryStatus.RETRY if i == 7 else DeliveryStatus.SENT for i in range(50)
+    ]
+    files = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
+    assert files == sorted(f"m{i}.test@example.org.eml" for i in range(50) if i != 7)
+    for i in (0, 49):
+        assert (tmp_path / f"m{i}.test@example.org.eml").read_bytes() == messages[i].message
 
 
 def test_unsafe_message_ids_get_distinct_safe_names() -> None:
