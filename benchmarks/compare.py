@@ -5,11 +5,13 @@ the code before the store refactor (commit 82d0b00), measured in the same run: t
 machine's speed drifts, so two separate runs compare the machine, not the code.
 
 Usage:
-    .venv/bin/python benchmarks/compare.py [--ref 82d0b00] [--rounds 5]
+    .venv/bin/python benchmarks/compare.py [--ref 82d0b00] [--new REF] [--rounds 5]
         [--recipients 20000] [--rows 200000] [--report-scale 0.2] [--only send,lock …]
         [--workdir DIR]
 
-The ref is checked out into a temporary `git worktree` (removed at the end). Both sides
+The ref is checked out into a temporary `git worktree` (removed at the end); the new side is
+this working tree, edits included, or `--new REF` checked out the same way (so that editing
+the tree during a long run cannot change what it measures). Both sides
 run with this interpreter and its venv (the old code's dependencies are a subset of
 ours), each with PYTHONPATH at its own tree, as `python -c 'campaignctl.cli.entry.main()'`:
 the same interpreter, flags and start-up path for both. Each side builds its own data with
@@ -215,6 +217,7 @@ def run_workload(side: Side, workload: str) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ref", default="82d0b00", help="the old code (default: 82d0b00)")
+    parser.add_argument("--new", help="the new code (default: this working tree)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--recipients", type=int, default=20_000, help="send's recipients")
     parser.add_argument("--rows", type=int, default=200_000, help="the CSV of import, plan, lock")
@@ -229,17 +232,17 @@ def main() -> None:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="campaignctl-compare-"))
     work.mkdir(parents=True, exist_ok=True)
-    old_tree = work / "old-tree"
-    subprocess.run(
-        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(old_tree), args.ref],
-        check=True,
-        capture_output=True,
-    )
+    trees = {"old": work / "old-tree", "new": work / "new-tree" if args.new else REPO}
     try:
-        sides = [Side("old", old_tree, work / "old"), Side("new", REPO, work / "new")]
+        for name, ref in (("old", args.ref), ("new", args.new)):
+            if ref:
+                git = ["git", "-C", str(REPO), "worktree", "add", "--detach", str(trees[name]), ref]
+                subprocess.run(git, check=True, capture_output=True)
+        sides = [Side(name, tree, work / name) for name, tree in trees.items()]
         for side in sides:
             side.work.mkdir()
-        print(f"old: {args.ref} in {old_tree}; new: the working tree {REPO}")
+        print(f"old: {args.ref} in {trees['old']}; new: {args.new or 'the working tree'} in "
+              f"{trees['new']}")  # fmt: skip
         steps: list[tuple[str, Callable[[Side], None]]] = []
         if "send" in workloads:
             steps.append(("send", lambda s: set_up_send(s, args.recipients)))
@@ -268,9 +271,10 @@ def main() -> None:
             print(f"round {round_ + 1}/{args.rounds} done", flush=True)
         report(samples, workloads, args)
     finally:
-        subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "remove", "--force", str(old_tree)], check=False
-        )
+        for tree in trees.values():
+            if tree != REPO and tree.exists():
+                git = ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)]
+                subprocess.run(git, check=False)
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
 
