@@ -9,7 +9,7 @@ from campaignctl.enums import OutboxState, WaveKind
 from campaignctl.errors import ServiceUnavailable
 from campaignctl.store import Store
 from campaignctl.store.store import utcnow
-from campaignctl.store.tables import Campaign, Outbox, Record, Wave
+from campaignctl.store.tables import CAMPAIGN, OUTBOX, RECORD, WAVE
 
 
 def test_store_upgrades_itself_on_first_use(store: Store) -> None:
@@ -30,11 +30,11 @@ def test_every_write_transaction_bumps_the_serial(store: Store) -> None:
 def _campaign_and_wave(conn: sa.Connection) -> tuple[int, int]:
     now = utcnow()
     campaign = conn.execute(
-        sa.insert(Campaign.__table__).returning(Campaign.__table__.c.id),
+        sa.insert(CAMPAIGN).returning(CAMPAIGN.c.id),
         {"name": "c", "type": "message", "content_hash": "x", "applied_at": now, "state": "draft"},
     ).scalar_one()
     wave = conn.execute(
-        sa.insert(Wave.__table__).returning(Wave.__table__.c.id),
+        sa.insert(WAVE).returning(WAVE.c.id),
         {"campaign_id": campaign, "number": 1, "kind": WaveKind.INITIAL,
          "occurrence_key": "initial", "created_at": now, "status": "scheduled"},
     ).scalar_one()  # fmt: skip
@@ -47,9 +47,9 @@ def test_two_messages_of_one_wave_to_one_address_are_impossible(store: Store) ->
            "created_at": now, "updated_at": now, "attempts": 0}  # fmt: skip
     with store.transaction() as conn:
         campaign, wave = _campaign_and_wave(conn)
-        conn.execute(sa.insert(Outbox.__table__), {**row, "campaign_id": campaign, "wave_id": wave})
+        conn.execute(sa.insert(OUTBOX), {**row, "campaign_id": campaign, "wave_id": wave})
     with pytest.raises(sa.exc.IntegrityError), store.transaction() as conn:
-        conn.execute(sa.insert(Outbox.__table__), {**row, "campaign_id": campaign, "wave_id": wave})
+        conn.execute(sa.insert(OUTBOX), {**row, "campaign_id": campaign, "wave_id": wave})
 
 
 def test_a_wave_occurrence_is_never_created_twice(store: Store) -> None:
@@ -57,7 +57,7 @@ def test_a_wave_occurrence_is_never_created_twice(store: Store) -> None:
         campaign, _wave = _campaign_and_wave(conn)
     with pytest.raises(sa.exc.IntegrityError), store.transaction() as conn:
         conn.execute(
-            sa.insert(Wave.__table__),
+            sa.insert(WAVE),
             {"campaign_id": campaign, "number": 2, "kind": WaveKind.RELAUNCH,
              "occurrence_key": "initial", "created_at": utcnow(), "status": "scheduled"},
         )  # fmt: skip
@@ -67,10 +67,10 @@ def test_records_are_unique_per_audience_and_key(store: Store) -> None:
     now = utcnow()
     row = {"audience": "a", "key": "k", "status": "active", "created_at": now, "updated_at": now}
     with store.transaction() as conn:
-        conn.execute(sa.insert(Record.__table__), row)
-        conn.execute(sa.insert(Record.__table__), {**row, "audience": "b"})
+        conn.execute(sa.insert(RECORD), row)
+        conn.execute(sa.insert(RECORD), {**row, "audience": "b"})
     with pytest.raises(sa.exc.IntegrityError), store.transaction() as conn:
-        conn.execute(sa.insert(Record.__table__), row)
+        conn.execute(sa.insert(RECORD), row)
 
 
 def test_relative_sqlite_paths_are_relative_to_the_workspace(tmp_path: Path) -> None:
