@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -71,6 +73,27 @@ def test_records_are_unique_per_audience_and_key(store: Store) -> None:
         conn.execute(sa.insert(RECORD), {**row, "audience": "b"})
     with pytest.raises(sa.exc.IntegrityError), store.transaction() as conn:
         conn.execute(sa.insert(RECORD), row)
+
+
+def test_instants_go_in_aware_and_come_back_in_utc_with_the_defaults_filled(store: Store) -> None:
+    paris = datetime(2027, 3, 1, 10, 30, tzinfo=ZoneInfo("Europe/Paris"))
+    with store.transaction() as conn:
+        campaign, wave = _campaign_and_wave(conn)
+        conn.execute(
+            sa.insert(OUTBOX),
+            {"campaign_id": campaign, "wave_id": wave, "channel": "email", "address": "a@b.fr",
+             "created_at": paris, "updated_at": paris},
+        )  # fmt: skip
+    with store.read() as conn:
+        row = conn.execute(sa.select(OUTBOX.c.created_at, OUTBOX.c.state, OUTBOX.c.attempts)).one()
+    assert (row.created_at, row.created_at.tzinfo) == (paris, UTC)
+    assert (row.state, row.attempts) == (OutboxState.QUEUED, 0)
+    naive = datetime(2027, 3, 1)  # refused: no time zone
+    with (
+        pytest.raises(sa.exc.StatementError, match="without a time zone"),
+        store.transaction() as conn,
+    ):
+        conn.execute(sa.update(OUTBOX).values(updated_at=naive))
 
 
 def test_relative_sqlite_paths_are_relative_to_the_workspace(tmp_path: Path) -> None:
