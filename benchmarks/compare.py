@@ -9,16 +9,17 @@ Usage:
         [--recipients 20000] [--rows 200000] [--report-scale 0.2] [--only send,lock …]
         [--workdir DIR]
 
-The ref is checked out into a temporary `git worktree` (removed at the end); the new side is
-this working tree, edits included, or `--new REF` checked out the same way (so that editing
-the tree during a long run cannot change what it measures). Both sides
-run with this interpreter and its venv (the old code's dependencies are a subset of
-ours), each with PYTHONPATH at its own tree, as `python -c 'campaignctl.cli.entry.main()'`:
-the same interpreter, flags and start-up path for both. Each side builds its own data with
-its own code (its demo, its migrations, its `benchmarks/report.py` store); the plan, lock
-and import workspace is the same text for both (`benchmarks/plan.py`'s campaign over
-`benchmarks/gen_contacts.py`'s CSV). A workload that changes its store runs on a fresh copy
-of it, restored before each run (untimed).
+The ref is checked out into a temporary `git worktree` (removed at the end); the new side
+is this working tree, edits included, or `--new REF` checked out the same way (so that
+editing the tree during a long run cannot change what it measures). Both sides run with
+this interpreter and its venv (the old code's dependencies are a subset of ours), each
+with PYTHONPATH at its own tree, as `python -c 'campaignctl.cli.entry.main()'`: the same
+interpreter, flags and start-up path for both. Both trees are byte-compiled first, as an
+installed package is. Each side builds its own data with its own code (its demo, its
+migrations, its `benchmarks/report.py` store); the plan, lock and import workspace is the
+same text for both (`benchmarks/plan.py`'s campaign over `benchmarks/gen_contacts.py`'s
+CSV). A workload that changes its store runs on a fresh copy of it, restored before each
+run (untimed).
 
 Each round times every workload once per side (`--help` ten times), the sides' order
 alternating between rounds (old new, new old …). Printed per workload: the median wall and
@@ -243,6 +244,13 @@ def main() -> None:
         sides = [Side(name, tree, work / name) for name, tree in trees.items()]
         for side in sides:
             side.work.mkdir()
+            # bytecode, as an installed package has it: without it every run compiles what it
+            # imports (PYTHONDONTWRITEBYTECODE keeps it from being cached), and the bigger
+            # tree pays more for it
+            subprocess.run(
+                [sys.executable, "-m", "compileall", "-q", str(side.tree / "campaignctl")],
+                check=True,
+            )
         print(f"old: {args.ref} in {trees['old']}; new: {args.new or 'the working tree'} in "
               f"{trees['new']}")  # fmt: skip
         steps: list[tuple[str, Callable[[Side], None]]] = []
