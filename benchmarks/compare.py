@@ -227,6 +227,7 @@ def main() -> None:
     parser.add_argument("--report-scale", type=float, default=0.2, help="report.py's --scale")
     parser.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads")
     parser.add_argument("--workdir", type=Path, help="default: a temporary folder, removed")
+    parser.add_argument("--samples", action="store_true", help="also print every run's figures")
     args = parser.parse_args()
     workloads = [w for w in args.only.split(",") if w]
     unknown = set(workloads) - set(WORKLOADS)
@@ -311,6 +312,10 @@ def report(
             f"{workload:12s} {wall_old:9.3f} {wall_new:9.3f} {wall_new / wall_old:6.3f}   "
             f"{cpu_old:8.3f} {cpu_new:8.3f} {cpu_new / cpu_old:6.3f}{flag}"
         )
+        if args.samples:
+            for name, runs in (("old", old), ("new", new)):
+                figures = " ".join(f"{wall:.2f}/{cpu:.2f}" for wall, cpu in runs)
+                print(f"    {name} wall/CPU: {figures}")
 
 
 if __name__ == "__main__":
