@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from campaignctl.enums import CampaignState, OutboxState, WaveKind, WaveStatus
 from campaignctl.store import Store
-from campaignctl.store.tables import Campaign, CampaignLock, Outbox, Recipient, Record, Wave
+from campaignctl.store.tables import CAMPAIGN, LOCK, OUTBOX, RECIPIENT, RECORD, WAVE
 
 T0 = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)  # 09:00 in Paris: the scaffold's first send
 
@@ -58,9 +58,9 @@ def apply_campaign(store: Store, root: Path, name: str, **changes: object) -> in
         spec = CampaignSpec.model_validate({**canonical(spec), **changes})
     definition = canonical(spec)
     with store.transaction() as conn:
-        conn.execute(sa.delete(Campaign.__table__).where(Campaign.__table__.c.name == name))
+        conn.execute(sa.delete(CAMPAIGN).where(CAMPAIGN.c.name == name))
         return conn.execute(
-            sa.insert(Campaign.__table__).values(
+            sa.insert(CAMPAIGN).values(
                 name=name, type=str(spec.type), category=spec.category, definition=definition,
                 content_hash=content_hash(definition), options=definition["options"],
                 state=CampaignState.SCHEDULED, applied_at=T0,
@@ -72,17 +72,15 @@ def lock_campaign(store: Store, campaign_id: int, channels=("email", "sms")) -> 
     """A lock whose recipients are every active record: email where it has one, else SMS."""
     with store.transaction() as conn:
         lock_id = conn.execute(
-            sa.insert(CampaignLock.__table__).values(
-                campaign_id=campaign_id, created_at=T0, definition_hash="x"
-            )
+            sa.insert(LOCK).values(campaign_id=campaign_id, created_at=T0, definition_hash="x")
         ).inserted_primary_key[0]
-        record = Record.__table__
+        record = RECORD
         for row in conn.execute(sa.select(record).order_by(record.c.key)).all():
             for channel in channels:
                 address = row.email_normalized if channel == "email" else row.phone
                 if address:
                     conn.execute(
-                        sa.insert(Recipient.__table__).values(
+                        sa.insert(RECIPIENT).values(
                             lock_id=lock_id, record_id=row.id, channel=channel, address=address,
                             segment="accommodation" if row.category != "restaurant" else "food",
                             group_key=address if channel == "email" else None,
@@ -99,16 +97,16 @@ def send_first_wave(
     the records in `failed` end in state failed."""
     with store.transaction() as conn:
         wave_id = conn.execute(
-            sa.insert(Wave.__table__).values(
+            sa.insert(WAVE).values(
                 campaign_id=campaign_id, number=1, kind=WaveKind.INITIAL,
                 occurrence_key="update-2027/0/0", scheduled_for=T0, status=WaveStatus.DONE,
                 lock_id=lock_id, channels=["email", "sms"], created_at=T0, finished_at=T0,
             )
         ).inserted_primary_key[0]  # fmt: skip
         rows = conn.execute(
-            sa.select(Recipient.__table__, Record.__table__.c.key)
-            .join(Record.__table__, Record.__table__.c.id == Recipient.__table__.c.record_id)
-            .where(Recipient.__table__.c.lock_id == lock_id)
+            sa.select(RECIPIENT, RECORD.c.key)
+            .join(RECORD, RECORD.c.id == RECIPIENT.c.record_id)
+            .where(RECIPIENT.c.lock_id == lock_id)
         ).all()
         seen: set[tuple[str, str]] = set()
         for row in rows:
@@ -117,7 +115,7 @@ def send_first_wave(
             seen.add((row.channel, row.address))
             state = OutboxState.FAILED if row.key in failed else OutboxState.SENT
             conn.execute(
-                sa.insert(Outbox.__table__).values(
+                sa.insert(OUTBOX).values(
                     campaign_id=campaign_id, wave_id=wave_id, record_id=row.record_id,
                     group_key=row.group_key, segment=row.segment, channel=row.channel,
                     address=row.address, state=state, attempts=1,
@@ -134,5 +132,5 @@ def seed(root: Path, name: str = "update-2027", *, sent: bool = True, **changes:
     lock_id = lock_campaign(store, campaign_id)
     wave_id = send_first_wave(store, campaign_id, lock_id) if sent else None
     with store.read() as conn:
-        records = dict(conn.execute(sa.select(Record.__table__.c.key, Record.__table__.c.id)).all())
+        records = dict(conn.execute(sa.select(RECORD.c.key, RECORD.c.id)).all())
     return Seeded(store, campaign_id, lock_id, wave_id, records)

@@ -70,7 +70,7 @@ from campaignctl.safecsv import FormulaSafeWriter
 from campaignctl.spec.models import Audience, ColumnType
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store, utcnow
-from campaignctl.store.tables import AuditLog
+from campaignctl.store.tables import AUDIT_LOG
 
 IMPORT_CACHE_KIB = 16 * 1024  # SQLite page cache during an import (default: 2 MiB)
 SORT_CACHE_KIB = 4 * 1024  # ... while building an index: the size of each sorted run
@@ -691,7 +691,7 @@ def _ensure_indexes(
 
 def _audit(conn: Connection, result: ImportResult) -> None:
     conn.execute(
-        sa.insert(AuditLog.__table__),  # type: ignore[arg-type]
+        sa.insert(AUDIT_LOG),
         {
             "at": utcnow(),
             "actor": _actor(),

@@ -21,12 +21,12 @@ from campaignctl.store import suppressions
 from campaignctl.store.store import Store, utcnow
 from campaignctl.store.suppressions import SuppressionEntry, address_hash
 from campaignctl.store.tables import (
+    AUDIT_LOG,
+    EVENT,
+    OUTBOX,
+    RECIPIENT,
+    RESPONSE,
     SUPPRESSION,
-    AuditLog,
-    Event,
-    Outbox,
-    Recipient,
-    Response,
 )
 
 __all__ = ["SuppressionEntry", "address_hash", "suppress", "suppress_many"]
@@ -150,10 +150,10 @@ def export_contact(store: Store, key: str, audience: str | None = None) -> dict[
             "format_version": 1,
             "key": key,
             "records": records,
-            "messages": _rows(conn, Outbox.__table__, Outbox.__table__.c.record_id, ids),
-            "events": _rows(conn, Event.__table__, Event.__table__.c.record_id, ids),
-            "responses": _rows(conn, Response.__table__, Response.__table__.c.record_id, ids),
-            "recipients": _rows(conn, Recipient.__table__, Recipient.__table__.c.record_id, ids),
+            "messages": _rows(conn, OUTBOX, OUTBOX.c.record_id, ids),
+            "events": _rows(conn, EVENT, EVENT.c.record_id, ids),
+            "responses": _rows(conn, RESPONSE, RESPONSE.c.record_id, ids),
+            "recipients": _rows(conn, RECIPIENT, RECIPIENT.c.record_id, ids),
             "suppressions": _rows(conn, SUPPRESSION, SUPPRESSION.c.address_hash, digests),
         }
     return document
@@ -190,22 +190,18 @@ def forget_contact(store: Store, key: str, audience: str | None = None) -> dict[
                 status=RecordStatus.FORGOTTEN, source_hash=None, updated_at=now,
             )
         )  # fmt: skip
-        for table in (Outbox.__table__, Recipient.__table__):
+        for table in (OUTBOX, RECIPIENT):
             conn.execute(
                 sa.update(table).where(table.c.record_id.in_(ids)).values(address="forgotten")
             )
         conn.execute(
-            sa.update(Event.__table__)
-            .where(Event.__table__.c.record_id.in_(ids))
-            .values(address=None, data=None)
+            sa.update(EVENT).where(EVENT.c.record_id.in_(ids)).values(address=None, data=None)
         )
         conn.execute(
-            sa.update(Response.__table__)
-            .where(Response.__table__.c.record_id.in_(ids))
-            .values(data=None, changes=None)
+            sa.update(RESPONSE).where(RESPONSE.c.record_id.in_(ids)).values(data=None, changes=None)
         )
         conn.execute(
-            sa.insert(AuditLog.__table__),
+            sa.insert(AUDIT_LOG),
             {
                 "at": now,
                 "action": "contacts.forget",

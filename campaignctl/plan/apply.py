@@ -33,9 +33,7 @@ from campaignctl.spec.models import Campaign
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store import campaigns
 from campaignctl.store.store import Store
-from campaignctl.store.tables import CAMPAIGN, WAVE, AuditLog
-
-AUDIT = AuditLog.__table__  # type: ignore[attr-defined]
+from campaignctl.store.tables import AUDIT_LOG, CAMPAIGN, WAVE
 
 
 @dataclass
@@ -168,7 +166,7 @@ def apply_definitions(
             )
         if result.created or result.updated:
             conn.execute(
-                AUDIT.insert().values(
+                AUDIT_LOG.insert().values(
                     at=now,
                     action="apply",
                     object=",".join(result.created + result.updated)[:500],
@@ -229,7 +227,7 @@ def archive_campaign(
             .values(state=CampaignState.ARCHIVED.value, archived_at=now)
         )
         conn.execute(
-            AUDIT.insert().values(
+            AUDIT_LOG.insert().values(
                 at=now,
                 action="archive",
                 object=name,

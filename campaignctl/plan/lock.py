@@ -37,9 +37,7 @@ from campaignctl.spec.models import Campaign
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store import campaigns
 from campaignctl.store.store import Store
-from campaignctl.store.tables import WAVE, AuditLog
-
-AUDIT = AuditLog.__table__  # type: ignore[attr-defined]
+from campaignctl.store.tables import AUDIT_LOG, WAVE
 
 
 @dataclass
@@ -200,7 +198,7 @@ def lock_campaign(
             view.removed_keys = _difference(conn, previous.id, lock_id)
             view.added, view.removed = len(view.added_keys), len(view.removed_keys)
         conn.execute(
-            AUDIT.insert().values(
+            AUDIT_LOG.insert().values(
                 at=now,
                 action="lock",
                 object=name,
@@ -263,7 +261,7 @@ def unlock_campaign(
             )
         conn.execute(LOCK.update().where(LOCK.c.id == row.id).values(released_at=now))
         conn.execute(
-            AUDIT.insert().values(
+            AUDIT_LOG.insert().values(
                 at=now, action="unlock", object=name, data={"lock_id": row.id, "force": force}
             )
         )

@@ -38,7 +38,7 @@ from campaignctl.spec.models import Campaign
 from campaignctl.spec.templates import TEMPLATES_DIR
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.store import Store
-from campaignctl.store.tables import Record
+from campaignctl.store.tables import RECORD
 from campaignctl.waves.due import Decision, KnownState
 from campaignctl.waves.known import SchedulerOptions, known_waves, pending_waves
 from campaignctl.waves.timeline import timeline
@@ -533,7 +533,7 @@ def _sms_figures(
     settings = workspace.config.sms
     price = settings.price_per_part if settings else None
     currency = settings.currency if settings else None
-    record = Record.__table__  # type: ignore[attr-defined]
+    record = RECORD
     query = (
         sa.select(record.c.key, record.c.attributes, record.c.category, record.c.phone)
         .join(chosen, chosen.c.record_id == record.c.id)

@@ -29,7 +29,7 @@ from campaignctl.schedule.relaunch import (
 from campaignctl.spec.models import RelaunchTarget
 from campaignctl.store import wave_state
 from campaignctl.store.store import Store
-from campaignctl.store.tables import CAMPAIGN, Outbox
+from campaignctl.store.tables import CAMPAIGN, OUTBOX
 from campaignctl.store.wave_state import WaveProgress, WaveState
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def send_wave(store: Store, workspace: Workspace, job: WaveJob, now: datetime) -
 def _relaunch_outbox(store: Store, job: WaveJob, now: datetime) -> None:
     """INSERT … SELECT the relaunch selection as queued outbox rows (idempotent)."""
     assert job.recipients is not None
-    outbox = Outbox.__table__  # type: ignore[attr-defined]
+    outbox = OUTBOX
     selection = job.recipients.subquery()
     stamp = sa.bindparam("now", now, type_=outbox.c.created_at.type)
     # one row per channel × address: never two messages of a wave to one address

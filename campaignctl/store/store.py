@@ -17,14 +17,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
 from campaignctl.errors import NoSpaceLeft, ServiceUnavailable, StateError, disk_full
 from campaignctl.store.functions import register as register_functions
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -190,7 +193,9 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """An ORM session in a write transaction (for code that prefers SQLModel objects)."""
+        """An ORM session in a write transaction (for code that prefers the ORM's API)."""
+        from sqlalchemy.orm import Session  # for start-up time: no command needs the ORM
+
         with self.transaction() as conn, Session(bind=conn, expire_on_commit=False) as session:
             yield session
             session.flush()

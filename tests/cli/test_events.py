@@ -11,7 +11,7 @@ from storerows import open_store, seed
 from typer.testing import CliRunner
 
 from campaignctl.cli.main import app
-from campaignctl.store.tables import Event, Suppression
+from campaignctl.store.tables import EVENT, SUPPRESSION
 
 runner = CliRunner()
 
@@ -74,13 +74,11 @@ def test_ingest_records_links_and_suppresses(scaffold: Path, events_file: Path) 
     store = open_store(scaffold)
     with store.read() as conn:
         rows = conn.execute(
-            sa.select(Event.__table__.c.type, Event.__table__.c.record_key,
-                      Event.__table__.c.channel, Event.__table__.c.campaign_id)
-            .order_by(Event.__table__.c.type, Event.__table__.c.record_key)
+            sa.select(EVENT.c.type, EVENT.c.record_key,
+                      EVENT.c.channel, EVENT.c.campaign_id)
+            .order_by(EVENT.c.type, EVENT.c.record_key)
         ).all()  # fmt: skip
-        reasons = conn.execute(
-            sa.select(Suppression.__table__.c.reason, Suppression.__table__.c.source)
-        ).all()
+        reasons = conn.execute(sa.select(SUPPRESSION.c.reason, SUPPRESSION.c.source)).all()
     assert [tuple(r) for r in rows] == [
         ("bounced", "C001", "email", 1),
         ("bounced", "H002", "email", 1),

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from campaignctl.cli.main import app
 from campaignctl.enums import OutboxState, WaveKind, WaveStatus
-from campaignctl.store.tables import Outbox, Record, Wave
+from campaignctl.store.tables import OUTBOX, RECORD, WAVE
 
 runner = CliRunner()
 
@@ -32,7 +32,7 @@ def answered(scaffold: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> P
     seeded = seed(scaffold, options={"group_by_email": True, "max_messages_per_contact": 2})
     with seeded.store.transaction() as conn:
         wave_id = conn.execute(
-            sa.insert(Wave.__table__).values(
+            sa.insert(WAVE).values(
                 campaign_id=seeded.campaign_id,
                 number=2,
                 kind=WaveKind.RELAUNCH,
@@ -43,7 +43,7 @@ def answered(scaffold: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> P
             )
         ).inserted_primary_key[0]
         conn.execute(
-            sa.insert(Outbox.__table__).values(
+            sa.insert(OUTBOX).values(
                 campaign_id=seeded.campaign_id, wave_id=wave_id, record_id=seeded.records["H002"],
                 channel="email", address="contact@cimes.example", state=OutboxState.SENT,
                 created_at=T0, updated_at=T0,
@@ -110,7 +110,7 @@ def test_relaunch_sends_the_selection_through_the_send_engine(
     result = relaunch(answered, "--to", "non_openers")
     assert result.exit_code == 0, result.output
     assert result.stderr == "wave 3 created: sending\nwave 3: 3 sent, 0 failed\n"
-    outbox = Outbox.__table__
+    outbox = OUTBOX
     with open_store(answered).read() as conn:
         sent = conn.execute(
             sa.select(outbox.c.channel, outbox.c.address)
@@ -139,9 +139,7 @@ def test_relaunch_sends_its_wave_through_the_engine(
     assert result.exit_code == 0, result.output
     assert "wave 3 created: sending" in result.stderr
     with open_store(answered).read() as conn:
-        status = conn.execute(
-            sa.select(Wave.__table__.c.status).where(Wave.__table__.c.number == 3)
-        ).scalar_one()
+        status = conn.execute(sa.select(WAVE.c.status).where(WAVE.c.number == 3)).scalar_one()
         rows = conn.execute(
             sa.text(
                 "SELECT count(*) FROM outbox o JOIN wave w ON w.id = o.wave_id WHERE w.number = 3"
@@ -167,16 +165,12 @@ def test_an_uncertain_message_counts_towards_the_cap_in_the_plan_and_the_send(
     so its plan selected R001 and sent it a third, while `send` counted uncertain ones:
     now the plan's figures are exactly what is sent, by the one rule."""
     monkeypatch.setenv("CAMPAIGNCTL_NOW", "2027-03-15T10:00:00+01:00")  # a Monday
-    outbox = Outbox.__table__
+    outbox = OUTBOX
     with open_store(answered).transaction() as conn:
         wave2, campaign_id = conn.execute(
-            sa.select(Wave.__table__.c.id, Wave.__table__.c.campaign_id).where(
-                Wave.__table__.c.number == 2
-            )
+            sa.select(WAVE.c.id, WAVE.c.campaign_id).where(WAVE.c.number == 2)
         ).one()
-        record_id = conn.execute(
-            sa.select(Record.__table__.c.id).where(Record.__table__.c.key == "R001")
-        ).scalar_one()
+        record_id = conn.execute(sa.select(RECORD.c.id).where(RECORD.c.key == "R001")).scalar_one()
         conn.execute(
             sa.insert(outbox).values(
                 campaign_id=campaign_id, wave_id=wave2, record_id=record_id, channel="email",

@@ -31,13 +31,13 @@ def lock_campaign(store: Store, workspace: Workspace, name: str) -> dict[str, An
     """Apply and lock `name`: returns the campaign id, lock id and recipients made."""
     import sqlalchemy as sa
 
-    from campaignctl.store.tables import Campaign
+    from campaignctl.store.tables import CAMPAIGN
 
     apply_definitions(store, workspace, [name])
     view = lock(store, workspace, name)
     with store.read() as conn:
         campaign_id = conn.execute(
-            sa.select(Campaign.__table__.c.id).where(Campaign.__table__.c.name == name)  # type: ignore[attr-defined]
+            sa.select(CAMPAIGN.c.id).where(CAMPAIGN.c.name == name)
         ).scalar_one()
     return {
         "campaign_id": campaign_id,

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from campaignctl.cli.main import app
 from campaignctl.enums import OutboxState, WaveKind, WaveStatus
-from campaignctl.store.tables import Outbox, Wave
+from campaignctl.store.tables import OUTBOX, WAVE
 
 runner = CliRunner()
 
@@ -119,14 +119,14 @@ def test_an_event_counts_for_the_last_message_sent_before_it(
     monkeypatch.setenv("CAMPAIGNCTL_NOW", "2027-03-10T09:00:00+01:00")
     with sent.store.transaction() as conn:
         wave = conn.execute(
-            sa.insert(Wave.__table__).values(
+            sa.insert(WAVE).values(
                 campaign_id=sent.campaign_id, number=2, kind=WaveKind.RELAUNCH,
                 occurrence_key="update-2027/manual/2", status=WaveStatus.DONE,
                 lock_id=sent.lock_id, created_at=T0,
             )
         ).inserted_primary_key[0]  # fmt: skip
         conn.execute(
-            sa.insert(Outbox.__table__).values(
+            sa.insert(OUTBOX).values(
                 campaign_id=sent.campaign_id, wave_id=wave, record_id=sent.records["H001"],
                 group_key="reservation@hotel-du-lac.example", segment="accommodation",
                 channel="email", address="reservation@hotel-du-lac.example",

@@ -51,12 +51,12 @@ class _Writer:
         self._ids = count(1)
 
     def insert(self, table: Any, **values: Any) -> Any:
-        result = self.conn.execute(sa.insert(table.__table__).values(**values))
+        result = self.conn.execute(sa.insert(table).values(**values))
         return result.inserted_primary_key[0]
 
     def campaign(self, name: str, type_: str, category: str, applied: str) -> int:
         return self.insert(
-            t.Campaign,
+            t.CAMPAIGN,
             name=name,
             type=type_,
             category=category,
@@ -68,7 +68,7 @@ class _Writer:
     def wave(self, campaign_id: int, number: int, kind: str, status: str, when: str, **kw) -> int:
         started = at(when) if status in ("sending", "done", "failed") else None
         return self.insert(
-            t.Wave,
+            t.WAVE,
             campaign_id=campaign_id,
             number=number,
             kind=kind,
@@ -96,7 +96,7 @@ class _Writer:
         address = f"r{record}@example.org" if channel == "email" else f"+3361234{record:04d}"
         mid = f"{uuid.uuid4().hex}@campaignctl" if state in ("sent", "bounced") else None
         return self.insert(
-            t.Outbox,
+            t.OUTBOX,
             campaign_id=campaign_id,
             wave_id=wave_id,
             record_id=rid,
@@ -124,7 +124,7 @@ class _Writer:
     ) -> None:
         instant = at(when) if isinstance(when, str) else when
         self.insert(
-            t.Event,
+            t.EVENT,
             id=f"ev-{next(self._ids)}",
             type=type_,
             outbox_id=outbox_id,
@@ -144,13 +144,11 @@ def build_scenario(conn: sa.Connection, records: list[int]) -> dict[str, int]:
     c = ids["mise-a-jour-2027"] = w.campaign(
         "mise-a-jour-2027", "questionnaire", "administrative", "2027-02-20T10:00"
     )
-    lock = w.insert(
-        t.CampaignLock, campaign_id=c, created_at=at("2027-02-28T10:00"), definition_hash="h"
-    )
+    lock = w.insert(t.LOCK, campaign_id=c, created_at=at("2027-02-28T10:00"), definition_hash="h")
     # one owner of two gîtes (records 20 and 21): one email listing both records
     for record in (20, 21):
         w.insert(
-            t.Recipient,
+            t.RECIPIENT,
             lock_id=lock,
             record_id=records[record],
             channel="email",
@@ -240,7 +238,7 @@ def build_scenario(conn: sa.Connection, records: list[int]) -> dict[str, int]:
     # responses: 0-7 and 30 answered; 4 to process, 3 accepted, 2 rejected
     for n, i in enumerate([0, 1, 2, 3, 4, 30, 7, 5, 6]):
         status = "to_process" if n < 4 else "accepted" if n < 7 else "rejected"
-        w.insert(t.Response, campaign_id=c, record_id=records[i], status=status,
+        w.insert(t.RESPONSE, campaign_id=c, record_id=records[i], status=status,
                  submitted_at=at("2027-03-02T00:00"))  # fmt: skip
 
     # ---- appel-cotisation-2027: one email wave, no delivery receipts, 4 opens ------------

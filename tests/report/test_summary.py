@@ -104,8 +104,8 @@ def test_the_summary_is_the_full_aggregation_as_events_and_sends_arrive(store, r
         ).scalar_one()
         sent_at = at("2027-03-16T08:00")
         conn.execute(
-            sa.update(t.Outbox.__table__)
-            .where(t.Outbox.__table__.c.id == queued)
+            sa.update(t.OUTBOX)
+            .where(t.OUTBOX.c.id == queued)
             .values(state="sent", sent_at=sent_at, sms_parts=3, message_id="late@x")
         )
         w.event("sms_delivered", sent_at + timedelta(minutes=1), campaign_id=campaign,
@@ -135,8 +135,8 @@ def test_the_summary_is_the_full_aggregation_as_events_and_sends_arrive(store, r
         w = _Writer(conn, reported.records)
         w._ids = iter(range(3000, 4000))
         conn.execute(
-            sa.update(t.Outbox.__table__)
-            .where(t.Outbox.__table__.c.id == uncertain)
+            sa.update(t.OUTBOX)
+            .where(t.OUTBOX.c.id == uncertain)
             .values(state="sent", sent_at=when, message_id="unc@x")
         )
         conn.execute(sa.text("UPDATE wave SET status = 'done' WHERE id = :w"), {"w": wave})

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from campaignctl.cli.main import app
 from campaignctl.schedule.scheduler import scheduler_pass
 from campaignctl.spec.workspace import load_workspace
-from campaignctl.store.tables import Outbox, Wave
+from campaignctl.store.tables import OUTBOX, WAVE
 from campaignctl.waves.known import SchedulerOptions
 from tests.delivery.conftest import SmtpServer
 
@@ -74,7 +74,7 @@ def prepare(root: Path, *, schedule: str = ONE_OFF, smtp_port: int | None = None
 
 
 def waves(store) -> list[tuple[str, str, str, str, int]]:
-    wave, outbox = Wave.__table__, Outbox.__table__
+    wave, outbox = WAVE, OUTBOX
     with store.read() as conn:
         rows = conn.execute(
             sa.select(wave.c.occurrence_key, wave.c.kind, wave.c.status, wave.c.scheduled_for,
@@ -196,7 +196,7 @@ def test_a_killed_worker_s_wave_is_finished_by_the_next_tick_and_nothing_is_sent
     late = tick(scaffold, "2027-03-01T09:00:40+01:00")
     _, err = late.communicate(timeout=120)
     assert late.returncode == 1, err  # uncertain messages: a person decides (cron says so)
-    outbox = Outbox.__table__
+    outbox = OUTBOX
     with store.read() as conn:
         rows = conn.execute(sa.select(outbox.c.message_id, outbox.c.state)).all()
     sent = {m for m, state in rows if str(state) == "sent"}

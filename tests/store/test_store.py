@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -9,7 +11,7 @@ from campaignctl.enums import OutboxState, WaveKind
 from campaignctl.errors import ServiceUnavailable
 from campaignctl.store import Store
 from campaignctl.store.store import utcnow
-from campaignctl.store.tables import Campaign, Outbox, Record, Wave
+from campaignctl.store.tables import CAMPAIGN, OUTBOX, RECORD, WAVE
 
 
 def test_store_upgrades_itself_on_first_use(store: Store) -> None:
@@ -30,11 +32,11 @@ def test_every_write_transaction_bumps_the_serial(store: Store) -> None:
 def _campaign_and_wave(conn: sa.Connection) -> tuple[int, int]:
     now = utcnow()
     campaign = conn.execute(
-        sa.insert(Campaign.__table__).returning(Campaign.__table__.c.id),
+        sa.insert(CAMPAIGN).returning(CAMPAIGN.c.id),
         {"name": "c", "type": "message", "content_hash": "x", "applied_at": now, "state": "draft"},
     ).scalar_one()
     wave = conn.execute(
-        sa.insert(Wave.__table__).returning(Wave.__table__.c.id),
+        sa.insert(WAVE).returning(WAVE.c.id),
         {"campaign_id": campaign, "number": 1, "kind": WaveKind.INITIAL,
          "occurrence_key": "initial", "created_at": now, "status": "scheduled"},
     ).scalar_one()  # fmt: skip
@@ -47,9 +49,9 @@ def test_two_messages_of_one_wave_to_one_address_are_impossible(store: Store) ->
            "created_at": now, "updated_at": now, "attempts": 0}  # fmt: skip
     with store.transaction() as conn:
         campaign, wave = _campaign_and_wave(conn)
-        conn.execute(sa.insert(Outbox.__table__), {**row, "campaign_id": campaign, "wave_id": wave})
+        conn.execute(sa.insert(OUTBOX), {**row, "campaign_id": campaign, "wave_id": wave})
     with pytest.raises(sa.exc.IntegrityError), store.transaction() as conn:
-        conn.execute(sa.insert(Outbox.__table__), {**row, "campaign_id": campaign, "wave_id": wave})
+        conn.execute(sa.insert(OUTBOX), {**row, "campaign_id": campaign, "wave_id": wave})
 
 
 def test_a_wave_occurrence_is_never_created_twice(store: Store) -> None:
@@ -57,7 +59,7 @@ def test_a_wave_occurrence_is_never_created_twice(store: Store) -> None:
         campaign, _wave = _campaign_and_wave(conn)
     with pytest.raises(sa.exc.IntegrityError), store.transaction() as conn:
         conn.execute(
-            sa.insert(Wave.__table__),
+            sa.insert(WAVE),
             {"campaign_id": campaign, "number": 2, "kind": WaveKind.RELAUNCH,
              "occurrence_key": "initial", "created_at": utcnow(), "status": "scheduled"},
         )  # fmt: skip
@@ -67,10 +69,31 @@ def test_records_are_unique_per_audience_and_key(store: Store) -> None:
     now = utcnow()
     row = {"audience": "a", "key": "k", "status": "active", "created_at": now, "updated_at": now}
     with store.transaction() as conn:
-        conn.execute(sa.insert(Record.__table__), row)
-        conn.execute(sa.insert(Record.__table__), {**row, "audience": "b"})
+        conn.execute(sa.insert(RECORD), row)
+        conn.execute(sa.insert(RECORD), {**row, "audience": "b"})
     with pytest.raises(sa.exc.IntegrityError), store.transaction() as conn:
-        conn.execute(sa.insert(Record.__table__), row)
+        conn.execute(sa.insert(RECORD), row)
+
+
+def test_instants_go_in_aware_and_come_back_in_utc_with_the_defaults_filled(store: Store) -> None:
+    paris = datetime(2027, 3, 1, 10, 30, tzinfo=ZoneInfo("Europe/Paris"))
+    with store.transaction() as conn:
+        campaign, wave = _campaign_and_wave(conn)
+        conn.execute(
+            sa.insert(OUTBOX),
+            {"campaign_id": campaign, "wave_id": wave, "channel": "email", "address": "a@b.fr",
+             "created_at": paris, "updated_at": paris},
+        )  # fmt: skip
+    with store.read() as conn:
+        row = conn.execute(sa.select(OUTBOX.c.created_at, OUTBOX.c.state, OUTBOX.c.attempts)).one()
+    assert (row.created_at, row.created_at.tzinfo) == (paris, UTC)
+    assert (row.state, row.attempts) == (OutboxState.QUEUED, 0)
+    naive = datetime(2027, 3, 1)  # refused: no time zone
+    with (
+        pytest.raises(sa.exc.StatementError, match="without a time zone"),
+        store.transaction() as conn,
+    ):
+        conn.execute(sa.update(OUTBOX).values(updated_at=naive))
 
 
 def test_relative_sqlite_paths_are_relative_to_the_workspace(tmp_path: Path) -> None:
