@@ -158,7 +158,7 @@ def test_a_short_link_click_by_record_counts_for_its_sms_even_after_an_email(
     (`/q/`, `data.short`) is the SMS's, where another click by record is the email's."""
     with sent.store.transaction() as conn:
         conn.execute(
-            sa.insert(Outbox.__table__).values(
+            sa.insert(OUTBOX).values(
                 campaign_id=sent.campaign_id, wave_id=sent.wave_id, record_id=sent.records["C002"],
                 segment="accommodation", channel="email", address="contact@camping.example",
                 state=OutboxState.SENT, attempts=1, message_id="C002.2@example.org",
