@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -25,9 +24,6 @@ from sqlalchemy.exc import OperationalError
 
 from campaignctl.errors import NoSpaceLeft, ServiceUnavailable, StateError, disk_full
 from campaignctl.store.functions import register as register_functions
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -190,15 +186,6 @@ class Store:
         self.ensure_schema()
         with self._connect() as conn, conn.begin():
             yield conn
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """An ORM session in a write transaction (for code that prefers the ORM's API)."""
-        from sqlalchemy.orm import Session  # for start-up time: no command needs the ORM
-
-        with self.transaction() as conn, Session(bind=conn, expire_on_commit=False) as session:
-            yield session
-            session.flush()
 
     def serial(self) -> int:
         """The store state serial: it changes with every write transaction."""
