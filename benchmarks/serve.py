@@ -196,41 +196,46 @@ def form_posts(base: str, paths: list[str]) -> list[tuple[str, str, str]]:
     return posts
 
 
-POST_LUA = """
-posts = {%s}
-counter = 0
-request = function()
+# Each wrk thread's requests come from addresses of their own (X-Forwarded-For), so that
+# serve's per-IP limit on POSTs does not turn a load test into a test of the limit.
+_DISTINCT_IPS = """
+function next_ip()
   counter = counter + 1
-  local p = posts[(counter %% #posts) + 1]
   local n = id * 1000000 + counter
-  local ip = "10." .. (math.floor(n / 65536) %% 256) .. "." .. (math.floor(n / 256) %% 256)
+  return "10." .. (math.floor(n / 65536) %% 256) .. "." .. (math.floor(n / 256) %% 256)
     .. "." .. (n %% 256)
+end
+setup = function(thread)
+  thread:set("id", thread_id)
+  thread_id = thread_id + 1
+end
+thread_id = 1
+counter = 0
+"""
+
+POST_LUA = (
+    """
+posts = {%s}
+request = function()
+  local ip = next_ip()
+  local p = posts[(counter %% #posts) + 1]
   return wrk.format("POST", p[1], {["Content-Type"] = "application/x-www-form-urlencoded",
     ["Cookie"] = p[2], ["X-Forwarded-For"] = ip}, p[3])
 end
-setup = function(thread)
-  thread:set("id", thread_id)
-  thread_id = thread_id + 1
-end
-thread_id = 1
 """
+    + _DISTINCT_IPS
+)
 
-GET_LUA = """
+GET_LUA = (
+    """
 paths = {%s}
-counter = 0
 request = function()
-  counter = counter + 1
-  local n = id * 1000000 + counter
-  local ip = "10." .. (math.floor(n / 65536) %% 256) .. "." .. (math.floor(n / 256) %% 256)
-    .. "." .. (n %% 256)
+  local ip = next_ip()
   return wrk.format("GET", paths[(counter %% #paths) + 1], {["X-Forwarded-For"] = ip})
 end
-setup = function(thread)
-  thread:set("id", thread_id)
-  thread_id = thread_id + 1
-end
-thread_id = 1
 """
+    + _DISTINCT_IPS
+)
 
 
 def free_port() -> int:

@@ -170,13 +170,14 @@ def test_the_space_lists_every_record_of_the_address_with_its_state(server: Serv
     assert after.count("À compléter") == 2 and after.count("Répondu") == 1
 
 
+def sent_sms(server: Server) -> list[dict]:
+    """The questionnaire campaign's SMS, as the file transport wrote them."""
+    path = server.sent.root / ".campaignctl/outbox" / QUESTIONNAIRE / "sms.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def test_a_short_link_redirects_to_its_form(server: Server) -> None:
-    sms = [
-        json.loads(line)
-        for line in (server.sent.root / ".campaignctl/outbox" / QUESTIONNAIRE / "sms.jsonl")
-        .read_text()
-        .splitlines()
-    ]
+    sms = sent_sms(server)
     code = sms[0]["text"].split("/q/", 1)[1].split()[0]
     with server.client() as client:
         answer = client.get(f"/q/{code}")
@@ -235,12 +236,7 @@ def test_a_space_visit_is_a_space_visited_event_of_each_of_its_records(server: S
 
 
 def test_a_short_link_hit_is_a_click_on_the_sms_that_carried_it(server: Server) -> None:
-    sms = [
-        json.loads(line)
-        for line in (server.sent.root / ".campaignctl/outbox" / QUESTIONNAIRE / "sms.jsonl")
-        .read_text()
-        .splitlines()
-    ]
+    sms = sent_sms(server)
     code = sms[1]["text"].split("/q/", 1)[1].split()[0]
     purpose, payload = SIGNER.load_short(code)
     keys = payload["r"] if isinstance(payload["r"], list) else [payload["r"]]
