@@ -653,7 +653,7 @@ def _mark_removed(
         pruned = conn.execute(
             sa.text(
                 "DELETE FROM record WHERE audience = :audience AND status = 'removed' "
-                "AND id NOT IN (SELECT record_id FROM recipient)"
+                "AND NOT EXISTS (SELECT 1 FROM recipient WHERE recipient.record_id = record.id)"
             ),
             {"audience": audience},
         )

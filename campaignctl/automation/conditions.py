@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from campaignctl.audience.segments import _Compiler
-from campaignctl.automation.lists import member_ids
+from campaignctl.automation.lists import is_member
 from campaignctl.spec.models import Audience, Condition
 from campaignctl.spec.workspace import Workspace
 from campaignctl.store.tables import ENROLMENT, EVENT, OUTBOX, RECORD, STEP_RUN
@@ -57,7 +57,7 @@ class StepCompiler(_Compiler):
     def test(self, name: str, operator: str, value: Any) -> ColumnElement[bool]:
         if name == "in_list":
             names = value if isinstance(value, list) else [value]
-            inside = sa.or_(sa.false(), *(RECORD.c.id.in_(member_ids(str(n))) for n in names))
+            inside = is_member(RECORD.c.id, [str(n) for n in names])
             return sa.not_(inside) if operator in ("ne", "not_in") else inside
         if name == "answered":
             truth = _truth(value)

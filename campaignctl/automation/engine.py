@@ -480,7 +480,9 @@ class _Runner:
                     workspace_today(self.workspace, self.now), node.step.if_,
                     self.campaign.id, self.names,
                 )  # fmt: skip
-                matching = ENROLMENT.c.record_id.in_(sa.select(RECORD.c.id).where(condition))
+                # a correlated EXISTS, not `record_id IN (SELECT …)`: under NOT (the
+                # else branch) PostgreSQL would scan the matching records for every one
+                matching = sa.exists().where(RECORD.c.id == ENROLMENT.c.record_id, condition)
                 outcome = sa.case((matching, "then"), else_="else")
                 count = self._log(conn, path, where, outcome)
                 self._move(conn, [*where, matching], node.then)
@@ -675,7 +677,7 @@ class _Runner:
             where = [
                 *self._at(path),
                 ENROLMENT.c.record_id.in_(finished),
-                ENROLMENT.c.record_id.not_in(sa.select(failed.c.record_id)),
+                ~sa.exists().where(failed.c.record_id == ENROLMENT.c.record_id),
             ]
             count = conn.execute(sa.select(sa.func.count()).where(*where), {"now": self.now})
             moved = int(count.scalar_one())

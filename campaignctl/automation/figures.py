@@ -125,9 +125,11 @@ def automation_plan(
         "segment_entered", "list_added"
     ) else None  # fmt: skip
     chosen = trigger_selection(conn, workspace, applied, since, now).subquery()
-    enrolled = sa.select(ENROLMENT.c.record_id).where(ENROLMENT.c.campaign_id == campaign_id)
+    enrolled = sa.exists().where(
+        ENROLMENT.c.campaign_id == campaign_id, ENROLMENT.c.record_id == chosen.c.record_id
+    )
     affected = conn.execute(
-        sa.select(sa.func.count()).where(chosen.c.record_id.not_in(enrolled))
+        sa.select(sa.func.count()).select_from(chosen).where(~enrolled)
     ).scalar_one()
     total = conn.execute(
         sa.select(sa.func.count()).where(ENROLMENT.c.campaign_id == campaign_id)

@@ -92,10 +92,17 @@ def remove_selected(
     return int(result.rowcount or 0)
 
 
-def member_ids(name: str) -> sa.Select[Any]:
-    """SELECT record_id of the current members of list `name`."""
-    return sa.select(LIST_MEMBER.c.record_id).where(
-        LIST_MEMBER.c.list_name == name, LIST_MEMBER.c.removed_at.is_(None)
+def is_member(record_id: Any, names: Sequence[str]) -> sa.ColumnElement[bool]:
+    """SQL: the record `record_id` (a column) is a current member of one of the lists.
+
+    A correlated EXISTS (one probe of uq_list_member per record), never `record_id IN
+    (SELECT …)`: PostgreSQL evaluates that, in a CASE or under NOT, as a subplan that
+    scans the whole list for every record once its ids outgrow work_mem.
+    """
+    return sa.exists().where(
+        LIST_MEMBER.c.list_name.in_(list(names)),
+        LIST_MEMBER.c.record_id == record_id,
+        LIST_MEMBER.c.removed_at.is_(None),
     )
 
 

@@ -191,14 +191,16 @@ def selection(
         )
     excluded_campaign: sa.ColumnElement[bool] = sa.false()
     if campaign.audience.exclude_campaigns:
-        excluded_campaign = RECORD.c.id.in_(
-            sa.select(OUTBOX.c.record_id)
-            .join(CAMPAIGN, CAMPAIGN.c.id == OUTBOX.c.campaign_id)
-            .where(
-                CAMPAIGN.c.name.in_(campaign.audience.exclude_campaigns),
-                OUTBOX.c.state.in_(RECEIVED_STATES),
-                OUTBOX.c.record_id.is_not(None),
-            )
+        # a correlated EXISTS (a probe of ix_outbox_record per record), not `id IN (SELECT
+        # …)`: PostgreSQL scans such a list for every record once it outgrows work_mem
+        excluded_campaign = sa.exists().where(
+            OUTBOX.c.record_id == RECORD.c.id,
+            OUTBOX.c.campaign_id.in_(
+                sa.select(CAMPAIGN.c.id).where(
+                    CAMPAIGN.c.name.in_(campaign.audience.exclude_campaigns)
+                )
+            ),
+            OUTBOX.c.state.in_(RECEIVED_STATES),
         )
     other = (
         _other_campaigns(conn, workspace, campaign, today)

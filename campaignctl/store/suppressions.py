@@ -71,14 +71,16 @@ def applies(
         return sa.exists().where(
             *_scope(channel, category), S.c.address_hash == address_hash(address)
         )
+    # Correlated EXISTS, each a probe of an index per row (ix_suppression_address, and
+    # uq_suppression for the hashes), never `address IN (SELECT …)`: PostgreSQL evaluates
+    # that, in a CASE or under NOT, as a subplan scanning every suppression for every row
+    # once they outgrow work_mem (400,000 suppressions made `plan` run for hours).
     scope = _scope(channel, category)
-    tests = [address.in_(sa.select(S.c.address).where(*scope, S.c.address.is_not(None)))]
+    tests = [sa.exists().where(*scope, S.c.address == address)]
     if hashed:
-        tests.append(
-            sha256_hex(address).in_(
-                sa.select(S.c.address_hash).where(*scope, S.c.address.is_(None))
-            )
-        )
+        # by the hash alone (uq_suppression): a kept address with that hash is the same
+        # address, which the test above finds too
+        tests.append(sa.exists().where(*scope, S.c.address_hash == sha256_hex(address)))
     return sa.or_(*tests)
 
 

@@ -343,6 +343,8 @@ SUPPRESSION = sa.Table(
         sa.text("coalesce(category, '')"),
         unique=True,
     ),
+    # whether one applies to a record's address: a probe per record (revision 0012)
+    sa.Index("ix_suppression_address", "channel", "address"),
 )
 
 # Work that must never overlap (a send, the scheduler): who holds it and until when.
