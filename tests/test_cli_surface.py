@@ -54,6 +54,34 @@ def test_every_command_is_in_the_readme(name: str, command) -> None:
     assert f"campaignctl {name}" in readme, f"README.md never mentions `campaignctl {name}`"
 
 
+def test_the_root_builds_each_command_as_typer_builds_the_whole_tree() -> None:
+    """`COMMANDS` names what the cli modules register, in typer's order; a command built
+    alone, and the stand-in the list of commands shows, say what the whole tree says."""
+    from campaignctl.cli.main import COMMANDS
+
+    whole = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False)
+    for module in dict.fromkeys(COMMANDS.values()):
+        importlib.import_module(f"campaignctl.cli.{module}").register(whole)
+    eager = get_command(whole)
+    root = get_command(app)
+    assert list(eager.commands) == list(COMMANDS) == root.list_commands(typer.Context(root))
+    for name, command in eager.commands.items():
+        stand_in = root.commands.summary(name)
+        assert stand_in.get_short_help_str(60) == command.get_short_help_str(60), name
+        assert stand_in.hidden == command.hidden, name
+        built = root.commands[name]
+        assert type(built) is type(command), name
+        assert built.get_help(typer.Context(built, info_name=name)) == command.get_help(
+            typer.Context(command, info_name=name)
+        ), name
+
+
+def test_a_command_line_builds_only_the_command_it_runs() -> None:
+    root = get_command(app)
+    root.commands["send"]
+    assert list(root.commands._built) == ["send"]
+
+
 def test_help_and_version_work() -> None:
     from typer.testing import CliRunner
 

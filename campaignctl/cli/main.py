@@ -8,17 +8,26 @@ answered by `campaignctl.cli.entry` before this module is imported.)
 
 from __future__ import annotations
 
+import functools
+import importlib
+import inspect
 import os
 import sys
 import traceback
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+import typer.main
+from typer.core import TyperCommand, TyperGroup
+from typer.main import get_command_name
+from typer.models import CommandInfo, TyperInfo
 
 try:  # typer >= 0.20 vendors click; older releases use the click package
+    import typer._click as click
     from typer._click import exceptions as click_exceptions
 except ImportError:  # pragma: no cover - depends on the installed typer
+    import click  # type: ignore[no-redef]
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from campaignctl import __version__
@@ -46,6 +55,22 @@ class CampaignctlGroup(TyperGroup):
     Living in `main` (not in a wrapper script) means typer's CliRunner sees the same
     exit codes and messages as a user does.
     """
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = LazyCommands(self.commands)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)  # the names: TyperGroup's would build every command
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """TyperGroup's list of commands and their one-line help, from stand-ins."""
+        rows = [(name, self.commands.summary(name)) for name in self.list_commands(ctx)]
+        rows = [(name, command) for name, command in rows if not command.hidden]
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, c.get_short_help_str(limit)) for name, c in rows])
 
     def main(  # type: ignore[override]
         self,
@@ -195,37 +220,115 @@ def root(
     ctx.obj = App(workspace_dir=workspace, debug=debug, color=color)
 
 
-def _register() -> None:
-    from campaignctl.cli import (
-        audience,
-        calendar,
-        campaign,
-        contacts,
-        db,
-        events,
-        export,
-        lease,
-        lists,
-        plan,
-        preview,
-        relaunch,
-        report,
-        responses,
-        scheduler,
-        segment,
-        send,
-        serve,
-        workspace,
+# Every command of the root, by name, with the cli module whose `register` adds it, in the
+# order `--help` lists them (typer's: the commands, then the groups). The root builds a
+# command (typer's analysis of its parameters) only when it is looked up: a command line
+# builds the one it runs, `--help` none (it lists them from their help text).
+# tests/test_cli_surface.py checks this table against what the modules register.
+COMMANDS: dict[str, str] = {
+    "init": "workspace", "validate": "workspace", "schema": "workspace", "preview": "preview",
+    "plan": "plan", "show": "plan", "apply": "plan", "lock": "plan", "unlock": "plan",
+    "send": "send", "relaunch": "relaunch", "report": "report", "calendar": "calendar",
+    "serve": "serve", "audience": "audience", "segment": "segment", "list": "lists",
+    "contacts": "contacts", "suppress": "contacts", "campaign": "campaign", "events": "events",
+    "export": "export", "responses": "responses", "scheduler": "scheduler", "lease": "lease",
+    "db": "db",
+}  # fmt: skip
+
+
+@functools.cache
+def registered(module: str) -> typer.Typer:
+    """A Typer holding what `campaignctl.cli.<module>` registers (the module imported once)."""
+    holder = typer.Typer()
+    importlib.import_module(f"campaignctl.cli.{module}").register(holder)
+    return holder
+
+
+def _registration(name: str) -> CommandInfo | TyperInfo:
+    """What the module of command `name` registered for it."""
+    holder = registered(COMMANDS[name])
+    for command in holder.registered_commands:
+        if (command.name or get_command_name(command.callback.__name__)) == name:
+            return command
+    for group in holder.registered_groups:
+        if group.name == name:
+            return group
+    raise LookupError(f"campaignctl.cli.{COMMANDS[name]} registers no command {name!r}")
+
+
+def _build(name: str) -> click.Command:
+    """The click command typer makes of `name`, with the root's settings, as it would as part
+    of the whole tree."""
+    info = _registration(name)
+    alone = typer.Typer(
+        rich_markup_mode=app.rich_markup_mode,
+        pretty_exceptions_enable=app.pretty_exceptions_enable,
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        add_completion=False,
+    )
+    if isinstance(info, TyperInfo):
+        alone.registered_groups.append(info)
+        return typer.main.get_group(alone).commands[name]
+    alone.registered_commands.append(info)
+    return typer.main.get_command(alone)
+
+
+def _stand_in(name: str) -> click.Command:
+    """A command without parameters carrying the help texts typer would give `name`: enough
+    for the list of commands, for a fraction of the cost of the command."""
+    info = _registration(name)
+    if isinstance(info, TyperInfo):
+        info = typer.main.solve_typer_info_defaults(info)
+        text = info.help
+    else:
+        text = inspect.getdoc(info.callback) if info.help is None else inspect.cleandoc(info.help)
+    return TyperCommand(
+        name,
+        help=text,
+        short_help=info.short_help,
+        hidden=info.hidden,
+        deprecated=info.deprecated,
+        rich_markup_mode=app.rich_markup_mode,
     )
 
-    for module in (
-        workspace, preview, audience, segment, lists, contacts, plan, campaign, send, relaunch,
-        events, export, report, responses, calendar, scheduler, lease, db, serve,
-    ):  # fmt: skip
-        module.register(app)
 
+class LazyCommands(MutableMapping[str, click.Command]):
+    """The root's commands by name (`COMMANDS`), each built the first time it is looked up."""
 
-_register()
+    def __init__(self, added: Mapping[str, click.Command]) -> None:
+        self._names = list(COMMANDS)
+        self._built: dict[str, click.Command] = {}
+        for name, command in added.items():
+            self[name] = command
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._built:
+            if name not in COMMANDS:
+                raise KeyError(name)
+            self._built[name] = _build(name)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        if name not in self._names:
+            self._names.append(name)
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._names.remove(name)
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def summary(self, name: str) -> click.Command:
+        """The command if it was built, else its stand-in: what the list of commands needs."""
+        return self._built.get(name) or _stand_in(name)
 
 
 def main() -> None:
