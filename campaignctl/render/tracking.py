@@ -46,6 +46,17 @@ class EmailTracking:
             body = _HREF.sub(rewrite, body)
         if self.opens:
             pixel = PIXEL.format(url=self.signer.url(LinkPurpose.OPEN, {"m": message_id}))
-            end = body.lower().rfind("</body")
+            end = _body_end(body)
             body = body + pixel if end < 0 else body[:end] + pixel + body[end:]
         return body
+
+
+def _body_end(body: str) -> int:
+    """Where the last `</body` (in any case) starts, or -1. Not `body.lower().rfind(...)`:
+    lowering a copy of the whole part cost more than the rest of `apply` but its tokens,
+    and its positions are not the part's when a character lowers to two (İ)."""
+    end = len(body)
+    while (end := body.rfind("</", 0, end)) >= 0:
+        if body[end + 2 : end + 6].lower() == "body":
+            return end
+    return -1
