@@ -46,6 +46,7 @@ from campaignctl.store.tables import (
     RECORD,
     WAVE,
 )
+from campaignctl.store.waves import NewWave, add_wave, next_wave_number
 
 RECORD_EVENTS = [str(EventType.FORM_OPENED), str(EventType.FORM_SUBMITTED)]
 OPEN_EVENTS = [
@@ -359,22 +360,14 @@ def create_relaunch_wave(
 
     Its occurrence key is `CAMPAIGN/manual/NUMBER`, apart from the scheduled ones.
     """
-    number = (
-        conn.execute(
-            sa.select(sa.func.coalesce(sa.func.max(WAVE.c.number), 0)).where(
-                WAVE.c.campaign_id == campaign.id
-            )
-        ).scalar_one()
-        + 1
-    )
-    wave_id = conn.execute(
-        sa.insert(WAVE).values(
-            campaign_id=campaign.id, number=number, kind=WaveKind.RELAUNCH,
-            occurrence_key=f"{campaign.name}/manual/{number}", scheduled_for=now,
-            status=WaveStatus.SCHEDULED, lock_id=plan.lock_id, target=plan.target,
-            channels=list(plan.channels), created_at=now, note="relaunch by hand",
-        )
-    ).inserted_primary_key[0]  # fmt: skip
+    number = next_wave_number(conn, campaign.id)
+    new = NewWave(
+        campaign_id=campaign.id, kind=WaveKind.RELAUNCH,
+        occurrence_key=f"{campaign.name}/manual/{number}", scheduled_for=now,
+        lock_id=plan.lock_id, target=plan.target, channels=list(plan.channels),
+        created_at=now, note="relaunch by hand",
+    )  # fmt: skip
+    wave_id, _ = add_wave(conn, new, number)
     return wave_id, number
 
 

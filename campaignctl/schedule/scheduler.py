@@ -40,6 +40,7 @@ from campaignctl.store.store import Store
 from campaignctl.store.tables import OUTBOX
 from campaignctl.store.wave_state import exit_code as combined_exit_code
 from campaignctl.store.wave_state import wave_progress
+from campaignctl.store.waves import NewWave, add_wave, wave_keys
 from campaignctl.waves.due import DueWave
 from campaignctl.waves.known import SchedulerOptions, known_waves, pending_waves
 from campaignctl.waves.timeline import PlannedWave, first_send_at, workspace_timeline
@@ -150,29 +151,22 @@ def _create_waves(
     """Wave rows for the due decisions, in one transaction; keys already there are skipped."""
     actions: list[Action] = []
     with store.transaction(immediate=True) as conn:
-        known = set(conn.execute(sa.select(WAVE.c.occurrence_key)).scalars())
+        known = wave_keys(conn)
         for item in due:
             wave = item.wave
             if item.decision == "wait" or wave.key in known:
                 continue
             missed = item.decision == "missed"
-            number = (
-                conn.execute(
-                    sa.select(sa.func.coalesce(sa.func.max(WAVE.c.number), 0)).where(
-                        WAVE.c.campaign_id == ids[wave.campaign]
-                    )
-                ).scalar_one()
-                + 1
-            )
             note = item.missed_note(options.max_lateness) if missed else wave.note
-            conn.execute(
-                sa.insert(WAVE).values(
-                    campaign_id=ids[wave.campaign], number=number, kind=wave.kind,
-                    occurrence_key=wave.key, scheduled_for=wave.at,
+            _, number = add_wave(
+                conn,
+                NewWave(
+                    campaign_id=ids[wave.campaign], kind=wave.kind, occurrence_key=wave.key,
+                    scheduled_for=wave.at, created_at=now, note=note,
                     status=WaveStatus.MISSED if missed else WaveStatus.SCHEDULED,
                     target=str(wave.target) if wave.target else None,
-                    channels=[str(c) for c in wave.channels], created_at=now, note=note,
-                )
+                    channels=[str(c) for c in wave.channels],
+                ),
             )  # fmt: skip
             known.add(wave.key)
             kind = ActionType.MISSED if missed else ActionType.SCHEDULED

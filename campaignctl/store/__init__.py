@@ -5,6 +5,7 @@ domain queries every layer builds on, each rule written once:
 - `suppressions`: `applies` (may this address be contacted?) and `add`;
 - `outbox`: the per-contact cap, the claim of due rows, the outcome of a row;
 - `events`: `record_once`, where every producer's events are written;
+- `waves`: a new wave row, numbered after its campaign's last;
 - `upsert`: insert-or-ignore / insert-or-update on SQLite and PostgreSQL alike.
 """
 
