@@ -1,10 +1,14 @@
 """Time `campaignctl plan` and `lock` of a 3-segment, 2-channel campaign with grouping and
 exclusions over a 1,000,000-record store (the audience benchmark's CSV).
 Targets (issue 6): plan <= 5 s and peak RSS <= 300 MB; lock <= 10 s.
-Usage: python benchmarks/plan.py [CSV] [--workdir DIR]
+Usage: python benchmarks/plan.py [CSV] [--workdir DIR] [--store URL] [--suppressions N]
   (default CSV: generate 1,000,000 rows in /tmp). With --workdir, the workspace and store are
   kept in DIR and reused by the next run with the same DIR (no re-import; the previous lock of
   the benchmark campaign is released first so that `lock` really locks again).
+  --store postgresql+psycopg://…: the store in a fresh schema of that server (dropped at the
+  end), instead of SQLite. --suppressions N: before measuring, N email suppressions (every
+  category): the addresses of the first N records with one, which plan and lock then set
+  aside; measured once without them first, as the reference.
 """
 
 from __future__ import annotations
@@ -16,11 +20,21 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+
+import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 _import_bench = __import__("import")  # benchmarks/import.py: the same audience and timer
 audience, run = _import_bench.audience, _import_bench.run
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from campaignctl.store import Store  # noqa: E402
+from campaignctl.store.suppressions import sha256_hex  # noqa: E402
+from campaignctl.store.tables import RECORD, SUPPRESSION  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -54,13 +68,67 @@ schedule: {send_at: 2030-03-01T09:00, relaunch: [{after: 7d, to: non_responders}
 """
 
 
+def _option(args: list[str], name: str) -> str | None:
+    if name not in args:
+        return None
+    at = args.index(name)
+    value = args[at + 1]
+    del args[at : at + 2]
+    return value
+
+
 def main() -> None:
     args = sys.argv[1:]
-    workdir = None
-    if "--workdir" in args:
-        at = args.index("--workdir")
-        workdir = Path(args[at + 1]).resolve()
-        del args[at : at + 2]
+    workdir = Path(_option(args, "--workdir") or "").resolve() if "--workdir" in args else None
+    store = _option(args, "--store")
+    suppressions = int(_option(args, "--suppressions") or 0)
+    if store:
+        with _schema(store) as url:
+            _main(args, workdir, url, suppressions)
+        return
+    _main(args, workdir, None, suppressions)
+
+
+@contextmanager
+def _schema(server: str) -> Iterator[str]:
+    """A fresh schema on a PostgreSQL server, as a store URL; dropped at the end."""
+    schema = f"bench_plan_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{server}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _suppress(url: str, count: int) -> None:
+    """COUNT email suppressions: the addresses of the first COUNT records that have one
+    (written by the database itself: this process stays small, as its children's peak RSS
+    counts it)."""
+    store = Store(url)
+    with store.engine.begin() as conn:  # no schema upgrade: an older version may own it
+        first = (
+            sa.select(RECORD.c.email_normalized.label("address"))
+            .where(RECORD.c.email_normalized.is_not(None))
+            .distinct()
+            .order_by(RECORD.c.email_normalized)
+            .limit(count)
+            .subquery()
+        )
+        rows = sa.select(
+            sa.literal("email"), first.c.address, sha256_hex(first.c.address),
+            sa.literal("unsubscribed"), sa.literal("benchmark"),
+            sa.literal(datetime.now(UTC), SUPPRESSION.c.created_at.type),
+        )  # fmt: skip
+        columns = ["channel", "address", "address_hash", "reason", "source", "created_at"]
+        conn.execute(sa.insert(SUPPRESSION).from_select(columns, rows))
+    store.close()
+
+
+def _main(args: list[str], workdir: Path | None, url: str | None, suppressions: int) -> None:
     work = workdir or Path(tempfile.mkdtemp(prefix="campaignctl-plan-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     csv_path = Path(args[0]) if args else work / "contacts.csv"
@@ -69,7 +137,10 @@ def main() -> None:
     ws = work / "ws"
     cli = str(BIN / "campaignctl")
     os.environ.update({"CAMPAIGNCTL_NOW": "2030-01-06T08:00:00+01:00"})
-    if (ws / ".campaignctl" / "store.db").exists() and (ws / ".campaignctl" / "imported").exists():
+    kept = ws / ".campaignctl"
+    if url:
+        os.environ["CAMPAIGNCTL_STORE"] = url
+    elif (kept / "store.db").exists() and (kept / "imported").exists():
         print(f"reusing the workspace and store in {ws}")
         subprocess.run([cli, "unlock", "bench"], cwd=ws, capture_output=True)
         with sqlite3.connect(ws / ".campaignctl" / "store.db") as db:  # drop released snapshots
@@ -107,8 +178,14 @@ def main() -> None:
     seconds, rss, _ = run([cli, "audience", "import"], ws)
     print(f"import: {seconds:.1f} s, peak RSS {rss} MB")
     seconds, rss, _ = run([cli, "apply", "--auto-approve"], ws)
-    (ws / ".campaignctl" / "imported").touch()
+    if not url:
+        (kept / "imported").touch()
     measure(cli, ws)
+    if suppressions:
+        _suppress(url or f"sqlite:///{kept / 'store.db'}", suppressions)
+        print(f"\nwith {suppressions:,} suppressions:")
+        subprocess.run([cli, "unlock", "bench"], cwd=ws, capture_output=True, check=True)
+        measure(cli, ws)
 
 
 def timed(cmd: list[str], cwd: Path) -> tuple[float, float, int, str]:
