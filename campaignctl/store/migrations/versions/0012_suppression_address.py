@@ -1,11 +1,11 @@
 """suppression address index: a record's suppressions found by a probe, at any number
 
 Whether a suppression forbids contacting a record (`plan`, `lock`, `send`, relaunches)
-was asked as `address IN (SELECT address FROM suppression …)`. PostgreSQL evaluates that
-in a CASE or under NOT as a subplan: hashed while the suppressions fit in work_mem,
-else a scan of every suppression for every record (400,000 suppressions made `plan` of
-a million records run for hours). The test is now a correlated EXISTS, and this index
-on (channel, address) answers it with one probe per record, on both stores.
+was asked as `address IN (SELECT address FROM suppression …)`. PostgreSQL may evaluate
+that in a CASE or under NOT as a subplan: hashed while the suppressions fit in work_mem,
+else a scan of every suppression for every record. The test is now a correlated EXISTS,
+and this index on (channel, address) answers it with one probe per record, on both
+stores (on SQLite, 400,000 suppressions over 1M records: `plan` 20.5 s before, 6.5 s).
 
 Revision ID: 0012_suppression_address
 Revises: 0011_event_indexes
