@@ -13,6 +13,7 @@ Usage: python benchmarks/plan.py [CSV] [--workdir DIR] [--store URL] [--suppress
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import sqlite3
@@ -68,25 +69,19 @@ schedule: {send_at: 2030-03-01T09:00, relaunch: [{after: 7d, to: non_responders}
 """
 
 
-def _option(args: list[str], name: str) -> str | None:
-    if name not in args:
-        return None
-    at = args.index(name)
-    value = args[at + 1]
-    del args[at : at + 2]
-    return value
-
-
 def main() -> None:
-    args = sys.argv[1:]
-    workdir = Path(_option(args, "--workdir") or "").resolve() if "--workdir" in args else None
-    store = _option(args, "--store")
-    suppressions = int(_option(args, "--suppressions") or 0)
-    if store:
-        with _schema(store) as url:
-            _main(args, workdir, url, suppressions)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("csv", nargs="?", type=Path, help="default: generated in the workdir")
+    parser.add_argument("--workdir", type=Path, help="keep the workspace and store there")
+    parser.add_argument("--store", help="a PostgreSQL URL (default: a SQLite file)")
+    parser.add_argument("--suppressions", type=int, default=0)
+    args = parser.parse_args()
+    workdir = args.workdir.resolve() if args.workdir else None
+    if args.store:
+        with _schema(args.store) as url:
+            _main(args.csv, workdir, url, args.suppressions)
         return
-    _main(args, workdir, None, suppressions)
+    _main(args.csv, workdir, None, args.suppressions)
 
 
 @contextmanager
@@ -128,10 +123,10 @@ def _suppress(url: str, count: int) -> None:
     store.close()
 
 
-def _main(args: list[str], workdir: Path | None, url: str | None, suppressions: int) -> None:
+def _main(csv: Path | None, workdir: Path | None, url: str | None, suppressions: int) -> None:
     work = workdir or Path(tempfile.mkdtemp(prefix="campaignctl-plan-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    csv_path = Path(args[0]) if args else work / "contacts.csv"
+    csv_path = csv or work / "contacts.csv"
     if not csv_path.exists():
         subprocess.run([sys.executable, HERE / "gen_contacts.py", csv_path], check=True)
     ws = work / "ws"
