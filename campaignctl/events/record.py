@@ -36,8 +36,10 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import queue
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
@@ -48,6 +50,7 @@ from typing import IO, Any
 
 import orjson
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from campaignctl import clock
 from campaignctl.audience.privacy import guess_channel
@@ -73,6 +76,7 @@ BATCH_SIZE = 5_000  # lines read, staged and resolved at once when ingesting a f
 FLUSH_ROWS = 50_000  # then recorded at once (sorted), when so many are staged
 INGEST_CACHE_KIB = 32 * 1024  # SQLite's page cache while ingesting a file (default: 2 MiB)
 TRANSACTION_SECONDS = 2.0  # then committed, when a transaction has lasted this long
+AHEAD = 12  # batches read ahead at most, a little more than a transaction holds (FLUSH_ROWS)
 LISTED = 1_000  # problems, uncounted events and suppressions listed one by one (all counted)
 SLACK = timedelta(days=1)  # clocks differ: an event may say a day after now, a day before a send
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -143,6 +147,8 @@ class _Prepared:
     rows: list[tuple[Any, ...]]
     earliest: datetime | None
     refused: list[LineProblem]
+    # events already linked to their message (`_link`): the line, then the LINKED columns
+    linked: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def _processors(dialect: Any) -> list[tuple[int, Any]]:
@@ -187,6 +193,53 @@ def _prepare(items: Sequence[Incoming], now: datetime, dialect: Any) -> _Prepare
     return _Prepared(rows, earliest, refused)
 
 
+# a row of the batch table without `seq` (FILLED), and of the linked ones (the line, LINKED)
+_LINE, _ID, _TYPE, _MESSAGE, _CAMPAIGN, _RECORD, _AUDIENCE, _ADDRESS, _AT, _DATA = range(10)
+_CHANNEL, _WANTED, _EFFECT = range(10, 13)
+_OUTBOX, _CAMPAIGN_ID = 4, 5  # in a linked row
+
+
+def _link(prepared: _Prepared, conn: Connection, received: Any) -> None:
+    """Link the events that name a message in the store straight to it, as `resolve` would
+    (Message-ID, else the SMS provider's id): they move from `rows` to `linked`, sorted by
+    message (the event table's indexes take them in that order). Those calling for a
+    suppression or making a response stay in `rows`: their recording does more."""
+    named = [
+        row
+        for row in prepared.rows
+        if row[_MESSAGE] is not None
+        and row[_EFFECT] is None
+        and row[_TYPE] != EventType.FORM_SUBMITTED
+    ]
+    if not named:
+        return
+    found = store_events.messages(conn, list({row[_MESSAGE] for row in named}))
+    rows, linked = [], []
+    for row in prepared.rows:
+        message = found.get(row[_MESSAGE]) if row[_EFFECT] is None else None
+        if message is None or row[_TYPE] == EventType.FORM_SUBMITTED:
+            rows.append(row)
+            continue
+        outbox, campaign, record, address, channel, key = message
+        address, channel = row[_ADDRESS] or address, channel or row[_CHANNEL]
+        if address is None or channel is None:  # the record's address: `resolve` knows it
+            rows.append(row)
+            continue
+        linked.append((
+            row[_LINE], row[_ID], row[_TYPE], row[_MESSAGE], outbox, campaign, record,
+            row[_AT], row[_DATA], received, key or row[_RECORD], address, channel,
+        ))  # fmt: skip
+    linked.sort(key=lambda row: row[_OUTBOX])
+    prepared.rows, prepared.linked = rows, linked
+
+
+def _unlinked(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A linked row back in the batch table's form (FILLED without `seq`), to be linked
+    again in the write transaction."""
+    line, id_, type_, message_id, *_, at, data, _received, _key, address, channel = row
+    return (line, id_, type_, message_id, None, None, None, address, at, data, channel, None, None)
+
+
 class _Recorder:
     """Events staged in the store's batch table (`stage`, any number of times), then
     recorded at once (`flush`), in the caller's transaction; `done` says what came of them."""
@@ -197,25 +250,59 @@ class _Recorder:
         self.staged = 0  # places taken in the batch table (its `seq`)
         self.pending = 0  # staged rows still to record
         self.ids: set[str] = set()  # of the staged events: a second one is a duplicate
+        self.linked: list[tuple[Any, ...]] = []  # linked already (`_link`), to insert
+        self.starts: dict[int, datetime] = {}  # campaign id → its first send (or apply)
+
+    @property
+    def size(self) -> int:
+        """Events to record at the next `flush`."""
+        return self.pending + len(self.linked)
 
     def stage(self, prepared: _Prepared) -> None:
         """Stage the events, each linked to its message, campaign and record; refuse those
         out of their time window, count those met before in this recording."""
         self.done.refused.extend(prepared.refused)
+        unlinked = self._keep_linked(prepared)
         rows, ids = [], self.ids
-        for row in prepared.rows:
+        for row in [*prepared.rows, *unlinked]:
             if row[1] in ids:
                 self.done.duplicates += 1
                 continue
             ids.add(row[1])
             rows.append((self.staged + len(rows), *row))
+        self._stage(rows, prepared.earliest)
+
+    def _keep_linked(self, prepared: _Prepared) -> list[tuple[Any, ...]]:
+        """Keep the linked events not met before in this recording, those of a campaign
+        that started after the batch's earliest event aside: they go through the batch
+        table, whose `_refuse_early` looks at each event's time (returned, unlinked)."""
+        if not prepared.linked:
+            return []
+        campaigns = {row[_CAMPAIGN_ID] for row in prepared.linked} - self.starts.keys()
+        for cid, _name, first_sent, applied in store_events.campaigns(self.conn, campaigns):
+            self.starts[cid] = clock.aware(first_sent or applied)
+        earliest = prepared.earliest
+        late = {cid for cid, start in self.starts.items() if start - SLACK > earliest}
+        ids, kept, unlinked = self.ids, self.linked, []
+        for row in prepared.linked:
+            if row[_CAMPAIGN_ID] in late:
+                unlinked.append(_unlinked(row))
+            elif row[_ID] in ids:
+                self.done.duplicates += 1
+            else:
+                ids.add(row[_ID])
+                kept.append(row)
+        return unlinked
+
+    def _stage(self, rows: list[tuple[Any, ...]], earliest: datetime | None) -> None:
+        """Stage these rows (`seq` first) in the batch table and link them."""
         if not rows:
             return
         since, fresh = self.staged, self.staged == 0
         store_events.stage(self.conn, rows, fresh=fresh)
         store_events.resolve(self.conn, since)
         self.staged += len(rows)
-        self.pending += len(rows) - self._refuse_early(since, prepared.earliest)
+        self.pending += len(rows) - self._refuse_early(since, earliest)
 
     def _refuse_early(self, since: int, earliest: datetime | None) -> int:
         """Refuse the events staged from place `since` on that are more than a day before
@@ -250,6 +337,8 @@ class _Recorder:
         """Record the staged events not recorded before; count them, open the responses of
         the answers, add the suppressions. Then the next `stage` starts afresh."""
         done = self.done
+        if self.linked:
+            self._insert_linked()
         if self.pending:
             inserted = store_events.record_once(self.conn, self.now)
             done.duplicates += self.pending - len(inserted)
@@ -279,6 +368,22 @@ class _Recorder:
         self.done, self.staged, self.pending = Recording(), 0, 0
         self.ids.clear()
         return done
+
+    def _insert_linked(self) -> None:
+        """Insert the linked events (sorted by message, batch after batch), with one
+        executemany. When a message, campaign or record one names was deleted since it was
+        looked up (outside this transaction), they are staged and linked again here."""
+        rows, self.linked = self.linked, []
+        rows.sort(key=lambda row: row[_OUTBOX])
+        try:
+            with self.conn.begin_nested():
+                inserted = store_events.insert_linked(self.conn, [row[1:] for row in rows])
+        except IntegrityError:
+            # their times are the store's form here: each is looked at (EPOCH: none skipped)
+            self._stage([(self.staged + n, *_unlinked(row)) for n, row in enumerate(rows)], EPOCH)
+            return
+        self.done.recorded += inserted
+        self.done.duplicates += len(rows) - inserted
 
     def _respond(self, inserted: set[str]) -> None:
         """The responses to process of the answers inserted (events/responses.py)."""
@@ -468,8 +573,19 @@ class _Read:
     refused: list[LineProblem]
 
 
-def _batches(stream: IO[bytes], now: datetime, dialect: Any) -> Iterator[_Read]:
-    """The stream's events, BATCH_SIZE at a time, each with the bad lines met before it."""
+def _batches(stream: IO[bytes], now: datetime, store: Store) -> Iterator[_Read]:
+    """The stream's events, BATCH_SIZE at a time, each with the bad lines met before it,
+    those naming a message in the store linked to it (`_link`)."""
+    dialect = store.engine.dialect
+    at = store_events.bind_processor("at", dialect)
+    received = at(now) if at else now
+
+    def prepared(batch: list[Incoming]) -> _Prepared:
+        events = _prepare(batch, now, dialect)
+        with store.read() as conn:
+            _link(events, conn, received)
+        return events
+
     batch: list[Incoming] = []
     read, refused = 0, []
     for number, raw in numbered_lines(stream):
@@ -482,13 +598,13 @@ def _batches(stream: IO[bytes], now: datetime, dialect: Any) -> Iterator[_Read]:
             continue
         batch.append(item)
         if len(batch) >= BATCH_SIZE:
-            yield _Read(_prepare(batch, now, dialect), read, refused)
+            yield _Read(prepared(batch), read, refused)
             batch, read, refused = [], 0, []
     if batch or read:
-        yield _Read(_prepare(batch, now, dialect), read, refused)
+        yield _Read(prepared(batch), read, refused)
 
 
-def _read_ahead(items: Iterator[_Read]) -> Iterator[_Read]:
+def _read_ahead(items: Iterator[_Read], store: Store) -> Iterator[_Read]:
     """The items, each read while the caller stores the one before: by a child process on
     Linux when there are more than two batches (a thread would share the interpreter's
     lock with the caller: the store's work, which lets go of it row by row, and the
@@ -501,7 +617,7 @@ def _read_ahead(items: Iterator[_Read]) -> Iterator[_Read]:
         return
     if sys.platform.startswith("linux"):
         # forked before the caller's first transaction: the child holds no lock of it
-        rest = _from_child(items)
+        rest = _from_child(items, store)
         yield first
         yield second
         yield from rest
@@ -515,13 +631,17 @@ def _read_ahead(items: Iterator[_Read]) -> Iterator[_Read]:
             yield item
 
 
-def _from_child(items: Iterator[_Read]) -> Iterator[_Read]:
+def _from_child(items: Iterator[_Read], store: Store) -> Iterator[_Read]:
     """The rest of `items`, read by a child forked at once (it goes on with its copy of
-    the iterator, stream included; this process never reads it again)."""
+    the iterator, stream included; this process never reads it again). The child reads the
+    store through connections of its own."""
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(
-        target=_read_in_child, args=(items, sender, os.getpid()), name="events-read", daemon=True
+        target=_read_in_child,
+        args=(items, sender, os.getpid(), store),
+        name="events-read",
+        daemon=True,
     )
     child.start()
     sender.close()
@@ -529,29 +649,55 @@ def _from_child(items: Iterator[_Read]) -> Iterator[_Read]:
 
 
 def _received(child: Any, receiver: Any) -> Iterator[_Read]:
-    """What the child sends, until its None."""
-    try:
-        while True:
+    """What the child sends, until its None. A thread takes it off the pipe as it comes,
+    AHEAD batches at most: the child reads on while this process records what it staged
+    (else each would wait for the other in turn)."""
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=AHEAD)
+    stop = threading.Event()
+
+    def take() -> None:
+        message: Any = None
+        while not stop.is_set():
             try:
                 message = receiver.recv()
-            except EOFError:
-                raise RuntimeError(f"the events reading process ended ({child.exitcode})") from None
+            except Exception:  # EOFError: the child ended; OSError: closed below
+                message = EOFError
+            while not stop.is_set():
+                try:
+                    ahead.put(message, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if message is None or message is EOFError or isinstance(message, str):
+                return
+
+    taker = threading.Thread(target=take, name="events-receive", daemon=True)
+    taker.start()
+    try:
+        while True:
+            message = ahead.get()
+            if message is EOFError:
+                raise RuntimeError(f"the events reading process ended ({child.exitcode})")
             if message is None:
                 return
             if isinstance(message, str):  # what went wrong there
                 raise RuntimeError(f"the events reading process failed:\n{message}")
             yield message
     finally:
-        receiver.close()
+        stop.set()
+        receiver.close()  # a child still sending stops at once (broken pipe)
         child.join(5)
         if child.is_alive():
             child.kill()
+            child.join(5)
+        taker.join(5)
 
 
-def _read_in_child(items: Iterator[_Read], sender: Any, parent: int) -> None:
+def _read_in_child(items: Iterator[_Read], sender: Any, parent: int, store: Store) -> None:
     """In the forked child: send each batch, then None (or the traceback, a str)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     bind_to_parent(parent)
+    store.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
     try:
         for item in items:
             sender.send(item)
@@ -562,23 +708,25 @@ def _read_in_child(items: Iterator[_Read], sender: Any, parent: int) -> None:
         sender.send(traceback.format_exc())
     finally:
         sender.close()
+        store.engine.dispose()
 
 
 def ingest_events(
     store: Store, stream: IO[bytes], *, region: str = "FR", now: datetime | None = None
 ) -> IngestSummary:
     """Record every event of a JSON-lines byte stream; bad lines are counted (the first
-    LISTED kept) and skipped. BATCH_SIZE lines at a time are read, then staged and
-    resolved; a transaction records what it staged (FLUSH_ROWS events, or what came in
-    TRANSACTION_SECONDS) at once, in one sorted pass over the event table's indexes, then
-    commits. A sender waiting for SQLite's write lock (10 s at most) is never kept out for
-    long.
+    LISTED kept) and skipped. BATCH_SIZE lines at a time are read, and those naming a
+    message in the store linked to it (`_link`), by the reading process; the others are
+    staged and resolved in the write transaction, which records what came (FLUSH_ROWS
+    events, or what came in TRANSACTION_SECONDS) at once, in one sorted pass over the
+    event table's indexes, then commits. A sender waiting for SQLite's write lock (10 s at
+    most) is never kept out for long.
 
     Never raises for bad lines: `summary.check()` does, when none could be read.
     """
     summary = IngestSummary()
     now = (now or clock.now()).astimezone(UTC)
-    batches = _read_ahead(_batches(stream, now, store.engine.dialect))
+    batches = _read_ahead(_batches(stream, now, store), store)
     batch = next(batches, None)
     while batch is not None:
         with store.transaction(immediate=True) as conn:
@@ -595,10 +743,7 @@ def ingest_events(
                     summary.refuse(problem)
                 recorder.stage(batch.events)
                 batch = next(batches, None)
-                if (
-                    recorder.staged >= FLUSH_ROWS
-                    or time.monotonic() - started >= TRANSACTION_SECONDS
-                ):
+                if recorder.size >= FLUSH_ROWS or time.monotonic() - started >= TRANSACTION_SECONDS:
                     break
             summary.add(recorder.flush(LISTED - len(summary.not_counted), region))
     return summary

@@ -179,6 +179,46 @@ def test_an_ingest_in_many_batches_counts_as_one_batch(
             assert ingest(size, flush) == (whole, stored, answers)
 
 
+def test_a_record_deleted_between_linking_and_recording_is_linked_again(
+    sent: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ingest links the events naming a message before its write transaction (in its
+    reading process). When another writer deletes what one was linked to in between (an
+    import's --prune deleting the record), the insert would break a foreign key: those
+    events are linked again inside the transaction, nothing is lost or counted twice, and
+    the others of the batch are recorded as they were linked."""
+    from campaignctl.store import events as store_events
+
+    looked_up = store_events.messages
+
+    def then_pruned(conn: sa.Connection, ids: list[str]) -> dict:
+        found = looked_up(conn, ids)
+        with sent.store.transaction() as other:  # another command, committed meanwhile
+            other.execute(sa.text("DELETE FROM record WHERE key = 'H002'"))
+        return found
+
+    monkeypatch.setattr(store_events, "messages", then_pruned)
+    lines = [
+        {"type": "opened", "message_id": f"{key}.1@example.org", "at": AT.isoformat(), "id": key}
+        for key in ("H001", "H002")
+    ]
+    data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    summary = ingest_events(sent.store, io.BytesIO(data), now=NOW)
+    figures = (summary.recorded, summary.duplicates, summary.unknown, summary.bad_lines)
+    assert figures == (2, 0, 0, 0)
+    with sent.store.read() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT e.id, e.record_id, e.record_key, o.message_id FROM event e "
+                "JOIN outbox o ON o.id = e.outbox_id ORDER BY e.id"
+            )
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("H001", sent.records["H001"], "H001", "H001.1@example.org"),
+        ("H002", None, None, "H002.1@example.org"),  # its message kept, its record gone
+    ]
+
+
 def test_resolving_a_batch_never_scans_a_store_table(scaffold: Path) -> None:
     """Each statement resolving a batch starts from the batch and reaches the store's
     tables through their indexes: its cost follows the batch, not the outbox or recipient
