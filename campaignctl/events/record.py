@@ -204,20 +204,18 @@ def _link(prepared: _Prepared, conn: Connection, received: Any) -> None:
     (Message-ID, else the SMS provider's id): they move from `rows` to `linked`, sorted by
     message (the event table's indexes take them in that order). Those calling for a
     suppression or making a response stay in `rows`: their recording does more."""
-    named = [
-        row
-        for row in prepared.rows
-        if row[_MESSAGE] is not None
-        and row[_EFFECT] is None
-        and row[_TYPE] != EventType.FORM_SUBMITTED
-    ]
+
+    def linkable(row: tuple[Any, ...]) -> bool:
+        return row[_EFFECT] is None and row[_TYPE] != EventType.FORM_SUBMITTED
+
+    named = {row[_MESSAGE] for row in prepared.rows if row[_MESSAGE] is not None and linkable(row)}
     if not named:
         return
-    found = store_events.messages(conn, list({row[_MESSAGE] for row in named}))
+    found = store_events.messages(conn, list(named))
     rows, linked = [], []
     for row in prepared.rows:
-        message = found.get(row[_MESSAGE]) if row[_EFFECT] is None else None
-        if message is None or row[_TYPE] == EventType.FORM_SUBMITTED:
+        message = found.get(row[_MESSAGE]) if linkable(row) else None
+        if message is None:
             rows.append(row)
             continue
         outbox, campaign, record, address, channel, key = message
@@ -251,7 +249,8 @@ class _Recorder:
         self.pending = 0  # staged rows still to record
         self.ids: set[str] = set()  # of the staged events: a second one is a duplicate
         self.linked: list[tuple[Any, ...]] = []  # linked already (`_link`), to insert
-        self.starts: dict[int, datetime] = {}  # campaign id → its first send (or apply)
+        # campaign id → (its first send, or its apply when it has sent nothing; name; sent)
+        self.starts: dict[int, tuple[datetime, str, bool]] = {}
 
     @property
     def size(self) -> int:
@@ -278,11 +277,7 @@ class _Recorder:
         table, whose `_refuse_early` looks at each event's time (returned, unlinked)."""
         if not prepared.linked:
             return []
-        campaigns = {row[_CAMPAIGN_ID] for row in prepared.linked} - self.starts.keys()
-        for cid, _name, first_sent, applied in store_events.campaigns(self.conn, campaigns):
-            self.starts[cid] = clock.aware(first_sent or applied)
-        earliest = prepared.earliest
-        late = {cid for cid, start in self.starts.items() if start - SLACK > earliest}
+        late = self._late({row[_CAMPAIGN_ID] for row in prepared.linked}, prepared.earliest)
         ids, kept, unlinked = self.ids, self.linked, []
         for row in prepared.linked:
             if row[_CAMPAIGN_ID] in late:
@@ -308,11 +303,7 @@ class _Recorder:
         """Refuse the events staged from place `since` on that are more than a day before
         their campaign's first send (or, never sent, its apply): how many. The per-event
         look-up is skipped when no campaign of the batch started after its earliest event."""
-        bounds = {}
-        for cid, name, first_sent, applied in store_events.batch_campaigns(self.conn, since):
-            start = clock.aware(first_sent or applied)
-            if earliest is not None and start - SLACK > earliest:
-                bounds[cid] = (start, name, first_sent is not None)
+        bounds = self._late(store_events.batch_campaign_ids(self.conn, since), earliest)
         if not bounds:
             return 0
         early = []
@@ -332,6 +323,22 @@ class _Recorder:
                 self.ids.discard(event_id)
         store_events.drop_from_batch(self.conn, early)
         return len(early)
+
+    def _late(
+        self, campaigns: set[int], earliest: datetime | None
+    ) -> dict[int, tuple[datetime, str, bool]]:
+        """Of these campaigns, those that started more than a day after `earliest`: id →
+        (start, name, sent). Each campaign is read once per recording."""
+        missing = campaigns - self.starts.keys()
+        for cid, name, first_sent, applied in store_events.campaigns(self.conn, missing):
+            self.starts[cid] = (clock.aware(first_sent or applied), name, first_sent is not None)
+        if earliest is None:
+            return {}
+        return {
+            cid: self.starts[cid]
+            for cid in campaigns
+            if cid in self.starts and self.starts[cid][0] - SLACK > earliest
+        }
 
     def flush(self, listed: int | None, region: str) -> Recording:
         """Record the staged events not recorded before; count them, open the responses of

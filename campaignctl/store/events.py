@@ -270,16 +270,17 @@ def resolve(conn: sa.Connection, since: int = 0) -> None:
         conn.execute(sa.text(statement), {"since": since})
 
 
-def batch_campaigns(conn: sa.Connection, since: int = 0) -> list[Any]:
-    """(id, name, first_sent_at, applied_at) of the campaigns the events staged from place
-    `since` on name."""
-    return conn.execute(
-        sa.text(
-            "SELECT id, name, first_sent_at, applied_at FROM campaign WHERE id IN "
-            "(SELECT DISTINCT campaign_id FROM event_batch WHERE seq >= :since)"
-        ),
-        {"since": since},
-    ).all()
+def batch_campaign_ids(conn: sa.Connection, since: int = 0) -> set[int]:
+    """The campaigns the events staged from place `since` on name."""
+    return set(
+        conn.execute(
+            sa.text(
+                "SELECT DISTINCT campaign_id FROM event_batch "
+                "WHERE seq >= :since AND campaign_id IS NOT NULL"
+            ),
+            {"since": since},
+        ).scalars()
+    )
 
 
 def campaigns(conn: sa.Connection, ids: set[int]) -> list[Any]:
